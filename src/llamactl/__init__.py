@@ -1,0 +1,1 @@
+"""llamactl: create, run, watch and front llama.cpp model servers."""

@@ -1,0 +1,101 @@
+"""The one place where errors become the contract's ``{"error", "code", "details"}`` answers.
+
+Every 4xx and 5xx goes through here, FastAPI's own included: unknown routes, wrong methods,
+bodies that are not JSON and failed validation (400, never FastAPI's 422 shape). Unexpected
+exceptions are logged with their traceback and answered as a bare INTERNAL_ERROR.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from llamactl.errors import LlamactlError
+
+log = logging.getLogger(__name__)
+
+_HTTP_CODES = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    406: "NOT_ACCEPTABLE",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    429: "RATE_LIMITED",
+}
+
+
+def error_response(
+    status: int, code: str, message: str, details: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": message, "code": code, "details": details}, status_code=status, headers=headers
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(LlamactlError, _domain_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _unexpected_error)
+
+
+async def _domain_error(request: Request, exc: LlamactlError) -> JSONResponse:
+    if exc.status_code >= 500:
+        log.warning("%s %s: %s %s", request.method, request.url.path, exc.code, exc.message)
+    return error_response(exc.status_code, exc.code, exc.message, exc.details)
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return error_response(400, "INVALID_JSON", "Request body is not valid JSON",
+                              _json_problem(errors))
+    return error_response(400, "VALIDATION_ERROR", "Request validation failed",
+                          describe_errors(errors))
+
+
+def describe_errors(errors: Sequence[Any]) -> str:
+    """``field.path: message`` per problem, without the request's own wrapper names."""
+    lines = []
+    for error in errors:
+        location = [str(p) for p in error.get("loc", ()) if p not in ("body", "query", "path")]
+        where = ".".join(location) or "body"
+        message = error.get("msg", "invalid")
+        if error.get("type") == "extra_forbidden":
+            message = "unknown field"
+        lines.append(f"{where}: {message}")
+    return "; ".join(lines)
+
+
+def _json_problem(errors: Sequence[Any]) -> str:
+    for error in errors:
+        if error.get("type") == "json_invalid":
+            ctx = error.get("ctx") or {}
+            return str(ctx.get("error", "malformed JSON"))
+    return "malformed JSON"
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    code = _HTTP_CODES.get(exc.status_code, "INTERNAL_ERROR" if exc.status_code >= 500 else "ERROR")
+    if exc.status_code == 404:
+        message = f"No route for {request.method} {request.url.path}"
+    elif exc.status_code == 405:
+        message = f"Method {request.method} is not allowed on {request.url.path}"
+    else:
+        message = str(exc.detail)
+    return error_response(exc.status_code, code, message, None, dict(exc.headers or {}) or None)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(500, "INTERNAL_ERROR", "Internal server error")

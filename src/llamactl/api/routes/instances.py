@@ -1,0 +1,160 @@
+"""``/api/instances``: CRUD, lifecycle operations, health, logs, batch."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response, StreamingResponse
+
+from llamactl.api.deps import ManagerDep, SettingsDep
+from llamactl.api.schemas import (
+    ERROR_RESPONSES,
+    Health,
+    InstanceCreated,
+    InstanceList,
+    InstanceUpdated,
+    LogList,
+    Message,
+    OperationStarted,
+    StartAllResult,
+    StopAllResult,
+)
+from llamactl.api.schemas import Instance as InstanceModel
+from llamactl.api.views import instance_json
+from llamactl.instances.schemas import InstanceCreate, InstanceUpdate, StopBody
+from llamactl.supervisor import logs
+from llamactl.supervisor.health import health_report
+
+router = APIRouter(prefix="/instances", tags=["instances"], responses=ERROR_RESPONSES)
+
+MAX_LOG_LINES = 100_000
+
+
+def _json(content: Any, status: int = 200) -> Response:
+    # json.dumps straight to bytes: FastAPI's encoder walks every value again and costs
+    # milliseconds on a list of a thousand instances.
+    body = json.dumps(content, separators=(",", ":"))
+    return Response(body, status, media_type="application/json")
+
+
+@router.get("", response_model=InstanceList, summary="List all instances")
+async def list_instances(manager: ManagerDep, settings: SettingsDep) -> Response:
+    config = settings.instances
+    return _json({"instances": [instance_json(o, config) for o in manager.owners()]})
+
+
+@router.post("", status_code=201, response_model=InstanceCreated, summary="Create an instance")
+async def create_instance(
+    body: InstanceCreate, manager: ManagerDep, settings: SettingsDep
+) -> Response:
+    owner = await manager.create(body)
+    return _json(
+        {"message": "Instance created successfully",
+         "instance": instance_json(owner, settings.instances)},
+        201,
+    )
+
+
+@router.post("/start-all", response_model=StartAllResult, summary="Start all stopped instances")
+async def start_all(manager: ManagerDep) -> Response:
+    result = await manager.start_all()
+    return _json({"message": f"Started {len(result.done)} instance(s)", "started": result.done,
+                  "skipped": result.skipped, "failed": result.failed})
+
+
+@router.post("/stop-all", response_model=StopAllResult, summary="Stop all running instances")
+async def stop_all(manager: ManagerDep) -> Response:
+    result = await manager.stop_all()
+    return _json({"message": f"Stopping {len(result.done)} instance(s)", "stopped": result.done,
+                  "skipped": result.skipped, "failed": result.failed})
+
+
+@router.get("/{name}", response_model=InstanceModel, summary="Get instance details")
+async def get_instance(name: str, manager: ManagerDep, settings: SettingsDep) -> Response:
+    return _json(instance_json(manager.owner(name), settings.instances))
+
+
+@router.put("/{name}", response_model=InstanceUpdated, summary="Update an instance")
+async def update_instance(
+    name: str, body: InstanceUpdate, manager: ManagerDep, settings: SettingsDep,
+    restart: Annotated[bool, Query(description="restart a running instance now")] = False,
+) -> Response:
+    restart_required = await manager.update(name, body, restart=restart)
+    answer: dict[str, Any] = {"message": "Instance updated successfully",
+              "instance": instance_json(manager.owner(name), settings.instances)}
+    if restart_required:
+        answer["restart_required"] = True
+    return _json(answer)
+
+
+@router.delete("/{name}", response_model=Message, summary="Delete a stopped instance")
+async def delete_instance(name: str, manager: ManagerDep) -> Response:
+    await manager.delete(name)
+    return _json({"message": "Instance deleted successfully"})
+
+
+@router.post("/{name}/start", response_model=OperationStarted, summary="Start an instance")
+async def start_instance(
+    name: str, manager: ManagerDep,
+    wait: Annotated[bool, Query(description="answer once running, or with the failure")] = False,
+) -> Response:
+    await manager.start(name, wait=wait)
+    if wait:
+        return _json({"message": "Instance started", "status": manager.owner(name).status})
+    return _json({"message": "Instance start initiated", "status": "starting"})
+
+
+@router.post("/{name}/stop", response_model=OperationStarted, summary="Stop an instance")
+async def stop_instance(name: str, manager: ManagerDep, body: StopBody | None = None) -> Response:
+    body = body or StopBody()
+    await manager.stop(name, force=body.force, timeout=body.timeout)
+    return _json({"message": "Instance stop initiated", "status": "stopping"})
+
+
+@router.post("/{name}/restart", response_model=OperationStarted, summary="Restart an instance")
+async def restart_instance(name: str, manager: ManagerDep) -> Response:
+    await manager.restart(name)
+    return _json({"message": "Instance restart initiated", "status": "restarting"})
+
+
+@router.get("/{name}/health", response_model=Health, summary="Check instance health")
+async def instance_health(name: str, manager: ManagerDep) -> Response:
+    owner = manager.owner(name)
+    alive = owner.pid is not None
+    report = await health_report(
+        manager.context.http, owner.status, owner.record.spec.port, alive
+    )
+    return _json(report)
+
+
+@router.get(
+    "/{name}/logs", response_model=LogList, summary="Get instance logs",
+    responses={200: {"content": {"text/event-stream": {}},
+                     "description": "JSON, or with follow=true an event stream"}},
+)
+async def instance_logs(
+    name: str, manager: ManagerDep, settings: SettingsDep, request: Request,
+    lines: Annotated[int, Query(ge=0, le=MAX_LOG_LINES)] = 100,
+    follow: bool = False,
+    level: Annotated[logs.Level, Query(description="minimum level")] = "debug",
+) -> Response:
+    owner = manager.owner(name)
+    backups = settings.instances.log_backups
+    if not follow:
+        entries = logs.read_tail(owner.log_path, lines, level, backups)
+        return _json({"logs": [e.to_json() for e in entries]})
+
+    async def stream() -> AsyncIterator[bytes]:
+        async for entry in logs.follow(owner.log_path, lines, level, backups):
+            if await request.is_disconnected():
+                return
+            yield f"data: {json.dumps(entry.to_json())}\n\n".encode()
+
+    return StreamingResponse(
+        stream(), media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+

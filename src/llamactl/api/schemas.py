@@ -1,0 +1,120 @@
+"""Answer models: they document the API (OpenAPI); routes return plain JSON for speed."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from llamactl.instances.models import Status
+
+
+class InstanceStats(BaseModel):
+    memory_usage: int = Field(description="bytes, RSS of the process tree")
+    cpu_usage: float = Field(description="percent of one core")
+    uptime: int = Field(description="seconds")
+
+
+class Instance(BaseModel):
+    name: str
+    status: Status
+    model_path: str
+    port: int
+    pid: int | None
+    backend: str = "llama_cpp"
+    options: dict[str, Any]
+    stats: InstanceStats
+    auto_restart: bool
+    max_restarts: int
+    restart_delay: float
+    on_demand_start: bool
+    idle_timeout: int
+    group: str | None
+    environment: dict[str, str]
+    extra_args: list[str]
+    restart_count: int
+    last_error: str | None
+    created_at: str = Field(examples=["2024-01-15T10:30:00Z"])
+    updated_at: str = Field(examples=["2024-01-15T12:45:00Z"])
+
+
+class InstanceList(BaseModel):
+    instances: list[Instance]
+
+
+class InstanceCreated(BaseModel):
+    message: str = Field(examples=["Instance created successfully"])
+    instance: Instance
+
+
+class InstanceUpdated(BaseModel):
+    message: str = Field(examples=["Instance updated successfully"])
+    instance: Instance
+    restart_required: bool = False
+
+
+class Message(BaseModel):
+    message: str
+
+
+class OperationStarted(BaseModel):
+    message: str = Field(examples=["Instance start initiated"])
+    status: Status
+
+
+class BatchFailure(BaseModel):
+    name: str
+    error: str
+
+
+class StartAllResult(BaseModel):
+    message: str
+    started: list[str]
+    skipped: list[str]
+    failed: list[BatchFailure]
+
+
+class StopAllResult(BaseModel):
+    message: str
+    stopped: list[str]
+    skipped: list[str]
+    failed: list[BatchFailure]
+
+
+class HealthChecks(BaseModel):
+    process: Literal["running", "stopped", "exited"]
+    port: Literal["open", "closed"]
+    response: Literal["ok", "loading", "error", "timeout", "skipped"]
+
+
+class Health(BaseModel):
+    status: Literal["healthy", "unhealthy", "starting", "stopped"]
+    checks: HealthChecks
+    last_check: str
+
+
+class LogEntry(BaseModel):
+    timestamp: str
+    level: Literal["debug", "info", "warn", "error"]
+    message: str
+
+
+class LogList(BaseModel):
+    logs: list[LogEntry]
+
+
+class ErrorBody(BaseModel):
+    error: str
+    code: str
+    details: str | None = None
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": description}
+    for status, description in (
+        (400, "Bad request: VALIDATION_ERROR, INVALID_JSON, MODEL_NOT_FOUND"),
+        (404, "Not found: INSTANCE_NOT_FOUND"),
+        (409, "Conflict"),
+        (500, "INTERNAL_ERROR"),
+    )
+}

@@ -1,0 +1,1 @@
+"""Backends llamactl can launch. Today: llama.cpp's llama-server."""

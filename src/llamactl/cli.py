@@ -1,0 +1,97 @@
+"""The ``llamactl`` command. ``llamactl serve`` runs the API server."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from llamactl.config import Settings, is_loopback, load_settings
+from llamactl.errors import StartupError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="llamactl-server", prog_name="llamactl")
+def main() -> None:
+    """llamactl: create, run, watch and front llama.cpp model servers."""
+
+
+@main.command()
+@click.option("--host", help="Address to listen on (env LLAMACTL_HOST; default 127.0.0.1).")
+@click.option("--port", type=click.IntRange(1, 65535),
+              help="Port to listen on (env LLAMACTL_PORT; default 8080).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="YAML config file (env LLAMACTL_CONFIG; "
+                   "default ~/.config/llamactl/config.yaml).")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Database, logs and secrets (env LLAMACTL_DATA_DIR; "
+                   "default ~/.local/share/llamactl).")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"]))
+def serve(host: str | None, port: int | None, config_path: Path | None,
+          data_dir: Path | None, log_level: str) -> None:
+    """Run the API server.
+
+    \b
+    Examples:
+      llamactl serve
+      llamactl serve --port 9000 --data-dir /srv/llamactl
+      LLAMACTL_CONFIG=/etc/llamactl.yaml llamactl serve
+    """
+    try:
+        loaded = load_settings(
+            config_path=config_path,
+            overrides={"server.host": host, "server.port": port,
+                       "data_dir": str(data_dir) if data_dir else None},
+        )
+        settings = loaded.settings
+        _refuse_insecure(settings)
+        _check_data_dir(settings)
+    except StartupError as exc:
+        click.echo(f"llamactl: error: {exc.message}", err=True)
+        sys.exit(2)
+    where = loaded.config_path if loaded.config_file_exists else "none (built-in defaults)"
+    click.echo(f"llamactl: config file: {where}", err=True)
+    click.echo(f"llamactl: data dir: {settings.data_dir}", err=True)
+    click.echo(f"llamactl: listening on http://{settings.server.host}:{settings.server.port}/api",
+               err=True)
+    _run(settings, log_level)
+
+
+def _refuse_insecure(settings: Settings) -> None:
+    if not settings.auth_enabled:
+        return
+    host = settings.server.host
+    raise StartupError(
+        f"authentication is required when listening on {host}, which is not a loopback "
+        "address, and no user accounts can be configured in this version yet. Listen on "
+        "127.0.0.1 (the default), or set auth.enabled: false in the config file if another "
+        "layer (a firewall, a reverse proxy with auth) protects this port."
+        if not is_loopback(host) else "auth.enabled is true but no users are configured"
+    )
+
+
+def _check_data_dir(settings: Settings) -> None:
+    from llamactl.app import prepare_data_dir
+
+    prepare_data_dir(settings).close()
+
+
+def _run(settings: Settings, log_level: str) -> None:
+    import uvicorn
+
+    from llamactl.app import create_app
+
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=settings.server.host,
+        port=settings.server.port,
+        log_level=log_level,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )

@@ -1,0 +1,96 @@
+"""Domain errors, and the one table that turns them into the contract's HTTP answers.
+
+Services raise these; the web layer maps them in one place (``api/errors.py``), so no route
+builds an error body by hand and no error ever leaves as a stack trace.
+
+    LlamactlError                     500 INTERNAL_ERROR
+    ├── BadRequest                    400 (VALIDATION_ERROR, INVALID_JSON, MODEL_NOT_FOUND)
+    ├── NotFound                      404 (NOT_FOUND, INSTANCE_NOT_FOUND)
+    ├── Conflict                      409 (INSTANCE_EXISTS, PORT_CONFLICT, INSTANCE_RUNNING,
+    │                                      INSTANCE_ALREADY_RUNNING, INSTANCE_NOT_RUNNING,
+    │                                      NO_FREE_PORT)
+    ├── StartFailed                   502 START_FAILED (details: the reason and last log lines)
+    └── StartupError                  not HTTP: ``llamactl serve`` cannot start
+"""
+
+from __future__ import annotations
+
+
+class LlamactlError(Exception):
+    """Base of every error llamactl reports on purpose."""
+
+    status_code: int = 500
+    code: str = "INTERNAL_ERROR"
+
+    def __init__(self, message: str, details: str | None = None, *, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.details = details
+        if code is not None:
+            self.code = code
+
+
+class BadRequest(LlamactlError):
+    status_code = 400
+    code = "VALIDATION_ERROR"
+
+
+class ValidationFailed(BadRequest):
+    code = "VALIDATION_ERROR"
+
+
+class ModelNotFound(BadRequest):
+    code = "MODEL_NOT_FOUND"
+
+
+class NotFound(LlamactlError):
+    status_code = 404
+    code = "NOT_FOUND"
+
+
+class InstanceNotFound(NotFound):
+    code = "INSTANCE_NOT_FOUND"
+
+    def __init__(self, name: str):
+        super().__init__(f"Instance '{name}' not found")
+
+
+class Conflict(LlamactlError):
+    status_code = 409
+    code = "CONFLICT"
+
+
+class InstanceExists(Conflict):
+    code = "INSTANCE_EXISTS"
+
+    def __init__(self, name: str):
+        super().__init__(f"Instance '{name}' already exists")
+
+
+class PortConflict(Conflict):
+    code = "PORT_CONFLICT"
+
+
+class NoFreePort(Conflict):
+    code = "NO_FREE_PORT"
+
+
+class InstanceRunning(Conflict):
+    code = "INSTANCE_RUNNING"
+
+
+class InstanceAlreadyRunning(Conflict):
+    code = "INSTANCE_ALREADY_RUNNING"
+
+
+class InstanceNotRunning(Conflict):
+    code = "INSTANCE_NOT_RUNNING"
+
+
+class StartFailed(LlamactlError):
+    status_code = 502
+    code = "START_FAILED"
+
+
+class StartupError(LlamactlError):
+    """``llamactl serve`` cannot start: bad config, unusable data dir, corrupt database."""

@@ -1,0 +1,1 @@
+"""Instances: what a user configures (spec, options) and how it is validated."""

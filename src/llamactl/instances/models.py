@@ -1,0 +1,77 @@
+"""What llamactl keeps about an instance: the user's spec and the supervisor's runtime state."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+from llamactl.instances.options import OptionValue
+
+Status = Literal["stopped", "starting", "running", "stopping", "restarting", "failed"]
+STATUSES: tuple[Status, ...] = (
+    "stopped", "starting", "running", "stopping", "restarting", "failed",
+)
+# Statuses in which a process of ours may exist and must be watched or adopted.
+ACTIVE_STATUSES: frozenset[Status] = frozenset({"starting", "running", "stopping", "restarting"})
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 in UTC with a ``Z``, as the contract fixes."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def new_api_key() -> str:
+    return "llamactl-" + secrets.token_urlsafe(32)
+
+
+@dataclass
+class InstanceSpec:
+    """The part of an instance a user sets. Lifecycle fields left as None follow the config."""
+
+    name: str
+    model_path: str
+    port: int
+    backend: str = "llama_cpp"
+    options: dict[str, OptionValue] = field(default_factory=dict)
+    auto_restart: bool | None = None
+    max_restarts: int | None = None
+    restart_delay: float | None = None
+    on_demand_start: bool | None = None
+    idle_timeout: int | None = None
+    group: str | None = None
+    environment: dict[str, str] = field(default_factory=dict)
+    extra_args: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RuntimeState:
+    """What the supervisor knows of the process; persisted so it survives llamactl restarts."""
+
+    status: Status = "stopped"
+    pid: int | None = None
+    pid_start_time: float | None = None  # psutil create_time(): pid reuse detection
+    command: list[str] | None = None  # the argv launched, compared at adoption
+    started_at: datetime | None = None
+    restart_count: int = 0
+    last_error: str | None = None
+
+
+@dataclass
+class InstanceRecord:
+    spec: InstanceSpec
+    runtime: RuntimeState = field(default_factory=RuntimeState)
+    api_key: str = field(default_factory=new_api_key)
+    created_at: datetime = field(default_factory=utc_now)
+    updated_at: datetime = field(default_factory=utc_now)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name

@@ -1,0 +1,228 @@
+"""The one table from instance ``options`` to llama-server flags.
+
+Each option is a llama-server long flag in snake_case with a type. Validation and the argv
+that ``start`` launches both come from this table, so an option that validates is an option
+that launches, and a test walks the whole table. Flags that llamactl itself controls
+(``--host``, ``--port``, ``--model``, ``--api-key``...) are not options: see RESERVED_FLAGS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from llamactl.errors import ValidationFailed
+
+Kind = Literal["int", "float", "bool", "str", "choice", "str_list"]
+OptionValue = int | float | bool | str | list[str]
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    name: str
+    flag: str
+    kind: Kind
+    help: str
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+    # For booleans whose llama-server default is on: the flag that turns them off.
+    false_flag: str | None = None
+    # For choices that also take a JSON boolean (flash_attn: true -> "on").
+    bool_aliases: tuple[str, str] | None = None
+
+
+def _int(name: str, flag: str, help: str, minimum: float | None = None) -> OptionSpec:
+    return OptionSpec(name, flag, "int", help, minimum=minimum)
+
+
+def _float(name: str, flag: str, help: str, minimum: float | None = None) -> OptionSpec:
+    return OptionSpec(name, flag, "float", help, minimum=minimum)
+
+
+def _bool(name: str, flag: str, help: str, false_flag: str | None = None) -> OptionSpec:
+    return OptionSpec(name, flag, "bool", help, false_flag=false_flag)
+
+
+def _str(name: str, flag: str, help: str) -> OptionSpec:
+    return OptionSpec(name, flag, "str", help)
+
+
+def _choice(name: str, flag: str, help: str, *choices: str) -> OptionSpec:
+    return OptionSpec(name, flag, "choice", help, choices=choices)
+
+
+_CACHE_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
+
+OPTIONS: tuple[OptionSpec, ...] = (
+    # The seed's three.
+    _int("threads", "--threads", "CPU threads for generation (-1: auto)", minimum=-1),
+    _int("context_size", "--ctx-size", "prompt context size (0: from the model)", minimum=0),
+    _int("gpu_layers", "--n-gpu-layers", "layers to offload to the GPU (-1: all)", minimum=-1),
+    # CPU and batching.
+    _int("threads_batch", "--threads-batch", "threads for batch and prompt processing", -1),
+    _int("threads_http", "--threads-http", "threads for the HTTP server", minimum=-1),
+    _int("batch_size", "--batch-size", "logical maximum batch size", minimum=1),
+    _int("ubatch_size", "--ubatch-size", "physical maximum batch size", minimum=1),
+    _int("parallel", "--parallel", "number of server slots (-1: auto)", minimum=-1),
+    _bool("cont_batching", "--cont-batching", "continuous batching", "--no-cont-batching"),
+    _int("n_predict", "--n-predict", "default tokens to predict (-1: infinite)", minimum=-1),
+    _int("keep", "--keep", "tokens to keep from the initial prompt", minimum=-1),
+    _choice("numa", "--numa", "NUMA optimisations", "distribute", "isolate", "numactl"),
+    # Memory and GPU placement.
+    OptionSpec(
+        "flash_attn", "--flash-attn", "choice", "flash attention",
+        choices=("on", "off", "auto"), bool_aliases=("on", "off"),
+    ),
+    _choice("load_mode", "--load-mode", "how the model is loaded (mlock keeps it in RAM)",
+            "auto", "none", "mmap", "mlock", "mmap+mlock", "dio"),
+    _choice("cache_type_k", "--cache-type-k", "KV cache type for K", *_CACHE_TYPES),
+    _choice("cache_type_v", "--cache-type-v", "KV cache type for V", *_CACHE_TYPES),
+    _int("main_gpu", "--main-gpu", "GPU for the model (split_mode none) or scratch", minimum=0),
+    _choice("split_mode", "--split-mode", "how to split across GPUs",
+            "none", "layer", "row", "tensor"),
+    _str("tensor_split", "--tensor-split", "fraction per GPU, comma separated, e.g. 3,1"),
+    _int("n_cpu_moe", "--n-cpu-moe", "MoE expert layers kept on the CPU", minimum=0),
+    _bool("cpu_moe", "--cpu-moe", "keep all MoE expert weights on the CPU"),
+    _str("device", "--device", "comma-separated devices to offload to (none: no offload)"),
+    _bool("kv_unified", "--kv-unified", "one KV buffer shared by all slots", "--no-kv-unified"),
+    _bool("swa_full", "--swa-full", "full-size SWA cache"),
+    _int("cache_reuse", "--cache-reuse", "min chunk size to reuse from the cache", minimum=0),
+    # RoPE and context extension.
+    _choice("rope_scaling", "--rope-scaling", "RoPE frequency scaling", "none", "linear", "yarn"),
+    _float("rope_scale", "--rope-scale", "RoPE context scaling factor", minimum=0),
+    _float("rope_freq_base", "--rope-freq-base", "RoPE base frequency", minimum=0),
+    _float("rope_freq_scale", "--rope-freq-scale", "RoPE frequency scaling factor", 0),
+    _int("yarn_orig_ctx", "--yarn-orig-ctx", "YaRN original context size", minimum=0),
+    # Sampling defaults for requests that do not set them.
+    _int("seed", "--seed", "RNG seed (-1: random)", minimum=-1),
+    _float("temp", "--temp", "temperature", minimum=0),
+    _int("top_k", "--top-k", "top-k sampling (0: off)", minimum=0),
+    _float("top_p", "--top-p", "top-p sampling (1.0: off)", minimum=0),
+    _float("min_p", "--min-p", "min-p sampling (0.0: off)", minimum=0),
+    _float("repeat_penalty", "--repeat-penalty", "repeat penalty (1.0: off)", minimum=0),
+    _int("repeat_last_n", "--repeat-last-n", "tokens considered for the penalty", minimum=-1),
+    _float("presence_penalty", "--presence-penalty", "presence penalty (0.0: off)"),
+    _float("frequency_penalty", "--frequency-penalty", "frequency penalty (0.0: off)"),
+    # Model behaviour and templates.
+    _str("alias", "--alias", "model name reported by the server"),
+    _str("chat_template", "--chat-template", "built-in template name or a Jinja template"),
+    _str("chat_template_file", "--chat-template-file", "file holding a Jinja chat template"),
+    _bool("jinja", "--jinja", "use the Jinja template engine for chat", "--no-jinja"),
+    _choice("reasoning", "--reasoning", "reasoning/thinking in chat", "on", "off", "auto"),
+    _choice("reasoning_format", "--reasoning-format", "where reasoning goes",
+            "none", "deepseek", "deepseek-legacy", "auto"),
+    _int("reasoning_budget", "--reasoning-budget", "thinking budget (-1: unlimited, 0: off)", -1),
+    _bool("embedding", "--embedding", "serve only embeddings"),
+    _bool("reranking", "--reranking", "serve the reranking endpoint"),
+    _choice("pooling", "--pooling", "embedding pooling", "none", "mean", "cls", "last", "rank"),
+    _str("mmproj", "--mmproj", "multimodal projector file"),
+    OptionSpec("lora", "--lora", "str_list", "LoRA adapter files, applied in order"),
+    _str("model_draft", "--spec-draft-model", "draft model for speculative decoding"),
+    _int("draft_max", "--spec-draft-n-max", "tokens to draft for speculative decoding", 0),
+    _int("draft_min", "--spec-draft-n-min", "minimum draft tokens", minimum=0),
+    _int("gpu_layers_draft", "--spec-draft-ngl", "draft model layers on the GPU", -1),
+    # Server behaviour.
+    _int("timeout", "--timeout", "server read/write timeout in seconds", minimum=1),
+    _str("slot_save_path", "--slot-save-path", "where slot KV caches are saved"),
+    _bool("webui", "--webui", "serve llama-server's web UI", "--no-webui"),
+    _bool("verbose", "--verbose", "log everything (debug level)"),
+    _int("log_verbosity", "--log-verbosity", "log verbosity threshold", minimum=0),
+)
+
+OPTIONS_BY_NAME: Mapping[str, OptionSpec] = {spec.name: spec for spec in OPTIONS}
+
+# Flags that llamactl sets itself; neither an option nor extra_args may set them, or the
+# instance would listen where llamactl does not look, or without the key the gateway adds.
+RESERVED_FLAGS: frozenset[str] = frozenset({
+    "-m", "--model", "--host", "--port", "--api-key", "--api-key-file", "--metrics", "--slots",
+    "--log-file", "-hf", "--hf-repo", "-mu", "--model-url", "--path", "--log-prefix",
+    "--log-timestamps", "--no-log-prefix", "--no-log-timestamps",
+})
+
+
+def validate_options(options: Mapping[str, Any]) -> dict[str, OptionValue]:
+    """Check every option against the table; the first bad one raises with its key named."""
+    checked: dict[str, OptionValue] = {}
+    for key, value in options.items():
+        spec = OPTIONS_BY_NAME.get(key)
+        if spec is None:
+            raise ValidationFailed(f"unknown option '{key}'", f"options.{key}: unknown option")
+        checked[key] = _check_value(spec, value)
+    return checked
+
+
+def _check_value(spec: OptionSpec, value: Any) -> OptionValue:
+    where = f"options.{spec.name}"
+    if spec.kind == "bool":
+        if isinstance(value, bool):
+            return value
+        raise _bad(spec, where, "must be a boolean")
+    if spec.kind == "int":
+        if isinstance(value, int) and not isinstance(value, bool):
+            return _at_least(spec, where, value)
+        raise _bad(spec, where, "must be an integer")
+    if spec.kind == "float":
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return _at_least(spec, where, float(value))
+        raise _bad(spec, where, "must be a number")
+    if spec.kind == "str":
+        if isinstance(value, str) and value and "\x00" not in value:
+            return value
+        raise _bad(spec, where, "must be a non-empty string")
+    if spec.kind == "str_list":
+        if isinstance(value, list) and all(isinstance(v, str) and v for v in value):
+            return list(value)
+        raise _bad(spec, where, "must be a list of non-empty strings")
+    if isinstance(value, bool) and spec.bool_aliases is not None:
+        return spec.bool_aliases[0] if value else spec.bool_aliases[1]
+    if isinstance(value, str) and value in spec.choices:
+        return value
+    raise _bad(spec, where, f"must be one of {', '.join(spec.choices)}")
+
+
+def _at_least(spec: OptionSpec, where: str, value: int | float) -> int | float:
+    if spec.minimum is not None and value < spec.minimum:
+        raise _bad(spec, where, f"must be at least {spec.minimum:g}")
+    return value
+
+
+def _bad(spec: OptionSpec, where: str, problem: str) -> ValidationFailed:
+    return ValidationFailed(f"invalid value for option '{spec.name}'", f"{where}: {problem}")
+
+
+def options_to_args(options: Mapping[str, OptionValue]) -> list[str]:
+    """The llama-server flags for already validated options, in table order."""
+    args: list[str] = []
+    for spec in OPTIONS:
+        if spec.name not in options:
+            continue
+        value = options[spec.name]
+        if spec.kind == "bool":
+            if value:
+                args.append(spec.flag)
+            elif spec.false_flag:
+                args.append(spec.false_flag)
+        elif spec.kind == "str_list":
+            assert isinstance(value, list)
+            for item in value:
+                args += [spec.flag, item]
+        else:
+            args += [spec.flag, _format(value)]
+    return args
+
+
+def _format(value: OptionValue) -> str:
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def check_extra_args(extra_args: list[str]) -> None:
+    for arg in extra_args:
+        flag = arg.split("=", 1)[0]
+        if flag in RESERVED_FLAGS:
+            raise ValidationFailed(
+                f"extra_args may not set {flag}",
+                f"extra_args: {flag} is set by llamactl itself",
+            )

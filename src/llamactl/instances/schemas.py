@@ -1,0 +1,75 @@
+"""Request bodies for creating and updating instances, validated strictly.
+
+Strict types: ``"4"`` is not a thread count and ``1`` is not ``true``. Unknown fields are
+refused rather than ignored, so a misspelt field is an error the user sees.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from llamactl.instances.models import NAME_PATTERN
+
+GROUP_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class LifecycleFields(_Body):
+    auto_restart: bool | None = None
+    max_restarts: int | None = Field(default=None, ge=0, le=1000)
+    restart_delay: float | None = Field(default=None, ge=0, le=3600)
+    on_demand_start: bool | None = None
+    idle_timeout: int | None = Field(default=None, ge=0, description="minutes; 0 = never")
+    group: str | None = Field(default=None, pattern=GROUP_PATTERN)
+    environment: dict[str, str] | None = None
+    extra_args: list[str] | None = None
+
+    @field_validator("environment")
+    @classmethod
+    def _env_names(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        for key, item in (value or {}).items():
+            if not _ENV_NAME.match(key):
+                raise ValueError(f"'{key}' is not a valid environment variable name")
+            if "\x00" in item:
+                raise ValueError(f"the value of '{key}' holds a NUL byte")
+        return value
+
+    @field_validator("extra_args")
+    @classmethod
+    def _args(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and any("\x00" in arg for arg in value):
+            raise ValueError("arguments may not hold NUL bytes")
+        return value
+
+
+class InstanceCreate(LifecycleFields):
+    name: str = Field(pattern=NAME_PATTERN, examples=["my-instance"])
+    model_path: str = Field(min_length=1, examples=["/path/to/model.gguf"])
+    port: int | None = Field(default=None, ge=1024, le=65535, examples=[8081])
+    backend: Literal["llama_cpp"] = "llama_cpp"
+    options: dict[str, Any] = Field(
+        default_factory=dict, examples=[{"threads": 4, "context_size": 2048, "gpu_layers": 0}]
+    )
+
+
+class InstanceUpdate(LifecycleFields):
+    name: str | None = None  # accepted only when it does not change
+    model_path: str | None = Field(default=None, min_length=1)
+    port: int | None = Field(default=None, ge=1024, le=65535)
+    backend: Literal["llama_cpp"] | None = None
+    options: dict[str, Any] | None = Field(
+        default=None, examples=[{"threads": 8, "context_size": 4096}],
+        description="merged key by key into the current options; a key set to null is removed",
+    )
+
+
+class StopBody(_Body):
+    force: bool = False
+    timeout: float | None = Field(default=None, ge=0, le=3600)

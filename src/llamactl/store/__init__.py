@@ -1,0 +1,1 @@
+"""SQLite persistence: one database in the data dir, WAL, versioned migrations."""

@@ -1,0 +1,109 @@
+"""Opening the database: WAL mode, schema migrations, and clear errors instead of tracebacks.
+
+One connection, used from the event loop's thread only: every statement is a single-row write
+or a small read, well under a millisecond, so a thread hop would cost more than it saves.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from llamactl.errors import StartupError
+
+# Each entry moves the schema from version i to i+1. Never edit a released entry: add one.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE instances (
+        name            TEXT PRIMARY KEY,
+        backend         TEXT NOT NULL,
+        model_path      TEXT NOT NULL,
+        port            INTEGER NOT NULL UNIQUE,
+        options         TEXT NOT NULL,          -- JSON object
+        lifecycle       TEXT NOT NULL,          -- JSON: auto_restart, max_restarts, ...
+        environment     TEXT NOT NULL,          -- JSON object
+        extra_args      TEXT NOT NULL,          -- JSON list
+        api_key         TEXT NOT NULL,
+        status          TEXT NOT NULL,
+        pid             INTEGER,
+        pid_start_time  REAL,
+        command         TEXT,                   -- JSON list
+        started_at      TEXT,
+        restart_count   INTEGER NOT NULL DEFAULT 0,
+        last_error      TEXT,
+        created_at      TEXT NOT NULL,
+        updated_at      TEXT NOT NULL
+    );
+    """,
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def open_database(path: Path) -> sqlite3.Connection:
+    """Open (creating if needed) and migrate the database, or raise StartupError saying why."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StartupError(f"cannot create data dir {path.parent}: {exc.strerror}") from None
+    try:
+        connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise StartupError(f"cannot open database {path}: {exc}") from None
+    try:
+        _check_and_configure(connection, path)
+        migrate(connection)
+    except sqlite3.DatabaseError as exc:
+        connection.close()
+        raise StartupError(
+            f"database {path} is corrupt or not a llamactl database ({exc}); "
+            "move it aside to start with an empty one"
+        ) from None
+    except StartupError:
+        connection.close()
+        raise
+    return connection
+
+
+def _check_and_configure(connection: sqlite3.Connection, path: Path) -> None:
+    try:
+        mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+    except sqlite3.OperationalError as exc:
+        if "readonly" in str(exc) or "unable to open" in str(exc):
+            raise StartupError(f"database {path} is not writable: {exc}") from None
+        raise
+    if str(mode).lower() != "wal":
+        raise StartupError(f"database {path} cannot use WAL mode (got {mode})")
+    connection.execute("PRAGMA synchronous=NORMAL")
+    connection.execute("PRAGMA foreign_keys=ON")
+    connection.execute("PRAGMA busy_timeout=5000")
+    result = connection.execute("PRAGMA quick_check").fetchone()[0]
+    if result != "ok":
+        raise sqlite3.DatabaseError(f"integrity check failed: {result}")
+
+
+def migrate(connection: sqlite3.Connection) -> int:
+    """Apply the migrations this database has not seen; return the resulting version."""
+    version = int(connection.execute("PRAGMA user_version").fetchone()[0])
+    if version > SCHEMA_VERSION:
+        raise StartupError(
+            f"database schema version {version} is newer than this llamactl "
+            f"understands ({SCHEMA_VERSION}); upgrade llamactl"
+        )
+    for index in range(version, SCHEMA_VERSION):
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _statements(MIGRATIONS[index]):
+                connection.execute(statement)
+            connection.execute(f"PRAGMA user_version = {index + 1}")
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+    return SCHEMA_VERSION
+
+
+def _statements(script: str) -> list[str]:
+    # executescript() would COMMIT our transaction first; split instead so a failed migration
+    # rolls back whole. Migrations hold no semicolons inside literals.
+    return [part.strip() for part in script.split(";") if part.strip()]

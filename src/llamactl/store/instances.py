@@ -1,0 +1,105 @@
+"""The instances table: records in and out, one row per instance."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime
+from typing import Any
+
+from llamactl.instances.models import InstanceRecord, InstanceSpec, RuntimeState, Status
+
+_LIFECYCLE_FIELDS = (
+    "auto_restart", "max_restarts", "restart_delay", "on_demand_start", "idle_timeout", "group",
+)
+_COLUMNS = (
+    "name", "backend", "model_path", "port", "options", "lifecycle", "environment", "extra_args",
+    "api_key", "status", "pid", "pid_start_time", "command", "started_at", "restart_count",
+    "last_error", "created_at", "updated_at",
+)
+
+# Built once from the constant column list above, never from input.
+_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM instances ORDER BY name"  # noqa: S608
+_INSERT = (
+    f"INSERT INTO instances ({', '.join(_COLUMNS)}) "  # noqa: S608
+    f"VALUES ({', '.join('?' for _ in _COLUMNS)})"
+)
+_UPDATE = (
+    f"UPDATE instances SET {', '.join(f'{c} = ?' for c in _COLUMNS[1:])} "  # noqa: S608
+    "WHERE name = ?"
+)
+
+
+class InstanceRepository:
+    def __init__(self, connection: sqlite3.Connection):
+        self._db = connection
+
+    def load_all(self) -> list[InstanceRecord]:
+        cursor = self._db.execute(_SELECT)
+        return [_from_row(dict(zip(_COLUMNS, row, strict=True))) for row in cursor]
+
+    def insert(self, record: InstanceRecord) -> None:
+        row = _to_row(record)
+        self._db.execute(_INSERT, [row[c] for c in _COLUMNS])
+
+    def save(self, record: InstanceRecord) -> None:
+        row = _to_row(record)
+        self._db.execute(_UPDATE, [*(row[c] for c in _COLUMNS[1:]), record.name])
+
+    def delete(self, name: str) -> None:
+        self._db.execute("DELETE FROM instances WHERE name = ?", (name,))
+
+
+def _to_row(record: InstanceRecord) -> dict[str, Any]:
+    spec, runtime = record.spec, record.runtime
+    return {
+        "name": spec.name,
+        "backend": spec.backend,
+        "model_path": spec.model_path,
+        "port": spec.port,
+        "options": json.dumps(spec.options),
+        "lifecycle": json.dumps({f: getattr(spec, f) for f in _LIFECYCLE_FIELDS}),
+        "environment": json.dumps(spec.environment),
+        "extra_args": json.dumps(spec.extra_args),
+        "api_key": record.api_key,
+        "status": runtime.status,
+        "pid": runtime.pid,
+        "pid_start_time": runtime.pid_start_time,
+        "command": json.dumps(runtime.command) if runtime.command is not None else None,
+        "started_at": runtime.started_at.isoformat() if runtime.started_at else None,
+        "restart_count": runtime.restart_count,
+        "last_error": runtime.last_error,
+        "created_at": record.created_at.isoformat(),
+        "updated_at": record.updated_at.isoformat(),
+    }
+
+
+def _from_row(row: dict[str, Any]) -> InstanceRecord:
+    lifecycle = json.loads(row["lifecycle"])
+    spec = InstanceSpec(
+        name=row["name"],
+        model_path=row["model_path"],
+        port=row["port"],
+        backend=row["backend"],
+        options=json.loads(row["options"]),
+        environment=json.loads(row["environment"]),
+        extra_args=json.loads(row["extra_args"]),
+        **{f: lifecycle.get(f) for f in _LIFECYCLE_FIELDS},
+    )
+    status: Status = row["status"]
+    runtime = RuntimeState(
+        status=status,
+        pid=row["pid"],
+        pid_start_time=row["pid_start_time"],
+        command=json.loads(row["command"]) if row["command"] else None,
+        started_at=datetime.fromisoformat(row["started_at"]) if row["started_at"] else None,
+        restart_count=row["restart_count"],
+        last_error=row["last_error"],
+    )
+    return InstanceRecord(
+        spec=spec,
+        runtime=runtime,
+        api_key=row["api_key"],
+        created_at=datetime.fromisoformat(row["created_at"]),
+        updated_at=datetime.fromisoformat(row["updated_at"]),
+    )

@@ -1,0 +1,1 @@
+"""Supervision of backend processes: one owner task per instance decides every transition."""

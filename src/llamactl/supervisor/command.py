@@ -1,0 +1,37 @@
+"""From an instance record to the argv and environment that launch its llama-server."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from llamactl.instances.models import InstanceRecord
+from llamactl.instances.options import options_to_args
+
+# llama-server reads its API key from this variable when --api-key is not given. The key goes
+# in the environment, not in argv, because any local user can read another's command line.
+API_KEY_ENV = "LLAMA_API_KEY"
+
+# Flags every launch carries: loopback only (the gateway is the way in), the endpoints
+# llamactl reads, and the log prefix that gives each line its time and level.
+FIXED_FLAGS = ("--metrics", "--slots", "--log-prefix", "--log-timestamps")
+
+
+def build_argv(prefix: list[str], record: InstanceRecord) -> list[str]:
+    spec = record.spec
+    return [
+        *prefix,
+        "--model", spec.model_path,
+        "--host", "127.0.0.1",
+        "--port", str(spec.port),
+        *FIXED_FLAGS,
+        *options_to_args(spec.options),
+        *spec.extra_args,
+    ]
+
+
+def build_env(record: InstanceRecord, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ if base is None else base)
+    env.update(record.spec.environment)
+    env[API_KEY_ENV] = record.api_key
+    return env

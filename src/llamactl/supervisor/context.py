@@ -1,0 +1,57 @@
+"""What every owner task shares: settings, the store, the event hub, the backend, HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from llamactl.config import InstancesConfig
+from llamactl.events import EventHub
+from llamactl.instances.models import InstanceRecord
+from llamactl.store.instances import InstanceRepository
+
+# Crash restarts are counted until an instance has run this long without trouble.
+STABLE_AFTER_SECONDS = 300.0
+
+
+@dataclass
+class OwnerContext:
+    config: InstancesConfig
+    backend_command: Callable[[], list[str]]  # raises BackendNotFound
+    logs_dir: Path
+    repository: InstanceRepository
+    events: EventHub
+    http: httpx.AsyncClient
+    stable_after: float = STABLE_AFTER_SECONDS
+
+    def log_path(self, name: str) -> Path:
+        return self.logs_dir / f"{name}.log"
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    """An instance's lifecycle settings with the config's defaults filled in."""
+
+    auto_restart: bool
+    max_restarts: int
+    restart_delay: float
+    on_demand_start: bool
+    idle_timeout: int
+
+    @classmethod
+    def of(cls, record: InstanceRecord, config: InstancesConfig) -> Lifecycle:
+        spec = record.spec
+        return cls(
+            auto_restart=config.auto_restart if spec.auto_restart is None else spec.auto_restart,
+            max_restarts=config.max_restarts if spec.max_restarts is None else spec.max_restarts,
+            restart_delay=(
+                config.restart_delay if spec.restart_delay is None else spec.restart_delay
+            ),
+            on_demand_start=(
+                config.on_demand_start if spec.on_demand_start is None else spec.on_demand_start
+            ),
+            idle_timeout=config.idle_timeout if spec.idle_timeout is None else spec.idle_timeout,
+        )

@@ -1,0 +1,251 @@
+"""The registry of instances: create, update, delete, batch, adoption at boot, shutdown.
+
+The manager checks what spans instances (names, ports) under one lock and hands everything that
+touches a process to that instance's owner task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from llamactl.errors import (
+    InstanceExists,
+    InstanceNotFound,
+    LlamactlError,
+    ModelNotFound,
+    NoFreePort,
+    PortConflict,
+    ValidationFailed,
+)
+from llamactl.instances.models import InstanceRecord, InstanceSpec
+from llamactl.instances.options import check_extra_args, validate_options
+from llamactl.instances.schemas import InstanceCreate, InstanceUpdate
+from llamactl.supervisor import logs
+from llamactl.supervisor import messages as m
+from llamactl.supervisor.context import OwnerContext
+from llamactl.supervisor.owner import InstanceOwner
+from llamactl.supervisor.ports import pick_port
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BatchResult:
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: list[dict[str, str]] = field(default_factory=list)
+
+
+class InstanceManager:
+    def __init__(self, context: OwnerContext, *, reserved_ports: Iterable[int] = ()):
+        self._ctx = context
+        self._owners: dict[str, InstanceOwner] = {}
+        self._lock = asyncio.Lock()
+        self._reserved_ports = set(reserved_ports)  # llamactl's own port
+        self._sampler: asyncio.Task[None] | None = None
+
+    @property
+    def context(self) -> OwnerContext:
+        return self._ctx
+
+    # ---- life of the manager ----
+
+    def boot(self) -> None:
+        """Load every instance, adopt or reset recorded processes, start the owner tasks."""
+        for record in self._ctx.repository.load_all():
+            owner = InstanceOwner(record, self._ctx)
+            owner.adopt()
+            self._owners[record.name] = owner
+            owner.run()
+        self._sampler = asyncio.create_task(self._sample_forever(), name="stats-sampler")
+
+    async def shutdown(self, *, stop_instances: bool) -> None:
+        if self._sampler is not None:
+            self._sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sampler
+        owners = list(self._owners.values())
+        results = await asyncio.gather(
+            *(owner.shutdown(stop=stop_instances) for owner in owners), return_exceptions=True
+        )
+        for owner, result in zip(owners, results, strict=True):
+            if isinstance(result, BaseException):
+                log.error("shutting down %s failed: %s", owner.name, result)
+                await owner.cancel()
+
+    async def _sample_forever(self) -> None:
+        config = self._ctx.config
+        while True:
+            await asyncio.sleep(config.stats_interval)
+            for owner in list(self._owners.values()):
+                owner.stats.sample()
+                if owner.pid is not None:
+                    with contextlib.suppress(OSError):
+                        logs.rotate_if_needed(
+                            owner.log_path, config.log_max_bytes, config.log_backups,
+                            owner.record.runtime.started_at,
+                        )
+
+    # ---- reads ----
+
+    def owners(self) -> list[InstanceOwner]:
+        return [self._owners[name] for name in sorted(self._owners)]
+
+    def owner(self, name: str) -> InstanceOwner:
+        owner = self._owners.get(name)
+        if owner is None or owner.closed:
+            raise InstanceNotFound(name)
+        return owner
+
+    # ---- create, update, delete ----
+
+    async def create(self, body: InstanceCreate) -> InstanceOwner:
+        options = validate_options(body.options)
+        check_extra_args(body.extra_args or [])
+        _check_model(body.model_path)
+        async with self._lock:
+            if body.name in self._owners:
+                raise InstanceExists(body.name)
+            port = self._claim_port(body.port, exclude=None)
+            spec = InstanceSpec(
+                name=body.name, model_path=body.model_path, port=port, backend=body.backend,
+                options=options, auto_restart=body.auto_restart, max_restarts=body.max_restarts,
+                restart_delay=body.restart_delay, on_demand_start=body.on_demand_start,
+                idle_timeout=body.idle_timeout, group=body.group,
+                environment=dict(body.environment or {}), extra_args=list(body.extra_args or []),
+            )
+            record = InstanceRecord(spec=spec)
+            self._ctx.repository.insert(record)
+            owner = InstanceOwner(record, self._ctx)
+            self._owners[spec.name] = owner
+            owner.run()
+            return owner
+
+    async def update(self, name: str, body: InstanceUpdate, *, restart: bool) -> bool:
+        """Apply the update; True when the instance runs on its old settings until restarted."""
+        owner = self.owner(name)
+        given = body.model_fields_set
+        if "name" in given and body.name != name:
+            raise ValidationFailed("an instance cannot be renamed", "name: cannot change")
+        for key in ("model_path", "port", "backend"):
+            if key in given and getattr(body, key) is None:
+                raise ValidationFailed(f"{key} cannot be null", f"{key}: cannot be null")
+        options = dict(owner.record.spec.options)
+        for key, value in (body.options or {}).items():
+            if value is None:
+                options.pop(key, None)
+            else:
+                options[key] = value
+        options = validate_options(options) if "options" in given else options
+        if body.extra_args is not None:
+            check_extra_args(body.extra_args)
+        if body.model_path is not None:
+            _check_model(body.model_path)
+        async with self._lock:
+            if body.port is not None and body.port != owner.record.spec.port:
+                self._claim_port(body.port, exclude=name)
+            apply = _updater(body, given, options)
+            return await owner.update(m.Update(apply=apply, restart=restart))
+
+    async def delete(self, name: str) -> None:
+        owner = self.owner(name)
+        await owner.delete()
+        async with self._lock:
+            if self._owners.get(name) is owner:
+                del self._owners[name]
+
+    def _claim_port(self, port: int | None, *, exclude: str | None) -> int:
+        taken = {o.record.spec.port: n for n, o in self._owners.items() if n != exclude}
+        if port is None:
+            low, high = self._ctx.config.port_range
+            chosen = pick_port(low, high, set(taken) | self._reserved_ports)
+            if chosen is None:
+                raise NoFreePort(
+                    f"no free port left in instances.port_range {low}-{high}",
+                    "give the instance an explicit port or widen the range",
+                )
+            return chosen
+        if port in self._reserved_ports:
+            raise PortConflict(f"port {port} is llamactl's own port")
+        if port in taken:
+            raise PortConflict(f"port {port} is used by instance '{taken[port]}'")
+        return port
+
+    # ---- lifecycle ----
+
+    async def start(self, name: str, *, wait: bool = False) -> None:
+        await self.owner(name).start(wait=wait)
+
+    async def stop(self, name: str, *, force: bool = False, timeout: float | None = None) -> None:
+        await self.owner(name).stop(force=force, timeout=timeout)
+
+    async def restart(self, name: str) -> None:
+        await self.owner(name).restart()
+
+    async def start_all(self) -> BatchResult:
+        return await self._batch(lambda o: o.start(), wanted=("stopped", "failed"))
+
+    async def stop_all(self) -> BatchResult:
+        return await self._batch(
+            lambda o: o.stop(), wanted=("starting", "running", "restarting")
+        )
+
+    async def _batch(
+        self, action: Callable[[InstanceOwner], Awaitable[None]], wanted: tuple[str, ...]
+    ) -> BatchResult:
+        result = BatchResult()
+        targets: list[InstanceOwner] = []
+        for owner in self.owners():
+            if owner.status in wanted:
+                targets.append(owner)
+            else:
+                result.skipped.append(owner.name)
+        outcomes = await asyncio.gather(*(action(o) for o in targets), return_exceptions=True)
+        for owner, outcome in zip(targets, outcomes, strict=True):
+            if isinstance(outcome, LlamactlError):
+                result.failed.append({"name": owner.name, "error": outcome.message})
+            elif isinstance(outcome, BaseException):
+                log.error("batch action on %s failed: %r", owner.name, outcome)
+                result.failed.append({"name": owner.name, "error": "internal error"})
+            elif owner.status == "failed":  # the launch itself failed (binary, model, port)
+                error = owner.record.runtime.last_error or "failed"
+                result.failed.append({"name": owner.name, "error": error})
+            else:
+                result.done.append(owner.name)
+        return result
+
+
+def _check_model(path: str) -> None:
+    if not os.path.isfile(path) or not os.access(path, os.R_OK):
+        raise ModelNotFound(
+            "model_path is not a readable file",
+            f"model_path: {path} does not exist or cannot be read",
+        )
+
+
+def _updater(
+    body: InstanceUpdate, given: set[str], options: dict[str, Any]
+) -> Callable[[InstanceRecord], None]:
+    def apply(record: InstanceRecord) -> None:
+        spec = record.spec
+        spec.options = options
+        for key in ("model_path", "port", "backend"):
+            if key in given:
+                setattr(spec, key, getattr(body, key))
+        for key in ("auto_restart", "max_restarts", "restart_delay", "on_demand_start",
+                    "idle_timeout", "group"):
+            if key in given:
+                setattr(spec, key, getattr(body, key))
+        if "environment" in given:
+            spec.environment = dict(body.environment or {})
+        if "extra_args" in given:
+            spec.extra_args = list(body.extra_args or [])
+
+    return apply
+

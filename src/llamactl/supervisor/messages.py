@@ -1,0 +1,96 @@
+"""What an instance's owner task is asked to do, or told has happened.
+
+Requests come from the API (through the manager) and carry a future for the answer. Notices
+come from the owner's own watcher tasks and carry the generation of the process they concern,
+so a notice about a process that has since been replaced is recognised and ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from llamactl.instances.models import InstanceRecord
+
+
+@dataclass
+class Request:
+    reply: asyncio.Future[object] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+@dataclass
+class Start(Request):
+    ready: asyncio.Future[None] | None = None
+
+
+@dataclass
+class Stop(Request):
+    force: bool = False
+    timeout: float | None = None
+
+
+@dataclass
+class Restart(Request):
+    pass
+
+
+@dataclass
+class Delete(Request):
+    pass
+
+
+@dataclass
+class Update(Request):
+    apply: Callable[[InstanceRecord], None] = lambda record: None
+    restart: bool = False
+
+
+@dataclass
+class Shutdown(Request):
+    stop: bool = True
+
+
+@dataclass
+class Notice:
+    generation: int
+
+
+@dataclass
+class Exited(Notice):
+    code: int | None = None
+
+
+@dataclass
+class Ready(Notice):
+    pass
+
+
+@dataclass
+class LoadFailed(Notice):
+    reason: str = ""
+
+
+@dataclass
+class Unhealthy(Notice):
+    reason: str = ""
+
+
+@dataclass
+class KillTimer(Notice):
+    pass
+
+
+@dataclass
+class RestartTimer(Notice):
+    pass
+
+
+@dataclass
+class Stable(Notice):
+    pass
+
+
+Message = Request | Notice

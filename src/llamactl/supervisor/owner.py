@@ -1,0 +1,514 @@
+"""The owner task of one instance: the only code that changes its status or touches its process.
+
+Public operations put a request in the owner's inbox and await the answer; watchers (exit,
+readiness, liveness, timers) post notices into the same inbox. One message at a time, so ten
+concurrent starts, a stop during a start or a delete during a stop all end in one consistent
+state with at most one process. Nothing outside decides an action from a snapshot of the status
+(llama-swap's issue #946: that raced with idle unloads and hung requests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+from llamactl.backends.llama_cpp import BackendNotFound
+from llamactl.errors import (
+    InstanceAlreadyRunning,
+    InstanceNotFound,
+    InstanceNotRunning,
+    InstanceRunning,
+    LlamactlError,
+    StartFailed,
+)
+from llamactl.instances.models import InstanceRecord, Status, utc_now
+from llamactl.supervisor import logs
+from llamactl.supervisor import messages as m
+from llamactl.supervisor.command import build_argv, build_env
+from llamactl.supervisor.context import Lifecycle, OwnerContext
+from llamactl.supervisor.ports import port_is_free
+from llamactl.supervisor.process import ProcessHandle, SpawnError, describe_exit
+from llamactl.supervisor.stats import ProcessStats
+from llamactl.supervisor.watchers import watch_liveness, watch_readiness
+
+log = logging.getLogger(__name__)
+
+FAILURE_LOG_LINES = 20
+
+
+class LaunchError(Exception):
+    pass
+
+
+class InstanceOwner:
+    def __init__(self, record: InstanceRecord, context: OwnerContext):
+        self.record = record
+        self.stats = ProcessStats()
+        self._ctx = context
+        self._inbox: asyncio.Queue[m.Message] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._process: ProcessHandle | None = None
+        self._generation = 0
+        self._exit_watcher: asyncio.Task[None] | None = None
+        self._watchers: list[asyncio.Task[None]] = []  # readiness or liveness of this process
+        # What the exit of a process we killed on purpose means: a failed start or a crash.
+        self._after_kill: tuple[str, str] | None = None
+        self._timer: asyncio.Task[None] | None = None  # kill timer or restart backoff
+        self._ready_waiters: list[asyncio.Future[None]] = []
+        self._restart_after_stop = False
+        self._retrying = False  # the current launch is an automatic restart after a crash
+        self._closing: m.Shutdown | None = None
+        self.closed = False
+
+    # ---- public operations: each is one request to the owner task ----
+
+    @property
+    def name(self) -> str:
+        return self.record.name
+
+    @property
+    def status(self) -> Status:
+        return self.record.runtime.status
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    @property
+    def log_path(self) -> Path:
+        return self._ctx.log_path(self.name)
+
+    async def start(self, *, wait: bool = False) -> None:
+        ready = asyncio.get_running_loop().create_future() if wait else None
+        await self._call(m.Start(ready=ready))
+        if ready is not None:
+            await ready
+
+    async def stop(self, *, force: bool = False, timeout: float | None = None) -> None:
+        await self._call(m.Stop(force=force, timeout=timeout))
+
+    async def restart(self) -> None:
+        await self._call(m.Restart())
+
+    async def delete(self) -> None:
+        await self._call(m.Delete())
+
+    async def update(self, request: m.Update) -> bool:
+        """Apply a change to the record; True when a restart is needed for it to take effect."""
+        return bool(await self._call(request))
+
+    async def shutdown(self, *, stop: bool) -> None:
+        """Stop the process (or leave it for adoption) and end the owner task."""
+        if self._task is None or self._task.done():
+            return
+        with contextlib.suppress(InstanceNotFound):
+            await self._call(m.Shutdown(stop=stop))
+        await self._task
+
+    def run(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name=f"owner:{self.name}")
+
+    async def cancel(self) -> None:
+        """Last resort at shutdown: end the task and its watchers without touching the process."""
+        self._cancel_watchers()
+        self._cancel_timer()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _call(self, request: m.Request) -> object:
+        if self.closed:
+            raise InstanceNotFound(self.name)
+        self._inbox.put_nowait(request)
+        return await request.reply
+
+    def _post(self, notice: m.Notice) -> None:
+        self._inbox.put_nowait(notice)
+
+    # ---- the loop ----
+
+    async def _loop(self) -> None:
+        try:
+            while not self.closed:
+                message = await self._inbox.get()
+                try:
+                    result = self._handle(message)
+                except LlamactlError as exc:
+                    _answer_error(message, exc)
+                except Exception as exc:
+                    log.exception("owner of %s failed handling %s", self.name, message)
+                    _answer_error(message, exc)
+                else:
+                    if isinstance(message, m.Request) and not message.reply.done():
+                        message.reply.set_result(result)
+        finally:
+            self.closed = True
+            self._cancel_watchers()
+            self._cancel_timer()
+            if self._exit_watcher is not None:
+                self._exit_watcher.cancel()
+            self._fail_pending(InstanceNotFound(self.name))
+
+    def _handle(self, message: m.Message) -> object:
+        if isinstance(message, m.Notice):
+            if message.generation == self._generation:
+                self._on_notice(message)
+            return None
+        handler = {
+            m.Start: self._on_start,
+            m.Stop: self._on_stop,
+            m.Restart: self._on_restart,
+            m.Delete: self._on_delete,
+            m.Update: self._on_update,
+            m.Shutdown: self._on_shutdown,
+        }[type(message)]
+        return handler(message)  # type: ignore[operator]
+
+    def _on_notice(self, notice: m.Notice) -> None:
+        if isinstance(notice, m.Exited):
+            self._on_exited(notice.code)
+        elif isinstance(notice, m.Ready):
+            self._on_ready()
+        elif isinstance(notice, m.LoadFailed):
+            self._kill_now("fail", f"start failed: {notice.reason}")
+        elif isinstance(notice, m.Unhealthy):
+            self._kill_now("crash", notice.reason)
+        elif isinstance(notice, m.KillTimer):
+            if self._process is not None:
+                self._own_log("warn", f"pid {self._process.pid} did not stop in time: SIGKILL")
+                self._process.signal_group(signal.SIGKILL)
+        elif isinstance(notice, m.RestartTimer):
+            self._launch(retry=True)
+        elif isinstance(notice, m.Stable):
+            self.record.runtime.restart_count = 0
+            self._persist()
+
+    # ---- requests ----
+
+    def _on_start(self, request: m.Start) -> None:
+        if self.status in ("starting", "running", "restarting", "stopping"):
+            raise InstanceAlreadyRunning(f"Instance '{self.name}' is already {self.status}")
+        if request.ready is not None:
+            self._ready_waiters.append(request.ready)
+        self.record.runtime.restart_count = 0
+        self._launch(retry=False)
+
+    def _on_stop(self, request: m.Stop) -> None:
+        status = self.status
+        if status in ("stopped", "failed"):
+            raise InstanceNotRunning(f"Instance '{self.name}' is not running")
+        self._restart_after_stop = False
+        self._after_kill = None  # the user's stop decides what the exit means
+        if self._process is None:  # restarting: waiting out the backoff, nothing runs
+            self._cancel_timer()
+            self._set_status("stopped")
+            self._resolve_ready(StartFailed(f"Instance '{self.name}' was stopped"))
+            return
+        timeout = self._ctx.config.stop_timeout if request.timeout is None else request.timeout
+        self._begin_stop("stopping", force=request.force, timeout=timeout)
+
+    def _on_restart(self, request: m.Restart) -> None:
+        self.record.runtime.restart_count = 0
+        if self._process is None:
+            self._cancel_timer()
+            self._launch(retry=False)
+            return
+        self._restart_after_stop = True
+        self._after_kill = None
+        if self.status == "stopping":  # already on its way down: start again once it is
+            self._set_status("restarting")
+        elif self.status != "restarting":
+            self._begin_stop("restarting", force=False, timeout=self._ctx.config.stop_timeout)
+
+    def _on_delete(self, request: m.Delete) -> None:
+        if self.status not in ("stopped", "failed"):
+            raise InstanceRunning(
+                f"Instance '{self.name}' is {self.status}; stop it before deleting it"
+            )
+        self._ctx.repository.delete(self.name)
+        for path in logs.log_files(self.log_path, self._ctx.config.log_backups):
+            with contextlib.suppress(OSError):
+                path.unlink()
+        self.closed = True
+
+    def _on_update(self, request: m.Update) -> bool:
+        request.apply(self.record)
+        self.record.updated_at = utc_now()
+        self._persist()
+        if self._process is None:
+            return False
+        if request.restart:
+            self._on_restart(m.Restart())
+            return False
+        return True
+
+    def _on_shutdown(self, request: m.Shutdown) -> None:
+        if not request.stop or self._process is None:
+            if request.stop and self.status == "restarting":
+                self._cancel_timer()
+                self._set_status("stopped")
+            self.closed = True  # the process, if any, stays recorded for the next llamactl
+            return
+        self._closing = request
+        self._restart_after_stop = False
+        self._begin_stop("stopping", force=False, timeout=self._ctx.config.stop_timeout)
+
+    # ---- transitions ----
+
+    def _launch(self, *, retry: bool) -> None:
+        self._generation += 1
+        self._cancel_timer()
+        self._cancel_watchers()
+        self._retrying = retry
+        path = self.log_path
+        runtime = self.record.runtime
+        try:
+            argv = build_argv(self._ctx.backend_command(), self.record)
+            _check_launchable(self.record)
+            logs.rotate_if_needed(path, self._ctx.config.log_max_bytes,
+                                  self._ctx.config.log_backups, None)
+            self._own_log("info", f"starting: {' '.join(argv)}")
+            handle = ProcessHandle.spawn(argv, build_env(self.record), path)
+        except (BackendNotFound, LaunchError, SpawnError) as exc:
+            self._fail(f"start failed: {exc}")
+            return
+        self._process = handle
+        self.stats.reset(handle.pid)
+        runtime.pid, runtime.pid_start_time, runtime.command = (
+            handle.pid, handle.start_time, handle.command)
+        runtime.started_at = utc_now()
+        runtime.last_error = None
+        self._own_log("info", f"started pid {handle.pid}")
+        self._set_status("starting")
+        self._watch_exit(handle)
+        self._watch_readiness()
+
+    def adopt(self) -> None:
+        """At boot, before the loop runs: take back a recorded process, or reset the status."""
+        runtime = self.record.runtime
+        if runtime.status == "restarting" and runtime.pid is None:
+            self._schedule_restart()  # llamactl went down during a backoff: carry on
+            return
+        if runtime.status not in ("starting", "running", "stopping", "restarting"):
+            return
+        handle = None
+        if runtime.pid and runtime.pid_start_time is not None and runtime.command:
+            handle = ProcessHandle.adopt(runtime.pid, runtime.pid_start_time, runtime.command)
+        if handle is None:
+            self._own_log("warn", f"process pid {runtime.pid} from before is gone: stopped")
+            runtime.pid = runtime.pid_start_time = None
+            runtime.started_at = None
+            self._set_status("stopped")
+            return
+        self._generation += 1
+        self._process = handle
+        self.stats.reset(handle.pid)
+        self._own_log("info", f"adopted pid {handle.pid}")
+        self._watch_exit(handle)
+        if runtime.status == "running":
+            self._watch_liveness()
+        elif runtime.status == "stopping":
+            self._begin_stop("stopping", force=False, timeout=self._ctx.config.stop_timeout)
+        else:
+            self._set_status("starting")
+            self._watch_readiness()
+
+    def _on_ready(self) -> None:
+        if self.status != "starting":
+            return
+        self._set_status("running")
+        self._retrying = False
+        self.stats.sample()
+        self._watch_liveness()
+        self._resolve_ready(None)
+
+    def _on_exited(self, code: int | None) -> None:
+        handle = self._process
+        self._process = None
+        self._exit_watcher = None
+        self._cancel_watchers()
+        self._cancel_timer()
+        runtime = self.record.runtime
+        runtime.pid = runtime.pid_start_time = None
+        runtime.started_at = None
+        self.stats.reset(None)
+        what = describe_exit(code)
+        pid = handle.pid if handle else "?"
+        status = self.status
+        after_kill, self._after_kill = self._after_kill, None
+        if after_kill is not None:
+            outcome, reason = after_kill
+            self._own_log("info", f"pid {pid} {what}")
+            if outcome == "fail":
+                self._fail(reason)
+            else:
+                self._crashed(reason)
+        elif status == "stopping":
+            self._own_log("info", f"pid {pid} {what}")
+            self._set_status("stopped")
+            self._resolve_ready(StartFailed(f"Instance '{self.name}' was stopped"))
+            if self._closing is not None:
+                self.closed = True
+        elif status == "restarting" and self._restart_after_stop:
+            self._own_log("info", f"pid {pid} {what}")
+            self._restart_after_stop = False
+            self._launch(retry=False)
+        elif status == "starting" and not self._retrying:
+            self._own_log("error", f"pid {pid} {what} while loading")
+            self._fail(f"start failed: process {what} before it was ready")
+        else:
+            self._own_log("error", f"pid {pid} {what} unexpectedly")
+            self._crashed(f"process {what}")
+
+    def _crashed(self, reason: str) -> None:
+        runtime = self.record.runtime
+        life = Lifecycle.of(self.record, self._ctx.config)
+        if not life.auto_restart or runtime.restart_count >= life.max_restarts:
+            tried = f"; gave up after {runtime.restart_count} restarts" if life.auto_restart else ""
+            self._fail(f"crashed: {reason}{tried}")
+            return
+        runtime.restart_count += 1
+        runtime.last_error = f"crashed: {reason}"
+        delay = self._schedule_restart()
+        self._own_log("warn", f"restart {runtime.restart_count}/{life.max_restarts} in {delay:g} s")
+        self._set_status("restarting")
+        self._ctx.events.alert(
+            "warning",
+            f"Instance '{self.name}' crashed ({reason}); restart {runtime.restart_count} of "
+            f"{life.max_restarts} in {delay:g} s",
+            self.name,
+        )
+
+    def _schedule_restart(self) -> float:
+        runtime = self.record.runtime
+        life = Lifecycle.of(self.record, self._ctx.config)
+        delay = life.restart_delay * float(2 ** max(runtime.restart_count - 1, 0))
+        generation = self._generation
+        self._timer = self._spawn(self._after(delay, m.RestartTimer(generation)))
+        return delay
+
+    def _fail(self, reason: str) -> None:
+        runtime = self.record.runtime
+        runtime.last_error = reason
+        runtime.pid = runtime.pid_start_time = None
+        self._own_log("error", reason)
+        tail = logs.last_messages(self.log_path, FAILURE_LOG_LINES)
+        self._set_status("failed")
+        self._resolve_ready(StartFailed(f"Instance '{self.name}' failed: {reason}",
+                                        "\n".join(tail)))
+        self._ctx.events.alert("error", f"Instance '{self.name}' failed: {reason}", self.name)
+
+    def _begin_stop(self, status: Status, *, force: bool, timeout: float) -> None:
+        assert self._process is not None
+        self._cancel_watchers()
+        self._set_status(status)
+        if force or timeout <= 0:
+            self._own_log("info", f"killing pid {self._process.pid}")
+            self._process.signal_group(signal.SIGKILL)
+            return
+        self._own_log("info", f"stopping pid {self._process.pid} (SIGTERM, {timeout:g} s grace)")
+        self._process.signal_group(signal.SIGTERM)
+        self._cancel_timer()
+        self._timer = self._spawn(self._after(timeout, m.KillTimer(self._generation)))
+
+    def _kill_now(self, outcome: str, reason: str) -> None:
+        """SIGKILL the group. The exit notice, not this call, moves the status on, so the next
+        process is never launched before this one is reaped."""
+        if self._process is not None:
+            self._after_kill = (outcome, reason)
+            self._own_log("warn", f"killing pid {self._process.pid}: {reason}")
+            self._process.signal_group(signal.SIGKILL)
+            self._cancel_watchers()
+
+    def _set_status(self, status: Status) -> None:
+        previous = self.record.runtime.status
+        self.record.runtime.status = status
+        self._persist()
+        if previous != status:
+            self._ctx.events.status_changed(self.name, status, previous)
+
+    def _persist(self) -> None:
+        self._ctx.repository.save(self.record)
+
+    def _own_log(self, level: logs.Level, message: str) -> None:
+        try:
+            logs.write_own_line(self.log_path, level, message)
+        except OSError as exc:
+            log.warning("cannot write the log of %s: %s", self.name, exc)
+
+    def _resolve_ready(self, error: Exception | None) -> None:
+        waiters, self._ready_waiters = self._ready_waiters, []
+        for waiter in waiters:
+            if waiter.done():
+                continue
+            if error is None:
+                waiter.set_result(None)
+            else:
+                waiter.set_exception(error)
+
+    def _fail_pending(self, error: Exception) -> None:
+        self._resolve_ready(error)
+        while not self._inbox.empty():
+            _answer_error(self._inbox.get_nowait(), error)
+
+    # ---- watcher tasks: owned by this owner, cancelled by it ----
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        return asyncio.create_task(coroutine, name=f"owner:{self.name}:helper")
+
+    def _watch_exit(self, handle: ProcessHandle) -> None:
+        generation = self._generation
+
+        async def wait_exit() -> None:
+            code = await handle.wait()
+            self._post(m.Exited(generation, code))
+
+        self._exit_watcher = self._spawn(wait_exit())
+
+    def _watch_readiness(self) -> None:
+        assert self._process is not None
+        self._watchers.append(self._spawn(watch_readiness(
+            self._post, self._generation, self._ctx.http, self.record.spec.port,
+            self.log_path, self._ctx.config.load_timeout,
+        )))
+
+    def _watch_liveness(self) -> None:
+        self._watchers.append(self._spawn(watch_liveness(
+            self._post, self._generation, self._ctx.http, self.record.spec.port,
+            self._ctx.config.health_interval, self._ctx.config.health_failures,
+            self._ctx.stable_after,
+        )))
+
+    async def _after(self, delay: float, notice: m.Notice) -> None:
+        await asyncio.sleep(delay)
+        self._post(notice)
+
+    def _cancel_watchers(self) -> None:
+        for watcher in self._watchers:
+            watcher.cancel()
+        self._watchers = []
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+def _check_launchable(record: InstanceRecord) -> None:
+    path = record.spec.model_path
+    if not os.path.isfile(path) or not os.access(path, os.R_OK):
+        raise LaunchError(f"model file {path} is missing or not readable")
+    if not port_is_free(record.spec.port):
+        raise LaunchError(f"port {record.spec.port} is in use by another process")
+
+
+def _answer_error(message: m.Message, error: BaseException) -> None:
+    if isinstance(message, m.Request) and not message.reply.done():
+        message.reply.set_exception(error)

@@ -1,0 +1,54 @@
+"""Resource use of an instance's process tree, sampled in the background with psutil.
+
+The API reads the last sample; nothing here runs on a request's path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+
+import psutil
+
+
+@dataclass
+class ProcessStats:
+    memory_usage: int = 0  # bytes: RSS of the process and its descendants
+    cpu_usage: float = 0.0  # percent of one core, over the last sampling interval
+    pid: int | None = None
+    sampled_at: float = 0.0
+    _process: psutil.Process | None = field(default=None, repr=False)
+    _children: dict[int, psutil.Process] = field(default_factory=dict, repr=False)
+
+    def reset(self, pid: int | None) -> None:
+        self.memory_usage, self.cpu_usage, self.pid = 0, 0.0, pid
+        self._children = {}
+        self._process = None
+        if pid is not None:
+            with contextlib.suppress(psutil.Error):
+                self._process = psutil.Process(pid)
+                self._process.cpu_percent(None)  # the first call only sets the baseline
+
+    def sample(self) -> None:
+        process = self._process
+        if process is None:
+            return
+        try:
+            memory = process.memory_info().rss
+            cpu = process.cpu_percent(None)
+            children = process.children(recursive=True)
+        except psutil.Error:
+            return
+        seen: dict[int, psutil.Process] = {}
+        for child in children:
+            # Keep the same psutil objects between samples: cpu_percent is measured between
+            # two calls on one object.
+            known = self._children.get(child.pid, child)
+            with contextlib.suppress(psutil.Error):
+                memory += known.memory_info().rss
+                cpu += known.cpu_percent(None)
+                seen[child.pid] = known
+        self._children = seen
+        self.memory_usage, self.cpu_usage = memory, round(cpu, 1)
+        self.sampled_at = time.monotonic()

@@ -1,0 +1,74 @@
+"""The owner's helpers that watch a process and report back: readiness and liveness.
+
+Each posts a notice into the owner's inbox and decides nothing itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from llamactl.supervisor.health import probe_health
+from llamactl.supervisor.messages import LoadFailed, Notice, Ready, Stable, Unhealthy
+
+Post = Callable[[Notice], None]
+
+# Readiness is polled fast at first (a small model is ready in tens of milliseconds, and the
+# poll interval is start latency a user pays), then slower for big models.
+READY_POLL_FIRST = 0.01
+READY_POLL_MAX = 0.25
+READY_POLL_GROWTH = 1.25
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+async def watch_readiness(
+    post: Post, generation: int, client: httpx.AsyncClient, port: int, log_path: Path,
+    stall_timeout: float,
+) -> None:
+    """Ready when /health answers 200; failed when neither ready nor writing for stall_timeout."""
+    delay = READY_POLL_FIRST
+    last_size = _size(log_path)
+    deadline = time.monotonic() + stall_timeout
+    while True:
+        if await probe_health(client, port, timeout=min(2.0, stall_timeout)) == "ok":
+            post(Ready(generation))
+            return
+        size = _size(log_path)
+        if size != last_size:  # the child is still busy: loading a big model is not a stall
+            last_size = size
+            deadline = time.monotonic() + stall_timeout
+        if time.monotonic() > deadline:
+            post(LoadFailed(generation, f"not ready after {stall_timeout:g} s without output"))
+            return
+        await asyncio.sleep(delay)
+        delay = min(delay * READY_POLL_GROWTH, READY_POLL_MAX)
+
+
+async def watch_liveness(
+    post: Post, generation: int, client: httpx.AsyncClient, port: int, interval: float,
+    failures_allowed: int, stable_after: float,
+) -> None:
+    """Unhealthy after ``failures_allowed`` failed checks in a row; Stable once, after a while."""
+    failures = 0
+    began = time.monotonic()
+    stable_sent = False
+    while True:
+        await asyncio.sleep(interval)
+        result = await probe_health(client, port)
+        failures = 0 if result == "ok" else failures + 1
+        if failures >= failures_allowed:
+            post(Unhealthy(generation, f"health check failed {failures} times in a row ({result})"))
+            return
+        if not stable_sent and time.monotonic() - began >= stable_after:
+            post(Stable(generation))
+            stable_sent = True

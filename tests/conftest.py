@@ -1,0 +1,132 @@
+"""Fixtures: the real llama-server, the tiny model, llamactl in-process and as a real server.
+
+Every test gets a leak check: no process whose command line mentions its tmp_path may outlive
+it (models are linked into tmp_path so that backends' command lines mention it too).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from llamactl.app import create_app
+from llamactl.backends.llama_cpp import packaged_binary
+from llamactl.config import Settings
+from llamactl.devtools.tiny_model import write_tiny_model
+from tests.support.helpers import port_block, processes_under
+
+FAKE_BACKEND = Path(__file__).parent / "support" / "fake_backend.py"
+LEAK_GRACE_SECONDS = 5.0
+
+
+@pytest.fixture(scope="session")
+def llama_server_bin() -> str:
+    path = shutil.which("llama-server") or packaged_binary()
+    if path is None:
+        pytest.fail("no llama-server: run scripts/install-llama-server (the test command does)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_tiny_model(tmp_path_factory.mktemp("models") / "tiny.gguf", seed=7)
+
+
+@pytest.fixture
+def model(tmp_path: Path, tiny_model_file: Path) -> Path:
+    """The tiny model, linked under this test's tmp_path."""
+    link = tmp_path / "models" / "tiny.gguf"
+    link.parent.mkdir(exist_ok=True)
+    link.symlink_to(tiny_model_file)
+    return link
+
+
+@pytest.fixture
+def fake_model(tmp_path: Path) -> Path:
+    """A file the fake backend is 'loading': it never reads it."""
+    path = tmp_path / "models" / "fake.gguf"
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(b"GGUF fake")
+    return path
+
+
+FAKE_COMMAND = [sys.executable, str(FAKE_BACKEND)]
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, llama_server_bin: str) -> Callable[..., Settings]:
+    def build(*, fake: bool = False, **instances: Any) -> Settings:
+        low, high = port_block()
+        command: str | list[str] = FAKE_COMMAND if fake else llama_server_bin
+        return Settings.model_validate({
+            "data_dir": str(tmp_path / "data"),
+            "backends": {"llama_cpp": {"command": command}},
+            "instances": {"port_range": [low, high], **instances},
+        })
+
+    return build
+
+
+class AppHarness:
+    """llamactl in-process: the real app and lifespan, reached through httpx.ASGITransport."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._lifespan: Any = None
+        self.client: httpx.AsyncClient
+
+    async def up(self) -> AppHarness:
+        app = create_app(self.settings)
+        self.app = app
+        self._lifespan = app.router.lifespan_context(app)
+        await self._lifespan.__aenter__()
+        self.client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://llamactl", timeout=60
+        )
+        return self
+
+    async def down(self) -> None:
+        await self.client.aclose()
+        await self._lifespan.__aexit__(None, None, None)
+
+    async def restart(self) -> None:
+        await self.down()
+        await self.up()
+
+    @property
+    def manager(self) -> Any:
+        return self.app.state.services.manager
+
+
+@pytest.fixture
+async def make_app() -> AsyncIterator[Callable[[Settings], Any]]:
+    harnesses: list[AppHarness] = []
+
+    async def build(settings: Settings) -> AppHarness:
+        harness = await AppHarness(settings).up()
+        harnesses.append(harness)
+        return harness
+
+    yield build
+    for harness in harnesses:
+        await harness.down()
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_processes(tmp_path: Path) -> Iterator[None]:
+    yield
+    deadline = time.monotonic() + LEAK_GRACE_SECONDS
+    left = processes_under(tmp_path)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.1)
+        left = processes_under(tmp_path)
+    for process in left:
+        process.kill()
+    assert not left, f"test left processes behind: {[p.cmdline() for p in left]}"

@@ -1,0 +1,94 @@
+"""A stand-in llama-server for failure modes a real one cannot be made to show.
+
+Takes llama-server's flags (only --port and --host matter) plus --fake-* flags that choose a
+misbehaviour. Logs in llama.cpp's prefixed format so llamactl parses it the same way.
+Never used instead of the real server for behaviour the real server can show.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.server
+import os
+import signal
+import sys
+import threading
+import time
+
+STARTED = time.monotonic()
+
+
+def say(level: str, message: str) -> None:
+    elapsed = time.monotonic() - STARTED
+    minutes, seconds = divmod(elapsed, 60)
+    micros = int((seconds % 1) * 1_000_000)
+    stamp = f"{int(minutes)}.{int(seconds):02d}.{micros // 1000:03d}.{micros % 1000:03d}"
+    sys.stdout.write(f"{stamp} {level} {message}\n")
+    sys.stdout.flush()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--fake-ignore-sigterm", action="store_true")
+    parser.add_argument("--fake-exit-at-start", type=int, default=None)
+    parser.add_argument("--fake-never-ready", action="store_true")
+    parser.add_argument("--fake-load-seconds", type=float, default=0.0)
+    parser.add_argument("--fake-health-fail-after", type=float, default=None)
+    parser.add_argument("--fake-crash-after", type=float, default=None)
+    args, _unknown = parser.parse_known_args()
+
+    say("I", f"fake backend pid {os.getpid()} starting")
+    if args.fake_exit_at_start is not None:
+        say("E", "fake backend: failing at start as asked")
+        sys.exit(args.fake_exit_at_start)
+    if args.fake_ignore_sigterm:
+        signal.signal(signal.SIGTERM, lambda *_: say("W", "fake backend: ignoring SIGTERM"))
+    else:
+        signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    ready_at = STARTED + args.fake_load_seconds
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            now = time.monotonic()
+            if self.path != "/health":
+                self.send_response(404)
+                self.end_headers()
+                return
+            if args.fake_never_ready or now < ready_at:
+                code = 503
+            elif args.fake_health_fail_after is not None and now - ready_at > args.fake_health_fail_after:
+                code = 500
+            else:
+                code = 200
+            body = b'{"status":"ok"}' if code == 200 else b'{"error":"not ok"}'
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer((args.host, args.port), Handler)
+    say("I", f"fake backend listening on {args.host}:{args.port}")
+    if args.fake_load_seconds and not args.fake_never_ready:
+        def loading() -> None:
+            while time.monotonic() < ready_at:
+                say("I", "fake backend: loading...")
+                time.sleep(0.2)
+            say("I", "fake backend: model loaded")
+        threading.Thread(target=loading, daemon=True).start()
+    if args.fake_crash_after is not None:
+        def crash() -> None:
+            time.sleep(args.fake_crash_after)
+            say("E", "fake backend: crashing as asked")
+            os._exit(3)
+        threading.Thread(target=crash, daemon=True).start()
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

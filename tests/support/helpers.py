@@ -1,0 +1,131 @@
+"""Test helpers: ports, polling, and a real ``llamactl serve`` in a subprocess."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import yaml
+
+# Named timeouts (seconds): generous, because CI shares two cores with a compiler at times.
+SERVER_START_TIMEOUT = 20.0
+STATUS_TIMEOUT = 30.0
+POLL = 0.05
+
+_port_blocks = itertools.count()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_block(size: int = 10) -> tuple[int, int]:
+    """A range of ports for one test's instances, different from every other test's."""
+    while True:
+        low = 21000 + (next(_port_blocks) * size) % 20000
+        high = low + size - 1
+        if all(_bindable(p) for p in range(low, high + 1)):
+            return low, high
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = STATUS_TIMEOUT, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
+        time.sleep(POLL)
+
+
+def write_config(path: Path, document: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+class LlamactlProcess:
+    """A real ``llamactl serve`` subprocess."""
+
+    def __init__(self, data_dir: Path, config: Path, port: int):
+        self.data_dir, self.config, self.port = data_dir, config, port
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = data_dir.parent / f"llamactl-{port}.out"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> LlamactlProcess:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "llamactl", "serve", "--port", str(self.port),
+                 "--config", str(self.config), "--data-dir", str(self.data_dir)],
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            )
+        wait_until(self._ready, SERVER_START_TIMEOUT, f"llamactl on {self.port}")
+        return self
+
+    def _ready(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(f"llamactl exited: {self.log.read_text()[-3000:]}")
+        try:
+            return httpx.get(f"{self.url}/api/instances", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=60)
+
+    def kill9(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def terminate(self, timeout: float = 60) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+
+@contextlib.contextmanager
+def llamactl_server(data_dir: Path, config: Path) -> Iterator[LlamactlProcess]:
+    server = LlamactlProcess(data_dir, config, free_port()).start()
+    try:
+        yield server
+    finally:
+        if server.process is not None and server.process.poll() is None:
+            server.terminate()
+
+
+def processes_under(root: Path) -> list[psutil.Process]:
+    """Processes whose command line mentions a path under root: everything a test started."""
+    found = []
+    needle = str(root)
+    for process in psutil.process_iter(["cmdline"]):
+        with contextlib.suppress(psutil.Error):
+            if any(needle in part for part in process.info["cmdline"] or ()):
+                found.append(process)
+    return found
