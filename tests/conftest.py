@@ -129,4 +129,4 @@ def no_leftover_processes(tmp_path: Path) -> Iterator[None]:
         left = processes_under(tmp_path)
     for process in left:
         process.kill()
-    assert not left, f"test left processes behind: {[p.cmdline() for p in left]}"
+    assert not left, f"test left processes behind: {[p.info['cmdline'] for p in left]}"

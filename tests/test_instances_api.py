@@ -54,7 +54,9 @@ async def test_list_and_get(app: AppHarness, fake_model: Path) -> None:
     listed = (await app.client.get("/api/instances")).json()["instances"]
     assert [i["name"] for i in listed] == ["a", "b"]
     got = (await app.client.get("/api/instances/b")).json()
-    assert got["port"] == 8082 and got["pid"] is None and "stats" in got
+    assert got["port"] == 8082
+    assert got["pid"] is None
+    assert "stats" in got
 
 
 async def test_port_is_assigned_from_the_range(app: AppHarness, fake_model: Path) -> None:
@@ -83,7 +85,8 @@ async def test_update_merges_options_and_removes_nulls(app: AppHarness, fake_mod
     # Fields other than options replace theirs; null returns a lifecycle field to the default.
     answer = (await app.client.put("/api/instances/my-instance",
                                    json={"max_restarts": 9, "group": "gpu0"})).json()
-    assert answer["instance"]["max_restarts"] == 9 and answer["instance"]["group"] == "gpu0"
+    assert answer["instance"]["max_restarts"] == 9
+    assert answer["instance"]["group"] == "gpu0"
     answer = (await app.client.put("/api/instances/my-instance",
                                    json={"max_restarts": None})).json()
     assert answer["instance"]["max_restarts"] == app.settings.instances.max_restarts
@@ -114,7 +117,8 @@ def _error(response: Any, status: int, code: str) -> dict[str, Any]:
     body = response.json()
     assert set(body) == {"error", "code", "details"}
     assert body["code"] == code
-    assert isinstance(body["error"], str) and body["error"]
+    assert isinstance(body["error"], str)
+    assert body["error"]
     assert "Traceback" not in response.text
     return body  # type: ignore[no-any-return]
 

@@ -58,7 +58,8 @@ def main() -> None:
                 return
             if args.fake_never_ready or now < ready_at:
                 code = 503
-            elif args.fake_health_fail_after is not None and now - ready_at > args.fake_health_fail_after:
+            elif (args.fake_health_fail_after is not None
+                  and now - ready_at > args.fake_health_fail_after):
                 code = 500
             else:
                 code = 200

@@ -50,7 +50,9 @@ def _bindable(port: int) -> bool:
     return True
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = STATUS_TIMEOUT, what: str = "") -> Any:
+def wait_until(
+    predicate: Callable[[], Any], timeout: float = STATUS_TIMEOUT, what: str = ""
+) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -103,11 +105,15 @@ class LlamactlProcess:
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(10)
 
-    def terminate(self, timeout: float = 60) -> int:
+    def terminate(self, timeout: float = 60) -> None:
+        """SIGTERM, and wait for a clean exit: uvicorn re-raises the signal once it has shut
+        down gracefully, so the exit status is -SIGTERM, and the output says it finished."""
         assert self.process is not None
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout)
+        code = self.process.wait(timeout)
+        assert code in (0, -signal.SIGTERM), f"llamactl exited with {code}"
+        assert "Finished server process" in self.log.read_text()
 
 
 @contextlib.contextmanager
@@ -124,8 +130,40 @@ def processes_under(root: Path) -> list[psutil.Process]:
     """Processes whose command line mentions a path under root: everything a test started."""
     found = []
     needle = str(root)
-    for process in psutil.process_iter(["cmdline"]):
-        with contextlib.suppress(psutil.Error):
-            if any(needle in part for part in process.info["cmdline"] or ()):
-                found.append(process)
+    for process in psutil.process_iter(["cmdline", "status"]):
+        if process.info["status"] == psutil.STATUS_ZOMBIE:
+            continue  # exited; only its parent's wait() is missing
+        if any(needle in part for part in process.info["cmdline"] or ()):
+            found.append(process)
     return found
+
+
+async def wait_instance(
+    client: httpx.AsyncClient, name: str, predicate: Callable[[dict[str, Any]], bool],
+    timeout: float = STATUS_TIMEOUT, what: str = "",
+) -> dict[str, Any]:
+    """Poll GET /api/instances/{name} until predicate(instance) holds."""
+    import asyncio
+
+    deadline = time.monotonic() + timeout
+    while True:
+        instance: dict[str, Any] = (await client.get(f"/api/instances/{name}")).json()
+        if predicate(instance):
+            return instance
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{name} never became {what or predicate}: {instance}")
+        await asyncio.sleep(POLL)
+
+
+async def wait_status(
+    client: httpx.AsyncClient, name: str, *statuses: str, timeout: float = STATUS_TIMEOUT
+) -> dict[str, Any]:
+    """Poll GET /api/instances/{name} until its status is one of ``statuses``."""
+    return await wait_instance(
+        client, name, lambda i: i.get("status") in statuses, timeout, " or ".join(statuses)
+    )
+
+
+def backends_under(root: Path) -> list[psutil.Process]:
+    """Backend processes (real or fake) started for models under root."""
+    return [p for p in processes_under(root) if "serve" not in p.info["cmdline"]]

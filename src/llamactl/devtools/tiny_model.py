@@ -7,6 +7,7 @@ pieces, ChatML control tokens and a ChatML chat template.  The weights are
 random but shaped so that replies are short: the residual stream is dominated
 by the current token's embedding, a "." is sampled now and then, and after a
 "." the model almost surely ends the turn with ``<|im_end|>`` (the EOS token).
+Mean pooling is declared so ``llama-server --embedding`` serves /v1/embeddings.
 
 The same seed always gives a byte-identical file.
 
@@ -46,11 +47,13 @@ CHATML_TEMPLATE = (
 
 SPACE = "\u2581"  # SentencePiece's visible space, "▁"
 STOP_PIECE = "."
+# fmt: off
 _WORDS = (
     "the", "a", "an", "and", "of", "to", "in", "is", "it", "you", "I", "we", "that", "this",
     "hello", "hi", "world", "yes", "no", "ok", "model", "tiny", "llama", "test", "server",
     "token", "reply", "chat", "answer", "random", "word", "text", "good", "day", "how", "are",
 )
+# fmt: on
 _PUNCTUATION = (".", ",", "!", "?", "'", "-", ":", ";")
 
 # Residual-stream dimensions reserved for hand-set features (see _token_embedding).
@@ -98,9 +101,15 @@ def build_vocab() -> Vocab:
     types = [int(t) for _, t in head] + [int(tt.NORMAL)] * len(normal)
     ids = {p: i for i, p in enumerate(pieces)}
     return Vocab(
-        pieces=pieces, scores=scores, types=types,
-        unk=ids["<unk>"], bos=ids["<s>"], eos=ids["<|im_end|>"],
-        im_start=ids["<|im_start|>"], im_end=ids["<|im_end|>"], stop=ids[STOP_PIECE],
+        pieces=pieces,
+        scores=scores,
+        types=types,
+        unk=ids["<unk>"],
+        bos=ids["<s>"],
+        eos=ids["<|im_end|>"],
+        im_start=ids["<|im_start|>"],
+        im_end=ids["<|im_end|>"],
+        stop=ids[STOP_PIECE],
     )
 
 
@@ -173,6 +182,8 @@ def _add_hparams(writer: gguf.GGUFWriter, n_vocab: int) -> None:
     writer.add_rope_dimension_count(N_EMBD // N_HEAD)
     writer.add_rope_freq_base(ROPE_FREQ_BASE)
     writer.add_layer_norm_rms_eps(RMS_EPS)
+    # Only read in --embedding mode; lets /v1/embeddings work without --pooling.
+    writer.add_pooling_type(gguf.PoolingType.MEAN)
 
 
 def _add_tokenizer(writer: gguf.GGUFWriter, vocab: Vocab) -> None:

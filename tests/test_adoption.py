@@ -1,0 +1,157 @@
+"""Real ``llamactl serve`` processes: kill -9 and adoption, shutdown behaviour, pid reuse."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+from tests.support.helpers import (
+    backends_under,
+    llamactl_server,
+    port_block,
+    wait_until,
+    write_config,
+)
+
+
+def config_file(tmp_path: Path, llama_server_bin: str, **instances: Any) -> Path:
+    low, high = port_block()
+    return write_config(tmp_path / "config.yaml", {
+        "backends": {"llama_cpp": {"command": llama_server_bin}},
+        "instances": {"port_range": [low, high], **instances},
+    })
+
+
+def start_instance(client: httpx.Client, name: str, model: Path) -> dict[str, Any]:
+    assert client.post("/api/instances",
+                       json={"name": name, "model_path": str(model)}).status_code == 201
+    response = client.post(f"/api/instances/{name}/start?wait=true")
+    assert response.status_code == 200, response.text
+    instance: dict[str, Any] = client.get(f"/api/instances/{name}").json()
+    return instance
+
+
+def backend_health(port: int) -> int:
+    return httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code
+
+
+def test_kill_9_of_llamactl_then_a_new_one_adopts_the_running_instances(
+    tmp_path: Path, llama_server_bin: str, model: Path
+) -> None:
+    config = config_file(tmp_path, llama_server_bin)
+    data = tmp_path / "data"
+    with llamactl_server(data, config) as first:
+        with first.client() as client:
+            one = start_instance(client, "one", model)
+            two = start_instance(client, "two", model)
+        first.kill9()
+    # The children outlive llamactl: own sessions, output into files, not pipes.
+    for instance in (one, two):
+        assert psutil.pid_exists(instance["pid"])
+        assert backend_health(instance["port"]) == 200
+    with llamactl_server(data, config) as second, second.client() as client:
+        for instance in (one, two):
+            adopted = client.get(f"/api/instances/{instance['name']}").json()
+            assert adopted["status"] == "running"
+            assert adopted["pid"] == instance["pid"]
+            health = client.get(f"/api/instances/{instance['name']}/health").json()
+            assert health["status"] == "healthy"
+        logs = client.get("/api/instances/one/logs?lines=500").json()["logs"]
+        messages = [e["message"] for e in logs]
+        assert f"adopted pid {one['pid']}" in messages
+        assert any("model loaded" in m for m in messages)  # the log from before goes on
+        # Stop works on an adopted process, which is not llamactl's child.
+        assert client.post("/api/instances/one/stop").status_code == 200
+        wait_until(lambda: client.get("/api/instances/one").json()["status"] == "stopped",
+                   what="adopted instance to stop")
+        assert not psutil.pid_exists(one["pid"]) or (
+            psutil.Process(one["pid"]).status() == psutil.STATUS_ZOMBIE)
+    # The second llamactl stopped on SIGTERM (stop_on_shutdown defaults to true).
+    wait_until(lambda: backends_under(tmp_path) == [], 30, "backends to stop at shutdown")
+
+
+def test_an_instance_that_died_while_llamactl_was_down_is_marked_stopped(
+    tmp_path: Path, llama_server_bin: str, model: Path
+) -> None:
+    config = config_file(tmp_path, llama_server_bin)
+    data = tmp_path / "data"
+    with llamactl_server(data, config) as first:
+        with first.client() as client:
+            instance = start_instance(client, "gone", model)
+        first.kill9()
+    os.kill(instance["pid"], signal.SIGKILL)
+    wait_until(lambda: backends_under(tmp_path) == [], 10, "backend to die")
+    with llamactl_server(data, config) as second, second.client() as client:
+        after = client.get("/api/instances/gone").json()
+        assert after["status"] == "stopped"
+        assert after["pid"] is None
+
+
+def test_a_reused_pid_is_not_adopted_nor_killed(
+    tmp_path: Path, llama_server_bin: str, model: Path
+) -> None:
+    config = config_file(tmp_path, llama_server_bin)
+    data = tmp_path / "data"
+    with llamactl_server(data, config) as first, first.client() as client:
+        assert client.post("/api/instances",
+                           json={"name": "x", "model_path": str(model)}).status_code == 201
+    # Pretend llamactl died while "x" ran as a pid that now belongs to an unrelated program.
+    stranger = subprocess.Popen(["sleep", "60"])
+    try:
+        with sqlite3.connect(data / "llamactl.db") as db:
+            db.execute(
+                "UPDATE instances SET status='running', pid=?, pid_start_time=?, command=? "
+                "WHERE name='x'",
+                (stranger.pid, psutil.Process(stranger.pid).create_time() + 5, '["llama-server"]'),
+            )
+        with llamactl_server(data, config) as second, second.client() as client:
+            after = client.get("/api/instances/x").json()
+            assert after["status"] == "stopped"
+            assert after["pid"] is None
+        assert stranger.poll() is None  # untouched
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+def test_stop_on_shutdown_false_keeps_instances_for_the_next_llamactl(
+    tmp_path: Path, llama_server_bin: str, model: Path
+) -> None:
+    config = config_file(tmp_path, llama_server_bin, stop_on_shutdown=False)
+    data = tmp_path / "data"
+    with llamactl_server(data, config) as first:
+        with first.client() as client:
+            instance = start_instance(client, "kept", model)
+        first.terminate()
+    assert backend_health(instance["port"]) == 200
+    with llamactl_server(data, config) as second, second.client() as client:
+        adopted = client.get("/api/instances/kept").json()
+        assert adopted["status"] == "running"
+        assert adopted["pid"] == instance["pid"]
+        assert client.post("/api/instances/kept/stop").status_code == 200
+        wait_until(lambda: client.get("/api/instances/kept").json()["status"] == "stopped",
+                   what="kept instance to stop")
+
+
+def test_sigterm_stops_every_instance_by_default(
+    tmp_path: Path, llama_server_bin: str, model: Path
+) -> None:
+    config = config_file(tmp_path, llama_server_bin)
+    data = tmp_path / "data"
+    with llamactl_server(data, config) as server:
+        with server.client() as client:
+            start_instance(client, "a", model)
+            start_instance(client, "b", model)
+        server.terminate()
+    assert backends_under(tmp_path) == []
+    with llamactl_server(data, config) as again, again.client() as client:
+        listed = client.get("/api/instances").json()["instances"]
+        statuses = {i["name"]: i["status"] for i in listed}
+        assert statuses == {"a": "stopped", "b": "stopped"}
