@@ -377,3 +377,26 @@ async def test_start_all_reports_failures(
     assert result["started"] == ["ok"]
     assert [f["name"] for f in result["failed"]] == ["gone"]
     assert "missing" in result["failed"][0]["error"]
+
+
+async def test_proxy_reaches_native_endpoints_with_the_key_added(
+    make_settings: Any, make_app: Any, model: Path
+) -> None:
+    app: AppHarness = await make_app(make_settings())
+    await create(app, "px", model)
+    refused = await app.client.get("/api/instances/px/proxy/props")
+    assert refused.status_code == 409
+    assert refused.json()["code"] == "INSTANCE_NOT_RUNNING"
+    await app.client.post("/api/instances/px/start?wait=true")
+    props = await app.client.get("/api/instances/px/proxy/props")
+    assert props.status_code == 200
+    assert "default_generation_settings" in props.json()
+    completion = await app.client.post(
+        "/api/instances/px/proxy/completion",
+        json={"prompt": "hello", "n_predict": 3, "ignore_eos": True},
+    )
+    assert completion.status_code == 200
+    assert completion.json()["tokens_predicted"] == 3
+    tokens = await app.client.post("/api/instances/px/proxy/tokenize", json={"content": "hi"})
+    assert tokens.status_code == 200
+    assert isinstance(tokens.json()["tokens"], list)

@@ -19,7 +19,7 @@ from fastapi import APIRouter, FastAPI
 from llamactl.api.deps import Services
 from llamactl.api.errors import install_error_handlers
 from llamactl.api.middleware import JsonBodies
-from llamactl.api.routes import instances
+from llamactl.api.routes import instances, proxy
 from llamactl.backends.llama_cpp import resolve_command
 from llamactl.config import Settings
 from llamactl.errors import StartupError
@@ -88,5 +88,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(JsonBodies)
     api = APIRouter(prefix="/api")
     api.include_router(instances.router)
+    api.include_router(proxy.router)
     app.include_router(api)
     return app

@@ -97,9 +97,11 @@ def migrate(connection: sqlite3.Connection) -> int:
                 connection.execute(statement)
             connection.execute(f"PRAGMA user_version = {index + 1}")
             connection.execute("COMMIT")
-        except BaseException:
+        except sqlite3.Error as exc:
             connection.execute("ROLLBACK")
-            raise
+            raise StartupError(
+                f"migrating the database to schema version {index + 1} failed: {exc}"
+            ) from None
     return SCHEMA_VERSION
 
 
