@@ -130,3 +130,17 @@ def no_leftover_processes(tmp_path: Path) -> Iterator[None]:
     for process in left:
         process.kill()
     assert not left, f"test left processes behind: {[p.info['cmdline'] for p in left]}"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """At the very end: nothing any test started may still run (a second net under the
+    per-test check, for processes started by session fixtures)."""
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if factory is None:
+        return
+    left = processes_under(factory.getbasetemp())
+    for process in left:
+        process.kill()
+    if left:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        print(f"\nprocesses left behind by the test session: {[p.info['cmdline'] for p in left]}")

@@ -400,3 +400,44 @@ async def test_proxy_reaches_native_endpoints_with_the_key_added(
     tokens = await app.client.post("/api/instances/px/proxy/tokenize", json={"content": "hi"})
     assert tokens.status_code == 200
     assert isinstance(tokens.json()["tokens"], list)
+
+
+async def test_a_port_change_applies_at_the_next_start(
+    make_settings: Any, make_app: Any, model: Path
+) -> None:
+    app: AppHarness = await make_app(make_settings())
+    first = await create(app, "mv", model)
+    await app.client.post("/api/instances/mv/start?wait=true")
+    new_port = first["port"] + 1
+    answer = (await app.client.put("/api/instances/mv", json={"port": new_port})).json()
+    assert answer["restart_required"] is True
+    # The running process still holds the old port: it is neither reused nor unwatched.
+    taken = await app.client.post("/api/instances",
+                                  json={"name": "x", "model_path": str(model),
+                                        "port": first["port"]})
+    assert taken.status_code == 409
+    health = (await app.client.get("/api/instances/mv/health")).json()
+    assert health["status"] == "healthy"
+    proxied = await app.client.get("/api/instances/mv/proxy/health")
+    assert proxied.status_code == 200
+    await app.client.post("/api/instances/mv/restart")
+    pid = answer["instance"]["pid"]
+    instance = await wait_instance(
+        app.client, "mv", lambda i: i["status"] == "running" and i["pid"] != pid
+    )
+    assert f"--port {new_port}" in " ".join(psutil.Process(instance["pid"]).cmdline())
+
+
+async def test_an_assigned_port_skips_ports_the_os_reports_busy(
+    make_settings: Any, make_app: Any, fake_model: Path
+) -> None:
+    settings = make_settings(fake=True)
+    low, _ = settings.instances.port_range
+    blocker = await asyncio.start_server(lambda r, w: None, "127.0.0.1", low)
+    try:
+        app: AppHarness = await make_app(settings)
+        instance = await create(app, "skip", fake_model)
+    finally:
+        blocker.close()
+        await blocker.wait_closed()
+    assert instance["port"] == low + 1

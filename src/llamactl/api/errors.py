@@ -60,8 +60,9 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     if any(e.get("type") == "json_invalid" for e in errors):
         return error_response(400, "INVALID_JSON", "Request body is not valid JSON",
                               _json_problem(errors))
-    return error_response(400, "VALIDATION_ERROR", "Request validation failed",
-                          describe_errors(errors))
+    details = describe_errors(errors)
+    return error_response(400, "VALIDATION_ERROR", f"Invalid request: {details.split('; ')[0]}",
+                          details)
 
 
 def describe_errors(errors: Sequence[Any]) -> str:

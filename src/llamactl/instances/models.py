@@ -62,6 +62,7 @@ class RuntimeState:
     started_at: datetime | None = None
     restart_count: int = 0
     last_error: str | None = None
+    serving_port: int | None = None  # the port of the running process, if any
 
 
 @dataclass

@@ -35,6 +35,8 @@ MIGRATIONS: tuple[str, ...] = (
         updated_at      TEXT NOT NULL
     );
     """,
+    # The port the running process listens on: an update of `port` applies at the next start.
+    "ALTER TABLE instances ADD COLUMN serving_port INTEGER;",
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

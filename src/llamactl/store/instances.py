@@ -15,7 +15,7 @@ _LIFECYCLE_FIELDS = (
 _COLUMNS = (
     "name", "backend", "model_path", "port", "options", "lifecycle", "environment", "extra_args",
     "api_key", "status", "pid", "pid_start_time", "command", "started_at", "restart_count",
-    "last_error", "created_at", "updated_at",
+    "last_error", "created_at", "updated_at", "serving_port",
 )
 
 # Built once from the constant column list above, never from input.
@@ -71,6 +71,7 @@ def _to_row(record: InstanceRecord) -> dict[str, Any]:
         "last_error": runtime.last_error,
         "created_at": record.created_at.isoformat(),
         "updated_at": record.updated_at.isoformat(),
+        "serving_port": runtime.serving_port,
     }
 
 
@@ -95,6 +96,7 @@ def _from_row(row: dict[str, Any]) -> InstanceRecord:
         started_at=datetime.fromisoformat(row["started_at"]) if row["started_at"] else None,
         restart_count=row["restart_count"],
         last_error=row["last_error"],
+        serving_port=row["serving_port"],
     )
     return InstanceRecord(
         spec=spec,

@@ -161,7 +161,11 @@ class InstanceManager:
                 del self._owners[name]
 
     def _claim_port(self, port: int | None, *, exclude: str | None) -> int:
-        taken = {o.record.spec.port: n for n, o in self._owners.items() if n != exclude}
+        taken: dict[int, str] = {}
+        for other, owner in self._owners.items():
+            if other != exclude:
+                # Both the configured port and the one a running process still holds.
+                taken[owner.record.spec.port] = taken[owner.port] = other
         if port is None:
             low, high = self._ctx.config.port_range
             chosen = pick_port(low, high, set(taken) | self._reserved_ports)

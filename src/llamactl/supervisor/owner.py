@@ -81,6 +81,11 @@ class InstanceOwner:
         return self._process.pid if self._process else None
 
     @property
+    def port(self) -> int:
+        """Where the instance listens: its running process's port, else its configured one."""
+        return self.record.runtime.serving_port or self.record.spec.port
+
+    @property
     def log_path(self) -> Path:
         return self._ctx.log_path(self.name)
 
@@ -284,6 +289,7 @@ class InstanceOwner:
         runtime.pid, runtime.pid_start_time, runtime.command = (
             handle.pid, handle.start_time, handle.command)
         runtime.started_at = utc_now()
+        runtime.serving_port = self.record.spec.port
         runtime.last_error = None
         self._own_log("info", f"started pid {handle.pid}")
         self._set_status("starting")
@@ -303,7 +309,7 @@ class InstanceOwner:
             handle = ProcessHandle.adopt(runtime.pid, runtime.pid_start_time, runtime.command)
         if handle is None:
             self._own_log("warn", f"process pid {runtime.pid} from before is gone: stopped")
-            runtime.pid = runtime.pid_start_time = None
+            runtime.pid = runtime.pid_start_time = runtime.serving_port = None
             runtime.started_at = None
             self._set_status("stopped")
             return
@@ -336,7 +342,7 @@ class InstanceOwner:
         self._cancel_watchers()
         self._cancel_timer()
         runtime = self.record.runtime
-        runtime.pid = runtime.pid_start_time = None
+        runtime.pid = runtime.pid_start_time = runtime.serving_port = None
         runtime.started_at = None
         self.stats.reset(None)
         what = describe_exit(code)
@@ -397,7 +403,7 @@ class InstanceOwner:
     def _fail(self, reason: str) -> None:
         runtime = self.record.runtime
         runtime.last_error = reason
-        runtime.pid = runtime.pid_start_time = None
+        runtime.pid = runtime.pid_start_time = runtime.serving_port = None
         self._own_log("error", reason)
         tail = logs.last_messages(self.log_path, FAILURE_LOG_LINES)
         self._set_status("failed")
@@ -475,13 +481,13 @@ class InstanceOwner:
     def _watch_readiness(self) -> None:
         assert self._process is not None
         self._watchers.append(self._spawn(watch_readiness(
-            self._post, self._generation, self._ctx.http, self.record.spec.port,
+            self._post, self._generation, self._ctx.http, self.port,
             self.log_path, self._ctx.config.load_timeout,
         )))
 
     def _watch_liveness(self) -> None:
         self._watchers.append(self._spawn(watch_liveness(
-            self._post, self._generation, self._ctx.http, self.record.spec.port,
+            self._post, self._generation, self._ctx.http, self.port,
             self._ctx.config.health_interval, self._ctx.config.health_failures,
             self._ctx.stable_after,
         )))

@@ -125,7 +125,7 @@ async def instance_health(name: str, manager: ManagerDep) -> Response:
     owner = manager.owner(name)
     alive = owner.pid is not None
     report = await health_report(
-        manager.context.http, owner.status, owner.record.spec.port, alive
+        manager.context.http, owner.status, owner.port, alive
     )
     return _json(report)
 

@@ -43,7 +43,7 @@ async def proxy(name: str, path: str, request: Request, manager: ManagerDep) -> 
     headers["authorization"] = f"Bearer {owner.record.api_key}"
     client = manager.context.http
     upstream_request = client.build_request(
-        request.method, f"http://127.0.0.1:{owner.record.spec.port}/{path}",
+        request.method, f"http://127.0.0.1:{owner.port}/{path}",
         params=request.query_params, headers=headers, content=await request.body(),
         timeout=PROXY_TIMEOUT,
     )
