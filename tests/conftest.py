@@ -62,13 +62,19 @@ FAKE_COMMAND = [sys.executable, str(FAKE_BACKEND)]
 
 @pytest.fixture
 def make_settings(tmp_path: Path, llama_server_bin: str) -> Callable[..., Settings]:
-    def build(*, fake: bool = False, **instances: Any) -> Settings:
+    def build(
+        *, fake: bool = False, sections: dict[str, Any] | None = None, **instances: Any
+    ) -> Settings:
+        """Settings for one test: its own data dir and ports; rate limits off unless
+        ``sections`` (other top-level config sections) turn them on."""
         low, high = port_block()
         command: str | list[str] = FAKE_COMMAND if fake else llama_server_bin
         return Settings.model_validate({
             "data_dir": str(tmp_path / "data"),
             "backends": {"llama_cpp": {"command": command}},
             "instances": {"port_range": [low, high], **instances},
+            "rate_limit": {"enabled": False},
+            **(sections or {}),
         })
 
     return build

@@ -8,22 +8,32 @@ down when it stops: instances are stopped, or left running for adoption when
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 import httpx
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
+from llamactl.api.auth import authorize
 from llamactl.api.deps import Services
 from llamactl.api.errors import install_error_handlers
-from llamactl.api.middleware import JsonBodies
-from llamactl.api.routes import instances, proxy
+from llamactl.api.middleware import JsonBodies, Limits, RateLimits
+from llamactl.api.routes import auth as auth_routes
+from llamactl.api.routes import instances, keys, proxy
 from llamactl.backends.llama_cpp import resolve_command
 from llamactl.config import Settings
 from llamactl.errors import StartupError
 from llamactl.events import EventHub
+from llamactl.security.keys import KeyStore
+from llamactl.security.ratelimit import FixedWindowLimiter
+from llamactl.security.secret import load_secret
+from llamactl.security.service import AuthService
+from llamactl.security.users import UserDirectory
 from llamactl.store.database import open_database
 from llamactl.store.instances import InstanceRepository
 from llamactl.supervisor.context import OwnerContext
@@ -52,7 +62,32 @@ def prepare_data_dir(settings: Settings) -> sqlite3.Connection:
     return connection
 
 
-def create_app(settings: Settings) -> FastAPI:
+def build_auth(
+    settings: Settings, connection: sqlite3.Connection, config_path: Path | None
+) -> AuthService:
+    secret = load_secret(settings.auth.secret, settings.data_dir, os.environ)
+    return AuthService(
+        enabled=settings.auth_enabled,
+        secret=secret,
+        users=UserDirectory(settings.auth.users, config_path),
+        token_ttl=settings.auth.token_ttl,
+        keys=KeyStore(connection, secret),
+        login_limiter=FixedWindowLimiter(settings.rate_limit.login_failures_per_minute),
+    )
+
+
+def build_limits(settings: Settings, auth: AuthService) -> Limits | None:
+    config = settings.rate_limit
+    if not config.enabled:
+        return None
+    return Limits(FixedWindowLimiter(config.regular_per_minute),
+                  FixedWindowLimiter(config.intensive_per_minute), auth.caller)
+
+
+def create_app(settings: Settings, *, config_path: Path | None = None) -> FastAPI:
+    """The app. ``config_path`` is the config file (it may not exist yet): users are read
+    from it as it changes, and ``PUT /api/config`` writes it."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         connection = prepare_data_dir(settings)
@@ -67,8 +102,11 @@ def create_app(settings: Settings) -> FastAPI:
             http=http,
         )
         manager = InstanceManager(context, reserved_ports=[settings.server.port])
+        auth = build_auth(settings, connection, config_path)
         manager.boot()
-        app.state.services = Services(settings=settings, manager=manager)
+        app.state.services = Services(
+            settings=settings, manager=manager, auth=auth, limits=build_limits(settings, auth)
+        )
         try:
             yield
         finally:
@@ -86,8 +124,22 @@ def create_app(settings: Settings) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(JsonBodies)
-    api = APIRouter(prefix="/api")
+    app.add_middleware(RateLimits)
+    if settings.server.cors_origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.server.cors_origins,
+            allow_methods=["*"], allow_headers=["*"],
+            expose_headers=["X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset",
+                            "Retry-After"],
+        )
+    public = APIRouter(prefix="/api")
+    public.include_router(auth_routes.public)
+    # Every route below needs a token when auth is on: the dependency sits on the router.
+    api = APIRouter(prefix="/api", dependencies=[Depends(authorize)])
     api.include_router(instances.router)
     api.include_router(proxy.router)
+    api.include_router(auth_routes.router)
+    api.include_router(keys.router)
+    app.include_router(public)
     app.include_router(api)
     return app

@@ -26,6 +26,7 @@ class _Strict(BaseModel):
 class ServerConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
+    cors_origins: list[str] = Field(default_factory=list)  # empty: CORS off
 
 
 class LlamaCppBackendConfig(_Strict):
@@ -93,6 +94,8 @@ class RateLimitConfig(_Strict):
     enabled: bool = True
     regular_per_minute: int = Field(default=100, gt=0)
     intensive_per_minute: int = Field(default=10, gt=0)
+    # Failed logins per client address per minute (brute force), whether or not the above is on.
+    login_failures_per_minute: int = Field(default=10, gt=0)
 
 
 def default_data_dir() -> Path:

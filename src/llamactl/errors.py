@@ -5,10 +5,13 @@ builds an error body by hand and no error ever leaves as a stack trace.
 
     LlamactlError                     500 INTERNAL_ERROR
     ├── BadRequest                    400 (VALIDATION_ERROR, INVALID_JSON, MODEL_NOT_FOUND)
+    ├── Unauthorized                  401 (UNAUTHORIZED, TOKEN_EXPIRED, INVALID_CREDENTIALS)
+    ├── Forbidden                     403 FORBIDDEN
     ├── NotFound                      404 (NOT_FOUND, INSTANCE_NOT_FOUND)
     ├── Conflict                      409 (INSTANCE_EXISTS, PORT_CONFLICT, INSTANCE_RUNNING,
     │                                      INSTANCE_ALREADY_RUNNING, INSTANCE_NOT_RUNNING,
     │                                      NO_FREE_PORT)
+    ├── RateLimited                   429 RATE_LIMITED
     ├── StartFailed                   502 START_FAILED (details: the reason and last log lines)
     └── StartupError                  not HTTP: ``llamactl serve`` cannot start
 """
@@ -21,13 +24,19 @@ class LlamactlError(Exception):
 
     status_code: int = 500
     code: str = "INTERNAL_ERROR"
+    headers: dict[str, str] | None = None  # extra answer headers; never mutated
 
-    def __init__(self, message: str, details: str | None = None, *, code: str | None = None):
+    def __init__(
+        self, message: str, details: str | None = None, *, code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.details = details
         if code is not None:
             self.code = code
+        if headers is not None:
+            self.headers = headers
 
 
 class BadRequest(LlamactlError):
@@ -41,6 +50,30 @@ class ValidationFailed(BadRequest):
 
 class ModelNotFound(BadRequest):
     code = "MODEL_NOT_FOUND"
+
+
+class Unauthorized(LlamactlError):
+    status_code = 401
+    code = "UNAUTHORIZED"
+    headers = {"WWW-Authenticate": "Bearer"}  # noqa: RUF012 (read-only)
+
+
+class TokenExpired(Unauthorized):
+    code = "TOKEN_EXPIRED"
+
+
+class InvalidCredentials(Unauthorized):
+    code = "INVALID_CREDENTIALS"
+
+
+class Forbidden(LlamactlError):
+    status_code = 403
+    code = "FORBIDDEN"
+
+
+class RateLimited(LlamactlError):
+    status_code = 429
+    code = "RATE_LIMITED"
 
 
 class NotFound(LlamactlError):

@@ -7,7 +7,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from llamactl.api.middleware import Limits
 from llamactl.config import Settings
+from llamactl.security.service import AuthService
 from llamactl.supervisor.manager import InstanceManager
 
 
@@ -15,6 +17,8 @@ from llamactl.supervisor.manager import InstanceManager
 class Services:
     settings: Settings
     manager: InstanceManager
+    auth: AuthService
+    limits: Limits | None = None  # None: rate limiting is off
 
 
 def get_services(request: Request) -> Services:

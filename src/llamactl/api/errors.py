@@ -52,7 +52,7 @@ def install_error_handlers(app: FastAPI) -> None:
 async def _domain_error(request: Request, exc: LlamactlError) -> JSONResponse:
     if exc.status_code >= 500:
         log.warning("%s %s: %s %s", request.method, request.url.path, exc.code, exc.message)
-    return error_response(exc.status_code, exc.code, exc.message, exc.details)
+    return error_response(exc.status_code, exc.code, exc.message, exc.details, exc.headers)
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

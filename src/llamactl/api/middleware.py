@@ -1,4 +1,5 @@
-"""ASGI middleware for ``/api``.
+"""ASGI middleware for ``/api``: JSON bodies and rate limits. Pure ASGI: they run on every
+request, and BaseHTTPMiddleware would cost a task and a stream copy each time.
 
 JsonBodies: every ``/api`` body is JSON whatever its Content-Type says. ``curl -d`` sends
 ``application/x-www-form-urlencoded`` unless told otherwise, and FastAPI would then refuse a
@@ -8,7 +9,13 @@ or INVALID_JSON when it really is not JSON.
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+import json
+import re
+from collections.abc import Callable
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from llamactl.security.ratelimit import Decision, FixedWindowLimiter
 
 _JSON = b"application/json"
 
@@ -28,3 +35,83 @@ class JsonBodies:
             headers.append((b"content-type", _JSON))
             scope = {**scope, "headers": headers}
         await self.app(scope, receive, send)
+
+
+# Create, start, restart, start-all and stop-all: the resource-intensive operations.
+_INTENSIVE = re.compile(
+    r"^/api/instances(?:/(?:start-all|stop-all)|/[^/]+/(?:start|restart))?/?$"
+)
+
+
+def is_intensive(method: str, path: str) -> bool:
+    return method == "POST" and _INTENSIVE.match(path) is not None
+
+
+class RateLimits:
+    """Per-caller limits on every ``/api`` request, with the three headers on every answer.
+
+    The caller is the user of a valid token, else the client address. Refused requests get
+    429 RATE_LIMITED with Retry-After and never reach the app.
+    """
+
+    def __init__(self, app: ASGIApp, prefix: str = "/api"):
+        self.app = app
+        self.prefix = prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
+            await self.app(scope, receive, send)
+            return
+        services = getattr(scope["app"].state, "services", None)
+        limits: Limits | None = getattr(services, "limits", None)
+        if limits is None:
+            await self.app(scope, receive, send)
+            return
+        decision = limits.decide(scope)
+        headers = [(k.lower().encode(), v.encode()) for k, v in decision.headers().items()]
+        if not decision.allowed:
+            limits.on_refused()
+            body = json.dumps({"error": "Rate limit exceeded", "code": "RATE_LIMITED",
+                               "details": f"retry after {decision.retry_after} s"}).encode()
+            await send({"type": "http.response.start", "status": 429,
+                        "headers": [(b"content-type", _JSON),
+                                    (b"content-length", str(len(body)).encode()), *headers]})
+            await send({"type": "http.response.body", "body": body})
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *headers]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class Limits:
+    """The two limiters and how a request picks one and names its caller."""
+
+    def __init__(
+        self, regular: FixedWindowLimiter, intensive: FixedWindowLimiter,
+        caller: Callable[[str | None], str | None],
+        on_refused: Callable[[], None] = lambda: None,
+    ):
+        self.regular = regular
+        self.intensive = intensive
+        self._caller = caller
+        self.on_refused = on_refused
+
+    def decide(self, scope: Scope) -> Decision:
+        token = _bearer(scope)
+        user = self._caller(token)
+        client = scope.get("client")
+        key = f"user:{user}" if user else f"addr:{client[0] if client else 'unknown'}"
+        limiter = self.intensive if is_intensive(scope["method"], scope["path"]) else self.regular
+        return limiter.hit(key)
+
+
+def _bearer(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            return token.strip() if scheme.lower() == "bearer" else None
+    return None

@@ -37,6 +37,18 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # The port the running process listens on: an update of `port` applies at the next start.
     "ALTER TABLE instances ADD COLUMN serving_port INTEGER;",
+    """
+    CREATE TABLE api_keys (
+        id              TEXT PRIMARY KEY,
+        name            TEXT NOT NULL UNIQUE,
+        key_hash        TEXT NOT NULL UNIQUE,   -- HMAC-SHA256 of the key; the key is not kept
+        prefix          TEXT NOT NULL,
+        instances       TEXT,                   -- JSON list, or NULL for every instance
+        created_at      TEXT NOT NULL,
+        expires_at      TEXT,
+        last_used_at    TEXT
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -108,6 +120,16 @@ def migrate(connection: sqlite3.Connection) -> int:
 
 
 def _statements(script: str) -> list[str]:
-    # executescript() would COMMIT our transaction first; split instead so a failed migration
-    # rolls back whole. Migrations hold no semicolons inside literals.
-    return [part.strip() for part in script.split(";") if part.strip()]
+    """Split a script into statements. executescript() would COMMIT our transaction first;
+    splitting (where SQLite itself says a statement is complete, so semicolons in comments
+    and literals are safe) lets a failed migration roll back whole."""
+    statements: list[str] = []
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            statements.append(pending.strip())
+            pending = ""
+    if pending.strip():
+        statements.append(pending.strip())
+    return statements

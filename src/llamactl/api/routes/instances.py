@@ -25,10 +25,12 @@ from llamactl.api.schemas import (
 from llamactl.api.schemas import Instance as InstanceModel
 from llamactl.api.views import instance_json
 from llamactl.instances.schemas import InstanceCreate, InstanceUpdate, StopBody
+from llamactl.security.roles import role_route
 from llamactl.supervisor import logs
 from llamactl.supervisor.health import health_report
 
 router = APIRouter(prefix="/instances", tags=["instances"], responses=ERROR_RESPONSES)
+OPERATOR = role_route("operator")
 
 MAX_LOG_LINES = 100_000
 
@@ -46,7 +48,8 @@ async def list_instances(manager: ManagerDep, settings: SettingsDep) -> Response
     return _json({"instances": [instance_json(o, config) for o in manager.owners()]})
 
 
-@router.post("", status_code=201, response_model=InstanceCreated, summary="Create an instance")
+@router.post("", status_code=201, response_model=InstanceCreated, summary="Create an instance",
+             openapi_extra=OPERATOR)
 async def create_instance(
     body: InstanceCreate, manager: ManagerDep, settings: SettingsDep
 ) -> Response:
@@ -58,14 +61,16 @@ async def create_instance(
     )
 
 
-@router.post("/start-all", response_model=StartAllResult, summary="Start all stopped instances")
+@router.post("/start-all", response_model=StartAllResult, summary="Start all stopped instances",
+             openapi_extra=OPERATOR)
 async def start_all(manager: ManagerDep) -> Response:
     result = await manager.start_all()
     return _json({"message": f"Started {len(result.done)} instance(s)", "started": result.done,
                   "skipped": result.skipped, "failed": result.failed})
 
 
-@router.post("/stop-all", response_model=StopAllResult, summary="Stop all running instances")
+@router.post("/stop-all", response_model=StopAllResult, summary="Stop all running instances",
+             openapi_extra=OPERATOR)
 async def stop_all(manager: ManagerDep) -> Response:
     result = await manager.stop_all()
     return _json({"message": f"Stopping {len(result.done)} instance(s)", "stopped": result.done,
@@ -77,7 +82,8 @@ async def get_instance(name: str, manager: ManagerDep, settings: SettingsDep) ->
     return _json(instance_json(manager.owner(name), settings.instances))
 
 
-@router.put("/{name}", response_model=InstanceUpdated, summary="Update an instance")
+@router.put("/{name}", response_model=InstanceUpdated, summary="Update an instance",
+            openapi_extra=OPERATOR)
 async def update_instance(
     name: str, body: InstanceUpdate, manager: ManagerDep, settings: SettingsDep,
     restart: Annotated[bool, Query(description="restart a running instance now")] = False,
@@ -90,13 +96,15 @@ async def update_instance(
     return _json(answer)
 
 
-@router.delete("/{name}", response_model=Message, summary="Delete a stopped instance")
+@router.delete("/{name}", response_model=Message, summary="Delete a stopped instance",
+               openapi_extra=OPERATOR)
 async def delete_instance(name: str, manager: ManagerDep) -> Response:
     await manager.delete(name)
     return _json({"message": "Instance deleted successfully"})
 
 
-@router.post("/{name}/start", response_model=OperationStarted, summary="Start an instance")
+@router.post("/{name}/start", response_model=OperationStarted, summary="Start an instance",
+             openapi_extra=OPERATOR)
 async def start_instance(
     name: str, manager: ManagerDep,
     wait: Annotated[bool, Query(description="answer once running, or with the failure")] = False,
@@ -107,14 +115,16 @@ async def start_instance(
     return _json({"message": "Instance start initiated", "status": "starting"})
 
 
-@router.post("/{name}/stop", response_model=OperationStarted, summary="Stop an instance")
+@router.post("/{name}/stop", response_model=OperationStarted, summary="Stop an instance",
+             openapi_extra=OPERATOR)
 async def stop_instance(name: str, manager: ManagerDep, body: StopBody | None = None) -> Response:
     body = body or StopBody()
     await manager.stop(name, force=body.force, timeout=body.timeout)
     return _json({"message": "Instance stop initiated", "status": "stopping"})
 
 
-@router.post("/{name}/restart", response_model=OperationStarted, summary="Restart an instance")
+@router.post("/{name}/restart", response_model=OperationStarted, summary="Restart an instance",
+             openapi_extra=OPERATOR)
 async def restart_instance(name: str, manager: ManagerDep) -> Response:
     await manager.restart(name)
     return _json({"message": "Instance restart initiated", "status": "restarting"})

@@ -16,6 +16,7 @@ from starlette.background import BackgroundTask
 
 from llamactl.api.deps import ManagerDep
 from llamactl.errors import InstanceNotRunning, LlamactlError
+from llamactl.security.roles import role_route
 
 router = APIRouter(tags=["instances"])
 
@@ -34,6 +35,7 @@ class UpstreamUnavailable(LlamactlError):
     "/instances/{name}/proxy/{path:path}",
     methods=["GET", "POST", "PUT", "DELETE"],
     summary="Call a native llama-server endpoint of a running instance",
+    openapi_extra=role_route("operator"),
 )
 async def proxy(name: str, path: str, request: Request, manager: ManagerDep) -> StreamingResponse:
     owner = manager.owner(name)

@@ -1,0 +1,59 @@
+"""The dependency every ``/api`` route gets from its router: who calls, and may they.
+
+Applied to the whole ``/api`` router (only the login route lives outside it), so a new route
+cannot forget it. A route declares the least role it needs with ``role_route(...)``; one that
+declares none is open to viewers if it only reads and to admins otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, WebSocketException, status
+from starlette.requests import HTTPConnection
+
+from llamactl.errors import LlamactlError, Unauthorized
+from llamactl.security.roles import ROLE_KEY, Role, required_role
+from llamactl.security.service import ANONYMOUS, AuthService, Principal
+
+
+def bearer_token(conn: HTTPConnection) -> str | None:
+    header = conn.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    # Browsers cannot set headers on a WebSocket or an EventSource: those may pass ?token=.
+    if conn.scope["type"] == "websocket" or _is_event_stream(conn):
+        return conn.query_params.get("token") or None
+    return None
+
+
+def _is_event_stream(conn: HTTPConnection) -> bool:
+    return conn.query_params.get("follow") == "true" or conn.url.path.endswith("/events")
+
+
+def route_role(conn: HTTPConnection) -> Role:
+    route = conn.scope.get("route")
+    extra = getattr(route, "openapi_extra", None) or {}
+    declared: Role | None = extra.get(ROLE_KEY)
+    return required_role(conn.scope.get("method", "GET"), declared)
+
+
+async def authorize(conn: HTTPConnection) -> Principal:
+    auth: AuthService = conn.app.state.services.auth
+    if not auth.enabled:
+        return ANONYMOUS
+    try:
+        token = bearer_token(conn)
+        if token is None:
+            raise Unauthorized("Missing bearer token")
+        principal = auth.principal_for_token(token)
+        auth.check_role(principal, route_role(conn))
+    except LlamactlError as exc:
+        if conn.scope["type"] == "websocket":
+            raise WebSocketException(status.WS_1008_POLICY_VIOLATION, exc.message) from None
+        raise
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(authorize)]

@@ -1,0 +1,71 @@
+"""``/api/keys``: inference API keys for the /v1 gateway. Admins only."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from llamactl.api.schemas import ERROR_RESPONSES
+from llamactl.instances.models import NAME_PATTERN
+from llamactl.security.keys import KeyStore
+from llamactl.security.roles import role_route
+
+router = APIRouter(prefix="/keys", tags=["keys"], responses=ERROR_RESPONSES)
+ADMIN = role_route("admin")
+
+
+class KeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    name: str = Field(pattern=NAME_PATTERN, examples=["my-app"])
+    instances: list[str] | None = Field(
+        default=None, description="instances the key may use; absent = all")
+    expires_at: AwareDatetime | None = Field(default=None, examples=["2025-01-01T00:00:00Z"])
+
+
+class KeyInfo(BaseModel):
+    id: str
+    name: str
+    prefix: str
+    instances: list[str] | None
+    created_at: str
+    expires_at: str | None
+    last_used_at: str | None
+
+
+class KeyList(BaseModel):
+    keys: list[KeyInfo]
+
+
+class KeyCreated(BaseModel):
+    message: str
+    key: str = Field(description="the key itself: shown this once, never again")
+    info: KeyInfo
+
+
+def _keys(request: Request) -> KeyStore:
+    store: KeyStore = request.app.state.services.auth.keys
+    return store
+
+
+@router.get("", response_model=KeyList, summary="List API keys", openapi_extra=ADMIN)
+async def list_keys(request: Request) -> dict[str, Any]:
+    return {"keys": [k.to_json() for k in _keys(request).list()]}
+
+
+@router.post("", status_code=201, response_model=KeyCreated, summary="Create an API key",
+             openapi_extra=ADMIN)
+async def create_key(body: KeyCreate, request: Request) -> JSONResponse:
+    expires: datetime | None = body.expires_at
+    key, plaintext = _keys(request).create(body.name, body.instances, expires)
+    return JSONResponse({"message": "API key created; it is shown only now", "key": plaintext,
+                         "info": key.to_json()}, status_code=201)
+
+
+@router.delete("/{name}", summary="Revoke an API key", openapi_extra=ADMIN)
+async def revoke_key(name: str, request: Request) -> dict[str, str]:
+    _keys(request).revoke(name)
+    return {"message": "API key revoked"}

@@ -1,0 +1,135 @@
+"""Inference API keys for the /v1 gateway, kept in SQLite.
+
+A key is shown once, when created. The store keeps an HMAC-SHA256 of it under the server's
+secret: keys are random and long, so a fast keyed hash is right (a slow password hash per
+request would cost milliseconds for no gain). ``last_used_at`` is written at most once a
+minute per key, so heavy use does not mean a database write per request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import sqlite3
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from llamactl.errors import Conflict, NotFound
+
+KEY_PREFIX = "llk_"
+LAST_USED_RESOLUTION_SECONDS = 60.0
+
+
+@dataclass
+class ApiKey:
+    id: str
+    name: str
+    prefix: str  # the first characters, to recognise a key in lists
+    instances: list[str] | None  # None: every instance
+    created_at: datetime
+    expires_at: datetime | None = None
+    last_used_at: datetime | None = None
+
+    def allows(self, instance: str) -> bool:
+        return self.instances is None or instance in self.instances
+
+    def expired(self, now: datetime | None = None) -> bool:
+        return self.expires_at is not None and (now or datetime.now(UTC)) >= self.expires_at
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "id": self.id, "name": self.name, "prefix": self.prefix, "instances": self.instances,
+            "created_at": _fmt(self.created_at), "expires_at": _fmt(self.expires_at),
+            "last_used_at": _fmt(self.last_used_at),
+        }
+
+
+def _fmt(moment: datetime | None) -> str | None:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
+
+
+def _parse(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+_COLUMNS = "id, name, prefix, instances, created_at, expires_at, last_used_at"
+
+
+@dataclass
+class KeyStore:
+    db: sqlite3.Connection
+    secret: str
+    _touched: dict[str, float] = field(default_factory=dict)
+
+    def _hash(self, key: str) -> str:
+        return hmac.new(self.secret.encode(), key.encode(), hashlib.sha256).hexdigest()
+
+    def create(
+        self, name: str, instances: list[str] | None = None, expires_at: datetime | None = None
+    ) -> tuple[ApiKey, str]:
+        plaintext = KEY_PREFIX + secrets.token_urlsafe(32)
+        key = ApiKey(id=uuid.uuid4().hex[:12], name=name, prefix=plaintext[:10],
+                     instances=instances, created_at=datetime.now(UTC).replace(microsecond=0),
+                     expires_at=expires_at)
+        try:
+            self.db.execute(
+                f"INSERT INTO api_keys ({_COLUMNS}, key_hash) "  # noqa: S608 (constant columns)
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (key.id, name, key.prefix, json.dumps(instances) if instances is not None else None,
+                 key.created_at.isoformat(), expires_at.isoformat() if expires_at else None, None,
+                 self._hash(plaintext)),
+            )
+        except sqlite3.IntegrityError:
+            raise Conflict(f"an API key named '{name}' already exists", code="KEY_EXISTS") from None
+        return key, plaintext
+
+    def list(self) -> list[ApiKey]:
+        rows = self.db.execute(f"SELECT {_COLUMNS} FROM api_keys ORDER BY name")  # noqa: S608
+        return [_from_row(row) for row in rows]
+
+    def revoke(self, name_or_id: str) -> None:
+        cursor = self.db.execute("DELETE FROM api_keys WHERE name = ? OR id = ?",
+                                 (name_or_id, name_or_id))
+        if cursor.rowcount == 0:
+            raise NotFound(f"no API key named '{name_or_id}'", code="KEY_NOT_FOUND")
+
+    def verify(self, plaintext: str) -> ApiKey | None:
+        """The key's record if the key is known and not expired; marks it used."""
+        if not plaintext.startswith(KEY_PREFIX):
+            return None
+        row = self.db.execute(
+            f"SELECT {_COLUMNS} FROM api_keys WHERE key_hash = ?",  # noqa: S608
+            (self._hash(plaintext),),
+        ).fetchone()
+        if row is None:
+            return None
+        key = _from_row(row)
+        if key.expired():
+            return None
+        self._touch(key)
+        return key
+
+    def _touch(self, key: ApiKey) -> None:
+        now = time.monotonic()
+        if now - self._touched.get(key.id, -LAST_USED_RESOLUTION_SECONDS) < \
+                LAST_USED_RESOLUTION_SECONDS:
+            return
+        self._touched[key.id] = now
+        key.last_used_at = datetime.now(UTC).replace(microsecond=0)
+        self.db.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?",
+                        (key.last_used_at.isoformat(), key.id))
+
+
+def _from_row(row: tuple[object, ...]) -> ApiKey:
+    id_, name, prefix, instances, created, expires, used = row
+    return ApiKey(
+        id=str(id_), name=str(name), prefix=str(prefix),
+        instances=json.loads(str(instances)) if instances is not None else None,
+        created_at=_parse(str(created)) or datetime.now(UTC),
+        expires_at=_parse(expires if isinstance(expires, str) else None),
+        last_used_at=_parse(used if isinstance(used, str) else None),
+    )
