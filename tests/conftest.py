@@ -83,13 +83,14 @@ def make_settings(tmp_path: Path, llama_server_bin: str) -> Callable[..., Settin
 class AppHarness:
     """llamactl in-process: the real app and lifespan, reached through httpx.ASGITransport."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, config_path: Path | None = None):
         self.settings = settings
+        self.config_path = config_path
         self._lifespan: Any = None
         self.client: httpx.AsyncClient
 
     async def up(self) -> AppHarness:
-        app = create_app(self.settings)
+        app = create_app(self.settings, config_path=self.config_path)
         self.app = app
         self._lifespan = app.router.lifespan_context(app)
         await self._lifespan.__aenter__()
@@ -115,8 +116,8 @@ class AppHarness:
 async def make_app() -> AsyncIterator[Callable[[Settings], Any]]:
     harnesses: list[AppHarness] = []
 
-    async def build(settings: Settings) -> AppHarness:
-        harness = await AppHarness(settings).up()
+    async def build(settings: Settings, config_path: Path | None = None) -> AppHarness:
+        harness = await AppHarness(settings, config_path).up()
         harnesses.append(harness)
         return harness
 

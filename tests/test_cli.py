@@ -51,6 +51,7 @@ def test_missing_config(tmp_path: Path) -> None:
 def test_non_loopback_host_without_users_is_refused(tmp_path: Path, host: str) -> None:
     result = serve("--host", host, "--data-dir", str(tmp_path / "d"))
     assert_refused(result, "not a loopback address")
+    assert "llamactl users add admin --role admin" in result.stderr
 
 
 def test_version() -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from llamactl.cli_admin import keys, users
 from llamactl.config import Settings, is_loopback, load_settings
 from llamactl.errors import StartupError
 
@@ -47,7 +48,7 @@ def serve(host: str | None, port: int | None, config_path: Path | None,
                        "data_dir": str(data_dir) if data_dir else None},
         )
         settings = loaded.settings
-        _refuse_insecure(settings)
+        _refuse_insecure(settings, loaded.config_path)
         _check_data_dir(settings)
     except StartupError as exc:
         click.echo(f"llamactl: error: {exc.message}", err=True)
@@ -57,20 +58,25 @@ def serve(host: str | None, port: int | None, config_path: Path | None,
     click.echo(f"llamactl: data dir: {settings.data_dir}", err=True)
     click.echo(f"llamactl: listening on http://{settings.server.host}:{settings.server.port}/api",
                err=True)
-    _run(settings, log_level)
+    _run(settings, log_level, loaded.config_path)
 
 
-def _refuse_insecure(settings: Settings) -> None:
-    if not settings.auth_enabled:
+def _refuse_insecure(settings: Settings, config_path: Path) -> None:
+    """Auth on and nobody to log in: refuse, and say how to add the first user. Never a
+    silent random password."""
+    if not settings.auth_enabled or settings.auth.users:
         return
-    host = settings.server.host
+    why = (f"{settings.server.host} is not a loopback address, so authentication is on"
+           if not is_loopback(settings.server.host) else "auth.enabled is true")
     raise StartupError(
-        f"authentication is required when listening on {host}, which is not a loopback "
-        "address, and no user accounts can be configured in this version yet. Listen on "
-        "127.0.0.1 (the default), or set auth.enabled: false in the config file if another "
-        "layer (a firewall, a reverse proxy with auth) protects this port."
-        if not is_loopback(host) else "auth.enabled is true but no users are configured"
+        f"{why}, and no users are configured. Add the first admin with\n"
+        f"  llamactl users add admin --role admin --config {config_path}\n"
+        "or listen on 127.0.0.1 (the default)."
     )
+
+
+main.add_command(users)
+main.add_command(keys)
 
 
 def _check_data_dir(settings: Settings) -> None:
@@ -79,7 +85,7 @@ def _check_data_dir(settings: Settings) -> None:
     prepare_data_dir(settings).close()
 
 
-def _run(settings: Settings, log_level: str) -> None:
+def _run(settings: Settings, log_level: str, config_path: Path) -> None:
     import uvicorn
 
     from llamactl.app import create_app
@@ -90,7 +96,7 @@ def _run(settings: Settings, log_level: str) -> None:
     # httpx logs every request at INFO: health checks every few seconds would drown the log.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, config_path=config_path),
         host=settings.server.host,
         port=settings.server.port,
         log_level=log_level,

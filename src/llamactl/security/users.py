@@ -21,7 +21,8 @@ class UserDirectory:
     def __init__(self, initial: list[UserEntry], config_path: Path | None):
         self._users = {user.username: user for user in initial}
         self._path = config_path
-        self._mtime = self._stat()
+        # Unknown until the first look: the file, when there is one, is the source of truth.
+        self._mtime: int | None = -1 if config_path is not None else None
 
     def get(self, username: str) -> UserEntry | None:
         self._refresh()

@@ -6,6 +6,7 @@ or a small read, well under a millisecond, so a thread hop would cost more than 
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -61,7 +62,13 @@ def open_database(path: Path) -> sqlite3.Connection:
     except OSError as exc:
         raise StartupError(f"cannot create data dir {path.parent}: {exc.strerror}") from None
     try:
+        # The database holds each instance's backend key: readable by llamactl's user only.
+        # SQLite gives its -wal and -shm files the database file's mode.
+        if not path.exists():
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    except OSError as exc:
+        raise StartupError(f"cannot create database {path}: {exc.strerror}") from None
     except sqlite3.Error as exc:
         raise StartupError(f"cannot open database {path}: {exc}") from None
     try:

@@ -31,12 +31,6 @@ class UpstreamUnavailable(LlamactlError):
     code = "UPSTREAM_UNAVAILABLE"
 
 
-@router.api_route(
-    "/instances/{name}/proxy/{path:path}",
-    methods=["GET", "POST", "PUT", "DELETE"],
-    summary="Call a native llama-server endpoint of a running instance",
-    openapi_extra=role_route("operator"),
-)
 async def proxy(name: str, path: str, request: Request, manager: ManagerDep) -> StreamingResponse:
     owner = manager.owner(name)
     if owner.status != "running":
@@ -67,3 +61,12 @@ async def proxy(name: str, path: str, request: Request, manager: ManagerDep) -> 
         answer_headers["Cache-Control"] = "no-cache"
     return StreamingResponse(body(), status_code=upstream.status_code, headers=answer_headers,
                              background=BackgroundTask(upstream.aclose))
+
+
+for _method in ("GET", "POST", "PUT", "DELETE"):
+    router.add_api_route(
+        "/instances/{name}/proxy/{path:path}", proxy, methods=[_method],
+        operation_id=f"proxy_{_method.lower()}",
+        summary="Call a native llama-server endpoint of a running instance",
+        openapi_extra=role_route("operator"),
+    )

@@ -1,0 +1,76 @@
+"""Changing the config file safely: validate the whole result first, keep a backup, replace
+atomically (temp file in the same directory, fsync, rename), keep its mode.
+
+Used by ``llamactl users ...`` and ``PUT /api/config``. A change that does not validate
+leaves the file untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from llamactl.config import Settings, format_validation, read_config_file
+from llamactl.errors import ValidationFailed
+
+Document = dict[str, Any]
+
+
+def update_config_file(path: Path, change: Callable[[Document], None]) -> Settings:
+    """Apply ``change`` to the file's document, validate, back up, write. Returns the
+    settings the new file describes; raises ValidationFailed and writes nothing if invalid."""
+    document: Document = read_config_file(path) if path.exists() else {}
+    change(document)
+    try:
+        settings = Settings.model_validate(document)
+    except ValidationError as exc:
+        raise ValidationFailed(
+            "the configuration would be invalid", format_validation(exc)
+        ) from None
+    write_atomically(path, yaml.safe_dump(document, sort_keys=False, default_flow_style=False))
+    return settings
+
+
+def write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o600  # it may hold hashes
+    if path.exists():
+        shutil.copy2(path, path.with_name(path.name + ".bak"))
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp, mode)
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def deep_merge(base: Document, change: Document) -> None:
+    """Merge ``change`` into ``base`` in place: mappings key by key, anything else replaced."""
+    for key, value in change.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            deep_merge(base[key], value)
+        else:
+            base[key] = value
