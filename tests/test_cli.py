@@ -58,3 +58,85 @@ def test_version() -> None:
     result = subprocess.run([sys.executable, "-m", "llamactl", "--version"],
                             capture_output=True, text=True, timeout=60, check=True)
     assert result.stdout.startswith("llamactl, version ")
+
+
+def llamactl(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "llamactl", *args], input=stdin,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_users_commands_edit_the_config_file(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    added = llamactl("users", "add", "admin", "--role", "admin", "--password-stdin",
+                     "--config", str(config), stdin="correct-horse\n")
+    assert added.returncode == 0, added.stderr
+    assert "correct-horse" not in config.read_text()
+    assert "$argon2id$" in config.read_text()
+    assert oct(config.stat().st_mode & 0o777) == "0o600"
+    short = llamactl("users", "add", "bob", "--password-stdin", "--config", str(config),
+                     stdin="short\n")
+    assert short.returncode == 1
+    assert "at least 8" in short.stderr
+    again = llamactl("users", "add", "admin", "--password-stdin", "--config", str(config),
+                     stdin="another-password\n")
+    assert again.returncode == 1
+    assert llamactl("users", "list", "--config", str(config)).stdout == "admin\tadmin\n"
+    assert llamactl("users", "passwd", "admin", "--password-stdin", "--config", str(config),
+                    stdin="battery-staple\n").returncode == 0
+    assert llamactl("users", "remove", "admin", "--config", str(config)).returncode == 0
+    assert llamactl("users", "list", "--config", str(config)).stdout == ""
+    assert (tmp_path / "config.yaml.bak").exists()
+
+
+def test_keys_commands(tmp_path: Path) -> None:
+    where = ["--config", str(tmp_path / "none.yaml"), "--data-dir", str(tmp_path / "d")]
+    (tmp_path / "none.yaml").write_text("{}\n")
+    created = llamactl("keys", "create", "ci", "--instances", "a,b", "--expires", "2099-01-01",
+                       *where)
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip()
+    assert key.startswith("llk_")
+    listed = llamactl("keys", "list", *where).stdout
+    assert listed.startswith("ci\t")
+    assert "a,b" in listed
+    assert "2099-01-01T00:00:00Z" in listed
+    assert key not in listed
+    assert llamactl("keys", "revoke", "ci", *where).returncode == 0
+    assert llamactl("keys", "revoke", "ci", *where).returncode == 1
+    assert llamactl("keys", "list", *where).stdout == ""
+
+
+def test_serving_on_all_interfaces_with_a_user_requires_tokens(tmp_path: Path) -> None:
+    import httpx
+
+    from tests.support.helpers import wait_until
+
+    config = tmp_path / "config.yaml"
+    llamactl("users", "add", "admin", "--role", "admin", "--password-stdin",
+             "--config", str(config), stdin="correct-horse\n")
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "llamactl", "serve", "--host", "0.0.0.0", "--port", str(port),
+         "--config", str(config), "--data-dir", str(tmp_path / "data")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/api"
+    try:
+        def up() -> bool:
+            try:
+                return httpx.get(f"{url}/instances").status_code == 401
+            except httpx.HTTPError:
+                return False
+
+        wait_until(up, 20, "llamactl with auth")
+        login = httpx.post(f"{url}/auth/login",
+                           json={"username": "admin", "password": "correct-horse"})
+        assert login.status_code == 200
+        token = login.json()["token"]
+        listed = httpx.get(f"{url}/instances", headers={"Authorization": f"Bearer {token}"})
+        assert listed.status_code == 200
+        secret = (tmp_path / "data" / "auth_secret")
+        assert oct(secret.stat().st_mode & 0o777) == "0o600"
+    finally:
+        server.terminate()
+        server.wait(30)
