@@ -53,7 +53,7 @@ class InstancesConfig(_Strict):
     max_restarts: int = Field(default=3, ge=0)
     restart_delay: float = Field(default=5.0, ge=0)
     on_demand_start: bool = True
-    idle_timeout: int = Field(default=0, ge=0)
+    idle_timeout: float = Field(default=0, ge=0)  # minutes; fractions allowed
     # Supervision timings (seconds).
     load_timeout: float = Field(default=120.0, gt=0)  # stall timeout: reset by any child output
     stop_timeout: float = Field(default=30.0, ge=0)
@@ -61,6 +61,12 @@ class InstancesConfig(_Strict):
     health_failures: int = Field(default=3, ge=1)  # consecutive failed checks that count as a crash
     stats_interval: float = Field(default=5.0, gt=0)
     stop_on_shutdown: bool = True
+    # Capacity: how many instances may hold a model at once, overall and per group. Starting
+    # beyond a limit evicts the least recently used idle instance of that scope, or waits.
+    max_running: int | None = Field(default=None, ge=1)
+    group_limits: dict[str, int] = Field(default_factory=dict)
+    queue_size: int = Field(default=100, ge=0)  # requests waiting for room, at most
+    queue_timeout: float = Field(default=120.0, gt=0)  # seconds a request waits for room
     # Log files are rotated by size, keeping this many old files.
     log_max_bytes: int = Field(default=10 * 1024 * 1024, ge=64 * 1024)
     log_backups: int = Field(default=3, ge=0)
@@ -98,6 +104,20 @@ class RateLimitConfig(_Strict):
     login_failures_per_minute: int = Field(default=10, gt=0)
 
 
+class EventsConfig(_Strict):
+    """The WebSocket event feed (``/api/ws``) and the host sampling behind its alerts."""
+
+    # Seconds between instance_stats_updated messages, and between samples of the host.
+    stats_interval: float = Field(default=5.0, gt=0)
+    # Events that may wait for one WebSocket client; past that it is dropped as too slow.
+    queue_size: int = Field(default=256, ge=1)
+    # Seconds without any message to a client before it gets a {"type": "ping"} message.
+    ping_interval: float = Field(default=20.0, gt=0)
+    # A system_alert when the data dir's disk or the host's memory goes above these (percent).
+    disk_alert_percent: float = Field(default=90.0, ge=0, le=100)
+    memory_alert_percent: float = Field(default=95.0, ge=0, le=100)
+
+
 def default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "llamactl"
@@ -115,6 +135,7 @@ class Settings(_Strict):
     instances: InstancesConfig = Field(default_factory=InstancesConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
     rate_limit: RateLimitConfig = Field(default_factory=RateLimitConfig)
+    events: EventsConfig = Field(default_factory=EventsConfig)
 
     @field_validator("data_dir")
     @classmethod

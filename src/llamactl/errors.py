@@ -13,6 +13,7 @@ builds an error body by hand and no error ever leaves as a stack trace.
     │                                      NO_FREE_PORT)
     ├── RateLimited                   429 RATE_LIMITED
     ├── StartFailed                   502 START_FAILED (details: the reason and last log lines)
+    ├── CapacityExhausted             503 CAPACITY_EXHAUSTED (with Retry-After)
     └── StartupError                  not HTTP: ``llamactl serve`` cannot start
 """
 
@@ -118,6 +119,11 @@ class InstanceAlreadyRunning(Conflict):
 
 class InstanceNotRunning(Conflict):
     code = "INSTANCE_NOT_RUNNING"
+
+
+class CapacityExhausted(LlamactlError):
+    status_code = 503
+    code = "CAPACITY_EXHAUSTED"
 
 
 class StartFailed(LlamactlError):

@@ -28,10 +28,11 @@ class Instance(BaseModel):
     max_restarts: int
     restart_delay: float
     on_demand_start: bool
-    idle_timeout: int
+    idle_timeout: float
     group: str | None
     environment: dict[str, str]
     extra_args: list[str]
+    aliases: list[str]
     restart_count: int
     last_error: str | None
     created_at: str = Field(examples=["2024-01-15T10:30:00Z"])

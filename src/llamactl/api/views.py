@@ -40,6 +40,7 @@ def instance_json(owner: InstanceOwner, config: InstancesConfig) -> dict[str, An
         "group": spec.group,
         "environment": spec.environment,
         "extra_args": spec.extra_args,
+        "aliases": spec.aliases,
         "restart_count": runtime.restart_count,
         "last_error": runtime.last_error,
         "created_at": format_time(record.created_at),

@@ -45,10 +45,11 @@ class InstanceSpec:
     max_restarts: int | None = None
     restart_delay: float | None = None
     on_demand_start: bool | None = None
-    idle_timeout: int | None = None
+    idle_timeout: float | None = None
     group: str | None = None
     environment: dict[str, str] = field(default_factory=dict)
     extra_args: list[str] = field(default_factory=list)
+    aliases: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -7,7 +7,7 @@ refused rather than ignored, so a misspelt field is an error the user sees.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -26,10 +26,13 @@ class LifecycleFields(_Body):
     max_restarts: int | None = Field(default=None, ge=0, le=1000)
     restart_delay: float | None = Field(default=None, ge=0, le=3600)
     on_demand_start: bool | None = None
-    idle_timeout: int | None = Field(default=None, ge=0, description="minutes; 0 = never")
+    idle_timeout: float | None = Field(default=None, ge=0, description="minutes; 0 = never")
     group: str | None = Field(default=None, pattern=GROUP_PATTERN)
     environment: dict[str, str] | None = None
     extra_args: list[str] | None = None
+    aliases: list[Annotated[str, Field(min_length=1, max_length=128)]] | None = Field(
+        default=None, description="other names the /v1 gateway routes to this instance",
+        examples=[["gpt-3.5-turbo"]])
 
     @field_validator("environment")
     @classmethod

@@ -12,6 +12,7 @@ from llamactl.instances.models import InstanceRecord, InstanceSpec, RuntimeState
 _LIFECYCLE_FIELDS = (
     "auto_restart", "max_restarts", "restart_delay", "on_demand_start", "idle_timeout", "group",
 )
+_LISTS = ("aliases",)  # kept in the lifecycle JSON too; an absent key is an empty list
 _COLUMNS = (
     "name", "backend", "model_path", "port", "options", "lifecycle", "environment", "extra_args",
     "api_key", "status", "pid", "pid_start_time", "command", "started_at", "restart_count",
@@ -58,7 +59,7 @@ def _to_row(record: InstanceRecord) -> dict[str, Any]:
         "model_path": spec.model_path,
         "port": spec.port,
         "options": json.dumps(spec.options),
-        "lifecycle": json.dumps({f: getattr(spec, f) for f in _LIFECYCLE_FIELDS}),
+        "lifecycle": json.dumps({f: getattr(spec, f) for f in _LIFECYCLE_FIELDS + _LISTS}),
         "environment": json.dumps(spec.environment),
         "extra_args": json.dumps(spec.extra_args),
         "api_key": record.api_key,
@@ -85,6 +86,7 @@ def _from_row(row: dict[str, Any]) -> InstanceRecord:
         options=json.loads(row["options"]),
         environment=json.loads(row["environment"]),
         extra_args=json.loads(row["extra_args"]),
+        aliases=list(lifecycle.get("aliases") or []),
         **{f: lifecycle.get(f) for f in _LIFECYCLE_FIELDS},
     )
     status: Status = row["status"]

@@ -26,6 +26,8 @@ class OwnerContext:
     events: EventHub
     http: httpx.AsyncClient
     stable_after: float = STABLE_AFTER_SECONDS
+    # Called when an instance may have freed capacity: it stopped, failed or became idle.
+    on_capacity_change: Callable[[], None] = lambda: None
 
     def log_path(self, name: str) -> Path:
         return self.logs_dir / f"{name}.log"
@@ -39,7 +41,7 @@ class Lifecycle:
     max_restarts: int
     restart_delay: float
     on_demand_start: bool
-    idle_timeout: int
+    idle_timeout: float  # minutes
 
     @classmethod
     def of(cls, record: InstanceRecord, config: InstancesConfig) -> Lifecycle:

@@ -15,12 +15,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llamactl.errors import (
+    Conflict,
+    InstanceAlreadyRunning,
     InstanceExists,
     InstanceNotFound,
+    InstanceNotRunning,
     LlamactlError,
     ModelNotFound,
     NoFreePort,
     PortConflict,
+    StartFailed,
     ValidationFailed,
 )
 from llamactl.instances.models import InstanceRecord, InstanceSpec
@@ -28,11 +32,16 @@ from llamactl.instances.options import check_extra_args, validate_options
 from llamactl.instances.schemas import InstanceCreate, InstanceUpdate
 from llamactl.supervisor import logs
 from llamactl.supervisor import messages as m
-from llamactl.supervisor.context import OwnerContext
+from llamactl.supervisor.admission import CapacityKeeper
+from llamactl.supervisor.context import Lifecycle, OwnerContext
+from llamactl.supervisor.leases import Lease
 from llamactl.supervisor.owner import InstanceOwner
 from llamactl.supervisor.ports import pick_port
 
 log = logging.getLogger(__name__)
+
+# An instance that stops between being started and being leased is started again, this often.
+ACQUIRE_ATTEMPTS = 3
 
 
 @dataclass
@@ -49,6 +58,8 @@ class InstanceManager:
         self._lock = asyncio.Lock()
         self._reserved_ports = set(reserved_ports)  # llamactl's own port
         self._sampler: asyncio.Task[None] | None = None
+        self._capacity = CapacityKeeper(context.config, self._owners)
+        context.on_capacity_change = self._capacity.changed
 
     @property
     def context(self) -> OwnerContext:
@@ -112,6 +123,7 @@ class InstanceManager:
         async with self._lock:
             if body.name in self._owners:
                 raise InstanceExists(body.name)
+            self._check_names([body.name, *(body.aliases or [])], exclude=None)
             port = self._claim_port(body.port, exclude=None)
             spec = InstanceSpec(
                 name=body.name, model_path=body.model_path, port=port, backend=body.backend,
@@ -119,6 +131,7 @@ class InstanceManager:
                 restart_delay=body.restart_delay, on_demand_start=body.on_demand_start,
                 idle_timeout=body.idle_timeout, group=body.group,
                 environment=dict(body.environment or {}), extra_args=list(body.extra_args or []),
+                aliases=list(body.aliases or []),
             )
             record = InstanceRecord(spec=spec)
             self._ctx.repository.insert(record)
@@ -150,6 +163,8 @@ class InstanceManager:
         async with self._lock:
             if body.port is not None and body.port != owner.record.spec.port:
                 self._claim_port(body.port, exclude=name)
+            if body.aliases:
+                self._check_names(body.aliases, exclude=name)
             apply = _updater(body, given, options)
             return await owner.update(m.Update(apply=apply, restart=restart))
 
@@ -159,6 +174,28 @@ class InstanceManager:
         async with self._lock:
             if self._owners.get(name) is owner:
                 del self._owners[name]
+
+    def resolve_model(self, model: str) -> InstanceOwner | None:
+        """The instance a /v1 request's ``model`` names: its name or one of its aliases."""
+        owner = self._owners.get(model)
+        if owner is not None:
+            return owner
+        for candidate in self._owners.values():
+            if model in candidate.record.spec.aliases:
+                return candidate
+        return None
+
+    def _check_names(self, names: list[str], *, exclude: str | None) -> None:
+        """Names and aliases route /v1 requests, so each may belong to one instance only."""
+        if len(set(names)) != len(names):
+            raise ValidationFailed("aliases repeat a name", "aliases: each name only once")
+        for other, owner in self._owners.items():
+            if other == exclude:
+                continue
+            taken = {other, *owner.record.spec.aliases} & set(names)
+            if taken:
+                raise Conflict(f"'{sorted(taken)[0]}' already names instance '{other}'",
+                               code="NAME_CONFLICT")
 
     def _claim_port(self, port: int | None, *, exclude: str | None) -> int:
         taken: dict[int, str] = {}
@@ -184,7 +221,32 @@ class InstanceManager:
     # ---- lifecycle ----
 
     async def start(self, name: str, *, wait: bool = False) -> None:
-        await self.owner(name).start(wait=wait)
+        """A manual start, within the same limits as an on-demand one. With ``wait`` it also
+        waits for room in the queue when every instance in its scope is busy."""
+        owner = self.owner(name)
+        if owner.status not in ("stopped", "failed"):
+            raise InstanceAlreadyRunning(f"Instance '{name}' is already {owner.status}")
+        await self._capacity.start_within_limits(owner, wait_for_room=wait, join=False)
+        if wait:
+            await owner.wait_ready()
+
+    async def acquire(self, name: str) -> Lease:
+        """A lease on a running instance for one request: starting it on demand, joining a
+        start in progress, making room within the limits, or waiting for room."""
+        owner = self.owner(name)
+        for _ in range(ACQUIRE_ATTEMPTS):
+            lease = owner.lease_if_running()
+            if lease is not None:
+                return lease
+            try:
+                return await owner.acquire()
+            except InstanceNotRunning:
+                if not Lifecycle.of(owner.record, self._ctx.config).on_demand_start:
+                    raise InstanceNotRunning(
+                        f"Instance '{name}' is {owner.status} and on_demand_start is off"
+                    ) from None
+            await self._capacity.start_within_limits(owner, wait_for_room=True, join=True)
+        raise StartFailed(f"Instance '{name}' stopped again each time it was started")
 
     async def stop(self, name: str, *, force: bool = False, timeout: float | None = None) -> None:
         await self.owner(name).stop(force=force, timeout=timeout)
@@ -193,7 +255,10 @@ class InstanceManager:
         await self.owner(name).restart()
 
     async def start_all(self) -> BatchResult:
-        return await self._batch(lambda o: o.start(), wanted=("stopped", "failed"))
+        return await self._batch(
+            lambda o: self._capacity.start_within_limits(o, wait_for_room=False, join=False),
+            wanted=("stopped", "failed"),
+        )
 
     async def stop_all(self) -> BatchResult:
         return await self._batch(
@@ -250,6 +315,8 @@ def _updater(
             spec.environment = dict(body.environment or {})
         if "extra_args" in given:
             spec.extra_args = list(body.extra_args or [])
+        if "aliases" in given:
+            spec.aliases = list(body.aliases or [])
 
     return apply
 

@@ -30,6 +30,16 @@ class Start(Request):
 class Stop(Request):
     force: bool = False
     timeout: float | None = None
+    if_idle: bool = False  # an eviction: refused while requests are in flight
+
+
+@dataclass
+class Acquire(Request):
+    """A lease for a request: now if running, when ready if starting, else refused."""
+
+    lease: asyncio.Future[object] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
 
 
 @dataclass
@@ -90,6 +100,11 @@ class RestartTimer(Notice):
 
 @dataclass
 class Stable(Notice):
+    pass
+
+
+@dataclass
+class IdleTimer(Notice):
     pass
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from llamactl.backends.llama_cpp import BackendNotFound
 from llamactl.errors import (
+    Conflict,
     InstanceAlreadyRunning,
     InstanceNotFound,
     InstanceNotRunning,
@@ -32,6 +33,7 @@ from llamactl.supervisor import logs
 from llamactl.supervisor import messages as m
 from llamactl.supervisor.command import build_argv, build_env
 from llamactl.supervisor.context import Lifecycle, OwnerContext
+from llamactl.supervisor.leases import Lease, LeaseBook
 from llamactl.supervisor.ports import port_is_free
 from llamactl.supervisor.process import ProcessHandle, SpawnError, describe_exit
 from llamactl.supervisor.stats import ProcessStats
@@ -60,7 +62,11 @@ class InstanceOwner:
         # What the exit of a process we killed on purpose means: a failed start or a crash.
         self._after_kill: tuple[str, str] | None = None
         self._timer: asyncio.Task[None] | None = None  # kill timer or restart backoff
-        self._ready_waiters: list[asyncio.Future[None]] = []
+        # Waiting for "running": start?wait=true (None) and requests wanting a lease (Lease).
+        self._ready_waiters: list[tuple[asyncio.Future[Any], bool]] = []
+        self._stopped_waiters: list[asyncio.Future[None]] = []
+        self.leases = LeaseBook(on_idle=self._became_idle)
+        self._idle_timer: asyncio.Task[None] | None = None
         self._restart_after_stop = False
         self._retrying = False  # the current launch is an automatic restart after a crash
         self._closing: m.Shutdown | None = None
@@ -95,8 +101,43 @@ class InstanceOwner:
         if ready is not None:
             await ready
 
-    async def stop(self, *, force: bool = False, timeout: float | None = None) -> None:
-        await self._call(m.Stop(force=force, timeout=timeout))
+    async def stop(
+        self, *, force: bool = False, timeout: float | None = None, if_idle: bool = False
+    ) -> None:
+        await self._call(m.Stop(force=force, timeout=timeout, if_idle=if_idle))
+
+    def lease_if_running(self) -> Lease | None:
+        """The gateway's fast path: a lease at once when running, without a round trip."""
+        if self.status == "running" and self._process is not None and not self.closed:
+            self._cancel_idle_timer()
+            return self.leases.take(self.port, self.record.api_key)
+        return None
+
+    async def acquire(self) -> Lease:
+        """A lease, waiting for a start in progress; InstanceNotRunning when nothing runs."""
+        request = m.Acquire()
+        await self._call(request)
+        lease = await request.lease
+        assert isinstance(lease, Lease)
+        return lease
+
+    async def wait_ready(self) -> None:
+        """Until running; StartFailed if the start fails or is stopped."""
+        if self.status == "running":
+            return
+        if self.status in ("stopped", "failed"):
+            raise self._start_failed(self.record.runtime.last_error or self.status)
+        waiter = asyncio.get_running_loop().create_future()
+        self._ready_waiters.append((waiter, False))
+        await waiter
+
+    async def wait_stopped(self) -> None:
+        """Until the instance is stopped or failed (at once if it is)."""
+        if self.status in ("stopped", "failed") or self.closed:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._stopped_waiters.append(waiter)
+        await waiter
 
     async def restart(self) -> None:
         await self._call(m.Restart())
@@ -157,6 +198,7 @@ class InstanceOwner:
             self.closed = True
             self._cancel_watchers()
             self._cancel_timer()
+            self._cancel_idle_timer()
             if self._exit_watcher is not None:
                 self._exit_watcher.cancel()
             self._fail_pending(InstanceNotFound(self.name))
@@ -169,6 +211,7 @@ class InstanceOwner:
         handler = {
             m.Start: self._on_start,
             m.Stop: self._on_stop,
+            m.Acquire: self._on_acquire,
             m.Restart: self._on_restart,
             m.Delete: self._on_delete,
             m.Update: self._on_update,
@@ -194,6 +237,8 @@ class InstanceOwner:
         elif isinstance(notice, m.Stable):
             self.record.runtime.restart_count = 0
             self._persist()
+        elif isinstance(notice, m.IdleTimer):
+            self._on_idle_timer()
 
     # ---- requests ----
 
@@ -201,14 +246,31 @@ class InstanceOwner:
         if self.status in ("starting", "running", "restarting", "stopping"):
             raise InstanceAlreadyRunning(f"Instance '{self.name}' is already {self.status}")
         if request.ready is not None:
-            self._ready_waiters.append(request.ready)
+            self._ready_waiters.append((request.ready, False))
         self.record.runtime.restart_count = 0
         self._launch(retry=False)
+
+    def _on_acquire(self, request: m.Acquire) -> None:
+        status = self.status
+        if status == "running" and self._process is not None:
+            self._cancel_idle_timer()
+            request.lease.set_result(self.leases.take(self.port, self.record.api_key))
+            return
+        if status in ("stopped", "failed"):
+            raise InstanceNotRunning(f"Instance '{self.name}' is {status}")
+        if status == "stopping":
+            # An idle stop (or any stop) racing a new request: start again once it has
+            # exited, and serve the request then, instead of failing or hanging it.
+            self._restart_after_stop = True
+            self._set_status("restarting")
+        self._ready_waiters.append((request.lease, True))
 
     def _on_stop(self, request: m.Stop) -> None:
         status = self.status
         if status in ("stopped", "failed"):
             raise InstanceNotRunning(f"Instance '{self.name}' is not running")
+        if request.if_idle and (status != "running" or self.leases.inflight):
+            raise Conflict(f"Instance '{self.name}' is busy", code="INSTANCE_BUSY")
         self._restart_after_stop = False
         self._after_kill = None  # the user's stop decides what the exit means
         if self._process is None:  # restarting: waiting out the backoff, nothing runs
@@ -334,6 +396,8 @@ class InstanceOwner:
         self.stats.sample()
         self._watch_liveness()
         self._resolve_ready(None)
+        if self.leases.inflight == 0:
+            self._became_idle()
 
     def _on_exited(self, code: int | None) -> None:
         handle = self._process
@@ -407,9 +471,12 @@ class InstanceOwner:
         self._own_log("error", reason)
         tail = logs.last_messages(self.log_path, FAILURE_LOG_LINES)
         self._set_status("failed")
-        self._resolve_ready(StartFailed(f"Instance '{self.name}' failed: {reason}",
-                                        "\n".join(tail)))
+        self._resolve_ready(self._start_failed(reason, tail))
         self._ctx.events.alert("error", f"Instance '{self.name}' failed: {reason}", self.name)
+
+    def _start_failed(self, reason: str, tail: list[str] | None = None) -> StartFailed:
+        lines = logs.last_messages(self.log_path, FAILURE_LOG_LINES) if tail is None else tail
+        return StartFailed(f"Instance '{self.name}' failed: {reason}", "\n".join(lines))
 
     def _begin_stop(self, status: Status, *, force: bool, timeout: float) -> None:
         assert self._process is not None
@@ -439,6 +506,43 @@ class InstanceOwner:
         self._persist()
         if previous != status:
             self._ctx.events.status_changed(self.name, status, previous)
+        if status != "running":
+            self._cancel_idle_timer()
+        if status in ("stopped", "failed"):
+            waiters, self._stopped_waiters = self._stopped_waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+            self._ctx.on_capacity_change()
+
+    # ---- idleness ----
+
+    def _became_idle(self) -> None:
+        """The last request ended (or the instance became ready with none): start counting."""
+        self._ctx.on_capacity_change()
+        minutes = Lifecycle.of(self.record, self._ctx.config).idle_timeout
+        if minutes <= 0 or self.status != "running":
+            return
+        self._cancel_idle_timer()
+        self._idle_timer = self._spawn(self._after(minutes * 60, m.IdleTimer(self._generation)))
+
+    def _on_idle_timer(self) -> None:
+        self._idle_timer = None
+        minutes = Lifecycle.of(self.record, self._ctx.config).idle_timeout
+        # Decided here, in the owner: a request that took a lease since the timer was set
+        # keeps the instance up, and one that arrives during the stop restarts it.
+        if self.status != "running" or self.leases.inflight or minutes <= 0:
+            return
+        if self.leases.idle_for() < minutes * 60 - 0.05:
+            self._became_idle()
+            return
+        self._own_log("info", f"idle for {minutes:g} min: stopping")
+        self._begin_stop("stopping", force=False, timeout=self._ctx.config.stop_timeout)
+
+    def _cancel_idle_timer(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
 
     def _persist(self) -> None:
         self._ctx.repository.save(self.record)
@@ -451,16 +555,22 @@ class InstanceOwner:
 
     def _resolve_ready(self, error: Exception | None) -> None:
         waiters, self._ready_waiters = self._ready_waiters, []
-        for waiter in waiters:
+        for waiter, wants_lease in waiters:
             if waiter.done():
                 continue
-            if error is None:
-                waiter.set_result(None)
-            else:
+            if error is not None:
                 waiter.set_exception(error)
+            elif wants_lease:
+                waiter.set_result(self.leases.take(self.port, self.record.api_key))
+            else:
+                waiter.set_result(None)
 
     def _fail_pending(self, error: Exception) -> None:
         self._resolve_ready(error)
+        for waiter in self._stopped_waiters:  # gone is as stopped as it gets
+            if not waiter.done():
+                waiter.set_result(None)
+        self._stopped_waiters = []
         while not self._inbox.empty():
             _answer_error(self._inbox.get_nowait(), error)
 

@@ -1,0 +1,103 @@
+"""Carrying out capacity plans: evict idle instances, start, or queue for room.
+
+One lock serialises these decisions, so two starts cannot both take the last place. Evictions
+go through the victims' owners as conditional stops (refused if a request has arrived since
+the plan was made), and the new instance starts only once its victims have exited, so the
+memory they held is free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Mapping
+
+from llamactl.config import InstancesConfig
+from llamactl.errors import CapacityExhausted, Conflict, InstanceAlreadyRunning
+from llamactl.supervisor.capacity import Plan, Slot, plan_start
+from llamactl.supervisor.owner import InstanceOwner
+
+log = logging.getLogger(__name__)
+
+
+class CapacityKeeper:
+    def __init__(self, config: InstancesConfig, owners: Mapping[str, InstanceOwner]):
+        self._config = config
+        self._owners = owners
+        self._lock = asyncio.Lock()
+        self._room = asyncio.Event()  # set, then replaced, whenever room may have appeared
+        self._queued = 0
+
+    def changed(self) -> None:
+        """An instance stopped, failed or went idle: wake whoever waits for room."""
+        self._room.set()
+        self._room = asyncio.Event()
+
+    async def start_within_limits(
+        self, owner: InstanceOwner, *, wait_for_room: bool, join: bool
+    ) -> None:
+        """Start ``owner`` once the limits allow. ``join``: a start by someone else is fine
+        (the gateway); otherwise it is a conflict (a manual start)."""
+        deadline = time.monotonic() + self._config.queue_timeout
+        queued = False
+        try:
+            while True:
+                room = self._room
+                plan = await self._try_start(owner, join=join)
+                if plan is None:
+                    return
+                if not wait_for_room:
+                    raise CapacityExhausted(f"No room to start '{owner.name}'", plan.reason,
+                                            headers={"Retry-After": "5"})
+                if not queued:
+                    if self._queued >= self._config.queue_size:
+                        raise CapacityExhausted("Too many requests are waiting for room",
+                                                plan.reason, headers={"Retry-After": "5"})
+                    self._queued += 1
+                    queued = True
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise CapacityExhausted(
+                        f"No room to start '{owner.name}' within "
+                        f"{self._config.queue_timeout:g} s", plan.reason,
+                        headers={"Retry-After": str(max(1, math.ceil(left + 5)))})
+                try:
+                    await asyncio.wait_for(room.wait(), timeout=left)
+                except TimeoutError:
+                    continue
+        finally:
+            if queued:
+                self._queued -= 1
+
+    async def _try_start(self, owner: InstanceOwner, *, join: bool) -> Plan | None:
+        """Start now (None), or the plan that says why not."""
+        async with self._lock:
+            if owner.status not in ("stopped", "failed"):
+                if join:
+                    return None
+                raise InstanceAlreadyRunning(f"Instance '{owner.name}' is already {owner.status}")
+            plan = plan_start(_slot(owner), [_slot(o) for o in self._owners.values()],
+                              self._config.max_running, self._config.group_limits)
+            if plan.wait:
+                return plan
+            for victim in plan.evict:
+                try:
+                    await self._owners[victim].stop(if_idle=True)
+                except Conflict:
+                    return Plan(reason="an instance chosen for eviction became busy")
+                log.info("evicting idle instance %s to make room for %s", victim, owner.name)
+            for victim in plan.evict:
+                await self._owners[victim].wait_stopped()
+            try:
+                await owner.start()
+            except InstanceAlreadyRunning:
+                if not join:
+                    raise
+            return None
+
+
+def _slot(owner: InstanceOwner) -> Slot:
+    return Slot(owner.name, owner.record.spec.group, owner.status, owner.leases.inflight,
+                owner.leases.last_used)
