@@ -127,6 +127,11 @@ async def test_an_expired_token_says_so(app: AppHarness) -> None:
     assert (await app.client.post("/api/auth/refresh", headers=bearer(expired))).status_code == 401
 
 
+# Routes whose admitted answer is an endless event stream (tests/test_events_sse.py reads it
+# from a real server).
+ENDLESS_STREAMS = {"/api/events"}
+
+
 def every_route(app: AppHarness) -> list[tuple[str, str, str]]:
     """(method, path, required role) for every operation in the OpenAPI document."""
     routes = []
@@ -163,6 +168,8 @@ async def test_every_route_refuses_a_role_too_low_and_admits_one_high_enough(
         if path == "/api/auth/login":
             continue
         for role, token in tokens.items():
+            if path in ENDLESS_STREAMS and rank[role] >= rank[required]:
+                continue  # admitted, it never ends: ASGITransport would wait for it forever
             response = await app.client.request(
                 method, path, headers=bearer(token), json={} if method != "GET" else None
             )
@@ -298,3 +305,29 @@ async def test_rate_limits_count_per_user(
     other = await app.client.get("/api/instances", headers=bearer(viewer))
     assert other.status_code == 200
     assert other.headers["x-ratelimit-remaining"] == "4"
+
+
+async def test_metrics_need_a_token_or_a_key_when_auth_is_on(app: AppHarness) -> None:
+    assert (await app.client.get("/metrics")).status_code == 401
+    viewer = await login(app, "view")
+    assert (await app.client.get("/metrics", headers=bearer(viewer))).status_code == 200
+    _, key = app.app.state.services.auth.keys.create("scraper")
+    assert (await app.client.get("/metrics", headers=bearer(key))).status_code == 200
+    assert (await app.client.get("/metrics", headers=bearer("llk_nope"))).status_code == 401
+
+
+async def test_the_openapi_document_promises_400_never_422(app: AppHarness) -> None:
+    document = app.app.openapi()
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            assert "422" not in operation["responses"], (method, path)
+    create = document["paths"]["/api/instances"]["post"]["responses"]
+    assert "400" in create
+
+
+async def test_a_config_that_would_not_start_is_refused(app: AppHarness) -> None:
+    token = await login(app, "admin")
+    answer = await app.client.put("/api/config", headers=bearer(token),
+                                  json={"auth": {"users": []}})
+    assert answer.status_code == 400
+    assert "no users are configured" in answer.json()["details"]

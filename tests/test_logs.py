@@ -109,3 +109,41 @@ def test_follow_streams_new_entries_as_server_sent_events(
         assert set(received[0]) == {"timestamp", "level", "message"}
         assert any(e["message"].startswith("stopping pid") for e in received[2:])
         wait_until(lambda: client.get("/api/instances/f").json()["status"] == "stopped")
+
+
+def test_open_streams_do_not_hold_up_shutdown(tmp_path: Path, fake_model: Path) -> None:
+    import threading
+    import time
+
+    from tests.conftest import FAKE_COMMAND
+
+    low, high = port_block()
+    config = write_config(tmp_path / "c.yaml", {
+        "backends": {"llama_cpp": {"command": FAKE_COMMAND}},
+        "instances": {"port_range": [low, high]},
+    })
+    with llamactl_server(tmp_path / "data", config) as server, server.client() as client:
+        client.post("/api/instances", json={"name": "f", "model_path": str(fake_model)})
+        opened = threading.Barrier(3, timeout=20)
+
+        def hold(path: str) -> None:
+            try:
+                with httpx.stream("GET", f"{server.url}{path}", timeout=60) as stream:
+                    opened.wait()
+                    for _ in stream.iter_bytes():
+                        pass
+            except httpx.HTTPError:
+                pass
+
+        readers = [threading.Thread(target=hold, args=(path,), daemon=True)
+                   for path in ("/api/instances/f/logs?follow=true", "/api/events")]
+        for reader in readers:
+            reader.start()
+        opened.wait()
+        began = time.monotonic()
+        server.terminate()
+        took = time.monotonic() - began
+        for reader in readers:
+            reader.join(10)
+    assert took < 4, f"shutdown took {took:.1f} s with streams open"
+    assert "Traceback" not in server.log.read_text()

@@ -7,6 +7,7 @@ down when it stops: instances are stopped, or left running for adoption when
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sqlite3
@@ -23,12 +24,23 @@ from llamactl.api.auth import authorize
 from llamactl.api.deps import Services
 from llamactl.api.errors import install_error_handlers
 from llamactl.api.middleware import JsonBodies, Limits, RateLimits
+from llamactl.api.openapi import install_openapi
+from llamactl.api.request_metrics import RequestMetrics
 from llamactl.api.routes import auth as auth_routes
-from llamactl.api.routes import instances, keys, proxy
+from llamactl.api.routes import config as config_routes
+from llamactl.api.routes import events as events_routes
+from llamactl.api.routes import instances, keys, proxy, system, ws
+from llamactl.api.routes import metrics as metrics_routes
 from llamactl.backends.llama_cpp import resolve_command
 from llamactl.config import Settings
+from llamactl.config_editor import ConfigEditor
 from llamactl.errors import StartupError
 from llamactl.events import EventHub
+from llamactl.gateway.asgi import Gateway
+from llamactl.gateway.upstream import new_session
+from llamactl.monitoring.host import build_time
+from llamactl.monitoring.metrics import LlamactlMetrics
+from llamactl.monitoring.service import Monitoring
 from llamactl.security.keys import KeyStore
 from llamactl.security.ratelimit import FixedWindowLimiter
 from llamactl.security.secret import load_secret
@@ -84,14 +96,39 @@ def build_limits(settings: Settings, auth: AuthService) -> Limits | None:
                   FixedWindowLimiter(config.intensive_per_minute), auth.caller)
 
 
+def begin_shutdown(app: FastAPI) -> None:
+    """Shutdown has begun: end endless streams (event feeds, followed logs) now. uvicorn waits
+    for open responses before it runs the lifespan's shutdown, so this cannot wait for it.
+    Safe to call from a signal handler: the work is handed to the event loop."""
+    loop: asyncio.AbstractEventLoop | None = getattr(app.state, "loop", None)
+    if loop is None or loop.is_closed():
+        return
+
+    def close_streams() -> None:
+        app.state.closing.set()
+        services = getattr(app.state, "services", None)
+        if services is not None:
+            services.events.close()
+
+    loop.call_soon_threadsafe(close_streams)
+
+
 def create_app(settings: Settings, *, config_path: Path | None = None) -> FastAPI:
     """The app. ``config_path`` is the config file (it may not exist yet): users are read
     from it as it changes, and ``PUT /api/config`` writes it."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.loop = asyncio.get_running_loop()
+        app.state.closing = asyncio.Event()
         connection = prepare_data_dir(settings)
-        http = httpx.AsyncClient(timeout=httpx.Timeout(5.0), trust_env=False)
+        # Health probes reuse connections: httpx's default keep-alive expiry (5 s) equals the
+        # probe interval, so every probe used to open a new connection (bench/lifecycle.py).
+        http = httpx.AsyncClient(
+            timeout=httpx.Timeout(5.0), trust_env=False,
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=None,
+                                keepalive_expiry=120.0),
+        )
         events = EventHub()
         context = OwnerContext(
             config=settings.instances,
@@ -100,20 +137,34 @@ def create_app(settings: Settings, *, config_path: Path | None = None) -> FastAP
             repository=InstanceRepository(connection),
             events=events,
             http=http,
+            metrics=metrics,
         )
         manager = InstanceManager(context, reserved_ports=[settings.server.port])
         auth = build_auth(settings, connection, config_path)
         manager.boot()
+        metrics.track_instances(lambda: [owner.status for owner in manager.owners()])
+        monitoring = Monitoring(settings, events, manager, version=package_version(),
+                                build_time=build_time(DISTRIBUTION))
+        monitoring.start()
+        upstream = new_session()
         app.state.services = Services(
-            settings=settings, manager=manager, auth=auth, limits=build_limits(settings, auth)
+            settings=settings, manager=manager, auth=auth, limits=build_limits(settings, auth),
+            upstream=upstream,
+            events=events, monitoring=monitoring, metrics=metrics,
+            config_editor=ConfigEditor(settings, config_path),
         )
+        if app.state.services.limits is not None:
+            app.state.services.limits.on_refused = metrics.record_rate_limited
         try:
             yield
         finally:
+            await monitoring.stop()
+            await upstream.close()
             await manager.shutdown(stop_instances=settings.instances.stop_on_shutdown)
             await http.aclose()
             connection.close()
 
+    metrics = LlamactlMetrics(package_version())  # this app's own registry
     app = FastAPI(
         title="llamactl",
         version=package_version(),
@@ -123,8 +174,11 @@ def create_app(settings: Settings, *, config_path: Path | None = None) -> FastAP
         openapi_url="/openapi.json",
     )
     install_error_handlers(app)
+    # First added, so innermost: it must see the scope the router writes the route into.
+    app.add_middleware(RequestMetrics, metrics=metrics)
     app.add_middleware(JsonBodies)
     app.add_middleware(RateLimits)
+    app.add_middleware(Gateway)  # /v1 never reaches FastAPI's routing
     if settings.server.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.server.cors_origins,
@@ -140,6 +194,12 @@ def create_app(settings: Settings, *, config_path: Path | None = None) -> FastAP
     api.include_router(proxy.router)
     api.include_router(auth_routes.router)
     api.include_router(keys.router)
+    api.include_router(system.router)
+    api.include_router(config_routes.router)
+    api.include_router(ws.router)
+    api.include_router(events_routes.router)
     app.include_router(public)
     app.include_router(api)
+    app.include_router(metrics_routes.router)  # /metrics, at the root where Prometheus looks
+    install_openapi(app)
     return app

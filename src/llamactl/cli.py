@@ -5,11 +5,14 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from types import FrameType
 
 import click
 
 from llamactl.cli_admin import keys, users
-from llamactl.config import Settings, is_loopback, load_settings
+from llamactl.cli_instances import instances
+from llamactl.cli_system import config, login, logout, system
+from llamactl.config import Settings, load_settings, startup_problem
 from llamactl.errors import StartupError
 
 
@@ -62,21 +65,23 @@ def serve(host: str | None, port: int | None, config_path: Path | None,
 
 
 def _refuse_insecure(settings: Settings, config_path: Path) -> None:
-    """Auth on and nobody to log in: refuse, and say how to add the first user. Never a
-    silent random password."""
-    if not settings.auth_enabled or settings.auth.users:
-        return
-    why = (f"{settings.server.host} is not a loopback address, so authentication is on"
-           if not is_loopback(settings.server.host) else "auth.enabled is true")
-    raise StartupError(
-        f"{why}, and no users are configured. Add the first admin with\n"
-        f"  llamactl users add admin --role admin --config {config_path}\n"
-        "or listen on 127.0.0.1 (the default)."
-    )
+    problem = startup_problem(settings)
+    if problem is not None:
+        raise StartupError(
+            f"{problem}. Add the first admin with\n"
+            f"  llamactl users add admin --role admin --config {config_path}\n"
+            "or listen on 127.0.0.1 (the default)."
+        )
 
 
 main.add_command(users)
 main.add_command(keys)
+# Client commands: they talk to a running llamactl over its API.
+main.add_command(instances)
+main.add_command(system)
+main.add_command(config)
+main.add_command(login)
+main.add_command(logout)
 
 
 def _check_data_dir(settings: Settings) -> None:
@@ -88,18 +93,25 @@ def _check_data_dir(settings: Settings) -> None:
 def _run(settings: Settings, log_level: str, config_path: Path) -> None:
     import uvicorn
 
-    from llamactl.app import create_app
+    from llamactl.app import begin_shutdown, create_app
 
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     # httpx logs every request at INFO: health checks every few seconds would drown the log.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
-    uvicorn.run(
-        create_app(settings, config_path=config_path),
+    app = create_app(settings, config_path=config_path)
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            begin_shutdown(app)
+            super().handle_exit(sig, frame)
+
+    Server(uvicorn.Config(
+        app,
         host=settings.server.host,
         port=settings.server.port,
         log_level=log_level,
         access_log=False,
         timeout_graceful_shutdown=5,
-    )
+    )).run()

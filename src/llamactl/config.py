@@ -157,6 +157,16 @@ class Settings(_Strict):
         return self.data_dir / "logs"
 
 
+def startup_problem(settings: Settings) -> str | None:
+    """Why ``llamactl serve`` would refuse these settings, or None. Authentication on with
+    nobody to log in is refused: never a silent random password."""
+    if not settings.auth_enabled or settings.auth.users:
+        return None
+    why = (f"{settings.server.host} is not a loopback address, so authentication is on"
+           if not is_loopback(settings.server.host) else "auth.enabled is true")
+    return f"{why}, and no users are configured"
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from llamactl.config import Settings, format_validation, read_config_file
+from llamactl.config import Settings, format_validation, read_config_file, startup_problem
 from llamactl.errors import ValidationFailed
 
 Document = dict[str, Any]
@@ -32,9 +32,12 @@ def update_config_file(path: Path, change: Callable[[Document], None]) -> Settin
     try:
         settings = Settings.model_validate(document)
     except ValidationError as exc:
-        raise ValidationFailed(
-            "the configuration would be invalid", format_validation(exc)
-        ) from None
+        problems = "; ".join(format_validation(exc).splitlines())
+        raise ValidationFailed("the configuration would be invalid", problems) from None
+    problem = startup_problem(settings)
+    if problem is not None:
+        raise ValidationFailed("llamactl would refuse to start with this configuration",
+                               problem)
     write_atomically(path, yaml.safe_dump(document, sort_keys=False, default_flow_style=False))
     return settings
 

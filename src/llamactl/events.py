@@ -35,6 +35,8 @@ class Subscription:
     def __init__(self, hub: EventHub, maxsize: int):
         self.queue: asyncio.Queue[Event] = asyncio.Queue(maxsize)
         self.overflowed = False
+        # Set with ``overflowed``: wakes a reader that is stuck sending to a slow client.
+        self.dropped = asyncio.Event()
         self._hub = hub
 
     def close(self) -> None:
@@ -44,11 +46,23 @@ class Subscription:
 class EventHub:
     def __init__(self) -> None:
         self._subscribers: set[Subscription] = set()
+        self._closed = False
 
     def subscribe(self, maxsize: int = SUBSCRIBER_QUEUE_SIZE) -> Subscription:
         subscription = Subscription(self, maxsize)
-        self._subscribers.add(subscription)
+        if self._closed:
+            subscription.dropped.set()
+        else:
+            self._subscribers.add(subscription)
         return subscription
+
+    def close(self) -> None:
+        """llamactl is shutting down: end every feed (not as overflowed), and any new one.
+        Endless streams would otherwise hold the shutdown until uvicorn's timeout."""
+        self._closed = True
+        for subscription in self._subscribers:
+            subscription.dropped.set()
+        self._subscribers.clear()
 
     def unsubscribe(self, subscription: Subscription) -> None:
         self._subscribers.discard(subscription)
@@ -63,11 +77,15 @@ class EventHub:
                 subscription.queue.put_nowait(event)
             except asyncio.QueueFull:
                 subscription.overflowed = True
+                subscription.dropped.set()
                 self._subscribers.discard(subscription)
 
     def status_changed(self, name: str, status: str, previous: str) -> None:
         self.publish(Event("instance_status_changed",
                            {"name": name, "status": status, "previous_status": previous}))
+
+    def stats_updated(self, name: str, stats: dict[str, Any]) -> None:
+        self.publish(Event("instance_stats_updated", {"name": name, "stats": stats}))
 
     def alert(self, level: AlertLevel, message: str, instance: str | None = None) -> None:
         data: dict[str, Any] = {"level": level, "message": message}

@@ -13,6 +13,7 @@ from fastapi import Depends, WebSocketException, status
 from starlette.requests import HTTPConnection
 
 from llamactl.errors import LlamactlError, Unauthorized
+from llamactl.security.keys import KEY_PREFIX
 from llamactl.security.roles import ROLE_KEY, Role, required_role
 from llamactl.security.service import ANONYMOUS, AuthService, Principal
 
@@ -54,6 +55,22 @@ async def authorize(conn: HTTPConnection) -> Principal:
             raise WebSocketException(status.WS_1008_POLICY_VIOLATION, exc.message) from None
         raise
     return principal
+
+
+async def authorize_scrape(conn: HTTPConnection) -> None:
+    """``/metrics`` lives outside ``/api`` (where Prometheus looks) but is guarded the same
+    when auth is on: any user's token, or an inference API key as a scrape token."""
+    auth: AuthService = conn.app.state.services.auth
+    if not auth.enabled:
+        return
+    token = bearer_token(conn)
+    if token is None:
+        raise Unauthorized("Missing bearer token")
+    if token.startswith(KEY_PREFIX):
+        if auth.principal_for_key(token) is None:
+            raise Unauthorized("Invalid API key")
+        return
+    auth.principal_for_token(token)
 
 
 PrincipalDep = Annotated[Principal, Depends(authorize)]

@@ -5,10 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
+import aiohttp
 from fastapi import Depends, Request
+from starlette.requests import HTTPConnection
 
 from llamactl.api.middleware import Limits
 from llamactl.config import Settings
+from llamactl.config_editor import ConfigEditor
+from llamactl.events import EventHub
+from llamactl.monitoring.metrics import LlamactlMetrics
+from llamactl.monitoring.service import Monitoring
 from llamactl.security.service import AuthService
 from llamactl.supervisor.manager import InstanceManager
 
@@ -18,7 +24,12 @@ class Services:
     settings: Settings
     manager: InstanceManager
     auth: AuthService
+    events: EventHub  # the one hub: owners publish, WebSocket clients subscribe
+    monitoring: Monitoring  # host samples, uptime, versions; periodic stats and alerts
+    metrics: LlamactlMetrics  # this app's Prometheus registry
+    config_editor: ConfigEditor  # GET/PUT /api/config
     limits: Limits | None = None  # None: rate limiting is off
+    upstream: aiohttp.ClientSession | None = None  # the /v1 gateway's client to backends
 
 
 def get_services(request: Request) -> Services:
@@ -34,5 +45,12 @@ def get_settings(request: Request) -> Settings:
     return get_services(request).settings
 
 
+def services_of(connection: HTTPConnection) -> Services:
+    """The services, from a request or a WebSocket."""
+    services: Services = connection.app.state.services
+    return services
+
+
 ManagerDep = Annotated[InstanceManager, Depends(get_manager)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+ServicesDep = Annotated[Services, Depends(get_services)]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -12,6 +12,7 @@ from llamactl.config import InstancesConfig
 from llamactl.events import EventHub
 from llamactl.instances.models import InstanceRecord
 from llamactl.store.instances import InstanceRepository
+from llamactl.supervisor.metrics import NoMetrics, SupervisorMetrics
 
 # Crash restarts are counted until an instance has run this long without trouble.
 STABLE_AFTER_SECONDS = 300.0
@@ -28,6 +29,7 @@ class OwnerContext:
     stable_after: float = STABLE_AFTER_SECONDS
     # Called when an instance may have freed capacity: it stopped, failed or became idle.
     on_capacity_change: Callable[[], None] = lambda: None
+    metrics: SupervisorMetrics = field(default_factory=NoMetrics)  # launches, crashes, readiness
 
     def log_path(self, name: str) -> Path:
         return self.logs_dir / f"{name}.log"

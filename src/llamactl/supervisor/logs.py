@@ -203,9 +203,11 @@ def last_messages(path: Path, count: int = 20) -> list[str]:
 
 
 async def follow(
-    path: Path, lines: int, minimum: Level = "debug", backups: int = 0
+    path: Path, lines: int, minimum: Level = "debug", backups: int = 0,
+    stop: asyncio.Event | None = None,
 ) -> AsyncIterator[LogEntry]:
-    """The last ``lines`` entries, then each new one as it is written, until cancelled."""
+    """The last ``lines`` entries, then each new one as it is written, until cancelled or
+    ``stop`` is set (llamactl shutting down)."""
     for entry in read_tail(path, lines, minimum, backups):
         yield entry
     parser = LineParser(datetime.now(UTC))
@@ -228,6 +230,8 @@ async def follow(
                 parsed = parser.parse(line.decode("utf-8", "replace"))
                 if parsed is not None and level_at_least(parsed.level, minimum):
                     yield parsed
+        if stop is not None and stop.is_set():
+            return
         await asyncio.sleep(FOLLOW_POLL_SECONDS)
 
 

@@ -35,13 +35,13 @@ from llamactl.supervisor import messages as m
 from llamactl.supervisor.admission import CapacityKeeper
 from llamactl.supervisor.context import Lifecycle, OwnerContext
 from llamactl.supervisor.leases import Lease
-from llamactl.supervisor.owner import InstanceOwner
+from llamactl.supervisor.owner import InstanceOwner, InstanceStopping
 from llamactl.supervisor.ports import pick_port
 
 log = logging.getLogger(__name__)
 
 # An instance that stops between being started and being leased is started again, this often.
-ACQUIRE_ATTEMPTS = 3
+ACQUIRE_ATTEMPTS = 4
 
 
 @dataclass
@@ -240,6 +240,8 @@ class InstanceManager:
                 return lease
             try:
                 return await owner.acquire()
+            except InstanceStopping:
+                await owner.wait_stopped()
             except InstanceNotRunning:
                 if not Lifecycle.of(owner.record, self._ctx.config).on_demand_start:
                     raise InstanceNotRunning(

@@ -48,6 +48,10 @@ class LaunchError(Exception):
     pass
 
 
+class InstanceStopping(InstanceNotRunning):
+    """Not running yet again: wait until stopped, then start it anew."""
+
+
 class InstanceOwner:
     def __init__(self, record: InstanceRecord, context: OwnerContext):
         self.record = record
@@ -256,13 +260,12 @@ class InstanceOwner:
             self._cancel_idle_timer()
             request.lease.set_result(self.leases.take(self.port, self.record.api_key))
             return
-        if status in ("stopped", "failed"):
+        if status in ("stopped", "failed") or self._closing is not None:
             raise InstanceNotRunning(f"Instance '{self.name}' is {status}")
         if status == "stopping":
-            # An idle stop (or any stop) racing a new request: start again once it has
-            # exited, and serve the request then, instead of failing or hanging it.
-            self._restart_after_stop = True
-            self._set_status("restarting")
+            # An idle stop (or an eviction) racing a new request: the caller waits for the
+            # exit and starts it again through the capacity limits, instead of hanging.
+            raise InstanceStopping(f"Instance '{self.name}' is stopping")
         self._ready_waiters.append((request.lease, True))
 
     def _on_stop(self, request: m.Stop) -> None:
@@ -354,6 +357,7 @@ class InstanceOwner:
         runtime.serving_port = self.record.spec.port
         runtime.last_error = None
         self._own_log("info", f"started pid {handle.pid}")
+        self._ctx.metrics.launched(self.name, retry=retry)
         self._set_status("starting")
         self._watch_exit(handle)
         self._watch_readiness()
@@ -392,6 +396,7 @@ class InstanceOwner:
         if self.status != "starting":
             return
         self._set_status("running")
+        self._ctx.metrics.ready(self.name, self.record.runtime.started_at)
         self._retrying = False
         self.stats.sample()
         self._watch_liveness()
@@ -438,6 +443,7 @@ class InstanceOwner:
             self._crashed(f"process {what}")
 
     def _crashed(self, reason: str) -> None:
+        self._ctx.metrics.crashed(self.name)
         runtime = self.record.runtime
         life = Lifecycle.of(self.record, self._ctx.config)
         if not life.auto_restart or runtime.restart_count >= life.max_restarts:

@@ -6,6 +6,7 @@ Each posts a notice into the owner's inbox and decides nothing itself.
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +21,7 @@ Post = Callable[[Notice], None]
 # Readiness is polled fast at first (a small model is ready in tens of milliseconds, and the
 # poll interval is start latency a user pays), then slower for big models.
 READY_POLL_FIRST = 0.01
-READY_POLL_MAX = 0.25
+READY_POLL_MAX = 0.1  # a probe costs ~1 ms; a late notice costs the user up to this
 READY_POLL_GROWTH = 1.25
 
 
@@ -62,8 +63,9 @@ async def watch_liveness(
     failures = 0
     began = time.monotonic()
     stable_sent = False
+    # Instances started together would be probed together forever: spread the first probe.
+    await asyncio.sleep(interval * random.random())  # noqa: S311 (not cryptography)
     while True:
-        await asyncio.sleep(interval)
         result = await probe_health(client, port)
         failures = 0 if result == "ok" else failures + 1
         if failures >= failures_allowed:
@@ -72,3 +74,4 @@ async def watch_liveness(
         if not stable_sent and time.monotonic() - began >= stable_after:
             post(Stable(generation))
             stable_sent = True
+        await asyncio.sleep(interval)

@@ -1,0 +1,255 @@
+"""What the client commands (``instances``, ``system``, ``config``, ``login``) share: the
+``--url``/``--token`` options, the stored login token, output as tables or JSON, a spinner for
+long waits, and one place where client errors become a message and an exit status.
+
+Built on ``llamactl.client`` only: these commands talk to a llamactl server over HTTP, like
+any other client, and work against a remote one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import itertools
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+from pydantic import BaseModel
+
+from llamactl.client import APIError, AuthenticationError, Client, LlamactlError
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+TOKEN_FILE_MODE = 0o600
+SPINNER_FRAMES = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+SPINNER_PERIOD = 0.1
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail(message: str, details: str | None = None, status: int = 1) -> NoReturn:
+    click.echo(f"llamactl: error: {message}", err=True)
+    for line in (details or "").splitlines():
+        click.echo(f"  {line}", err=True)
+    sys.exit(status)
+
+
+def report(exc: LlamactlError, *, had_token: bool) -> NoReturn:
+    """The contract's message and code, the details below, and a hint where one helps."""
+    if isinstance(exc, APIError):
+        details = exc.details if isinstance(exc.details, str) else (
+            json.dumps(exc.details) if exc.details is not None else None)
+        if isinstance(exc, AuthenticationError) and not had_token:
+            details = "\n".join(filter(None, [details, "log in first: llamactl login"]))
+        fail(f"{exc.message} ({exc.code})", details)
+    fail(exc.message)
+
+
+class ClientCommand(click.Command):
+    """A command whose client errors end it with a message and status 1, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LlamactlError as exc:
+            report(exc, had_token=bool(ctx.meta.get("llamactl.token")))
+
+
+class ClientGroup(click.Group):
+    command_class = ClientCommand
+
+
+# -- the stored token ------------------------------------------------------------------------
+
+
+def token_file() -> Path:
+    """``$XDG_CONFIG_HOME/llamactl/token.json`` (``~/.config/...`` by default)."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "llamactl" / "token.json"
+
+
+def _read_tokens() -> dict[str, Any]:
+    try:
+        document = json.loads(token_file().read_text())
+    except (OSError, ValueError):
+        return {}
+    tokens = document.get("tokens") if isinstance(document, dict) else None
+    return tokens if isinstance(tokens, dict) else {}
+
+
+def stored_token(base_url: str) -> str | None:
+    entry = _read_tokens().get(base_url)
+    token = entry.get("token") if isinstance(entry, dict) else None
+    return token if isinstance(token, str) else None
+
+
+def store_token(base_url: str, token: str | None, expires_at: str | None = None) -> Path:
+    """Save (or with None, forget) the token for a server. Written to a temporary file with
+    mode 0600 and renamed over the old one, so no other user can read it at any moment and
+    a crash never leaves half a file."""
+    tokens = _read_tokens()
+    if token is None:
+        tokens.pop(base_url, None)
+    else:
+        tokens[base_url] = {"token": token, "expires_at": expires_at}
+    path = token_file()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".token-", suffix=".json")
+    try:
+        with os.fdopen(handle, "w") as out:  # mkstemp creates it with mode 0600
+            json.dump({"tokens": tokens}, out, indent=2)
+        os.chmod(temporary, TOKEN_FILE_MODE)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    return path
+
+
+# -- the client options ----------------------------------------------------------------------
+
+
+def with_client(command: F) -> F:
+    """Adds ``--url`` and ``--token`` and hands the command a ``Client`` as its first
+    argument; a token the client refreshed on the way is saved for next time."""
+
+    @click.option("--url", envvar="LLAMACTL_URL", default=DEFAULT_URL, show_default=True,
+                  show_envvar=True, help="The llamactl server.")
+    @click.option("--token", envvar="LLAMACTL_TOKEN", show_envvar=True,
+                  help="A JWT (default: the one 'llamactl login' saved for this URL).")
+    @functools.wraps(command)
+    def wrapper(*args: Any, url: str, token: str | None, **kwargs: Any) -> Any:
+        with open_client(url, token) as client:
+            return command(client, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def open_client(url: str, token: str | None) -> Iterator[Client]:
+    try:
+        client = Client(url)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--url") from None
+    saved = stored_token(client.base_url)
+    client.token = token or saved
+    click.get_current_context().meta["llamactl.token"] = client.token
+    try:
+        yield client
+    finally:
+        if saved is not None and token is None and client.token not in (None, saved):
+            store_token(client.base_url, client.token)  # refreshed on the way
+        client.close()
+
+
+# -- output ----------------------------------------------------------------------------------
+
+OUTPUT_OPTION = click.option(
+    "-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True,
+    help="table for people, json for programs.",
+)
+
+
+def as_json(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, list):
+        return [as_json(item) for item in value]
+    return value
+
+
+def echo_json(value: Any) -> None:
+    click.echo(json.dumps(as_json(value), indent=2))
+
+
+def echo_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    cells = [[str(c) for c in headers], *[["" if c is None else str(c) for c in r] for r in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    for row in cells:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+                   .rstrip())
+
+
+def parse_value(text: str) -> Any:
+    """JSON when it parses (``4``, ``true``, ``null``, ``["a"]``), else the string itself."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def parse_pairs(pairs: Sequence[str], what: str) -> dict[str, Any]:
+    parsed: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint=what)
+        parsed[key.strip()] = parse_value(value)
+    return parsed
+
+
+def humanize_bytes(count: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if count < 1024:
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} TiB"
+
+
+def format_time(moment: datetime | None) -> str:
+    """RFC 3339 in UTC with a ``Z``, as the API writes it."""
+    if moment is None:
+        return "-"
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def humanize_seconds(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+# -- waiting ---------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def spinner(message: str) -> Iterator[None]:
+    """A spinner with the time waited, on stderr when it is a terminal (a log or a pipe
+    gets nothing: carriage returns would only garble it)."""
+    if not sys.stderr.isatty():
+        yield
+        return
+    done = threading.Event()
+    started = time.monotonic()
+
+    def spin() -> None:
+        for frame in itertools.cycle(SPINNER_FRAMES):
+            elapsed = humanize_seconds(time.monotonic() - started)
+            sys.stderr.write(f"\r{frame} {message} ({elapsed})")
+            sys.stderr.flush()
+            if done.wait(SPINNER_PERIOD):
+                break
+        sys.stderr.write("\r\x1b[K")
+        sys.stderr.flush()
+
+    thread = threading.Thread(target=spin, name="llamactl-spinner", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()

@@ -1,0 +1,363 @@
+"""``llamactl instances ...``: manage instances on a running llamactl through its API."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import Any, cast
+
+import click
+
+from llamactl.cli_common import (
+    OUTPUT_OPTION,
+    ClientGroup,
+    as_json,
+    echo_json,
+    echo_table,
+    format_time,
+    humanize_bytes,
+    humanize_seconds,
+    parse_pairs,
+    spinner,
+    with_client,
+)
+from llamactl.client import (
+    BatchResult,
+    Client,
+    Instance,
+    InstanceChanges,
+    InstanceFields,
+    LogEntry,
+)
+
+LEVELS = click.Choice(["debug", "info", "warn", "error"])
+OPTION_HELP = ("A llama-server option as KEY=VALUE, repeatable (--option context_size=4096 "
+               "--option flash_attn=on); VALUE is JSON when it parses, else a string.")
+SET_HELP = ("Another instance field as KEY=VALUE, repeatable (--set auto_restart=false "
+            "--set idle_timeout=30 --set 'extra_args=[\"--mlock\"]').")
+
+
+@click.group(cls=ClientGroup)
+def instances() -> None:
+    """Create, start, stop and watch instances on a llamactl server.
+
+    Every command takes --url (env LLAMACTL_URL, default http://127.0.0.1:8080) and uses
+    the token 'llamactl login' saved for that URL.
+
+    \b
+    Examples:
+      llamactl instances create qwen --model ~/models/qwen2.5-0.5b.gguf --port 8081
+      llamactl instances start qwen --wait
+      llamactl instances list
+      llamactl instances logs qwen -f
+      llamactl instances stop qwen
+      llamactl instances delete qwen
+    """
+
+
+def _echo_instance(instance: Instance) -> None:
+    rows: list[tuple[str, Any]] = [
+        ("name", instance.name), ("status", instance.status),
+        ("model_path", instance.model_path), ("port", instance.port),
+        ("pid", instance.pid if instance.pid is not None else "-"),
+        ("options", _inline(instance.options)),
+        ("memory", humanize_bytes(instance.stats.memory_usage)),
+        ("cpu", f"{instance.stats.cpu_usage:.1f}%"),
+        ("uptime", humanize_seconds(instance.stats.uptime)),
+        ("restart_count", instance.restart_count),
+        ("last_error", instance.last_error or "-"),
+        ("created_at", format_time(instance.created_at)),
+        ("updated_at", format_time(instance.updated_at)),
+    ]
+    width = max(len(key) for key, _ in rows)
+    for key, value in rows:
+        click.echo(f"{key.ljust(width)}  {value}")
+
+
+def _inline(value: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in value.items()) or "-"
+
+
+@instances.command("list")
+@OUTPUT_OPTION
+@with_client
+def list_instances(client: Client, output: str) -> None:
+    """List instances.
+
+    \b
+    Examples:
+      llamactl instances list
+      llamactl instances list --output json | jq -r '.[].name'
+    """
+    found = client.list_instances()
+    if output == "json":
+        echo_json(found)
+        return
+    echo_table(["NAME", "STATUS", "PORT", "PID", "UPTIME", "MODEL"], [
+        [i.name, i.status, i.port, i.pid or "-",
+         humanize_seconds(i.stats.uptime) if i.pid else "-", i.model_path]
+        for i in found
+    ])
+
+
+@instances.command("get")
+@click.argument("name")
+@OUTPUT_OPTION
+@with_client
+def get_instance(client: Client, name: str, output: str) -> None:
+    """Show one instance: settings, status, pid and resource use.
+
+    \b
+    Examples:
+      llamactl instances get qwen
+      llamactl instances get qwen -o json
+    """
+    instance = client.get_instance(name)
+    if output == "json":
+        echo_json(instance)
+    else:
+        _echo_instance(instance)
+
+
+@instances.command("create")
+@click.argument("name")
+@click.option("--model", "model_path", required=True, help="Path of the GGUF model file.")
+@click.option("--port", type=click.IntRange(1024, 65535),
+              help="Port for llama-server (default: a free one from instances.port_range).")
+@click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help=OPTION_HELP)
+@click.option("--set", "fields", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+@OUTPUT_OPTION
+@with_client
+def create_instance(client: Client, name: str, model_path: str, port: int | None,
+                    options: tuple[str, ...], fields: tuple[str, ...], output: str) -> None:
+    """Create a (stopped) instance.
+
+    \b
+    Examples:
+      llamactl instances create qwen --model ~/models/qwen.gguf
+      llamactl instances create llama8b --model /models/llama-8b.gguf --port 8081 \\
+          --option context_size=8192 --option gpu_layers=99 --set idle_timeout=30
+    """
+    extra: dict[str, Any] = parse_pairs(fields, "--set")
+    if options:
+        extra["options"] = parse_pairs(options, "--option")
+    if port is not None:
+        extra["port"] = port
+    instance = client.create_instance(name, model_path, **cast(InstanceFields, extra))
+    if output == "json":
+        echo_json(instance)
+    else:
+        click.echo(f"created {instance.name} on port {instance.port} (stopped)")
+
+
+@instances.command("update")
+@click.argument("name")
+@click.option("--model", "model_path", help="A new model file.")
+@click.option("--port", type=click.IntRange(1024, 65535), help="A new port.")
+@click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
+              help=OPTION_HELP + " KEY=null removes an option.")
+@click.option("--set", "fields", multiple=True, metavar="KEY=VALUE",
+              help=SET_HELP + " KEY=null returns a field to the config's default.")
+@click.option("--restart", is_flag=True, help="Restart a running instance to apply it now.")
+@OUTPUT_OPTION
+@with_client
+def update_instance(client: Client, name: str, model_path: str | None, port: int | None,
+                    options: tuple[str, ...], fields: tuple[str, ...], restart: bool,
+                    output: str) -> None:
+    """Change an instance's settings (options are merged key by key).
+
+    \b
+    Examples:
+      llamactl instances update qwen --option threads=8 --option context_size=4096
+      llamactl instances update qwen --option flash_attn=null --restart
+      llamactl instances update qwen --model ~/models/qwen-q8.gguf --set auto_restart=false
+    """
+    changes: dict[str, Any] = parse_pairs(fields, "--set")
+    if options:
+        changes["options"] = parse_pairs(options, "--option")
+    if model_path is not None:
+        changes["model_path"] = model_path
+    if port is not None:
+        changes["port"] = port
+    if not changes:
+        raise click.UsageError("nothing to change: give --model, --port, --option or --set")
+    result = client.update_instance(name, restart=restart, **cast(InstanceChanges, changes))
+    if output == "json":
+        echo_json(result)
+        return
+    click.echo(f"updated {name}")
+    if result.restart_required:
+        click.echo(f"{name} is running on its old settings: "
+                   f"llamactl instances restart {name} applies them")
+
+
+@instances.command("delete")
+@click.argument("name")
+@with_client
+def delete_instance(client: Client, name: str) -> None:
+    """Delete a stopped instance (its logs go with it).
+
+    \b
+    Examples:
+      llamactl instances delete qwen
+    """
+    client.delete_instance(name)
+    click.echo(f"deleted {name}")
+
+
+@instances.command("start")
+@click.argument("name")
+@click.option("--wait", is_flag=True, help="Return once it serves, or fail with the reason.")
+@click.option("--timeout", type=click.FloatRange(min=0), help="With --wait: give up after "
+              "this many seconds (default 600).")
+@with_client
+def start_instance(client: Client, name: str, wait: bool, timeout: float | None) -> None:
+    """Start an instance; with --wait, wait until its model is loaded.
+
+    \b
+    Examples:
+      llamactl instances start qwen
+      llamactl instances start qwen --wait --timeout 300
+    """
+    with spinner(f"starting {name}") if wait else contextlib.nullcontext():
+        result = client.start_instance(name, wait=wait, timeout=timeout)
+    click.echo(f"{name} is {result.status}")
+
+
+@instances.command("stop")
+@click.argument("name")
+@click.option("--force", is_flag=True, help="SIGKILL at once instead of SIGTERM first.")
+@click.option("--timeout", type=click.FloatRange(min=0),
+              help="Seconds between SIGTERM and SIGKILL (default: the server's stop_timeout).")
+@click.option("--wait/--no-wait", default=True, show_default=True,
+              help="Return once it has stopped.")
+@with_client
+def stop_instance(client: Client, name: str, force: bool, timeout: float | None,
+                  wait: bool) -> None:
+    """Stop an instance.
+
+    \b
+    Examples:
+      llamactl instances stop qwen
+      llamactl instances stop qwen --timeout 5
+      llamactl instances stop qwen --force --no-wait
+    """
+    with spinner(f"stopping {name}") if wait else contextlib.nullcontext():
+        result = client.stop_instance(name, force=force, timeout=timeout, wait=wait)
+    click.echo(f"{name} is {result.status}")
+
+
+@instances.command("restart")
+@click.argument("name")
+@click.option("--wait", is_flag=True, help="Return once it serves again.")
+@click.option("--timeout", type=click.FloatRange(min=0),
+              help="With --wait: give up after this many seconds (default 600).")
+@with_client
+def restart_instance(client: Client, name: str, wait: bool, timeout: float | None) -> None:
+    """Restart an instance (stop, then start; a stopped one is just started).
+
+    \b
+    Examples:
+      llamactl instances restart qwen --wait
+    """
+    with spinner(f"restarting {name}") if wait else contextlib.nullcontext():
+        result = client.restart_instance(name, wait=wait, timeout=timeout)
+    click.echo(f"{name} is {result.status}")
+
+
+@instances.command("health")
+@click.argument("name")
+@OUTPUT_OPTION
+@with_client
+def instance_health(client: Client, name: str, output: str) -> None:
+    """Check an instance's process, port and health endpoint.
+
+    \b
+    Examples:
+      llamactl instances health qwen
+      llamactl instances health qwen -o json
+    """
+    health = client.instance_health(name)
+    if output == "json":
+        echo_json(health)
+        return
+    checks = health.checks
+    click.echo(f"{name}: {health.status} (process {checks.process}, port {checks.port}, "
+               f"response {checks.response})")
+
+
+@instances.command("logs")
+@click.argument("name")
+@click.option("-n", "--lines", type=click.IntRange(0, 100_000), default=100,
+              show_default=True, help="How many of the last entries to show.")
+@click.option("--level", type=LEVELS, help="Minimum level (warn = warnings and errors).")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new entries (Ctrl-C ends).")
+@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="json: one JSON object per line.")
+@with_client
+def instance_logs(client: Client, name: str, lines: int, level: str | None, follow: bool,
+                  output: str) -> None:
+    """Show an instance's log, levels parsed from llama.cpp's output.
+
+    \b
+    Examples:
+      llamactl instances logs qwen -n 20
+      llamactl instances logs qwen --level warn
+      llamactl instances logs qwen -f
+      llamactl instances logs qwen -f -o json | jq -r .message
+    """
+    def show(entry: LogEntry) -> None:
+        if output == "json":
+            click.echo(json.dumps(as_json(entry)))
+        else:
+            stamp = entry.timestamp.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+            click.echo(f"{stamp} {entry.level.upper():5} {entry.message}")
+
+    if not follow:
+        for entry in client.instance_logs(name, lines=lines, level=level):
+            show(entry)
+        return
+    try:
+        with client.follow_logs(name, lines=lines, level=level) as stream:
+            for entry in stream:
+                show(entry)
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how one stops following: not an error
+
+
+def _echo_batch(result: BatchResult, done: list[str], verb: str, output: str) -> None:
+    if output == "json":
+        echo_json(result)
+        return
+    click.echo(f"{verb}: {', '.join(done) or '-'}")
+    click.echo(f"skipped: {', '.join(result.skipped) or '-'}")
+    for failure in result.failed:
+        click.echo(f"failed: {failure.name}: {failure.error}")
+
+
+@instances.command("start-all")
+@OUTPUT_OPTION
+@with_client
+def start_all(client: Client, output: str) -> None:
+    """Start every stopped or failed instance.
+
+    \b
+    Examples:
+      llamactl instances start-all
+    """
+    result = client.start_all()
+    _echo_batch(result, result.started, "started", output)
+
+
+@instances.command("stop-all")
+@OUTPUT_OPTION
+@with_client
+def stop_all(client: Client, output: str) -> None:
+    """Stop every running instance.
+
+    \b
+    Examples:
+      llamactl instances stop-all
+    """
+    result = client.stop_all()
+    _echo_batch(result, result.stopped, "stopping", output)

@@ -1,0 +1,258 @@
+"""``llamactl system ...``, ``llamactl config ...``, ``llamactl login`` and ``logout``: the
+server-wide commands, through the API like ``llamactl instances``."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from typing import Any
+
+import click
+import yaml
+
+from llamactl.cli_common import (
+    DEFAULT_URL,
+    OUTPUT_OPTION,
+    ClientCommand,
+    ClientGroup,
+    echo_json,
+    format_time,
+    humanize_bytes,
+    humanize_seconds,
+    parse_pairs,
+    store_token,
+    with_client,
+)
+from llamactl.client import Client
+
+
+@click.group(cls=ClientGroup)
+def system() -> None:
+    """Status and facts of the llamactl server.
+
+    \b
+    Examples:
+      llamactl system status
+      llamactl system info -o json
+    """
+
+
+@system.command("status")
+@OUTPUT_OPTION
+@with_client
+def system_status(client: Client, output: str) -> None:
+    """Version, uptime, instance counts and resource use.
+
+    \b
+    Examples:
+      llamactl system status
+      llamactl system status -o json
+    """
+    status = client.system_status()
+    if output == "json":
+        echo_json(status)
+        return
+    counts, resources = status.instances, status.resources
+    click.echo(f"version    {status.version}")
+    click.echo(f"uptime     {humanize_seconds(status.uptime)}")
+    click.echo(f"instances  {counts.total} ({counts.running} running, {counts.stopped} stopped)")
+    click.echo(f"cpu        {resources.cpu_usage:.1f}%")
+    click.echo(f"memory     {humanize_bytes(resources.memory_usage)} of "
+               f"{humanize_bytes(resources.memory_total)}")
+    click.echo(f"disk       {resources.disk_usage:.1f}%")
+
+
+@system.command("info")
+@OUTPUT_OPTION
+@with_client
+def system_info(client: Client, output: str) -> None:
+    """Host name, OS, architecture, CPUs, memory and llamactl's version.
+
+    \b
+    Examples:
+      llamactl system info
+      llamactl system info -o json
+    """
+    info = client.system_info()
+    if output == "json":
+        echo_json(info)
+        return
+    for key, value in (("hostname", info.hostname), ("os", info.os), ("arch", info.arch),
+                       ("cpus", info.cpu_count), ("memory", humanize_bytes(info.memory_total)),
+                       ("version", info.version), ("build_time", format_time(info.build_time))):
+        click.echo(f"{key:<11}{value}")
+
+
+@click.group(cls=ClientGroup)
+def config() -> None:
+    """Read and change the server's configuration (changing it needs an admin).
+
+    \b
+    Examples:
+      llamactl config get
+      llamactl config get instances.port_range
+      llamactl config set rate_limit.regular_per_minute=200 instances.idle_timeout=30
+      llamactl config set --file changes.yaml
+    """
+
+
+def _pick(document: Any, key: str) -> Any:
+    for part in key.split("."):
+        if not isinstance(document, dict) or part not in document:
+            raise click.BadParameter(f"no key {key!r} in the configuration", param_hint="KEY")
+        document = document[part]
+    return document
+
+
+def _echo_document(value: Any, output: str) -> None:
+    if output == "json":
+        echo_json(value)
+    elif isinstance(value, dict | list):
+        click.echo(yaml.safe_dump(value, sort_keys=False).rstrip())
+    else:  # a scalar: YAML would add a "..." document end
+        click.echo(value if isinstance(value, str) else json.dumps(value))
+
+
+@config.command("get")
+@click.argument("key", required=False)
+@click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml",
+              show_default=True)
+@with_client
+def config_get(client: Client, key: str | None, output: str) -> None:
+    """Show the effective configuration, or one dotted KEY of it (secrets as ***).
+
+    \b
+    Examples:
+      llamactl config get
+      llamactl config get rate_limit
+      llamactl config get instances.port_range -o json
+    """
+    document = client.get_config()
+    _echo_document(_pick(document, key) if key else document, output)
+
+
+def _nest(pairs: dict[str, Any]) -> dict[str, Any]:
+    """``{"a.b": 1}`` -> ``{"a": {"b": 1}}``."""
+    document: dict[str, Any] = {}
+    for dotted, value in pairs.items():
+        *parents, last = dotted.split(".")
+        node = document
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise click.BadParameter(f"{dotted!r} conflicts with another pair")
+        node[last] = value
+    return document
+
+
+def _merge(into: dict[str, Any], document: dict[str, Any]) -> dict[str, Any]:
+    for key, value in document.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
+    return into
+
+
+def _load_document(text: str, where: str) -> dict[str, Any]:
+    try:
+        document = yaml.safe_load(text)  # YAML is a superset of JSON: both are accepted
+    except yaml.YAMLError as exc:
+        raise click.BadParameter(f"not YAML or JSON: {exc}", param_hint=where) from None
+    if not isinstance(document, dict):
+        raise click.BadParameter("the document must be a mapping", param_hint=where)
+    return document
+
+
+_PAIR = re.compile(r"^[A-Za-z0-9_.-]+=")
+
+
+@config.command("set")
+@click.argument("changes", nargs=-1)
+@click.option("-f", "--file", "file", type=click.File("r"),
+              help="A YAML or JSON document of changes ('-' reads standard input).")
+@click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml",
+              show_default=True, help="How to show the resulting configuration with --show.")
+@click.option("--show", is_flag=True, help="Print the configuration as it now is.")
+@with_client
+def config_set(client: Client, changes: tuple[str, ...], file: Any, output: str,
+               show: bool) -> None:
+    """Merge changes into the config file: dotted KEY=VALUE pairs (VALUE is JSON when it
+    parses, else a string), or YAML/JSON documents. Most changes apply when llamactl is
+    restarted.
+
+    \b
+    Examples:
+      llamactl config set rate_limit.enabled=false
+      llamactl config set 'instances.port_range=[9000, 9099]'
+      llamactl config set '{"auth": {"token_ttl": 3600}}'
+      echo 'instances: {idle_timeout: 30}' | llamactl config set -f -
+    """
+    document: dict[str, Any] = {}
+    if file is not None:
+        _merge(document, _load_document(file.read(), "--file"))
+    pairs = [c for c in changes if _PAIR.match(c)]
+    for text in changes:
+        if text not in pairs:
+            _merge(document, _load_document(text, "CHANGES"))
+    _merge(document, _nest(parse_pairs(pairs, "KEY=VALUE")))
+    if not document:
+        raise click.UsageError("nothing to change: give KEY=VALUE pairs, a document or --file")
+    result = client.update_config(document)
+    click.echo(result.message, err=show)
+    if result.restart_required:
+        click.echo("restart llamactl for the change to take effect", err=True)
+    if show:
+        _echo_document(result.config, output)
+
+
+@click.command(cls=ClientCommand)
+@click.option("--url", envvar="LLAMACTL_URL", default=DEFAULT_URL, show_default=True,
+              show_envvar=True, help="The llamactl server.")
+@click.option("-u", "--username", help="Asked for when not given.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def login(url: str, username: str | None, password_stdin: bool) -> None:
+    """Log in and save the token for later commands (in ~/.config/llamactl/token.json, or
+    under $XDG_CONFIG_HOME, readable by you only).
+
+    \b
+    Examples:
+      llamactl login
+      llamactl login --url http://gpu-box:8080 -u admin
+      echo "$PASSWORD" | llamactl login -u ci --password-stdin
+    """
+    username = username or click.prompt("Username")
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("Password", hide_input=True)
+    with _client(url) as client:
+        token = client.login(username, password)
+    path = store_token(client.base_url, token.token,
+                       token.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    click.echo(f"logged in to {client.base_url} as {username}; token saved in {path} "
+               f"(valid until {token.expires_at:%Y-%m-%d %H:%M:%S} UTC, refreshed as it is used)")
+
+
+@click.command(cls=ClientCommand)
+@click.option("--url", envvar="LLAMACTL_URL", default=DEFAULT_URL, show_default=True,
+              show_envvar=True, help="The llamactl server.")
+def logout(url: str) -> None:
+    """Forget the token saved for a server.
+
+    \b
+    Examples:
+      llamactl logout
+    """
+    with _client(url) as client:
+        store_token(client.base_url, None)
+    click.echo(f"logged out of {client.base_url}")
+
+
+def _client(url: str) -> Client:
+    """A client without the saved token (login replaces it, logout forgets it)."""
+    try:
+        return Client(url)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--url") from None

@@ -1,0 +1,279 @@
+"""``AsyncClient``: the asyncio client; the same methods as ``Client``, awaited."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar, Unpack
+
+import httpx
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as websocket_connect
+from websockets.exceptions import InvalidHandshake
+
+from llamactl.client import _calls as calls
+from llamactl.client._base import (
+    DEFAULT_TIMEOUT,
+    DEFAULT_URL,
+    POLL_INTERVAL,
+    START_WAIT_TIMEOUT,
+    STOP_WAIT_TIMEOUT,
+    USER_AGENT,
+    BaseClient,
+    Call,
+    TimeoutTypes,
+    api_error,
+    import_openai,
+    not_in_time,
+    openai_arguments,
+    start_failed,
+    transport_error,
+    wait_timeout,
+    websocket_url,
+)
+from llamactl.client._events import AsyncEventStream, websocket_error
+from llamactl.client._exceptions import APIError
+from llamactl.client._exceptions import TimeoutError as ClientTimeoutError
+from llamactl.client._models import (
+    BatchResult,
+    ConfigUpdated,
+    Health,
+    Instance,
+    InstanceChanges,
+    InstanceFields,
+    InstanceUpdated,
+    LogEntry,
+    OperationResult,
+    SystemInfo,
+    SystemStatus,
+    Token,
+)
+from llamactl.client._streaming import AsyncLogStream
+
+if TYPE_CHECKING:
+    import openai
+
+T = TypeVar("T")
+
+
+class AsyncClient(BaseClient):
+    """An asyncio client for llamactl's REST API.
+
+    >>> async with AsyncClient("http://localhost:8080") as client:
+    ...     instances = await client.list_instances()
+
+    ``token=`` is a JWT from a login (``client.login(...)`` gets and keeps one, and the client
+    refreshes it before it expires); ``api_key=`` is an inference key for the ``/v1``
+    gateway, used by ``openai()``. ``transport=`` replaces httpx's network transport (tests
+    use ``httpx.MockTransport``). Use it as an async context manager, or call ``aclose()``.
+    """
+
+    def __init__(
+        self, base_url: str = DEFAULT_URL, *, token: str | None = None,
+        api_key: str | None = None, timeout: TimeoutTypes = DEFAULT_TIMEOUT,
+        headers: Mapping[str, str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        super().__init__(base_url, token=token, api_key=api_key, timeout=timeout,
+                         headers=headers)
+        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=self.timeout,
+                                       transport=transport, headers=self._headers)
+        self._refresh_lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return f"AsyncClient({self._repr_fields()})"
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                        traceback: TracebackType | None) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    async def _send(self, request: httpx.Request, *, stream: bool = False) -> httpx.Response:
+        try:
+            return await self._http.send(request, stream=stream)
+        except httpx.TransportError as exc:
+            raise transport_error(exc, self.base_url) from None
+
+    async def _call(self, call: Call[T]) -> T:
+        if call.authenticated and call.refresh_first:
+            await self._refresh_if_due()
+        request = self._http.build_request(**self._request_args(call))
+        return self._parse(call, await self._send(request))
+
+    async def _refresh_if_due(self) -> None:
+        if not self._tokens.refresh_due():
+            return
+        async with self._refresh_lock:  # one refresh, however many tasks notice at once
+            if not self._tokens.refresh_due():
+                return
+            try:
+                await self.refresh_token()
+            except APIError:
+                self._tokens.stop_refreshing()
+
+    async def _open_stream(self, call: Call[Any]) -> httpx.Response:
+        await self._refresh_if_due()
+        request = self._http.build_request(**self._request_args(call))
+        response = await self._send(request, stream=True)
+        if response.is_error:
+            await response.aread()
+            await response.aclose()
+            raise api_error(response)
+        return response
+
+    async def _open_websocket(self) -> ClientConnection:
+        await self._refresh_if_due()
+        url = websocket_url(self.base_url, "/api/ws")
+        try:
+            connection = await websocket_connect(
+                url, additional_headers=self._auth_headers(), user_agent_header=USER_AGENT,
+                open_timeout=self.timeout.connect,
+            )
+        except (InvalidHandshake, OSError, TimeoutError) as exc:
+            raise websocket_error(exc, url) from None
+        return connection
+
+    async def _wait_status(self, name: str, wanted: tuple[str, ...], seconds: float) -> Instance:
+        deadline = time.monotonic() + seconds
+        while True:
+            instance = await self.get_instance(name)
+            if instance.status in wanted:
+                return instance
+            if time.monotonic() >= deadline:
+                raise not_in_time(f"instance {name!r} was not {' or '.join(wanted)}", seconds)
+            await asyncio.sleep(POLL_INTERVAL)
+
+    # -- authentication ------------------------------------------------------------------
+
+    async def login(self, username: str, password: str) -> Token:
+        """Log in; the client keeps the token and refreshes it before it expires."""
+        return self._keep_token(await self._call(calls.login(username, password)))
+
+    async def refresh_token(self) -> Token:
+        """Exchange the current (still valid) token for a new one, and keep it."""
+        return self._keep_token(await self._call(calls.refresh()))
+
+    # -- instances -----------------------------------------------------------------------
+
+    async def list_instances(self) -> list[Instance]:
+        return await self._call(calls.list_instances())
+
+    async def get_instance(self, name: str) -> Instance:
+        return await self._call(calls.get_instance(name))
+
+    async def create_instance(self, name: str, model_path: str,
+                        **fields: Unpack[InstanceFields]) -> Instance:
+        """Create a stopped instance: ``create_instance("a", "/m.gguf", port=8081,
+        options={"context_size": 2048})``."""
+        return await self._call(calls.create_instance(name, model_path, fields))
+
+    async def update_instance(self, name: str, *, restart: bool = False,
+                        **changes: Unpack[InstanceChanges]) -> InstanceUpdated:
+        """Change some fields; ``restart=True`` restarts a running instance to apply them."""
+        return await self._call(calls.update_instance(name, changes, restart))
+
+    async def delete_instance(self, name: str) -> None:
+        await self._call(calls.delete_instance(name))
+
+    async def start_instance(self, name: str, *, wait: bool = False,
+                       timeout: float | None = None) -> OperationResult:
+        """Start; with ``wait=True`` return once running, or raise ``StartFailedError`` with
+        the backend's last log lines in ``details`` (``TimeoutError`` after ``timeout`` s)."""
+        if not wait:
+            return await self._call(calls.start_instance(name, wait=False, timeout=None))
+        seconds = START_WAIT_TIMEOUT if timeout is None else timeout
+        call = calls.start_instance(name, wait=True,
+                                    timeout=wait_timeout(self.timeout, seconds))
+        try:
+            return await self._call(call)
+        except ClientTimeoutError:
+            raise not_in_time(f"instance {name!r} was not running", seconds) from None
+
+    async def stop_instance(self, name: str, *, force: bool = False, timeout: float | None = None,
+                      wait: bool = False) -> OperationResult:
+        """Stop: SIGTERM, SIGKILL after ``timeout`` s (the server's default when None), or
+        SIGKILL at once with ``force``. ``wait=True`` returns once it is stopped."""
+        result = await self._call(calls.stop_instance(name, force=force, timeout=timeout))
+        if wait:
+            bound = max(STOP_WAIT_TIMEOUT, (timeout or 0) + 30)
+            instance = await self._wait_status(name, ("stopped", "failed"), bound)
+            result = OperationResult(message="Instance stopped", status=instance.status)
+        return result
+
+    async def restart_instance(self, name: str, *, wait: bool = False,
+                         timeout: float | None = None) -> OperationResult:
+        """Restart; ``wait=True`` returns once running again (or raises as a start would)."""
+        result = await self._call(calls.restart_instance(name))
+        if wait:
+            seconds = START_WAIT_TIMEOUT if timeout is None else timeout
+            instance = await self._wait_status(name, ("running", "failed"), seconds)
+            if instance.status == "failed":
+                raise start_failed(name, instance.last_error)
+            result = OperationResult(message="Instance restarted", status=instance.status)
+        return result
+
+    async def instance_health(self, name: str) -> Health:
+        return await self._call(calls.instance_health(name))
+
+    async def instance_logs(self, name: str, *, lines: int = 100,
+                      level: str | None = None) -> list[LogEntry]:
+        """The last ``lines`` entries, oldest first; ``level`` is a minimum (warn = warn
+        and error)."""
+        return await self._call(calls.instance_logs(name, lines=lines, level=level))
+
+    def follow_logs(self, name: str, *, lines: int = 10,
+                    level: str | None = None) -> AsyncLogStream:
+        """The last ``lines`` entries, then each new one as it is written:
+        ``async with client.follow_logs("a") as logs: async for entry in logs: ...``."""
+        # No read timeout: a quiet instance may write nothing for hours.
+        call = calls.follow_logs(name, lines=lines, level=level,
+                                 timeout=wait_timeout(self.timeout, None))
+        return AsyncLogStream(lambda: self._open_stream(call), what=name)
+
+    async def start_all(self) -> BatchResult:
+        return await self._call(calls.start_all())
+
+    async def stop_all(self) -> BatchResult:
+        return await self._call(calls.stop_all())
+
+    # -- system and configuration --------------------------------------------------------
+
+    async def system_status(self) -> SystemStatus:
+        return await self._call(calls.system_status())
+
+    async def system_info(self) -> SystemInfo:
+        return await self._call(calls.system_info())
+
+    async def get_config(self) -> dict[str, Any]:
+        """The effective configuration, secrets shown as ``"***"``."""
+        return await self._call(calls.get_config())
+
+    async def update_config(self, changes: Mapping[str, Any]) -> ConfigUpdated:
+        """Merge a partial document into the config file (admin); most changes need a
+        restart of llamactl (``restart_required``)."""
+        return await self._call(calls.update_config(changes))
+
+    # -- streams and helpers -------------------------------------------------------------
+
+    def events(self, *, reconnect: bool = True, max_backoff: float = 30.0) -> AsyncEventStream:
+        """Events from ``/api/ws`` as they happen; reconnects with exponential backoff
+        (at most ``max_backoff`` s apart) when the connection drops."""
+        return AsyncEventStream(self._open_websocket, self._refresh_if_due,
+                                reconnect=reconnect, max_backoff=max_backoff,
+                                what=self.base_url)
+
+    def openai(self, **kwargs: Any) -> openai.AsyncOpenAI:
+        """An ``openai.AsyncOpenAI`` client for llamactl's ``/v1`` gateway, with this client's
+        API key (else its current token). Needs the ``openai`` package."""
+        module = import_openai()
+        client: openai.AsyncOpenAI = module.AsyncOpenAI(**openai_arguments(self, kwargs))
+        return client

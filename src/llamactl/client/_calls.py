@@ -1,0 +1,149 @@
+"""Each API operation as a ``Call``: method, path, query, body and the parser of its answer.
+
+Written once here; ``Client`` and ``AsyncClient`` only send them. Paths and shapes follow the
+contract (``/api/instances/...``, ``{"instances": [...]}``, ``{"instance": {...}}``, ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+from llamactl.client._base import Call, TimeoutTypes
+from llamactl.client._models import (
+    BatchResult,
+    ConfigUpdated,
+    Health,
+    Instance,
+    InstanceUpdated,
+    LogEntry,
+    OperationResult,
+    SystemInfo,
+    SystemStatus,
+    Token,
+)
+
+INSTANCES = "/api/instances"
+LOG_LEVELS = ("debug", "info", "warn", "error")
+
+
+def instance_path(name: str, action: str = "") -> str:
+    if not name:
+        raise ValueError("an instance name is required")
+    # Quoted whole: a name with a slash must reach the server as one (invalid) name, not as
+    # a different route.
+    path = f"{INSTANCES}/{quote(name, safe='')}"
+    return f"{path}/{action}" if action else path
+
+
+def _ignore(body: Any) -> None:
+    return None
+
+
+def _config(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise TypeError("config is not an object")
+    return body
+
+
+def login(username: str, password: str) -> Call[Token]:
+    return Call("POST", "/api/auth/login", Token.model_validate,
+                body={"username": username, "password": password}, authenticated=False)
+
+
+def refresh() -> Call[Token]:
+    return Call("POST", "/api/auth/refresh", Token.model_validate, refresh_first=False)
+
+
+def list_instances() -> Call[list[Instance]]:
+    return Call("GET", INSTANCES,
+                lambda body: [Instance.model_validate(item) for item in body["instances"]])
+
+
+def get_instance(name: str) -> Call[Instance]:
+    return Call("GET", instance_path(name), Instance.model_validate)
+
+
+def create_instance(name: str, model_path: str, fields: Mapping[str, Any]) -> Call[Instance]:
+    body = {"name": name, "model_path": model_path, **fields}
+    return Call("POST", INSTANCES, lambda answer: Instance.model_validate(answer["instance"]),
+                body=body)
+
+
+def update_instance(name: str, changes: Mapping[str, Any], restart: bool) -> Call[InstanceUpdated]:
+    return Call("PUT", instance_path(name), InstanceUpdated.model_validate,
+                params={"restart": True} if restart else None, body=dict(changes))
+
+
+def delete_instance(name: str) -> Call[None]:
+    return Call("DELETE", instance_path(name), _ignore)
+
+
+def start_instance(name: str, *, wait: bool, timeout: TimeoutTypes) -> Call[OperationResult]:
+    return Call("POST", instance_path(name, "start"), OperationResult.model_validate,
+                params={"wait": True} if wait else None, timeout=timeout)
+
+
+def stop_instance(name: str, *, force: bool, timeout: float | None) -> Call[OperationResult]:
+    body: dict[str, Any] = {"force": force}
+    if timeout is not None:
+        body["timeout"] = timeout
+    return Call("POST", instance_path(name, "stop"), OperationResult.model_validate, body=body)
+
+
+def restart_instance(name: str) -> Call[OperationResult]:
+    return Call("POST", instance_path(name, "restart"), OperationResult.model_validate)
+
+
+def instance_health(name: str) -> Call[Health]:
+    return Call("GET", instance_path(name, "health"), Health.model_validate)
+
+
+def _log_params(lines: int, level: str | None, follow: bool) -> dict[str, str | int | bool]:
+    params: dict[str, str | int | bool] = {"lines": lines}
+    if level is not None:
+        if level not in LOG_LEVELS:
+            raise ValueError(f"level must be one of {', '.join(LOG_LEVELS)}, not {level!r}")
+        params["level"] = level
+    if follow:
+        params["follow"] = True
+    return params
+
+
+def instance_logs(name: str, *, lines: int, level: str | None) -> Call[list[LogEntry]]:
+    return Call("GET", instance_path(name, "logs"),
+                lambda body: [LogEntry.model_validate(item) for item in body["logs"]],
+                params=_log_params(lines, level, follow=False))
+
+
+def follow_logs(name: str, *, lines: int, level: str | None,
+                timeout: TimeoutTypes) -> Call[None]:
+    """Only the request: the answer is an event stream that ``LogStream`` reads."""
+    return Call("GET", instance_path(name, "logs"), _ignore,
+                params=_log_params(lines, level, follow=True), timeout=timeout,
+                extra_headers={"Accept": "text/event-stream"})
+
+
+def start_all() -> Call[BatchResult]:
+    return Call("POST", f"{INSTANCES}/start-all", BatchResult.model_validate)
+
+
+def stop_all() -> Call[BatchResult]:
+    return Call("POST", f"{INSTANCES}/stop-all", BatchResult.model_validate)
+
+
+def system_status() -> Call[SystemStatus]:
+    return Call("GET", "/api/system/status", SystemStatus.model_validate)
+
+
+def system_info() -> Call[SystemInfo]:
+    return Call("GET", "/api/system/info", SystemInfo.model_validate)
+
+
+def get_config() -> Call[dict[str, Any]]:
+    return Call("GET", "/api/config", _config)
+
+
+def update_config(changes: Mapping[str, Any]) -> Call[ConfigUpdated]:
+    return Call("PUT", "/api/config", ConfigUpdated.model_validate, body=dict(changes))

@@ -1,0 +1,1 @@
+"""The OpenAI-compatible gateway under ``/v1``: one endpoint for every instance."""

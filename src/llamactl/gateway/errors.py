@@ -1,0 +1,55 @@
+"""Errors on ``/v1`` in OpenAI's envelope, so OpenAI clients raise and show them."""
+
+from __future__ import annotations
+
+import json
+
+from llamactl.errors import (
+    CapacityExhausted,
+    InstanceNotRunning,
+    LlamactlError,
+    StartFailed,
+    TokenExpired,
+    Unauthorized,
+)
+
+
+class GatewayError(Exception):
+    def __init__(
+        self, status: int, message: str, type_: str, code: str,
+        headers: dict[str, str] | None = None,
+    ):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type_
+        self.code = code
+        self.headers = headers or {}
+
+    def body(self) -> bytes:
+        return json.dumps({"error": {"message": self.message, "type": self.type,
+                                     "param": None, "code": self.code}}).encode()
+
+
+def model_not_found(model: str) -> GatewayError:
+    return GatewayError(404, f"The model '{model}' does not exist", "invalid_request_error",
+                        "model_not_found")
+
+
+def from_domain(error: LlamactlError) -> GatewayError:
+    """llamactl's own errors, as an OpenAI client expects to see them."""
+    if isinstance(error, TokenExpired | Unauthorized):
+        return GatewayError(401, error.message, "authentication_error", "invalid_api_key")
+    if isinstance(error, StartFailed):
+        reason = f"{error.message}: {error.details}" if error.details else error.message
+        return GatewayError(503, reason, "server_error", "model_start_failed")
+    if isinstance(error, CapacityExhausted):
+        return GatewayError(503, f"{error.message} ({error.details})", "server_error",
+                            "capacity_exhausted", dict(error.headers or {}))
+    if isinstance(error, InstanceNotRunning):
+        return GatewayError(503, error.message, "server_error", "model_not_running")
+    if error.status_code == 404:
+        return GatewayError(404, error.message, "invalid_request_error", "model_not_found")
+    return GatewayError(error.status_code, error.message,
+                        "invalid_request_error" if error.status_code < 500 else "server_error",
+                        error.code.lower())

@@ -1,0 +1,120 @@
+"""llamactl's own Prometheus metrics.
+
+Each app has its own ``CollectorRegistry``: the tests build many apps in one process, and the
+global default registry would refuse the second app's metrics as duplicates. The object is
+also the owners' ``SupervisorMetrics`` (launches, crashes, readiness) and what the rate
+limiter and the WebSocket feed report to.
+
+    llamactl_info{version}                         1
+    llamactl_instances{status}                     instances by status (all six, zeros too)
+    llamactl_instance_starts_total{instance}       backend processes launched
+    llamactl_instance_crashes_total{instance}      crashes of running instances
+    llamactl_instance_restarts_total{instance}     automatic restarts after a crash
+    llamactl_instance_start_duration_seconds       launch to running (histogram)
+    llamactl_http_requests_total{method,route,status}
+    llamactl_websocket_clients                     connected /api/ws clients
+    llamactl_websocket_dropped_total               clients dropped for reading too slowly
+    llamactl_rate_limited_requests_total           requests refused with 429
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import generate_latest
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+
+from llamactl.instances.models import STATUSES
+
+# Model loads take from under a second (tiny models) to minutes (big ones from slow disks).
+START_BUCKETS = (0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+
+
+class _InstancesByStatus:
+    """A collector that counts the instances when scraped, so the gauge is never stale."""
+
+    def __init__(self) -> None:
+        self.statuses: Callable[[], Iterable[str]] = lambda: ()
+
+    def collect(self) -> Iterator[Metric]:
+        counts: dict[str, int] = dict.fromkeys(STATUSES, 0)
+        for status in self.statuses():
+            counts[status] = counts.get(status, 0) + 1
+        family = GaugeMetricFamily("llamactl_instances", "Instances by status",
+                                   labels=["status"])
+        for status, count in counts.items():
+            family.add_metric([status], count)
+        yield family
+
+
+class LlamactlMetrics:
+    def __init__(self, version: str) -> None:
+        self.registry = CollectorRegistry()
+        registry = self.registry
+        Gauge("llamactl_info", "llamactl's version", ["version"],
+              registry=registry).labels(version).set(1)
+        self._instances = _InstancesByStatus()
+        registry.register(self._instances)
+        self._starts = Counter("llamactl_instance_starts", "Backend processes launched",
+                               ["instance"], registry=registry)
+        self._crashes = Counter("llamactl_instance_crashes", "Crashes of running instances",
+                                ["instance"], registry=registry)
+        self._restarts = Counter("llamactl_instance_restarts",
+                                 "Automatic restarts after a crash", ["instance"],
+                                 registry=registry)
+        self._start_duration = Histogram(
+            "llamactl_instance_start_duration_seconds",
+            "Seconds from launching a backend to its first healthy answer",
+            buckets=START_BUCKETS, registry=registry)
+        self._http = Counter("llamactl_http_requests", "HTTP requests by route template",
+                             ["method", "route", "status"], registry=registry)
+        self._ws_clients = Gauge("llamactl_websocket_clients", "Connected /api/ws clients",
+                                 registry=registry)
+        self._ws_dropped = Counter("llamactl_websocket_dropped",
+                                   "WebSocket clients dropped for reading events too slowly",
+                                   registry=registry)
+        self._rate_limited = Counter("llamactl_rate_limited_requests",
+                                     "Requests refused by the rate limiter (429)",
+                                     registry=registry)
+
+    def track_instances(self, statuses: Callable[[], Iterable[str]]) -> None:
+        """Where the instances gauge reads the current statuses from, at each scrape."""
+        self._instances.statuses = statuses
+
+    def render(self) -> bytes:
+        """The registry in Prometheus' text format (0.0.4)."""
+        return generate_latest(self.registry)
+
+    # ---- SupervisorMetrics ----
+
+    def launched(self, name: str, *, retry: bool) -> None:
+        self._starts.labels(name).inc()
+        if retry:
+            self._restarts.labels(name).inc()
+
+    def crashed(self, name: str) -> None:
+        self._crashes.labels(name).inc()
+
+    def ready(self, name: str, launched_at: datetime | None) -> None:
+        if launched_at is not None:
+            seconds = (datetime.now(UTC) - launched_at).total_seconds()
+            self._start_duration.observe(max(0.0, seconds))
+
+    # ---- the web layer ----
+
+    def http_request(self, method: str, route: str, status: int) -> None:
+        self._http.labels(method, route, str(status)).inc()
+
+    def websocket_opened(self) -> None:
+        self._ws_clients.inc()
+
+    def websocket_closed(self) -> None:
+        self._ws_clients.dec()
+
+    def websocket_dropped(self) -> None:
+        self._ws_dropped.inc()
+
+    def record_rate_limited(self) -> None:
+        self._rate_limited.inc()
