@@ -1,0 +1,3 @@
+module llamactl.dev/client/go
+
+go 1.22

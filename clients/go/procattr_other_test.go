@@ -1,0 +1,10 @@
+//go:build !linux
+
+package llamactl_test
+
+import "syscall"
+
+// childProcAttr: only Linux can tie a child's life to its parent's.
+func childProcAttr() *syscall.SysProcAttr {
+	return nil
+}

@@ -1,0 +1,157 @@
+package llamactl
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestBaseURLForms(t *testing.T) {
+	for in, want := range map[string]string{
+		"http://localhost:8080":       "http://localhost:8080",
+		"http://localhost:8080/":      "http://localhost:8080",
+		"http://localhost:8080/api":   "http://localhost:8080",
+		"http://localhost:8080/api/":  "http://localhost:8080",
+		"localhost:8080":              "http://localhost:8080",
+		" https://h.example/llamactl": "https://h.example/llamactl",
+	} {
+		if got := NewClient(in).BaseURL(); got != want {
+			t.Errorf("NewClient(%q).BaseURL() = %q, want %q", in, got, want)
+		}
+	}
+	_, err := NewClient("ftp://x").ListInstances()
+	if err == nil || !strings.Contains(err.Error(), "not an http(s) URL") {
+		t.Fatalf("a bad base URL: %v", err)
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for in, want := range map[string]time.Duration{
+		"":                              0,
+		"17":                            17 * time.Second,
+		"0.5":                           500 * time.Millisecond,
+		"-3":                            0,
+		"Fri, 02 Jan 2026 03:04:35 GMT": 30 * time.Second,
+		"soon":                          0,
+	} {
+		if got := parseRetryAfter(in, now); got != want {
+			t.Errorf("parseRetryAfter(%q) = %v, want %v", in, got, want)
+		}
+	}
+}
+
+// answer is a test server that answers every request with status, headers and body, and
+// records the last request.
+func answer(t *testing.T, status int, header map[string]string, body string) (*Client, *http.Request) {
+	t.Helper()
+	seen := new(http.Request)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		*seen = *r.Clone(context.Background())
+		for k, v := range header {
+			w.Header().Set(k, v)
+		}
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, body)
+	}))
+	t.Cleanup(srv.Close)
+	return NewClient(srv.URL, WithUserAgent("unit"), WithToken("tok")), seen
+}
+
+func TestErrorShapes(t *testing.T) {
+	ctx := context.Background()
+	c, _ := answer(t, 404, nil, `{"error": "Instance 'x' not found", "code": "INSTANCE_NOT_FOUND", "details": null}`)
+	_, err := c.GetInstance(ctx, "x")
+	var e *APIError
+	if !errors.As(err, &e) || e.Code != "INSTANCE_NOT_FOUND" || e.Details != nil || !IsNotFound(err) ||
+		err.Error() != "llamactl: 404 INSTANCE_NOT_FOUND: Instance 'x' not found" {
+		t.Fatalf("contract error: %#v", err)
+	}
+
+	c, _ = answer(t, 429, map[string]string{"Retry-After": "12"},
+		`{"error": "Rate limit exceeded", "code": "RATE_LIMITED", "details": "retry after 12 s"}`)
+	_, err = c.StartAll(ctx)
+	if !errors.As(err, &e) || !IsRateLimited(err) || e.RetryAfter != 12*time.Second ||
+		e.Details != "retry after 12 s" || !errors.Is(err, ErrRateLimited) {
+		t.Fatalf("429: %#v", err)
+	}
+
+	c, _ = answer(t, 404, nil, `{"error": {"message": "no model 'm'", "type": "invalid_request_error", "code": "model_not_found"}}`)
+	_, err = c.ListModels(ctx)
+	if !errors.As(err, &e) || e.Code != "model_not_found" || e.Message != "no model 'm'" {
+		t.Fatalf("OpenAI-shaped error: %#v", err)
+	}
+
+	c, _ = answer(t, 502, nil, "<html>Bad Gateway</html>")
+	_, err = c.SystemInfo(ctx)
+	if !errors.As(err, &e) || e.Code != "HTTP_502" || e.Details != "<html>Bad Gateway</html>" ||
+		IsNotFound(err) || IsConflict(err) {
+		t.Fatalf("an answer not in the contract's shape: %#v", err)
+	}
+}
+
+func TestRequests(t *testing.T) {
+	ctx := context.Background()
+	c, seen := answer(t, 200, nil, `{"message": "Instance updated successfully", "instance": {"name": "a b"}, "restart_required": true}`)
+	reset := UpdateInstanceRequest{Options: Options{"threads": nil, "batch_size": 64},
+		Reset: []string{"idle_timeout"}, Restart: true}
+	updated, err := c.UpdateInstance(ctx, "a b", reset)
+	if err != nil || !updated.RestartRequired || updated.Instance.Name != "a b" {
+		t.Fatalf("UpdateInstance: %+v, %v", updated, err)
+	}
+	if seen.Method != http.MethodPut || seen.URL.EscapedPath() != "/api/instances/a%20b" ||
+		seen.URL.RawQuery != "restart=true" || seen.Header.Get("Authorization") != "Bearer tok" ||
+		seen.Header.Get("User-Agent") != "unit" {
+		t.Fatalf("request: %s %s %v", seen.Method, seen.URL, seen.Header)
+	}
+
+	body, err := json.Marshal(reset)
+	if err != nil || string(body) != `{"idle_timeout":null,"options":{"batch_size":64,"threads":null}}` {
+		t.Fatalf("UpdateInstanceRequest as JSON: %s, %v", body, err)
+	}
+	body, _ = json.Marshal(UpdateInstanceRequest{Port: new(int)})
+	if string(body) != `{"port":0}` {
+		t.Fatalf("a set zero port: %s", body)
+	}
+}
+
+func TestReadEvents(t *testing.T) {
+	stream := ": ping\n\ndata: {\"a\":1}\n\nevent: x\ndata: first\ndata: second\nid: 3\n\n" +
+		"data:tight\n\n: ping\n\ndata: {\"unterminated\"\n"
+	var got []string
+	readEvents(strings.NewReader(stream), func(data []byte) bool {
+		got = append(got, string(data))
+		return true
+	})
+	want := []string{`{"a":1}`, "first\nsecond", "tight"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("events %q, want %q", got, want)
+	}
+	got = nil
+	readEvents(strings.NewReader(stream), func(data []byte) bool {
+		got = append(got, string(data))
+		return false
+	})
+	if len(got) != 1 {
+		t.Fatalf("emit returning false did not stop the reading: %q", got)
+	}
+}
+
+func TestEventDecoding(t *testing.T) {
+	var ev Event
+	raw := `{"type":"instance_stats_updated","timestamp":"2026-01-02T03:04:05.600000Z",` +
+		`"data":{"name":"a","stats":{"memory_usage":1024,"cpu_usage":2.5,"uptime":7}}}`
+	if err := json.Unmarshal([]byte(raw), &ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev.Type != EventInstanceStatsUpdated || ev.Data.Name != "a" || ev.Data.Stats == nil ||
+		ev.Data.Stats.MemoryUsage != 1024 || ev.Timestamp.Nanosecond() != 600000000 {
+		t.Fatalf("decoded %+v", ev)
+	}
+}
