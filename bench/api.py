@@ -27,8 +27,9 @@ How to read it
 Latencies are in milliseconds: p50 (median), p99 and mean.  ``x base`` is p50 divided by the
 baseline's p50; ``+base`` is the difference in ms.  Goals (list p50 <= 10 ms, idle RSS <= 80 MB)
 are printed as PASS or MISS.  The last line, prefixed ``RESULT``, is one JSON object with every
-number.  The exit status is 0 unless the benchmark itself broke (a server failed to start, a
-request failed, ...).  On a loaded machine (2 cores shared with tests) p99 is noisy; p50 is the
+number.  The exit status is 0 unless the benchmark itself broke (1: a server failed to start, a
+request failed, ...) or was interrupted (130: SIGINT, SIGTERM or SIGHUP stop every process it
+started before it exits).  On a loaded machine (2 cores shared with tests) p99 is noisy; p50 is the
 number to compare.
 
 Usage::
@@ -39,15 +40,10 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import math
 import os
 import random
 import shutil
-import signal
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -60,8 +56,19 @@ from typing import Any
 import httpx
 import psutil
 import yaml
+from _common import (
+    MB,
+    BenchError,
+    interrupt_on_signals,
+    kill_processes_under,
+    percentiles,
+    pick_port,
+    spawn,
+    stop_group,
+    verdict,
+    wait_for,
+)
 
-MB = 1024 * 1024
 SERVER_PORTS = (18500, 18599)  # llamactl and the baseline server listen here
 START_TIMEOUT = 30.0
 
@@ -103,33 +110,6 @@ BASELINE_APP = textwrap.dedent(
 # --------------------------------------------------------------------------- helpers
 
 
-class BenchError(Exception):
-    """The benchmark itself broke (not a missed goal)."""
-
-
-def pick_port(low: int, high: int, taken: set[int]) -> int:
-    """A port in [low, high] that is bindable on loopback now and not in ``taken``."""
-    candidates = [p for p in range(low, high + 1) if p not in taken]
-    random.shuffle(candidates)
-    for port in candidates:
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        taken.add(port)
-        return port
-    raise BenchError(f"no free port in {low}-{high}")
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str, poll: float = 0.02) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise BenchError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(poll)
-
-
 def answers(url: str, process: subprocess.Popen[bytes], log: Path) -> Callable[[], bool]:
     def check() -> bool:
         if process.poll() is not None:
@@ -140,62 +120,6 @@ def answers(url: str, process: subprocess.Popen[bytes], log: Path) -> Callable[[
             return False
 
     return check
-
-
-def spawn(argv: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """Start argv in its own session (its own process group), output to log."""
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, env=env,
-        )
-
-
-def stop_group(process: subprocess.Popen[bytes], grace: float = 30.0) -> None:
-    """SIGTERM the process group, wait up to ``grace`` s, then SIGKILL the group."""
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(grace)
-    # Whatever is left in the group (the leader included), and reap the leader.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(10)
-
-
-def kill_processes_under(root: Path) -> list[str]:
-    """SIGKILL every process whose command line mentions root; return what was killed."""
-    killed = []
-    me = os.getpid()
-    for proc in psutil.process_iter(["cmdline", "status"]):
-        if proc.pid == me or proc.info["status"] == psutil.STATUS_ZOMBIE:
-            continue
-        cmdline = proc.info["cmdline"] or []
-        if any(str(root) in part for part in cmdline):
-            with contextlib.suppress(psutil.Error):
-                proc.kill()
-                killed.append(f"{proc.pid} {' '.join(cmdline)[:120]}")
-    return killed
-
-
-def percentiles(samples: list[float]) -> dict[str, float]:
-    """p50, p99, mean, min and max of samples in seconds, returned in milliseconds."""
-    ordered = sorted(samples)
-
-    def pick(q: float) -> float:
-        index = max(0, min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1))  # nearest rank
-        return ordered[index] * 1000
-
-    return {
-        "n": float(len(ordered)),
-        "p50": statistics.median(ordered) * 1000,
-        "p99": pick(0.99),
-        "mean": statistics.fmean(ordered) * 1000,
-        "min": ordered[0] * 1000,
-        "max": ordered[-1] * 1000,
-    }
 
 
 def time_requests(
@@ -220,10 +144,6 @@ def time_requests(
 def rss_mb(pid: int, settle: float) -> float:
     time.sleep(settle)
     return psutil.Process(pid).memory_info().rss / MB
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
 
 
 # --------------------------------------------------------------------------- benchmark
@@ -433,12 +353,17 @@ def main() -> int:
         parser.error("the port range must hold a port for every instance")
     args.llama_server = args.llama_server or default_llama_server()
 
+    interrupt_on_signals()
     work = Path(tempfile.mkdtemp(prefix="llamactl-bench-api-"))
     try:
         result = run(args, work)
     except (BenchError, httpx.HTTPError, psutil.Error, OSError) as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt as exc:
+        print(f"interrupted ({exc or 'SIGINT'}); every process started was stopped",
+              file=sys.stderr)
+        return 130
     finally:
         if args.keep:
             print(f"kept {work}")

@@ -20,20 +20,25 @@ own CPU and RSS are measured with all of them stopped (``--idle-window`` s, the 
 they are started with ``POST /api/instances/start-all``, and once all are running (and after a
 short settle) llamactl's CPU (psutil ``cpu_times`` delta of the ``llamactl serve`` process, as
 % of one core) and RSS are measured over ``--window`` s (default 60).  The llama-servers' own
-CPU and memory are shown for context.  Then ``stop-all``, and a check that every
-llama-server is gone.
+CPU and memory are shown for context, as are llamactl's CPU per 1 s sample (psutil counts CPU
+in 10 ms ticks, so one sample reads 0 %, 1 %, 2 %, ...): the supervision work comes in bursts,
+every ``health_interval`` / ``stats_interval`` (5 s by default).  Then ``stop-all``, and a
+check that every llama-server is gone.  ``--instances-config '{"stats_interval": 3600}'`` (or
+``health_interval``) switches one kind of watching off, to see what the other costs.
 
 How to read it
 --------------
 Times are in milliseconds, medians unless marked.  Goals: start overhead <= 50 ms; watching
 20 running instances costs llamactl < 0.5 % of one core and < 80 MB RSS.  Each goal is printed
 as PASS or MISS.  The last line, prefixed ``RESULT``, is one JSON object with every number.
-The exit status is 0 unless the benchmark itself broke.  The machine may be shared (2 cores,
-tests running): the load average is printed; the direct runs are the baseline for the same load.
+The exit status is 0 unless the benchmark itself broke (1), or 130 when interrupted: SIGINT,
+SIGTERM or SIGHUP stop every process it started before it exits.  The machine may be shared
+(2 cores, tests running): the load average is printed; the direct runs are the baseline for the
+same load, and single rounds can be slow (look at min and median, not max).
 
 Usage::
 
-    .venv/bin/python bench/lifecycle.py [--repeats 10] [--window 60] [--idle-window 15]
+    .venv/bin/python bench/lifecycle.py [--repeats 20] [--window 60] [--idle-window 15]
 """
 
 from __future__ import annotations
@@ -42,16 +47,13 @@ import argparse
 import contextlib
 import json
 import os
-import random
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,8 +61,20 @@ from typing import Any
 import httpx
 import psutil
 import yaml
+from _common import (
+    MB,
+    BenchError,
+    alive,
+    cpu_seconds,
+    interrupt_on_signals,
+    kill_processes_under,
+    pick_port,
+    spawn,
+    stop_group,
+    verdict,
+    wait_for,
+)
 
-MB = 1024 * 1024
 SERVER_PORTS = (18500, 18599)  # llamactl listens here
 INSTANCE_PORTS = (32000, 32999)  # instances.port_range
 DIRECT_PORTS = (33000, 33999)  # hand-started llama-server
@@ -76,85 +90,6 @@ GOAL_WATCH_RSS_MB = 80.0
 # --------------------------------------------------------------------------- helpers
 
 
-class BenchError(Exception):
-    """The benchmark itself broke (not a missed goal)."""
-
-
-def pick_port(low: int, high: int, taken: set[int]) -> int:
-    """A port in [low, high] that is bindable on loopback now and not in ``taken``."""
-    candidates = [p for p in range(low, high + 1) if p not in taken]
-    random.shuffle(candidates)
-    for port in candidates:
-        with socket.socket() as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        taken.add(port)
-        return port
-    raise BenchError(f"no free port in {low}-{high}")
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str, poll: float = 0.02) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise BenchError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(poll)
-
-
-def spawn(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
-    """Start argv in its own session (its own process group), output appended to log."""
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-
-
-def stop_group(process: subprocess.Popen[bytes], grace: float = 30.0) -> None:
-    """SIGTERM the process group, wait up to ``grace`` s, then SIGKILL the group."""
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(grace)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(10)
-
-
-def processes_under(root: Path) -> list[psutil.Process]:
-    """Live processes (not zombies) whose command line mentions a path under root."""
-    found = []
-    me = os.getpid()
-    for proc in psutil.process_iter(["cmdline", "status"]):
-        if proc.pid == me or proc.info["status"] == psutil.STATUS_ZOMBIE:
-            continue
-        if any(str(root) in part for part in proc.info["cmdline"] or ()):
-            found.append(proc)
-    return found
-
-
-def kill_processes_under(root: Path) -> list[str]:
-    killed = []
-    for proc in processes_under(root):
-        with contextlib.suppress(psutil.Error):
-            cmdline = " ".join(proc.cmdline())[:120]
-            proc.kill()
-            killed.append(f"{proc.pid} {cmdline}")
-    return killed
-
-
-def alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
 def median_ms(samples: list[float]) -> float:
     return statistics.median(samples) * 1000
 
@@ -162,15 +97,6 @@ def median_ms(samples: list[float]) -> float:
 def summary_ms(samples: list[float]) -> dict[str, float]:
     return {"median": median_ms(samples), "min": min(samples) * 1000,
             "max": max(samples) * 1000, "n": float(len(samples))}
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
-
-
-def cpu_seconds(proc: psutil.Process) -> float:
-    times = proc.cpu_times()
-    return times.user + times.system
 
 
 # --------------------------------------------------------------------------- llamactl
@@ -301,7 +227,7 @@ def bench_latency(
 
 def measure(
     ctl_pid: int, seconds: float, backend_pids: list[int]
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """llamactl's CPU (% of one core) and RSS over a window, sampled every second; and the
     backends' total CPU and RSS for context."""
     me = psutil.Process(ctl_pid)
@@ -331,6 +257,7 @@ def measure(
         "rss_mb_mean": statistics.fmean(rss),
         "rss_mb_max": max(rss),
         "threads": float(me.num_threads()),
+        "cpu_pct_per_second": [round(x, 2) for x in per_second],
         "backends_cpu_pct": backend_cpu / wall * 100,
         "backends_rss_mb": backend_rss,
     }
@@ -398,7 +325,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     config = work / "config.yaml"
     config.write_text(yaml.safe_dump({
         "backends": {"llama_cpp": {"command": args.llama_server}},
-        "instances": {"port_range": list(INSTANCE_PORTS)},
+        "instances": {"port_range": list(INSTANCE_PORTS), **args.instances_config},
         # start is a "resource-intensive" call, 10 a minute: the benchmark makes more.
         "rate_limit": {"enabled": False},
     }))
@@ -412,6 +339,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     )
     result: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "loadavg_1m_start": os.getloadavg()[0]},
+        "instances_config": args.instances_config,
     }
     try:
         api = f"http://127.0.0.1:{port}/api"
@@ -479,7 +407,8 @@ def report(result: dict[str, Any]) -> None:
     watch = result["watch"]
     idle, busy = watch["idle"], watch["watching"]
     print()
-    print(f"(b) llamactl's own cost, {watch['instances']} instances")
+    extra_config = json.dumps(result["instances_config"]) if result["instances_config"] else ""
+    print(f"(b) llamactl's own cost, {watch['instances']} instances {extra_config}")
     header = (f"{'':<34} {'window s':>8} {'CPU %':>7} {'peak 1s %':>9} {'RSS MB':>7} "
               f"{'max MB':>7} {'threads':>7}")
     print(header)
@@ -489,6 +418,10 @@ def report(result: dict[str, Any]) -> None:
         print(f"{label:<34} {row['window_s']:>8.1f} {row['cpu_pct']:>7.3f} "
               f"{row['cpu_pct_peak_1s']:>9.2f} {row['rss_mb_mean']:>7.1f} "
               f"{row['rss_mb_max']:>7.1f} {int(row['threads']):>7}")
+    seconds = busy["cpu_pct_per_second"]
+    print(f"watching, per 1 s sample: median {statistics.median(seconds):.1f} %, "
+          f"{sum(x >= 5 for x in seconds)} of {len(seconds)} seconds at >= 5 % "
+          f"(bursts show as a few busy seconds among idle ones)")
     print(f"difference: CPU {busy['cpu_pct'] - idle['cpu_pct']:+.3f} points of a core, "
           f"RSS {busy['rss_mb_mean'] - idle['rss_mb_mean']:+.1f} MB")
     print(f"the {watch['instances']} llama-servers themselves: {busy['backends_cpu_pct']:.2f} % "
@@ -528,7 +461,7 @@ def default_llama_server() -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--repeats", type=int, default=10, help="start/stop rounds")
+    parser.add_argument("--repeats", type=int, default=20, help="start/stop rounds")
     parser.add_argument("--instances", type=int, default=20, help="instances to watch")
     parser.add_argument("--window", type=float, default=60.0,
                         help="seconds to measure llamactl while it watches running instances")
@@ -540,8 +473,13 @@ def main() -> int:
                         help="give the direct runs llamactl's fixed flags as well")
     parser.add_argument("--llama-server", default=None,
                         help="llama-server binary (default: the packaged one, or PATH)")
+    parser.add_argument("--instances-config", type=json.loads, default={}, metavar="JSON",
+                        help='extra keys for the config\'s "instances" section, e.g. '
+                             '\'{"stats_interval": 3600}\' to see what one watcher costs')
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args()
+    if not isinstance(args.instances_config, dict):
+        parser.error("--instances-config must be a JSON object")
     if args.repeats < 1 or args.instances < 1:
         parser.error("--repeats and --instances must be at least 1")
     args.llama_server = args.llama_server or default_llama_server()
@@ -550,6 +488,7 @@ def main() -> int:
               file=sys.stderr)
         return 1
 
+    interrupt_on_signals()
     work = Path(tempfile.mkdtemp(prefix="llamactl-bench-life-"))
     try:
         result = run(args, work)
@@ -557,6 +496,10 @@ def main() -> int:
             subprocess.TimeoutExpired) as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt as exc:
+        print(f"interrupted ({exc or 'SIGINT'}); every process started was stopped",
+              file=sys.stderr)
+        return 130
     finally:
         if args.keep:
             print(f"kept {work}")

@@ -1,0 +1,151 @@
+"""What the benchmarks in bench/ share: ports, child processes, waiting, percentiles, signals.
+
+Every process a benchmark starts runs in its own session (its own process group), so that
+stopping it stops whatever it started in turn, and a terminal's Ctrl-C reaches only the
+benchmark, whose ``finally`` blocks then stop the rest (see ``interrupt_on_signals``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+
+MB = 1024 * 1024
+
+
+class BenchError(Exception):
+    """The benchmark itself broke (not a missed goal)."""
+
+
+def pick_port(low: int, high: int, taken: set[int]) -> int:
+    """A port in [low, high] that is bindable on loopback now and not in ``taken``.
+
+    SO_REUSEADDR as the servers themselves bind, so a port whose old connections linger in
+    TIME_WAIT counts as free, as it is for them."""
+    candidates = [p for p in range(low, high + 1) if p not in taken]
+    random.shuffle(candidates)
+    for port in candidates:
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        taken.add(port)
+        return port
+    raise BenchError(f"no free port in {low}-{high}")
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str, poll: float = 0.02) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise BenchError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(poll)
+
+
+def spawn(argv: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Start argv in its own session (its own process group), output appended to log."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True, env=env,
+        )
+
+
+def stop_group(process: subprocess.Popen[bytes], grace: float = 30.0) -> None:
+    """SIGTERM the process group, wait up to ``grace`` s, then SIGKILL the group."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(grace)
+    # Whatever is left in the group (the leader included), and reap the leader.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(10)
+
+
+def processes_under(root: Path) -> list[psutil.Process]:
+    """Live processes (not zombies) whose command line mentions a path under root."""
+    found = []
+    me = os.getpid()
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        if proc.pid == me or proc.info["status"] == psutil.STATUS_ZOMBIE:
+            continue
+        if any(str(root) in part for part in proc.info["cmdline"] or ()):
+            found.append(proc)
+    return found
+
+
+def kill_processes_under(root: Path) -> list[str]:
+    """SIGKILL every process whose command line mentions root; return what was killed."""
+    killed = []
+    for proc in processes_under(root):
+        with contextlib.suppress(psutil.Error):
+            cmdline = " ".join(proc.cmdline())[:120]
+            proc.kill()
+            killed.append(f"{proc.pid} {cmdline}")
+    return killed
+
+
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def cpu_seconds(proc: psutil.Process) -> float:
+    times = proc.cpu_times()
+    return times.user + times.system
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    """n, p50, p99, mean, min and max of samples in seconds; times returned in milliseconds."""
+    ordered = sorted(samples)
+
+    def pick(q: float) -> float:
+        index = max(0, min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1))  # nearest rank
+        return ordered[index] * 1000
+
+    return {
+        "n": float(len(ordered)),
+        "p50": statistics.median(ordered) * 1000,
+        "p99": pick(0.99),
+        "mean": statistics.fmean(ordered) * 1000,
+        "min": ordered[0] * 1000,
+        "max": ordered[-1] * 1000,
+    }
+
+
+def interrupt_on_signals() -> None:
+    """SIGTERM, SIGHUP and SIGINT raise KeyboardInterrupt, so every ``finally`` runs and no
+    llamactl or llama-server is left behind (both run in their own sessions, out of reach of
+    the terminal's Ctrl-C)."""
+
+    def handler(signum: int, frame: object) -> None:
+        for other in signals:  # the cleanup that follows must not be interrupted in turn
+            signal.signal(other, signal.SIG_IGN)
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    signals = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+
+    for signum in signals:
+        signal.signal(signum, handler)
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
