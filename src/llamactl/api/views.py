@@ -1,4 +1,9 @@
-"""Instance JSON as the contract shapes it."""
+"""Instance JSON as the contract shapes it.
+
+Listing a thousand instances must take milliseconds (bench/api.py), so the part of an
+instance's JSON that only an update changes is built once per update and kept on its owner;
+each answer copies it and fills in the live fields (status, pid, stats, restarts, error).
+"""
 
 from __future__ import annotations
 
@@ -12,26 +17,41 @@ from llamactl.supervisor.owner import InstanceOwner
 
 
 def instance_json(owner: InstanceOwner, config: InstancesConfig) -> dict[str, Any]:
-    record = owner.record
-    spec, runtime = record.spec, record.runtime
-    life = Lifecycle.of(record, config)
+    runtime = owner.record.runtime
     pid = owner.pid
     uptime = 0
     if pid is not None and runtime.started_at is not None:
         uptime = max(0, int((datetime.now(UTC) - runtime.started_at).total_seconds()))
-    return {
+    document = dict(_settled_part(owner, config))
+    document["status"] = runtime.status
+    document["pid"] = pid
+    document["stats"] = {
+        "memory_usage": owner.stats.memory_usage if pid else 0,
+        "cpu_usage": owner.stats.cpu_usage if pid else 0.0,
+        "uptime": uptime,
+    }
+    document["restart_count"] = runtime.restart_count
+    document["last_error"] = runtime.last_error
+    return document
+
+
+def _settled_part(owner: InstanceOwner, config: InstancesConfig) -> dict[str, Any]:
+    """Everything but the live fields, in the answer's key order (live ones as None)."""
+    record = owner.record
+    cached = owner.view_cache
+    if cached is not None and cached[0] == record.updated_at:
+        return cached[1]
+    spec = record.spec
+    life = Lifecycle.of(record, config)
+    part: dict[str, Any] = {
         "name": spec.name,
-        "status": runtime.status,
+        "status": None,
         "model_path": spec.model_path,
         "port": spec.port,
-        "pid": pid,
+        "pid": None,
         "backend": spec.backend,
         "options": spec.options,
-        "stats": {
-            "memory_usage": owner.stats.memory_usage if pid else 0,
-            "cpu_usage": owner.stats.cpu_usage if pid else 0.0,
-            "uptime": uptime,
-        },
+        "stats": None,
         "auto_restart": life.auto_restart,
         "max_restarts": life.max_restarts,
         "restart_delay": life.restart_delay,
@@ -41,8 +61,10 @@ def instance_json(owner: InstanceOwner, config: InstancesConfig) -> dict[str, An
         "environment": spec.environment,
         "extra_args": spec.extra_args,
         "aliases": spec.aliases,
-        "restart_count": runtime.restart_count,
-        "last_error": runtime.last_error,
+        "restart_count": None,
+        "last_error": None,
         "created_at": format_time(record.created_at),
         "updated_at": format_time(record.updated_at),
     }
+    owner.view_cache = (record.updated_at, part)
+    return part

@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 from collections.abc import Coroutine
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,9 @@ class InstanceOwner:
         self._retrying = False  # the current launch is an automatic restart after a crash
         self._closing: m.Shutdown | None = None
         self.closed = False
+        # The API's view of the settled part of this instance's JSON, keyed by updated_at
+        # (api/views.py): kept here so that it lives and dies with the instance.
+        self.view_cache: tuple[datetime, dict[str, Any]] | None = None
 
     # ---- public operations: each is one request to the owner task ----
 
