@@ -34,12 +34,14 @@ def plan_start(
 ) -> Plan:
     """What must happen before ``target`` may start: nothing, evictions, or waiting."""
     holding = [s for s in slots if s.status in HOLDING and s.name != target.name]
+    # The group first: a victim from the group also makes room overall, so one eviction can
+    # satisfy both limits where the other order would take two.
     scopes: list[tuple[str, int, list[Slot]]] = []
-    if max_running is not None:
-        scopes.append(("instances.max_running", max_running, holding))
     if target.group is not None and target.group in group_limits:
         members = [s for s in holding if s.group == target.group]
         scopes.append((f"group '{target.group}'", group_limits[target.group], members))
+    if max_running is not None:
+        scopes.append(("instances.max_running", max_running, holding))
     chosen: list[Slot] = []
     for label, limit, members in scopes:
         remaining = [s for s in members if s not in chosen]
