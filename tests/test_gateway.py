@@ -349,3 +349,11 @@ async def test_a_request_during_an_idle_stop_restarts_the_instance_instead_of_ha
     instance = (await app.client.get("/api/instances/sleepy")).json()
     assert instance["status"] == "running"
     assert instance["pid"] != first_pid
+
+
+async def test_the_gateway_is_in_the_openapi_document(make_settings: Any, make_app: Any) -> None:
+    app: AppHarness = await make_app(make_settings(fake=True))
+    document = (await app.client.get("/openapi.json")).json()
+    for path in ("/v1/models", "/v1/chat/completions", "/v1/completions", "/v1/embeddings"):
+        assert path in document["paths"]
+    assert "404" in document["paths"]["/v1/completions"]["post"]["responses"]
