@@ -601,13 +601,13 @@ class InstanceOwner:
     def _watch_readiness(self) -> None:
         assert self._process is not None
         self._watchers.append(self._spawn(watch_readiness(
-            self._post, self._generation, self._ctx.http, self.port,
+            self._post, self._generation, self.port,
             self.log_path, self._ctx.config.load_timeout,
         )))
 
     def _watch_liveness(self) -> None:
         self._watchers.append(self._spawn(watch_liveness(
-            self._post, self._generation, self._ctx.http, self.port,
+            self._post, self._generation, self.port,
             self._ctx.config.health_interval, self._ctx.config.health_failures,
             self._ctx.stable_after,
         )))

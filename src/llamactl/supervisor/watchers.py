@@ -11,8 +11,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
-
 from llamactl.supervisor.health import probe_health
 from llamactl.supervisor.messages import LoadFailed, Notice, Ready, Stable, Unhealthy
 
@@ -33,7 +31,7 @@ def _size(path: Path) -> int:
 
 
 async def watch_readiness(
-    post: Post, generation: int, client: httpx.AsyncClient, port: int, log_path: Path,
+    post: Post, generation: int, port: int, log_path: Path,
     stall_timeout: float,
 ) -> None:
     """Ready when /health answers 200; failed when neither ready nor writing for stall_timeout."""
@@ -41,7 +39,7 @@ async def watch_readiness(
     last_size = _size(log_path)
     deadline = time.monotonic() + stall_timeout
     while True:
-        if await probe_health(client, port, timeout=min(2.0, stall_timeout)) == "ok":
+        if await probe_health(port, timeout=min(2.0, stall_timeout)) == "ok":
             post(Ready(generation))
             return
         size = _size(log_path)
@@ -56,7 +54,7 @@ async def watch_readiness(
 
 
 async def watch_liveness(
-    post: Post, generation: int, client: httpx.AsyncClient, port: int, interval: float,
+    post: Post, generation: int, port: int, interval: float,
     failures_allowed: int, stable_after: float,
 ) -> None:
     """Unhealthy after ``failures_allowed`` failed checks in a row; Stable once, after a while."""
@@ -66,7 +64,7 @@ async def watch_liveness(
     # Instances started together would be probed together forever: spread the first probe.
     await asyncio.sleep(interval * random.random())  # noqa: S311 (not cryptography)
     while True:
-        result = await probe_health(client, port)
+        result = await probe_health(port)
         failures = 0 if result == "ok" else failures + 1
         if failures >= failures_allowed:
             post(Unhealthy(generation, f"health check failed {failures} times in a row ({result})"))

@@ -134,9 +134,7 @@ async def restart_instance(name: str, manager: ManagerDep) -> Response:
 async def instance_health(name: str, manager: ManagerDep) -> Response:
     owner = manager.owner(name)
     alive = owner.pid is not None
-    report = await health_report(
-        manager.context.http, owner.status, owner.port, alive
-    )
+    report = await health_report(owner.status, owner.port, alive)
     return _json(report)
 
 
