@@ -6,6 +6,7 @@ The API reads the last sample; nothing here runs on a request's path.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -45,7 +46,7 @@ class ProcessStats:
             # busy one), and llama-server rarely has any: look for them now and then only.
             self._samples += 1
             if self._samples % CHILDREN_EVERY == 1:
-                children = process.children(recursive=True)
+                children = _descendants(process)
             else:
                 children = list(self._children.values())
         except psutil.Error:
@@ -62,3 +63,27 @@ class ProcessStats:
         self._children = seen
         self.memory_usage, self.cpu_usage = memory, round(cpu, 1)
         self.sampled_at = time.monotonic()
+
+
+def _descendants(process: psutil.Process) -> list[psutil.Process]:
+    """The process's descendants. Linux lists each thread's children in
+    /proc/PID/task/TID/children: a few small reads instead of psutil's walk of every process
+    on the machine. Elsewhere, or without that file, psutil's walk."""
+    found: list[psutil.Process] = []
+    pending = [process.pid]
+    try:
+        while pending:
+            pid = pending.pop()
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{tid}/children") as listing:
+                    for child in listing.read().split():
+                        pending.append(int(child))
+                        with contextlib.suppress(psutil.Error):
+                            found.append(psutil.Process(int(child)))
+    except FileNotFoundError:
+        if not os.path.exists(f"/proc/{process.pid}"):
+            return []
+        return process.children(recursive=True)
+    except (OSError, ValueError):
+        return process.children(recursive=True)
+    return found
