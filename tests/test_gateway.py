@@ -357,3 +357,12 @@ async def test_the_gateway_is_in_the_openapi_document(make_settings: Any, make_a
     for path in ("/v1/models", "/v1/chat/completions", "/v1/completions", "/v1/embeddings"):
         assert path in document["paths"]
     assert "404" in document["paths"]["/v1/completions"]["post"]["responses"]
+
+
+async def test_answers_name_the_model_as_the_client_did(
+    make_settings: Any, make_app: Any, model: Path
+) -> None:
+    app: AppHarness = await make_app(make_settings())
+    await create(app, "named", model)
+    answer = await app.client.post("/v1/completions", json={"model": "named", **COMPLETION})
+    assert answer.json()["model"] == "named"

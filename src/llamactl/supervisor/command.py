@@ -19,12 +19,16 @@ FIXED_FLAGS = ("--metrics", "--slots", "--log-prefix", "--log-timestamps")
 
 def build_argv(prefix: list[str], record: InstanceRecord) -> list[str]:
     spec = record.spec
+    # Unless the user names it otherwise, the model is called by its instance's name in
+    # llama-server's answers ("model": ...), as the /v1 gateway's clients asked for it.
+    alias = [] if "alias" in spec.options else ["--alias", spec.name]
     return [
         *prefix,
         "--model", spec.model_path,
         "--host", "127.0.0.1",
         "--port", str(spec.port),
         *FIXED_FLAGS,
+        *alias,
         *options_to_args(spec.options),
         *spec.extra_args,
     ]
