@@ -93,7 +93,8 @@ class LlamactlProcess:
         if self.process.poll() is not None:
             raise AssertionError(f"llamactl exited: {self.log.read_text()[-3000:]}")
         try:
-            return httpx.get(f"{self.url}/api/instances", timeout=1).status_code == 200
+            # 401 is an answer too: a server with auth on is up.
+            return httpx.get(f"{self.url}/api/instances", timeout=1).status_code in (200, 401)
         except httpx.HTTPError:
             return False
 
@@ -118,12 +119,16 @@ class LlamactlProcess:
 
 @contextlib.contextmanager
 def llamactl_server(data_dir: Path, config: Path) -> Iterator[LlamactlProcess]:
-    server = LlamactlProcess(data_dir, config, free_port()).start()
+    server = LlamactlProcess(data_dir, config, free_port())
     try:
-        yield server
+        yield server.start()  # inside the try: a server that never got ready is stopped too
     finally:
         if server.process is not None and server.process.poll() is None:
-            server.terminate()
+            if sys.exc_info()[0] is None:
+                server.terminate()  # and check that it shut down cleanly
+            else:
+                server.process.kill()
+                server.process.wait(30)
 
 
 def processes_under(root: Path) -> list[psutil.Process]:
