@@ -11,6 +11,7 @@ import contextlib
 import math
 import os
 import random
+import shutil
 import signal
 import socket
 import statistics
@@ -145,6 +146,13 @@ def interrupt_on_signals() -> None:
 
     for signum in signals:
         signal.signal(signum, handler)
+
+
+def default_llama_server() -> str:
+    """The packaged llama-server, else one on PATH, else "" (the caller says what to do)."""
+    from llamactl.backends.llama_cpp import packaged_binary
+
+    return packaged_binary() or shutil.which("llama-server") or ""
 
 
 def verdict(ok: bool) -> str:

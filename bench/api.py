@@ -59,6 +59,7 @@ import yaml
 from _common import (
     MB,
     BenchError,
+    default_llama_server,
     interrupt_on_signals,
     kill_processes_under,
     percentiles,
@@ -328,12 +329,6 @@ def report(result: dict[str, Any]) -> None:
     print("RESULT " + json.dumps(result, sort_keys=True))
 
 
-def default_llama_server() -> str:
-    from llamactl.backends.llama_cpp import packaged_binary
-
-    return packaged_binary() or shutil.which("llama-server") or "llama-server"
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--instances", type=int, default=1000, help="instances to create")
@@ -351,7 +346,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.port_high - args.port_low + 1 < args.instances:
         parser.error("the port range must hold a port for every instance")
-    args.llama_server = args.llama_server or default_llama_server()
+    # Instances are only created here, never started: a bare name will do for the config.
+    args.llama_server = args.llama_server or default_llama_server() or "llama-server"
 
     interrupt_on_signals()
     work = Path(tempfile.mkdtemp(prefix="llamactl-bench-api-"))

@@ -110,6 +110,7 @@ from _common import (
     MB,
     BenchError,
     cpu_seconds,
+    default_llama_server,
     interrupt_on_signals,
     kill_processes_under,
     percentiles,
@@ -825,12 +826,6 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             print("killed leftover processes:", *leftovers, sep="\n  ")
     result["machine"]["loadavg_1m_end"] = os.getloadavg()[0]
     return result
-
-
-def default_llama_server() -> str:
-    from llamactl.backends.llama_cpp import packaged_binary
-
-    return packaged_binary() or shutil.which("llama-server") or ""
 
 
 def main() -> int:

@@ -66,6 +66,7 @@ from _common import (
     BenchError,
     alive,
     cpu_seconds,
+    default_llama_server,
     interrupt_on_signals,
     kill_processes_under,
     pick_port,
@@ -451,12 +452,6 @@ def report(result: dict[str, Any]) -> None:
     result["start_overhead_ms"] = start_overhead
     result["stop_overhead_ms"] = stop_overhead
     print("RESULT " + json.dumps(result, sort_keys=True))
-
-
-def default_llama_server() -> str:
-    from llamactl.backends.llama_cpp import packaged_binary
-
-    return packaged_binary() or shutil.which("llama-server") or ""
 
 
 def main() -> int:
