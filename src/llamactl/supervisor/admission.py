@@ -29,11 +29,14 @@ class CapacityKeeper:
         self._lock = asyncio.Lock()
         self._room = asyncio.Event()  # set, then replaced, whenever room may have appeared
         self._queued = 0
+        self._starting = 0  # starts under way: only they can be waiting for room
 
     def changed(self) -> None:
-        """An instance stopped, failed or went idle: wake whoever waits for room."""
-        self._room.set()
-        self._room = asyncio.Event()
+        """An instance stopped, failed or went idle: wake whoever waits for room. (Called
+        at the end of every gateway request: nothing to do unless a start is under way.)"""
+        if self._starting:
+            self._room.set()
+            self._room = asyncio.Event()
 
     async def start_within_limits(
         self, owner: InstanceOwner, *, wait_for_room: bool, join: bool
@@ -42,6 +45,7 @@ class CapacityKeeper:
         (the gateway); otherwise it is a conflict (a manual start)."""
         deadline = time.monotonic() + self._config.queue_timeout
         queued = False
+        self._starting += 1
         try:
             while True:
                 room = self._room
@@ -68,6 +72,7 @@ class CapacityKeeper:
                 except TimeoutError:
                     continue
         finally:
+            self._starting -= 1
             if queued:
                 self._queued -= 1
 

@@ -117,7 +117,6 @@ class InstanceOwner:
     def lease_if_running(self) -> Lease | None:
         """The gateway's fast path: a lease at once when running, without a round trip."""
         if self.status == "running" and self._process is not None and not self.closed:
-            self._cancel_idle_timer()
             return self.leases.take(self.port, self.record.api_key)
         return None
 
@@ -261,7 +260,6 @@ class InstanceOwner:
     def _on_acquire(self, request: m.Acquire) -> None:
         status = self.status
         if status == "running" and self._process is not None:
-            self._cancel_idle_timer()
             request.lease.set_result(self.leases.take(self.port, self.record.api_key))
             return
         if status in ("stopped", "failed") or self._closing is not None:
@@ -528,25 +526,34 @@ class InstanceOwner:
     # ---- idleness ----
 
     def _became_idle(self) -> None:
-        """The last request ended (or the instance became ready with none): start counting."""
+        """The last request ended (or the instance became ready with none): start counting.
+        A timer already set stays: when it fires it looks at the time since the last request
+        and waits longer if need be, so a busy instance does not set one per request."""
         self._ctx.on_capacity_change()
-        minutes = Lifecycle.of(self.record, self._ctx.config).idle_timeout
-        if minutes <= 0 or self.status != "running":
+        if self._idle_timer is not None or self.status != "running":
             return
-        self._cancel_idle_timer()
-        self._idle_timer = self._spawn(self._after(minutes * 60, m.IdleTimer(self._generation)))
+        self._arm_idle_timer(self._idle_minutes() * 60)
+
+    def _arm_idle_timer(self, seconds: float) -> None:
+        if seconds > 0:
+            self._idle_timer = self._spawn(self._after(seconds, m.IdleTimer(self._generation)))
+
+    def _idle_minutes(self) -> float:
+        minutes = self.record.spec.idle_timeout
+        return self._ctx.config.idle_timeout if minutes is None else minutes
 
     def _on_idle_timer(self) -> None:
         self._idle_timer = None
-        minutes = Lifecycle.of(self.record, self._ctx.config).idle_timeout
-        # Decided here, in the owner: a request that took a lease since the timer was set
-        # keeps the instance up, and one that arrives during the stop restarts it.
-        if self.status != "running" or self.leases.inflight or minutes <= 0:
+        limit = self._idle_minutes() * 60
+        # Decided here, in the owner: a request in flight keeps the instance up (its end sets
+        # the timer again), and one that arrives during the stop restarts it.
+        if self.status != "running" or self.leases.inflight or limit <= 0:
             return
-        if self.leases.idle_for() < minutes * 60 - 0.05:
-            self._became_idle()
+        idle = self.leases.idle_for()
+        if idle < limit - 0.05:
+            self._arm_idle_timer(limit - idle)
             return
-        self._own_log("info", f"idle for {minutes:g} min: stopping")
+        self._own_log("info", f"idle for {limit / 60:g} min: stopping")
         self._begin_stop("stopping", force=False, timeout=self._ctx.config.stop_timeout)
 
     def _cancel_idle_timer(self) -> None:
