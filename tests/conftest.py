@@ -6,6 +6,8 @@ it (models are linked into tmp_path so that backends' command lines mention it t
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import shutil
 import sys
 import time
@@ -15,8 +17,9 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 
-from llamactl.app import create_app
+from llamactl.app import begin_shutdown, create_app, server_config
 from llamactl.backends.llama_cpp import packaged_binary
 from llamactl.config import Settings
 from llamactl.devtools.tiny_model import write_tiny_model
@@ -80,28 +83,46 @@ def make_settings(tmp_path: Path, llama_server_bin: str) -> Callable[..., Settin
     return build
 
 
+class _InProcessServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield  # Ctrl-C stays pytest's
+
+
 class AppHarness:
-    """llamactl in-process: the real app and lifespan, reached through httpx.ASGITransport."""
+    """llamactl in-process: the real app, served by uvicorn as ``llamactl serve`` serves it
+    (the /v1 gateway lives in its HTTP layer) on a free loopback port, in the test's loop."""
 
     def __init__(self, settings: Settings, config_path: Path | None = None):
         self.settings = settings
         self.config_path = config_path
-        self._lifespan: Any = None
+        self._server: uvicorn.Server | None = None
+        self._serving: asyncio.Task[None] | None = None
         self.client: httpx.AsyncClient
 
     async def up(self) -> AppHarness:
         app = create_app(self.settings, config_path=self.config_path)
         self.app = app
-        self._lifespan = app.router.lifespan_context(app)
-        await self._lifespan.__aenter__()
-        self.client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://llamactl", timeout=60
-        )
+        self._server = _InProcessServer(server_config(app, "127.0.0.1", 0, log_config=None,
+                                                      log_level="warning"))
+        self._serving = asyncio.create_task(self._server.serve())
+        while not self._server.started:
+            if self._serving.done():
+                self._serving.result()  # the startup's error
+                raise RuntimeError("llamactl stopped during its startup")
+            await asyncio.sleep(0.005)
+        port = self._server.servers[0].sockets[0].getsockname()[1]
+        self.client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60,
+                                        trust_env=False)
         return self
 
     async def down(self) -> None:
         await self.client.aclose()
-        await self._lifespan.__aexit__(None, None, None)
+        assert self._server is not None
+        assert self._serving is not None
+        begin_shutdown(self.app)
+        self._server.should_exit = True
+        await self._serving
 
     async def restart(self) -> None:
         await self.down()

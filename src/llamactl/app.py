@@ -15,8 +15,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 import httpx
+import uvicorn
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
@@ -36,8 +38,10 @@ from llamactl.config import Settings
 from llamactl.config_editor import ConfigEditor
 from llamactl.errors import StartupError
 from llamactl.events import EventHub
-from llamactl.gateway.asgi import Gateway
-from llamactl.gateway.upstream import new_session
+from llamactl.gateway.exchange import Gateway
+from llamactl.gateway.http_protocol import gateway_protocol
+from llamactl.gateway.outside import GatewayOutside
+from llamactl.gateway.pool import new_backend_pool
 from llamactl.monitoring.host import build_time
 from llamactl.monitoring.metrics import LlamactlMetrics
 from llamactl.monitoring.service import Monitoring
@@ -146,10 +150,10 @@ def create_app(settings: Settings, *, config_path: Path | None = None) -> FastAP
         monitoring = Monitoring(settings, events, manager, version=package_version(),
                                 build_time=build_time(DISTRIBUTION))
         monitoring.start()
-        upstream = new_session()
+        gateway = Gateway(manager, auth, new_backend_pool(), settings.server.cors_origins)
         app.state.services = Services(
             settings=settings, manager=manager, auth=auth, limits=build_limits(settings, auth),
-            upstream=upstream,
+            gateway=gateway,
             events=events, monitoring=monitoring, metrics=metrics,
             config_editor=ConfigEditor(settings, config_path),
         )
@@ -159,7 +163,7 @@ def create_app(settings: Settings, *, config_path: Path | None = None) -> FastAP
             yield
         finally:
             await monitoring.stop()
-            await upstream.close()
+            await gateway.close()
             await manager.shutdown(stop_instances=settings.instances.stop_on_shutdown)
             await http.aclose()
             connection.close()
@@ -178,7 +182,7 @@ def create_app(settings: Settings, *, config_path: Path | None = None) -> FastAP
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.add_middleware(JsonBodies)
     app.add_middleware(RateLimits)
-    app.add_middleware(Gateway)  # /v1 never reaches FastAPI's routing
+    app.add_middleware(GatewayOutside)  # /v1 is served before ASGI: gateway/http_protocol.py
     if settings.server.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.server.cors_origins,
@@ -203,3 +207,12 @@ def create_app(settings: Settings, *, config_path: Path | None = None) -> FastAP
     app.include_router(metrics_routes.router)  # /metrics, at the root where Prometheus looks
     install_openapi(app)
     return app
+
+
+def server_config(app: FastAPI, host: str, port: int, **options: Any) -> uvicorn.Config:
+    """How uvicorn serves ``app``: /v1 in the HTTP layer (gateway/http_protocol.py), the rest
+    through ASGI. ``llamactl serve`` and the tests' in-process server both use this."""
+    return uvicorn.Config(
+        app, host=host, port=port, http=gateway_protocol(app), access_log=False,
+        timeout_graceful_shutdown=5, **options,
+    )

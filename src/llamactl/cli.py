@@ -93,7 +93,7 @@ def _check_data_dir(settings: Settings) -> None:
 def _run(settings: Settings, log_level: str, config_path: Path) -> None:
     import uvicorn
 
-    from llamactl.app import begin_shutdown, create_app
+    from llamactl.app import begin_shutdown, create_app, server_config
 
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -107,11 +107,5 @@ def _run(settings: Settings, log_level: str, config_path: Path) -> None:
             begin_shutdown(app)
             super().handle_exit(sig, frame)
 
-    Server(uvicorn.Config(
-        app,
-        host=settings.server.host,
-        port=settings.server.port,
-        log_level=log_level,
-        access_log=False,
-        timeout_graceful_shutdown=5,
-    )).run()
+    Server(server_config(app, settings.server.host, settings.server.port,
+                         log_level=log_level)).run()

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-import aiohttp
 from fastapi import Depends, Request
 from starlette.requests import HTTPConnection
 
@@ -13,6 +12,7 @@ from llamactl.api.middleware import Limits
 from llamactl.config import Settings
 from llamactl.config_editor import ConfigEditor
 from llamactl.events import EventHub
+from llamactl.gateway.exchange import Gateway
 from llamactl.monitoring.metrics import LlamactlMetrics
 from llamactl.monitoring.service import Monitoring
 from llamactl.security.service import AuthService
@@ -29,7 +29,7 @@ class Services:
     metrics: LlamactlMetrics  # this app's Prometheus registry
     config_editor: ConfigEditor  # GET/PUT /api/config
     limits: Limits | None = None  # None: rate limiting is off
-    upstream: aiohttp.ClientSession | None = None  # the /v1 gateway's client to backends
+    gateway: Gateway | None = None  # /v1, served by gateway.http_protocol beside the app
 
 
 def get_services(request: Request) -> Services:

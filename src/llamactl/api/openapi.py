@@ -1,6 +1,6 @@
 """The OpenAPI document as the API really answers: validation errors are 400 in the
-contract's error shape, never FastAPI's 422; and the /v1 gateway, which is a pure ASGI layer
-FastAPI does not see, described by hand."""
+contract's error shape, never FastAPI's 422; and the /v1 gateway, which is served in the HTTP
+layer before FastAPI (gateway/http_protocol.py), described by hand."""
 
 from __future__ import annotations
 

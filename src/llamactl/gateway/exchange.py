@@ -1,0 +1,371 @@
+"""One ``/v1`` request, from its last body byte to the end of its answer.
+
+Everything here runs from the callbacks of the two connections involved (the client's, in
+gateway/http_protocol.py, and the backend's, in gateway/pool.py): authenticate, find the
+instance by ``model``, take a lease, write the request with the backend's key, and write the
+answer to the client piece by piece as it is read. A task exists only while a request must
+wait for its instance (on-demand start, capacity queue). That is what keeps llamactl's own
+cost per request near a plain reverse proxy's (bench/gateway.py).
+
+A client that goes away drops the backend connection, which is how llama-server learns to
+stop generating; a backend that dies mid-answer ends a chunked answer cleanly (and closes a
+sized one, which cannot end early any other way), and is logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Coroutine
+from http import HTTPStatus
+from typing import Any, Protocol
+
+from llamactl.errors import LlamactlError
+from llamactl.gateway.errors import GatewayError, from_domain, model_not_found
+from llamactl.gateway.pool import BackendConnection, BackendPool, Framing
+from llamactl.gateway.routing import authenticate, model_list, model_of
+from llamactl.security.service import AuthService
+from llamactl.supervisor.leases import Lease
+from llamactl.supervisor.manager import InstanceManager
+
+log = logging.getLogger(__name__)
+
+STALE_CONNECTION_RETRIES = 1
+_DROP_REQUEST = frozenset({
+    b"host", b"authorization", b"content-length", b"connection", b"keep-alive",
+    b"transfer-encoding", b"te", b"upgrade", b"accept-encoding", b"proxy-authorization",
+    b"expect",
+})
+_DROP_RESPONSE = frozenset({
+    b"connection", b"keep-alive", b"transfer-encoding", b"te", b"trailer", b"upgrade",
+    b"proxy-authenticate",
+})
+_SSE_DROP = frozenset({b"cache-control", b"x-accel-buffering"})
+_SSE_ADD = b"cache-control: no-cache\r\nx-accel-buffering: no\r\n"
+_STATUS_LINES = {s.value: b"HTTP/1.1 %d %s\r\n" % (s.value, s.phrase.encode()) for s in HTTPStatus}
+
+
+def status_line(status: int) -> bytes:
+    return _STATUS_LINES.get(status) or b"HTTP/1.1 %d \r\n" % status
+
+
+class Front(Protocol):
+    """The client's side of an exchange."""
+
+    @property
+    def keep_alive(self) -> bool:
+        """False once the client or a shutdown asked to close after this answer."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def finish(self, *, reusable: bool) -> None:
+        """The answer is complete; ``reusable`` false closes the connection."""
+
+
+class Gateway:
+    """What every exchange shares: the instances, auth, CORS, the backend connections, and
+    the tasks of requests that wait for their instance."""
+
+    def __init__(self, manager: InstanceManager, auth: AuthService, pool: BackendPool,
+                 cors_origins: list[str]):
+        self.manager = manager
+        self.auth = auth
+        self.pool = pool
+        self._cors_any = "*" in cors_origins
+        self._cors_origins = {origin.encode() for origin in cors_origins}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def cors_enabled(self) -> bool:
+        return bool(self._cors_origins)
+
+    def cors_headers(self, headers: list[tuple[bytes, bytes]]) -> bytes:
+        """What the CORS middleware adds to /api answers, for /v1's (preflights go to it)."""
+        if not self._cors_origins:
+            return b""
+        origin = next((value for name, value in headers if name == b"origin"), None)
+        if origin is None:
+            return b""
+        if self._cors_any:
+            return b"access-control-allow-origin: *\r\n"
+        if origin in self._cors_origins:
+            return b"access-control-allow-origin: " + origin + b"\r\nvary: Origin\r\n"
+        return b""
+
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def close(self) -> None:
+        """Shutdown: end the waits, then drop every backend connection (their exchanges end
+        their answers)."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        await self.pool.close()
+
+
+class Exchange:
+    def __init__(self, gateway: Gateway, front: Front, method: str, target: bytes, path: str,
+                 headers: list[tuple[bytes, bytes]], http11: bool):
+        self.gateway = gateway
+        self.front = front
+        self.method = method
+        self.target = target  # raw path and query, as the client sent them
+        self.path = path
+        self.headers = headers
+        self.http11 = http11
+        self.finished = False
+        self._name = ""
+        self._body = b""
+        self._lease: Lease | None = None
+        self._connection: BackendConnection | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._retries = STALE_CONNECTION_RETRIES
+        self._answered = False  # the answer's head went to the client
+        self._framing = Framing.LENGTH
+        self._chunked = False  # the answer goes to the client in chunks of our own
+        self._reusable = True
+        self._out: list[bytes] = []  # the answer read so far and not yet written
+
+    # the request
+    def start(self, body: bytes) -> None:
+        """The whole request has arrived."""
+        try:
+            self._route(body)
+        except GatewayError as error:
+            self.fail(error)
+        except Exception:
+            log.exception("gateway: %s %s failed", self.method, self.path)
+            self.fail(GatewayError(500, "Internal error", "server_error", "internal_error"))
+
+    def _route(self, body: bytes) -> None:
+        gateway = self.gateway
+        principal = authenticate(gateway.auth, self.headers)
+        if self.method == "HEAD":
+            raise GatewayError(405, "Method not allowed", "invalid_request_error",
+                               "method_not_allowed")
+        path = self.path.rstrip("/")
+        if self.method == "GET" and path == "/v1/models":
+            self._answer_json(200, model_list(gateway.manager.owners(), principal))
+            return
+        if self.method == "GET" and path.startswith("/v1/models/"):
+            wanted = path[len("/v1/models/"):]
+            found = [m for m in model_list(gateway.manager.owners(), principal)["data"]
+                     if m["id"] == wanted]
+            if not found:
+                raise model_not_found(wanted)
+            self._answer_json(200, found[0])
+            return
+        model = model_of(body)
+        owner = gateway.manager.resolve_model(model)
+        if owner is None:
+            raise model_not_found(model)
+        if principal.key is not None and not principal.key.allows(owner.name):
+            raise GatewayError(403, f"This API key may not use the model '{model}'",
+                               "permission_error", "model_not_allowed")
+        self._name = owner.name
+        self._body = body
+        lease = owner.lease_if_running()
+        if lease is not None:
+            self._leased(lease)
+        else:
+            self._task = gateway.spawn(self._acquire(owner.name))
+
+    async def _acquire(self, name: str) -> None:
+        """Wait for the instance: started on demand, or room made for it within the limits."""
+        try:
+            lease = await self.gateway.manager.acquire(name)
+        except LlamactlError as error:
+            self._task = None
+            self.fail(from_domain(error))
+            return
+        except asyncio.CancelledError:
+            self._task = None
+            if not self.finished:  # not the client leaving: llamactl is stopping
+                self.fail(GatewayError(503, "llamactl is shutting down", "server_error",
+                                       "shutting_down"))
+            raise
+        except Exception:
+            self._task = None
+            log.exception("gateway: waiting for instance %s failed", name)
+            self.fail(GatewayError(500, "Internal error", "server_error", "internal_error"))
+            return
+        self._task = None
+        if self.finished:  # the client left meanwhile
+            lease.release()
+            return
+        self._leased(lease)
+
+    def _leased(self, lease: Lease) -> None:
+        self._lease = lease
+        self.gateway.pool.checkout(lease.port, self)
+
+    def _request(self, lease: Lease) -> bytes:
+        parts = [b"%s %s HTTP/1.1\r\nhost: 127.0.0.1:%d\r\n" % (
+            self.method.encode(), self.target, lease.port)]
+        parts += [name + b": " + value + b"\r\n" for name, value in self.headers
+                  if name not in _DROP_REQUEST]
+        if lease.api_key:
+            parts.append(b"authorization: Bearer " + lease.api_key.encode() + b"\r\n")
+        parts.append(b"content-length: %d\r\n\r\n" % len(self._body))
+        parts.append(self._body)
+        return b"".join(parts)
+
+    # the backend connection (pool.ConnectionWaiter)
+    def on_connection(self, connection: BackendConnection) -> None:
+        if self.finished or self._lease is None:
+            self.gateway.pool.release(connection, reusable=True)
+            return
+        self._connection = connection
+        connection.send(self, self._request(self._lease))
+
+    def on_connect_failed(self, error: str) -> None:
+        self.fail(GatewayError(502, f"Instance '{self._name}' did not answer: {error}",
+                               "server_error", "upstream_unavailable"))
+
+    # the answer (pool.AnswerSink)
+    def on_head(self, status: int, headers: list[tuple[bytes, bytes]], framing: str) -> None:
+        if self.finished:
+            return
+        self._answered = True
+        self._framing = framing
+        sse = any(name == b"content-type" and value.startswith(b"text/event-stream")
+                  for name, value in headers)
+        parts = [status_line(status)]
+        for name, value in headers:
+            if (name in _DROP_RESPONSE or name.startswith(b"access-control-")
+                    or (sse and name in _SSE_DROP)):
+                continue
+            parts.append(name + b": " + value + b"\r\n")
+        if sse:
+            parts.append(_SSE_ADD)
+        if framing in (Framing.CHUNKED, Framing.CLOSE):
+            if self.http11:
+                self._chunked = True
+                parts.append(b"transfer-encoding: chunked\r\n")
+            else:
+                self._reusable = False  # HTTP/1.0: the end of the body is the connection's
+        if not (self.front.keep_alive and self._reusable):
+            parts.append(b"connection: close\r\n")
+        parts.append(self.gateway.cors_headers(self.headers))
+        parts.append(b"\r\n")
+        self._out.append(b"".join(parts))
+
+    def on_body(self, chunk: bytes) -> None:
+        if self.finished or not chunk:
+            return
+        if self._chunked:
+            # One chunk out for each piece read: relayed as it arrives, never held back.
+            self._out.append(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+        else:
+            self._out.append(chunk)
+
+    def flush(self) -> None:
+        if self._out:
+            data = self._out[0] if len(self._out) == 1 else b"".join(self._out)
+            self._out.clear()
+            if not self.finished:
+                self.front.write(data)
+
+    def on_end(self) -> None:
+        self._connection = None
+        if self.finished:
+            return
+        if self._chunked:
+            self._out.append(b"0\r\n\r\n")
+        self.flush()
+        self._complete(reusable=self._reusable)
+
+    def on_lost(self, connection: BackendConnection, error: str) -> None:
+        self._connection = None
+        if self.finished:
+            return
+        if not self._answered:
+            if connection.requests > 1 and self._retries > 0 and self._lease is not None:
+                # A pooled keep-alive connection the backend closed as we reused it: the
+                # request did not reach it, so sending it again on a new one is safe.
+                self._retries -= 1
+                self.gateway.pool.checkout(self._lease.port, self, fresh=True)
+                return
+            self.fail(GatewayError(502, f"Instance '{self._name}' closed the connection",
+                                   "server_error", "upstream_unavailable"))
+            return
+        if self._framing != Framing.CLOSE:
+            log.warning("instance %s ended its answer early: %s", self._name, error)
+            if not self._chunked:  # a sized answer cut short: only closing can tell
+                self.flush()
+                self._complete(reusable=False)
+                return
+        self.on_end()
+
+    # the client
+    def client_gone(self) -> None:
+        """The client closed its connection: stop waiting, and stop the backend's work."""
+        if self.finished:
+            return
+        self.finished = True
+        if self._task is not None:
+            self._task.cancel()
+        if self._connection is not None:
+            self._connection.abort()
+            self._connection = None
+        elif self._lease is not None:
+            self.gateway.pool.cancel(self._lease.port, self)
+        self._release_lease()
+
+    def pause_answer(self) -> None:
+        if self._connection is not None:
+            self._connection.pause_reading()
+
+    def resume_answer(self) -> None:
+        if self._connection is not None:
+            self._connection.resume_reading()
+
+    # endings
+    def fail(self, error: GatewayError, *, reusable: bool = True) -> None:
+        if self.finished:
+            return
+        if self._answered:  # the answer has begun: no error page fits any more
+            self.flush()
+            self._complete(reusable=False)
+            return
+        body = error.body()
+        head = [status_line(error.status),
+                b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body)]
+        head += [b"%s: %s\r\n" % (name.lower().encode(), value.encode())
+                 for name, value in error.headers.items()]
+        if error.status == 401:
+            head.append(b"www-authenticate: Bearer\r\n")
+        if not (self.front.keep_alive and reusable):
+            head.append(b"connection: close\r\n")
+        head.append(self.gateway.cors_headers(self.headers))
+        self.front.write(b"".join(head) + b"\r\n" + body)
+        self._complete(reusable=reusable)
+
+    def _answer_json(self, status: int, document: dict[str, Any]) -> None:
+        body = json.dumps(document, separators=(",", ":")).encode()
+        self.front.write(
+            status_line(status)
+            + b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body)
+            + (b"" if self.front.keep_alive else b"connection: close\r\n")
+            + self.gateway.cors_headers(self.headers) + b"\r\n" + body)
+        self._complete(reusable=True)
+
+    def _complete(self, *, reusable: bool) -> None:
+        self.finished = True
+        if self._connection is not None:
+            self._connection.abort()
+            self._connection = None
+        self._release_lease()
+        self.front.finish(reusable=reusable)
+
+    def _release_lease(self) -> None:
+        if self._lease is not None:
+            self._lease.release()
+            self._lease = None

@@ -1,0 +1,332 @@
+"""The gateway's connections to its backends: plain HTTP/1.1 keep-alive, parsed with httptools.
+
+Not aiohttp, not httpx. bench/gateway.py measured the client's cost per request against a
+backend that answers at once: httpx fell below 200 requests/s at 64 concurrent requests, aiohttp
+kept ~1,800 but spent about half of llamactl's ~500 us of CPU per request in its own request
+and response machinery. A connection here is an asyncio protocol that writes the request in
+one call and reports the answer's head, body pieces and end to whoever holds it, from the
+same callback that read them: no task, no future, no stream object per request.
+
+Connections to one backend are capped (``per_backend``): llama-server serves HTTP from a small
+thread pool and ties a thread to a keep-alive connection while it lives, so a pool as big as
+the clients' concurrency took every thread, /health went unanswered and the liveness check
+killed a healthy, busy server (bench/gateway.py). Requests beyond the cap wait here, first
+come first served, for the next free connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import time
+from typing import Protocol
+
+import httptools
+
+log = logging.getLogger(__name__)
+
+HOST = "127.0.0.1"  # backends listen on loopback; llamactl launches them so
+# At most this many connections to one backend (see above): llama-server's default four slots
+# do the work anyway; requests beyond them wait here instead of inside llama-server.
+CONNECTIONS_PER_BACKEND = 4
+CONNECT_TIMEOUT_SECONDS = 5.0
+# llama-server (cpp-httplib) closes a keep-alive connection idle for 5 s: let it go first.
+IDLE_SECONDS = 4.0
+
+
+class Framing:
+    """How an answer's body ends."""
+
+    LENGTH = "length"  # Content-Length
+    CHUNKED = "chunked"  # Transfer-Encoding: chunked
+    CLOSE = "close"  # when the backend closes the connection
+    NONE = "none"  # no body (204, 304)
+
+
+class AnswerSink(Protocol):
+    """Who holds a connection: told of the answer as it is read."""
+
+    def on_head(self, status: int, headers: list[tuple[bytes, bytes]], framing: str) -> None: ...
+
+    def on_body(self, chunk: bytes) -> None: ...
+
+    def flush(self) -> None:
+        """Everything read so far has been reported: pass it on (one write, not one per
+        piece of one read)."""
+
+    def on_end(self) -> None: ...
+
+    def on_lost(self, connection: BackendConnection, error: str) -> None: ...
+
+
+class ConnectionWaiter(Protocol):
+    """Who asked the pool for a connection."""
+
+    def on_connection(self, connection: BackendConnection) -> None: ...
+
+    def on_connect_failed(self, error: str) -> None: ...
+
+
+class BackendConnection(asyncio.Protocol):
+    """One keep-alive connection to a backend. Parser callbacks only record what they saw;
+    ``data_received`` reports it once the parser is done with the bytes, so the holder may
+    abort, release or reuse the connection from its callbacks."""
+
+    def __init__(self, pool: BackendPool, port: int):
+        self.port = port
+        self.requests = 0  # sent on this connection: above 1, it is a reused one
+        self.answered = False  # the current answer's head has been reported
+        self._pool = pool
+        self._transport: asyncio.Transport | None = None
+        self._parser = httptools.HttpResponseParser(self)
+        self._sink: AnswerSink | None = None
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._events: list[tuple[int, bytes]] = []
+        self._keep_alive = True
+
+    # asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._events.append((_LOST, f"unreadable answer: {exc}".encode()))
+        events, self._events = self._events, []
+        pending: AnswerSink | None = None
+        for kind, value in events:
+            sink = self._sink
+            if sink is None:
+                break
+            if kind == _BODY:
+                sink.on_body(value)
+                pending = sink
+            elif kind == _HEAD:
+                pending = sink
+                self.answered = True
+                sink.on_head(self._parser.get_status_code(), self._headers,
+                             _framing(self._parser.get_status_code(), self._headers))
+            elif kind == _END:
+                self._sink = None
+                self._pool.release(self, reusable=self._keep_alive)
+                sink.on_end()
+            else:
+                self._sink = None
+                self.abort()
+                sink.on_lost(self, value.decode())
+        if pending is not None and pending is self._sink:
+            pending.flush()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+        self._pool.forget(self)
+        sink, self._sink = self._sink, None
+        if sink is not None:
+            sink.on_lost(self, str(exc) if exc else "the backend closed the connection")
+
+    def pause_writing(self) -> None:
+        pass  # requests are small and already in memory; the transport buffers them
+
+    def resume_writing(self) -> None:
+        pass
+
+    # httptools callbacks
+    def on_message_begin(self) -> None:
+        self._headers = []
+        self.answered = False
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name.lower(), value))
+
+    def on_headers_complete(self) -> None:
+        self._keep_alive = self._parser.should_keep_alive()
+        self._events.append((_HEAD, b""))
+
+    def on_body(self, body: bytes) -> None:
+        self._events.append((_BODY, body))
+
+    def on_message_complete(self) -> None:
+        self._events.append((_END, b""))
+
+    # for the holder
+    @property
+    def usable(self) -> bool:
+        return self._transport is not None and not self._transport.is_closing()
+
+    def send(self, sink: AnswerSink, request: bytes) -> None:
+        assert self._transport is not None
+        self._sink = sink
+        self.requests += 1
+        self._transport.write(request)
+
+    def pause_reading(self) -> None:
+        if self._transport is not None:
+            self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self._transport is not None:
+            self._transport.resume_reading()
+
+    def abort(self) -> None:
+        """Drop the connection now, with whatever it was doing: for llama-server, closing it is
+        what cancels a generation in progress."""
+        self._sink = None
+        if self._transport is not None:
+            self._transport.abort()
+
+
+_HEAD, _BODY, _END, _LOST = range(4)
+
+
+def _framing(status: int, headers: list[tuple[bytes, bytes]]) -> str:
+    if status in (204, 304) or 100 <= status < 200:
+        return Framing.NONE
+    for name, value in headers:
+        if name == b"transfer-encoding" and b"chunked" in value.lower():
+            return Framing.CHUNKED
+    for name, _value in headers:
+        if name == b"content-length":
+            return Framing.LENGTH
+    return Framing.CLOSE
+
+
+class _Backend:
+    def __init__(self) -> None:
+        self.idle: list[tuple[BackendConnection, float]] = []
+        self.open = 0  # idle + busy + being opened
+        self.waiters: collections.deque[tuple[ConnectionWaiter, bool]] = collections.deque()
+
+
+class BackendPool:
+    def __init__(self, per_backend: int, connect_timeout: float, idle_seconds: float):
+        self.per_backend = per_backend
+        self.connect_timeout = connect_timeout
+        self.idle_seconds = idle_seconds
+        self._backends: dict[int, _Backend] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    def checkout(self, port: int, waiter: ConnectionWaiter, *, fresh: bool = False) -> None:
+        """Hand ``waiter`` a connection to ``port``: at once when one is idle, else as soon as
+        one is opened or given back. ``fresh`` skips the idle ones (a retry after a reused
+        connection turned out to be closed)."""
+        if self._closed:
+            waiter.on_connect_failed("llamactl is shutting down")
+            return
+        backend = self._backends.get(port)
+        if backend is None:
+            backend = self._backends[port] = _Backend()
+        elif backend.idle and not backend.waiters and not fresh:
+            connection = self._take_idle(backend)  # the usual case, in as few steps as can be
+            if connection is not None:
+                waiter.on_connection(connection)
+                return
+        backend.waiters.append((waiter, fresh))
+        self._dispatch(port, backend)
+
+    def cancel(self, port: int, waiter: ConnectionWaiter) -> None:
+        """``waiter`` no longer wants a connection (its client left)."""
+        backend = self._backends.get(port)
+        if backend is not None:
+            for entry in backend.waiters:
+                if entry[0] is waiter:
+                    backend.waiters.remove(entry)
+                    break
+
+    def release(self, connection: BackendConnection, *, reusable: bool) -> None:
+        backend = self._backends.get(connection.port)
+        if backend is None:
+            connection.abort()
+            return
+        if reusable and connection.usable and not self._closed:
+            backend.idle.append((connection, time.monotonic()))
+        else:
+            connection.abort()  # connection_lost then forgets it
+        self._dispatch(connection.port, backend)
+
+    def forget(self, connection: BackendConnection) -> None:
+        """A connection closed: it no longer counts against its backend's cap."""
+        backend = self._backends.get(connection.port)
+        if backend is None:
+            return
+        for index, (idle, _since) in enumerate(backend.idle):
+            if idle is connection:
+                del backend.idle[index]
+                break
+        backend.open -= 1
+        self._dispatch(connection.port, backend)
+
+    def _dispatch(self, port: int, backend: _Backend) -> None:
+        while backend.waiters:
+            waiter, fresh = backend.waiters[0]
+            connection = None if fresh else self._take_idle(backend)
+            if connection is None and backend.open >= self.per_backend:
+                if fresh and backend.idle:  # make room for the fresh one
+                    backend.idle.pop(0)[0].abort()
+                    continue
+                return
+            backend.waiters.popleft()
+            if connection is None:
+                backend.open += 1
+                self._spawn_connect(port, waiter)
+            else:
+                waiter.on_connection(connection)
+        if not backend.idle and backend.open <= 0:
+            self._backends.pop(port, None)
+
+    def _take_idle(self, backend: _Backend) -> BackendConnection | None:
+        now = time.monotonic()
+        while backend.idle:
+            connection, since = backend.idle.pop()  # the most recently used: still warm
+            if connection.usable and now - since < self.idle_seconds:
+                return connection
+            connection.abort()
+        return None
+
+    def _spawn_connect(self, port: int, waiter: ConnectionWaiter) -> None:
+        task = asyncio.get_running_loop().create_task(self._connect(port, waiter))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _connect(self, port: int, waiter: ConnectionWaiter) -> None:
+        loop = asyncio.get_running_loop()
+        connection = BackendConnection(self, port)
+        try:
+            await asyncio.wait_for(
+                loop.create_connection(lambda: connection, HOST, port), self.connect_timeout
+            )
+        except (OSError, TimeoutError) as exc:
+            backend = self._backends.setdefault(port, _Backend())
+            backend.open -= 1
+            waiter.on_connect_failed(str(exc) or type(exc).__name__)
+            self._dispatch(port, backend)
+            return
+        except asyncio.CancelledError:
+            if connection.usable:
+                connection.abort()  # connection_lost forgets it
+            else:
+                self._backends.setdefault(port, _Backend()).open -= 1
+            raise
+        waiter.on_connection(connection)
+
+    async def close(self) -> None:
+        self._closed = True
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for backend in list(self._backends.values()):
+            waiters = list(backend.waiters)
+            backend.waiters.clear()
+            for waiter, _fresh in waiters:
+                waiter.on_connect_failed("llamactl is shutting down")
+            for connection, _since in list(backend.idle):
+                connection.abort()
+
+
+def new_backend_pool() -> BackendPool:
+    return BackendPool(CONNECTIONS_PER_BACKEND, CONNECT_TIMEOUT_SECONDS, IDLE_SECONDS)

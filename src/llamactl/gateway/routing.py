@@ -1,0 +1,69 @@
+"""What a ``/v1`` request asks for: who sends it, which model, and the model list."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from llamactl.errors import LlamactlError
+from llamactl.gateway.errors import GatewayError, from_domain
+from llamactl.security.keys import KEY_PREFIX
+from llamactl.security.service import ANONYMOUS, AuthService, Principal
+from llamactl.supervisor.owner import InstanceOwner
+
+MAX_BODY_BYTES = 64 * 1024 * 1024
+
+
+def authenticate(auth: AuthService, headers: list[tuple[bytes, bytes]]) -> Principal:
+    """An inference key (limited to its instances) or a user's token, when auth is on."""
+    if not auth.enabled:
+        return ANONYMOUS
+    token = bearer(headers)
+    if token is None:
+        raise GatewayError(401, "Missing API key: send Authorization: Bearer <key or token>",
+                           "authentication_error", "invalid_api_key")
+    if token.startswith(KEY_PREFIX):
+        principal = auth.principal_for_key(token)
+        if principal is None:
+            raise GatewayError(401, "Invalid API key", "authentication_error", "invalid_api_key")
+        return principal
+    try:
+        return auth.principal_for_token(token)
+    except LlamactlError as error:
+        raise from_domain(error) from None
+
+
+def bearer(headers: list[tuple[bytes, bytes]]) -> str | None:
+    for name, value in headers:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            return token.strip() or None if scheme.lower() == "bearer" else None
+    return None
+
+
+def model_list(owners: list[InstanceOwner], principal: Principal) -> dict[str, Any]:
+    """OpenAI's list shape, every instance the caller may use, with ``status`` added."""
+    key = principal.key
+    return {"object": "list", "data": [
+        {"id": o.name, "object": "model", "created": int(o.record.created_at.timestamp()),
+         "owned_by": "llamactl", "status": o.status, "aliases": o.record.spec.aliases}
+        for o in owners if key is None or key.allows(o.name)
+    ]}
+
+
+def model_of(body: bytes) -> str:
+    try:
+        document = orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        raise GatewayError(400, "The request body is not valid JSON", "invalid_request_error",
+                           "invalid_json") from None
+    model = document.get("model") if isinstance(document, dict) else None
+    if not isinstance(model, str) or not model:
+        raise GatewayError(400, "You must provide a model parameter", "invalid_request_error",
+                           "model_required")
+    return model
+
+
+def body_too_large() -> GatewayError:
+    return GatewayError(413, "Request body too large", "invalid_request_error", "body_too_large")
