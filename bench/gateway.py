@@ -26,7 +26,8 @@ after the other, each reached three ways (the "targets"):
 For each target, with aiohttp as the load client (on uvloop when installed, as llamactl's
 uvicorn is; one session per target, connector limit = the concurrency):
 
-* latency: ``--requests`` sequential non-streaming completions, ``POST /v1/completions``
+* latency: ``--requests`` (on (b) ``--instant-requests``, 3000) sequential non-streaming
+  completions, ``POST /v1/completions``
   ``{"model": NAME, "prompt": "hi", "max_tokens": 4, "ignore_eos": true}``, timed from the
   call to the last byte of the answer (concurrency 1);
 * first chunk: ``--stream-requests`` sequential ``"stream": true`` completions, timed from the
@@ -40,10 +41,10 @@ uvicorn is; one session per target, connector limit = the concurrency):
   (llamactl's process; nginx's master and worker) and by the upstream is read with psutil,
   as CPU microseconds per request.
 
-All of it runs in ``--rounds`` rounds (the sequential requests split between them, one load
-window of ``--duration`` s per target in each), the targets' order rotating from round to
-round, so a change in machine load hits every target alike.  With the defaults (3 rounds of
-5 s) a run takes about 2.5-3 minutes.
+All of it runs in ``--rounds`` rounds (the sequential requests split between them and sent in
+turns of 25 per target, one load window of ``--duration`` s per target in each), the targets'
+order rotating from round to round, so a change in machine load hits every target alike.
+With the defaults (3 rounds of 5 s) a run takes about 3 minutes.
 
 How to read it
 --------------
@@ -72,8 +73,9 @@ is the client's ceiling, not theirs; llamactl's is its own (it uses a whole core
 
 Usage::
 
-    .venv/bin/python bench/gateway.py [--rounds 3] [--requests 600] [--stream-requests 300]
-        [--concurrency 64] [--duration 5] [--options '{}'] [--no-nginx] [--profile]
+    .venv/bin/python bench/gateway.py [--rounds 3] [--requests 600] [--instant-requests 3000]
+        [--stream-requests 300] [--concurrency 64] [--duration 5] [--options '{}'] [--no-nginx]
+        [--profile]
 
 ``--profile`` adds a run of the llamactl target on (b) under py-spy (``pip install py-spy``
 into the venv) and prints where llamactl spends its CPU.
@@ -351,8 +353,11 @@ async def load(session: aiohttp.ClientSession, target: Target, concurrency: int,
     return ok, answered, max(0.0, time.perf_counter() - deadline)
 
 
+SEQUENTIAL_BATCH = 25  # sequential requests to one target before the next target's turn
+
+
 async def measure_targets(targets: list[Target], args: argparse.Namespace,
-                          title: str) -> dict[str, Samples]:
+                          title: str, requests: int) -> dict[str, Samples]:
     me = psutil.Process()
     results = {t.label: Samples() for t in targets}
     sessions = {t.label: new_session(max(args.concurrency, 1)) for t in targets}
@@ -364,13 +369,17 @@ async def measure_targets(targets: list[Target], args: argparse.Namespace,
             await check_target(sessions[target.label], once[target.label], target)
             # warm-up: connections, caches, the first-call costs on every side
             await sequential(sessions[target.label], target, 20, None)
-        per_round = max(1, args.requests // args.rounds)
+        per_round = max(1, requests // args.rounds)
         streams_per_round = max(1, args.stream_requests // args.rounds)
         for round_ in range(args.rounds):
             order = targets[round_ % len(targets):] + targets[:round_ % len(targets)]
-            for target in order:
-                await sequential(sessions[target.label], target, per_round,
-                                 results[target.label])
+            # Small batches taking turns: a drift in the machine's speed (other processes,
+            # frequency) then shifts every target's p50 alike instead of one target's.
+            for start in range(0, per_round, SEQUENTIAL_BATCH):
+                for target in order:
+                    await sequential(sessions[target.label], target,
+                                     min(SEQUENTIAL_BATCH, per_round - start),
+                                     results[target.label])
             for target in order:
                 await streams(once[target.label], target, streams_per_round,
                               results[target.label])
@@ -547,7 +556,8 @@ def run_phase(kind: str, args: argparse.Namespace, work: Path, model: Path,
               f" (instance pid {instance_pid})"
               + (f"; nginx :{nginx_port}" if nginx is not None else ""), flush=True)
 
-        samples = run_async(measure_targets(targets, args, title))
+        samples = run_async(measure_targets(
+            targets, args, title, args.requests if kind == "llama" else args.instant_requests))
         result: dict[str, Any] = {"targets": summarize(samples), "exited": phase.exited()}
         if args.profile and kind == "instant":
             result["profile"] = profile_llamactl(args, targets[1], ctl_pid, work)
@@ -752,7 +762,8 @@ def report(result: dict[str, Any], args: argparse.Namespace) -> None:
     print(f"llamactl /v1 gateway vs direct vs nginx — {m['date']}, {m['nproc']} CPUs "
           f"({m['cpu_model']}), {m['memory_gb']} GB, load {m['loadavg_1m_start']:.2f} → "
           f"{m['loadavg_1m_end']:.2f}")
-    print(f"sequential: {args.requests} requests and {args.stream_requests} streams per target;"
+    print(f"sequential: {args.requests} requests ((b): {args.instant_requests}) and "
+          f"{args.stream_requests} streams per target, in turns of {SEQUENTIAL_BATCH};"
           f" load: {args.concurrency} concurrent, {args.rounds} × {args.duration:g} s per target")
     if result.get("nginx_skipped"):
         print(f"nginx: skipped ({result['nginx_skipped']})")
@@ -834,6 +845,9 @@ def main() -> int:
                         help="rounds; the targets' order rotates between them")
     parser.add_argument("--requests", type=int, default=600,
                         help="sequential non-streaming requests per target (all rounds)")
+    parser.add_argument("--instant-requests", type=int, default=3000,
+                        help="the same on (b), where they take a fraction of a millisecond: "
+                             "more of them steady the small differences (b) is about")
     parser.add_argument("--stream-requests", type=int, default=300,
                         help="sequential streaming requests per target (all rounds)")
     parser.add_argument("--concurrency", type=int, default=64, help="workers under load")

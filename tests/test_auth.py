@@ -169,7 +169,7 @@ async def test_every_route_refuses_a_role_too_low_and_admits_one_high_enough(
             continue
         for role, token in tokens.items():
             if path in ENDLESS_STREAMS and rank[role] >= rank[required]:
-                continue  # admitted, it never ends: ASGITransport would wait for it forever
+                continue  # admitted, it never ends: reading it would wait forever
             response = await app.client.request(
                 method, path, headers=bearer(token), json={} if method != "GET" else None
             )

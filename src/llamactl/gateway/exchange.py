@@ -25,7 +25,7 @@ from llamactl.errors import LlamactlError
 from llamactl.gateway.errors import GatewayError, from_domain, model_not_found
 from llamactl.gateway.pool import BackendConnection, BackendPool, Framing
 from llamactl.gateway.routing import authenticate, model_list, model_of
-from llamactl.security.service import AuthService
+from llamactl.security.service import AuthService, Principal
 from llamactl.supervisor.leases import Lease
 from llamactl.supervisor.manager import InstanceManager
 
@@ -41,7 +41,7 @@ _DROP_RESPONSE = frozenset({
     b"connection", b"keep-alive", b"transfer-encoding", b"te", b"trailer", b"upgrade",
     b"proxy-authenticate",
 })
-_SSE_DROP = frozenset({b"cache-control", b"x-accel-buffering"})
+_SSE_HELD = frozenset({b"cache-control", b"x-accel-buffering"})
 _SSE_ADD = b"cache-control: no-cache\r\nx-accel-buffering: no\r\n"
 _STATUS_LINES = {s.value: b"HTTP/1.1 %d %s\r\n" % (s.value, s.phrase.encode()) for s in HTTPStatus}
 
@@ -111,6 +111,10 @@ class Gateway:
 
 
 class Exchange:
+    __slots__ = ("_answered", "_body", "_chunked", "_connection", "_framing", "_lease", "_name",
+                 "_out", "_retries", "_reusable", "_task", "finished", "front", "gateway",
+                 "headers", "http11", "method", "path", "target")
+
     def __init__(self, gateway: Gateway, front: Front, method: str, target: bytes, path: str,
                  headers: list[tuple[bytes, bytes]], http11: bool):
         self.gateway = gateway
@@ -147,20 +151,7 @@ class Exchange:
     def _route(self, body: bytes) -> None:
         gateway = self.gateway
         principal = authenticate(gateway.auth, self.headers)
-        if self.method == "HEAD":
-            raise GatewayError(405, "Method not allowed", "invalid_request_error",
-                               "method_not_allowed")
-        path = self.path.rstrip("/")
-        if self.method == "GET" and path == "/v1/models":
-            self._answer_json(200, model_list(gateway.manager.owners(), principal))
-            return
-        if self.method == "GET" and path.startswith("/v1/models/"):
-            wanted = path[len("/v1/models/"):]
-            found = [m for m in model_list(gateway.manager.owners(), principal)["data"]
-                     if m["id"] == wanted]
-            if not found:
-                raise model_not_found(wanted)
-            self._answer_json(200, found[0])
+        if self.method != "POST" and self._answer_locally(principal):
             return
         model = model_of(body)
         owner = gateway.manager.resolve_model(model)
@@ -176,6 +167,25 @@ class Exchange:
             self._leased(lease)
         else:
             self._task = gateway.spawn(self._acquire(owner.name))
+
+    def _answer_locally(self, principal: Principal) -> bool:
+        """The model list is llamactl's to answer; a HEAD has nothing to relay."""
+        if self.method == "HEAD":
+            raise GatewayError(405, "Method not allowed", "invalid_request_error",
+                               "method_not_allowed")
+        path = self.path.rstrip("/")
+        if self.method == "GET" and path == "/v1/models":
+            self._answer_json(200, model_list(self.gateway.manager.owners(), principal))
+            return True
+        if self.method == "GET" and path.startswith("/v1/models/"):
+            wanted = path[len("/v1/models/"):]
+            found = [m for m in model_list(self.gateway.manager.owners(), principal)["data"]
+                     if m["id"] == wanted]
+            if not found:
+                raise model_not_found(wanted)
+            self._answer_json(200, found[0])
+            return True
+        return False
 
     async def _acquire(self, name: str) -> None:
         """Wait for the instance: started on demand, or room made for it within the limits."""
@@ -235,16 +245,17 @@ class Exchange:
             return
         self._answered = True
         self._framing = framing
-        sse = any(name == b"content-type" and value.startswith(b"text/event-stream")
-                  for name, value in headers)
         parts = [status_line(status)]
+        held = []  # dropped from an event stream's headers, for ours
+        sse = False
         for name, value in headers:
-            if (name in _DROP_RESPONSE or name.startswith(b"access-control-")
-                    or (sse and name in _SSE_DROP)):
-                continue
-            parts.append(name + b": " + value + b"\r\n")
-        if sse:
-            parts.append(_SSE_ADD)
+            if name in _SSE_HELD:
+                held.append(name + b": " + value + b"\r\n")
+            elif name not in _DROP_RESPONSE and not name.startswith(b"access-control-"):
+                parts.append(name + b": " + value + b"\r\n")
+                if name == b"content-type" and value.startswith(b"text/event-stream"):
+                    sse = True
+        parts.append(_SSE_ADD if sse else b"".join(held))
         if framing in (Framing.CHUNKED, Framing.CLOSE):
             if self.http11:
                 self._chunked = True

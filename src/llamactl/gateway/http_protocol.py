@@ -1,28 +1,31 @@
 """``/v1`` served at the HTTP layer, beside ASGI rather than through it.
 
 uvicorn's httptools protocol parses every request on llamactl's port. For a ``/v1`` request
-this subclass hands the parsed request to a gateway Exchange instead of starting an ASGI task:
-no scope, task, receive/send messages or middleware stack per inference request, which cost
-five times what a plain reverse proxy does (bench/gateway.py; ASGI's ``send`` path alone was
-15 % of llamactl's CPU under load). Everything else, ``/api`` and WebSocket upgrades included,
-goes through uvicorn and the FastAPI app unchanged, on the same connection if need be.
+this subclass builds a small request record of its own (a ``GatewayCycle``) and hands the
+parsed request to a gateway Exchange instead of starting an ASGI task: no ASGI scope, task,
+receive/send messages or middleware stack per inference request, which cost five times what
+a plain reverse proxy does (bench/gateway.py; ASGI's ``send`` path alone was 15 % of
+llamactl's CPU under load). Everything else, ``/api`` and WebSocket upgrades included, goes
+through uvicorn and the FastAPI app unchanged, on the same connection if need be.
 
-uvicorn's own per-connection machinery is reused as is: the request-response cycle object
-(keep-alive, pipelining, graceful shutdown) and its flow control. The overridden methods are
-the places uvicorn itself starts and feeds a request; pinning uvicorn to a minor range
-(pyproject.toml) keeps them what this relies on.
+uvicorn's per-connection machinery is reused as is: keep-alive and its timer, pipelining
+(a GatewayCycle waits in uvicorn's pipeline like any other request), flow control and graceful
+shutdown, which look only at the attributes a GatewayCycle shares with uvicorn's own
+RequestResponseCycle. The overridden methods are where uvicorn itself creates, feeds and
+starts a request; uvicorn is pinned to the minor release they were written against
+(pyproject.toml).
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar
+from urllib.parse import unquote
 
+import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from llamactl.gateway.exchange import Exchange, Gateway
 from llamactl.gateway.routing import MAX_BODY_BYTES, body_too_large
-
-_DECIDED = "llamactl.gateway"  # in the scope: the Gateway serving this request, or None
 
 
 def gateway_protocol(app: Any) -> type[HttpToolsProtocol]:
@@ -31,12 +34,40 @@ def gateway_protocol(app: Any) -> type[HttpToolsProtocol]:
     return type("LlamactlHttpProtocol", (GatewayHttpProtocol,), {"llamactl_app": app})
 
 
+class _NoEvent:
+    """uvicorn sets a cycle's ``message_event`` to wake its ASGI task; a gateway request
+    has none to wake."""
+
+    def set(self) -> None:
+        pass
+
+
+_NO_EVENT = _NoEvent()
+
+
+class GatewayCycle:
+    """One /v1 request on a connection, as uvicorn's protocol code sees a request."""
+
+    __slots__ = ("body", "disconnected", "exchange", "keep_alive", "message_event",
+                 "more_body", "response_complete", "waiting_for_100_continue")
+
+    def __init__(self, keep_alive: bool, expect_100_continue: bool):
+        self.keep_alive = keep_alive  # a shutdown sets it false
+        self.waiting_for_100_continue = expect_100_continue
+        self.disconnected = False
+        self.response_complete = False
+        self.more_body = True
+        self.body = bytearray()
+        self.message_event = _NO_EVENT
+        self.exchange: Exchange | None = None
+
+
 class _Client:
     """The client's side of one exchange (gateway.exchange.Front)."""
 
     __slots__ = ("_cycle", "_protocol")
 
-    def __init__(self, protocol: GatewayHttpProtocol, cycle: RequestResponseCycle):
+    def __init__(self, protocol: GatewayHttpProtocol, cycle: GatewayCycle):
         self._protocol = protocol
         self._cycle = cycle
 
@@ -57,41 +88,67 @@ class GatewayHttpProtocol(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self._exchange: Exchange | None = None
-        self._exchange_cycle: RequestResponseCycle | None = None
+        self._current: GatewayCycle | None = None  # the /v1 request being answered
         self._gateway: Gateway | None = None  # once found: it lasts as long as the server
 
-    # where uvicorn starts a request
-    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
-        gateway = self._gateway_for(cycle)
+    # where uvicorn creates a request
+    def on_headers_complete(self) -> None:
+        gateway = self._gateway_for_request()
         if gateway is None:
-            super()._start_asgi_task(cycle, app)
+            super().on_headers_complete()
             return
-        scope = cycle.scope
-        query = scope["query_string"]
-        target = scope["raw_path"] + (b"?" + query if query else b"")
-        exchange = Exchange(gateway, _Client(self, cycle), scope["method"], target,
-                            scope["path"], list(scope["headers"]),
-                            http11=scope["http_version"] == "1.1")
-        self._exchange, self._exchange_cycle = exchange, cycle
+        parser = self.parser
+        http_version = parser.get_http_version()
+        cycle = GatewayCycle(http_version != "1.0" and parser.should_keep_alive(),
+                             self.expect_100_continue)
+        url = self.url
+        if url.startswith(b"/"):
+            raw_path, _, query = url.partition(b"?")
+        else:  # absolute-form, as a proxy may send it
+            parsed = httptools.parse_url(url)
+            raw_path, query = parsed.path, parsed.query or b""
+        path = raw_path.decode("ascii")
+        if "%" in path:
+            path = unquote(path)
+        cycle.exchange = Exchange(
+            gateway, _Client(self, cycle), parser.get_method().decode("ascii"),
+            raw_path + (b"?" + query if query else b""), path, self.headers,
+            http11=http_version == "1.1",
+        )
+        previous = self.cycle
+        self.cycle = cycle  # type: ignore[assignment]  # uvicorn's code reads only shared parts
+        if previous is None or previous.response_complete:
+            self._begin(cycle)
+        else:  # pipelined behind an answer still going out: uvicorn starts it after that
+            self.flow.pause_reading()
+            self.pipeline.appendleft((cycle, self.app))  # type: ignore[arg-type]
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        if isinstance(cycle, GatewayCycle):  # a pipelined /v1 request's turn has come
+            self._begin(cycle)
+        else:
+            super()._start_asgi_task(cycle, app)
+
+    def _begin(self, cycle: GatewayCycle) -> None:
+        self._current = cycle
         if cycle.more_body and cycle.waiting_for_100_continue:
             cycle.waiting_for_100_continue = False
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        if not cycle.more_body:
-            exchange.start(bytes(cycle.body))
+        if not cycle.more_body and cycle.exchange is not None:
+            cycle.exchange.start(bytes(cycle.body))
 
     # where uvicorn feeds a request's body
     def on_body(self, body: bytes) -> None:
         cycle = self.cycle
-        if self._upgrading() or cycle is None or self._gateway_for(cycle) is None:
+        if not isinstance(cycle, GatewayCycle) or self._upgrading():
             super().on_body(body)
             return
         if cycle.response_complete:
             return
         if len(cycle.body) + len(body) > MAX_BODY_BYTES:
             cycle.body = bytearray()
-            if self._exchange is not None and self._exchange_cycle is cycle:
-                self._exchange.fail(body_too_large(), reusable=False)
+            if cycle is self._current and cycle.exchange is not None:
+                cycle.exchange.fail(body_too_large(), reusable=False)
             else:
                 self.transport.close()
             return
@@ -99,37 +156,38 @@ class GatewayHttpProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         cycle = self.cycle
-        if self._upgrading() or cycle is None or self._gateway_for(cycle) is None:
+        if not isinstance(cycle, GatewayCycle) or self._upgrading():
             super().on_message_complete()
             return
-        if cycle.response_complete:
+        if cycle.response_complete or not cycle.more_body:
             return
         cycle.more_body = False
-        if self._exchange is not None and self._exchange_cycle is cycle:
-            self._exchange.start(bytes(cycle.body))
-        # else: a pipelined request; _start_asgi_task starts it when its turn comes
+        if cycle is self._current and cycle.exchange is not None:
+            cycle.exchange.start(bytes(cycle.body))
+        # else: pipelined; _begin starts it when its turn comes
 
     # the connection
     def connection_lost(self, exc: Exception | None) -> None:
-        exchange, self._exchange, self._exchange_cycle = self._exchange, None, None
+        current, self._current = self._current, None
         super().connection_lost(exc)
-        if exchange is not None:
-            exchange.client_gone()
+        if current is not None and current.exchange is not None:
+            current.exchange.client_gone()
 
     def pause_writing(self) -> None:
         super().pause_writing()
-        if self._exchange is not None:
-            self._exchange.pause_answer()  # a slow client slows the backend's answer down
+        if self._current is not None and self._current.exchange is not None:
+            self._current.exchange.pause_answer()  # a slow client slows the backend down
 
     def resume_writing(self) -> None:
         super().resume_writing()
-        if self._exchange is not None:
-            self._exchange.resume_answer()
+        if self._current is not None and self._current.exchange is not None:
+            self._current.exchange.resume_answer()
 
-    def exchange_finished(self, cycle: RequestResponseCycle, *, reusable: bool) -> None:
-        if self._exchange_cycle is cycle:
-            self._exchange, self._exchange_cycle = None, None
+    def exchange_finished(self, cycle: GatewayCycle, *, reusable: bool) -> None:
+        if self._current is cycle:
+            self._current = None
         cycle.response_complete = True
+        cycle.exchange = None
         if not (reusable and cycle.keep_alive):
             self.transport.close()
         self.on_response_complete()  # uvicorn's: keep-alive timer, the next pipelined request
@@ -138,25 +196,22 @@ class GatewayHttpProtocol(HttpToolsProtocol):
     def _upgrading(self) -> bool:
         return bool(self.parser.should_upgrade()) and self._should_upgrade()
 
-    def _gateway_for(self, cycle: RequestResponseCycle) -> Gateway | None:
-        scope = cast(dict[str, Any], cycle.scope)
-        path: str = scope["path"]
-        if not (path == "/v1" or path.startswith("/v1/")):
+    def _gateway_for_request(self) -> Gateway | None:
+        """The gateway, if the request whose head was just parsed is one for it."""
+        url = self.url
+        if not (url.startswith(b"/v1") or url.startswith(b"http")):
             return None
-        if _DECIDED not in scope:
-            scope[_DECIDED] = self._decide(scope)
-        gateway: Gateway | None = scope[_DECIDED]
-        return gateway
-
-    def _decide(self, scope: dict[str, Any]) -> Gateway | None:
+        path = url.partition(b"?")[0] if url.startswith(b"/") else httptools.parse_url(url).path
+        if not (path == b"/v1" or path.startswith(b"/v1/")) or self._upgrading():
+            return None
         gateway = self._gateway
         if gateway is None:
             services = getattr(self.llamactl_app.state, "services", None)
             gateway = self._gateway = getattr(services, "gateway", None)
             if gateway is None:
-                return None  # not started yet: the app's own /v1 answer says so
-        if scope["method"] == "OPTIONS" and gateway.cors_enabled and any(
-            name == b"access-control-request-method" for name, _ in scope["headers"]
+                return None  # not started: the app's own /v1 answer says so
+        if gateway.cors_enabled and self.parser.get_method() == b"OPTIONS" and any(
+            name == b"access-control-request-method" for name, _ in self.headers
         ):
             return None  # a CORS preflight: the app's CORS middleware answers those
         return gateway

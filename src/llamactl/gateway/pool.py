@@ -70,9 +70,7 @@ class ConnectionWaiter(Protocol):
 
 
 class BackendConnection(asyncio.Protocol):
-    """One keep-alive connection to a backend. Parser callbacks only record what they saw;
-    ``data_received`` reports it once the parser is done with the bytes, so the holder may
-    abort, release or reuse the connection from its callbacks."""
+    """One keep-alive connection to a backend, reporting each answer to its holder."""
 
     def __init__(self, pool: BackendPool, port: int):
         self.port = port
@@ -83,7 +81,7 @@ class BackendConnection(asyncio.Protocol):
         self._parser = httptools.HttpResponseParser(self)
         self._sink: AnswerSink | None = None
         self._headers: list[tuple[bytes, bytes]] = []
-        self._events: list[tuple[int, bytes]] = []
+        self._ended = False
         self._keep_alive = True
 
     # asyncio.Protocol
@@ -91,34 +89,24 @@ class BackendConnection(asyncio.Protocol):
         self._transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
+        self._ended = False
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            self._events.append((_LOST, f"unreadable answer: {exc}".encode()))
-        events, self._events = self._events, []
-        pending: AnswerSink | None = None
-        for kind, value in events:
-            sink = self._sink
-            if sink is None:
-                break
-            if kind == _BODY:
-                sink.on_body(value)
-                pending = sink
-            elif kind == _HEAD:
-                pending = sink
-                self.answered = True
-                sink.on_head(self._parser.get_status_code(), self._headers,
-                             _framing(self._parser.get_status_code(), self._headers))
-            elif kind == _END:
-                self._sink = None
-                self._pool.release(self, reusable=self._keep_alive)
-                sink.on_end()
-            else:
-                self._sink = None
-                self.abort()
-                sink.on_lost(self, value.decode())
-        if pending is not None and pending is self._sink:
-            pending.flush()
+            sink, self._sink = self._sink, None
+            self.abort()
+            if sink is not None:
+                sink.on_lost(self, f"unreadable answer: {exc}")
+            return
+        sink = self._sink
+        if sink is None:
+            return
+        if self._ended:
+            self._sink = None
+            sink.on_end()  # the answer's last bytes go out first; then the bookkeeping
+            self._pool.release(self, reusable=self._keep_alive)
+        else:
+            sink.flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
@@ -133,7 +121,8 @@ class BackendConnection(asyncio.Protocol):
     def resume_writing(self) -> None:
         pass
 
-    # httptools callbacks
+    # httptools callbacks: the head and body go to the holder at once (it only buffers them);
+    # the end waits for feed_data to return, as the holder may then reuse the connection.
     def on_message_begin(self) -> None:
         self._headers = []
         self.answered = False
@@ -142,14 +131,19 @@ class BackendConnection(asyncio.Protocol):
         self._headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
-        self._keep_alive = self._parser.should_keep_alive()
-        self._events.append((_HEAD, b""))
+        parser = self._parser
+        self._keep_alive = parser.should_keep_alive()
+        self.answered = True
+        if self._sink is not None:
+            status = parser.get_status_code()
+            self._sink.on_head(status, self._headers, _framing(status, self._headers))
 
     def on_body(self, body: bytes) -> None:
-        self._events.append((_BODY, body))
+        if self._sink is not None:
+            self._sink.on_body(body)
 
     def on_message_complete(self) -> None:
-        self._events.append((_END, b""))
+        self._ended = True
 
     # for the holder
     @property
@@ -177,8 +171,6 @@ class BackendConnection(asyncio.Protocol):
         if self._transport is not None:
             self._transport.abort()
 
-
-_HEAD, _BODY, _END, _LOST = range(4)
 
 
 def _framing(status: int, headers: list[tuple[bytes, bytes]]) -> str:
