@@ -132,7 +132,11 @@ class BackendConnection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         parser = self._parser
-        self._keep_alive = parser.should_keep_alive()
+        # llama-server closes its connection after an event stream although it answers
+        # keep-alive: reused, it would fail the next request (then retried on a new one).
+        self._keep_alive = parser.should_keep_alive() and not any(
+            name == b"content-type" and value.startswith(b"text/event-stream")
+            for name, value in self._headers)
         self.answered = True
         if self._sink is not None:
             status = parser.get_status_code()
