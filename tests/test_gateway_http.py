@@ -18,6 +18,7 @@ import httptools
 import pytest
 
 from llamactl.gateway import http_protocol
+from llamactl.supervisor.command import slots_in
 from tests.conftest import AppHarness
 from tests.test_gateway import COMPLETION, LONG_STREAM, LONG_STREAM_OPTIONS, create
 
@@ -176,3 +177,42 @@ async def test_a_backend_that_dies_mid_stream_ends_the_stream_cleanly_and_is_log
     assert events >= 5
     assert any("dies ended its answer early" in r.getMessage() for r in caplog.records)
     assert (await app.client.get("/v1/models")).status_code == 200  # llamactl carries on
+
+
+async def test_an_instance_with_more_slots_gets_as_many_connections(
+    make_settings: Any, make_app: Any, model: Path
+) -> None:
+    # Four connections per backend by default; an instance launched with --parallel 6 must
+    # have six requests processed at once, not four with two waiting in llamactl.
+    app: AppHarness = await make_app(make_settings())
+    await create(app, "wide", model, options={"parallel": 6, "context_size": 6 * 2048})
+    await app.client.post("/api/instances/wide/start?wait=true")
+    body = {"model": "wide", "prompt": "hi", "max_tokens": 1900, "ignore_eos": True,
+            "stream": True}
+    busiest = 0
+
+    async def stream() -> None:
+        async with app.client.stream("POST", "/v1/completions", json=body) as response:
+            assert response.status_code == 200
+            async for _ in response.aiter_bytes():
+                pass
+
+    streams = [asyncio.create_task(stream()) for _ in range(6)]
+    try:
+        while not all(task.done() for task in streams) and busiest < 6:
+            slots = (await app.client.get("/api/instances/wide/proxy/slots")).json()
+            busiest = max(busiest, sum(1 for slot in slots if slot["is_processing"]))
+            await asyncio.sleep(0.02)
+    finally:
+        for task in streams:
+            task.cancel()
+        await asyncio.gather(*streams, return_exceptions=True)
+    assert busiest == 6
+
+
+def test_the_slot_count_is_read_from_the_launched_command() -> None:
+    assert slots_in(None) is None
+    assert slots_in(["llama-server", "--model", "m"]) is None
+    assert slots_in(["llama-server", "--parallel", "8", "--port", "1"]) == 8
+    assert slots_in(["llama-server", "-np", "2", "--parallel", "6"]) == 6  # the last one
+    assert slots_in(["llama-server", "--parallel", "-1"]) is None  # auto

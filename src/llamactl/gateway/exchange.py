@@ -214,7 +214,7 @@ class Exchange:
 
     def _leased(self, lease: Lease) -> None:
         self._lease = lease
-        self.gateway.pool.checkout(lease.port, self)
+        self.gateway.pool.checkout(lease.port, self, slots=lease.slots)
 
     def _request(self, lease: Lease) -> bytes:
         parts = [b"%s %s HTTP/1.1\r\nhost: 127.0.0.1:%d\r\n" % (
@@ -302,7 +302,8 @@ class Exchange:
                 # A pooled keep-alive connection the backend closed as we reused it: the
                 # request did not reach it, so sending it again on a new one is safe.
                 self._retries -= 1
-                self.gateway.pool.checkout(self._lease.port, self, fresh=True)
+                self.gateway.pool.checkout(self._lease.port, self, slots=self._lease.slots,
+                                           fresh=True)
                 return
             self.fail(GatewayError(502, f"Instance '{self._name}' closed the connection",
                                    "server_error", "upstream_unavailable"))

@@ -7,11 +7,14 @@ and response machinery. A connection here is an asyncio protocol that writes the
 one call and reports the answer's head, body pieces and end to whoever holds it, from the
 same callback that read them: no task, no future, no stream object per request.
 
-Connections to one backend are capped (``per_backend``): llama-server serves HTTP from a small
-thread pool and ties a thread to a keep-alive connection while it lives, so a pool as big as
-the clients' concurrency took every thread, /health went unanswered and the liveness check
-killed a healthy, busy server (bench/gateway.py). Requests beyond the cap wait here, first
-come first served, for the next free connection.
+Connections to one backend are capped: llama-server serves HTTP from a small thread pool
+(``--threads-http``, by default its slot count + 2 or the cores - 1, whichever is more) and
+ties a thread to a keep-alive connection while it lives, so a pool as big as the clients'
+concurrency took every thread, /health went unanswered and the liveness check killed a
+healthy, busy server (bench/gateway.py). The cap is the backend's slot count (``--parallel``)
+or 4, llama-server's default, whichever is more: more connections than slots only queue
+inside llama-server. Requests beyond the cap wait here, first come first served, for the next
+free connection.
 """
 
 from __future__ import annotations
@@ -28,8 +31,8 @@ import httptools
 log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"  # backends listen on loopback; llamactl launches them so
-# At most this many connections to one backend (see above): llama-server's default four slots
-# do the work anyway; requests beyond them wait here instead of inside llama-server.
+# Connections to one backend with no --parallel of its own (see above): llama-server's default
+# four slots do the work anyway; requests beyond them wait here instead of inside it.
 CONNECTIONS_PER_BACKEND = 4
 CONNECT_TIMEOUT_SECONDS = 5.0
 # llama-server (cpp-httplib) closes a keep-alive connection idle for 5 s: let it go first.
@@ -190,7 +193,8 @@ def _framing(status: int, headers: list[tuple[bytes, bytes]]) -> str:
 
 
 class _Backend:
-    def __init__(self) -> None:
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
         self.idle: list[tuple[BackendConnection, float]] = []
         self.open = 0  # idle + busy + being opened
         self.waiters: collections.deque[tuple[ConnectionWaiter, bool]] = collections.deque()
@@ -205,17 +209,21 @@ class BackendPool:
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
 
-    def checkout(self, port: int, waiter: ConnectionWaiter, *, fresh: bool = False) -> None:
+    def checkout(self, port: int, waiter: ConnectionWaiter, *, slots: int | None = None,
+                 fresh: bool = False) -> None:
         """Hand ``waiter`` a connection to ``port``: at once when one is idle, else as soon as
-        one is opened or given back. ``fresh`` skips the idle ones (a retry after a reused
-        connection turned out to be closed)."""
+        one is opened or given back. ``slots``: the backend's --parallel, if given. ``fresh``
+        skips the idle ones (a retry after a reused connection turned out to be closed)."""
         if self._closed:
             waiter.on_connect_failed("llamactl is shutting down")
             return
+        limit = max(self.per_backend, slots or 0)
         backend = self._backends.get(port)
         if backend is None:
-            backend = self._backends[port] = _Backend()
-        elif backend.idle and not backend.waiters and not fresh:
+            backend = self._backends[port] = _Backend(limit)
+        else:
+            backend.limit = limit  # the instance may have been restarted with other slots
+        if backend.idle and not backend.waiters and not fresh:
             connection = self._take_idle(backend)  # the usual case, in as few steps as can be
             if connection is not None:
                 waiter.on_connection(connection)
@@ -259,7 +267,7 @@ class BackendPool:
         while backend.waiters:
             waiter, fresh = backend.waiters[0]
             connection = None if fresh else self._take_idle(backend)
-            if connection is None and backend.open >= self.per_backend:
+            if connection is None and backend.open >= backend.limit:
                 if fresh and backend.idle:  # make room for the fresh one
                     backend.idle.pop(0)[0].abort()
                     continue
@@ -295,7 +303,7 @@ class BackendPool:
                 loop.create_connection(lambda: connection, HOST, port), self.connect_timeout
             )
         except (OSError, TimeoutError) as exc:
-            backend = self._backends.setdefault(port, _Backend())
+            backend = self._backends.setdefault(port, _Backend(self.per_backend))
             backend.open -= 1
             waiter.on_connect_failed(str(exc) or type(exc).__name__)
             self._dispatch(port, backend)
@@ -304,7 +312,7 @@ class BackendPool:
             if connection.usable:
                 connection.abort()  # connection_lost forgets it
             else:
-                self._backends.setdefault(port, _Backend()).open -= 1
+                self._backends.setdefault(port, _Backend(self.per_backend)).open -= 1
             raise
         waiter.on_connection(connection)
 

@@ -39,3 +39,16 @@ def build_env(record: InstanceRecord, base: Mapping[str, str] | None = None) -> 
     env.update(record.spec.environment)
     env[API_KEY_ENV] = record.api_key
     return env
+
+
+def slots_in(argv: list[str] | None) -> int | None:
+    """The slot count (``--parallel``/``-np``) a launched llama-server was given, if any: the
+    gateway keeps that many connections to it (the last one wins, as in llama-server)."""
+    slots = None
+    for flag, value in zip(argv or [], (argv or [])[1:], strict=False):
+        if flag in ("--parallel", "-np"):
+            try:
+                slots = int(value)
+            except ValueError:
+                slots = None
+    return slots if slots is None or slots > 0 else None

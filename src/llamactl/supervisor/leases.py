@@ -13,9 +13,10 @@ from collections.abc import Callable
 
 
 class Lease:
-    def __init__(self, book: LeaseBook, port: int, api_key: str):
+    def __init__(self, book: LeaseBook, port: int, api_key: str, slots: int | None = None):
         self.port = port
         self.api_key = api_key
+        self.slots = slots  # the backend's --parallel, when it was given one
         self._book = book
         self._released = False
 
@@ -32,10 +33,10 @@ class LeaseBook:
         self.last_used = time.monotonic()  # end of the last request, or its start if running
         self._on_idle = on_idle
 
-    def take(self, port: int, api_key: str) -> Lease:
+    def take(self, port: int, api_key: str, slots: int | None = None) -> Lease:
         self.inflight += 1
         self.last_used = time.monotonic()
-        return Lease(self, port, api_key)
+        return Lease(self, port, api_key, slots)
 
     def release(self) -> None:
         self.inflight -= 1

@@ -32,7 +32,7 @@ from llamactl.errors import (
 from llamactl.instances.models import InstanceRecord, Status, utc_now
 from llamactl.supervisor import logs
 from llamactl.supervisor import messages as m
-from llamactl.supervisor.command import build_argv, build_env
+from llamactl.supervisor.command import build_argv, build_env, slots_in
 from llamactl.supervisor.context import Lifecycle, OwnerContext
 from llamactl.supervisor.leases import Lease, LeaseBook
 from llamactl.supervisor.ports import port_is_free
@@ -71,6 +71,7 @@ class InstanceOwner:
         self._ready_waiters: list[tuple[asyncio.Future[Any], bool]] = []
         self._stopped_waiters: list[asyncio.Future[None]] = []
         self.leases = LeaseBook(on_idle=self._became_idle)
+        self._slots: tuple[list[str] | None, int | None] = (None, None)  # argv, its slots
         self._idle_timer: asyncio.Task[None] | None = None
         self._restart_after_stop = False
         self._retrying = False  # the current launch is an automatic restart after a crash
@@ -117,8 +118,14 @@ class InstanceOwner:
     def lease_if_running(self) -> Lease | None:
         """The gateway's fast path: a lease at once when running, without a round trip."""
         if self.status == "running" and self._process is not None and not self.closed:
-            return self.leases.take(self.port, self.record.api_key)
+            return self._take_lease()
         return None
+
+    def _take_lease(self) -> Lease:
+        command = self.record.runtime.command
+        if self._slots[0] is not command:  # launched or adopted since: read its --parallel
+            self._slots = (command, slots_in(command))
+        return self.leases.take(self.port, self.record.api_key, self._slots[1])
 
     async def acquire(self) -> Lease:
         """A lease, waiting for a start in progress; InstanceNotRunning when nothing runs."""
@@ -260,7 +267,7 @@ class InstanceOwner:
     def _on_acquire(self, request: m.Acquire) -> None:
         status = self.status
         if status == "running" and self._process is not None:
-            request.lease.set_result(self.leases.take(self.port, self.record.api_key))
+            request.lease.set_result(self._take_lease())
             return
         if status in ("stopped", "failed") or self._closing is not None:
             raise InstanceNotRunning(f"Instance '{self.name}' is {status}")
@@ -578,7 +585,7 @@ class InstanceOwner:
             if error is not None:
                 waiter.set_exception(error)
             elif wants_lease:
-                waiter.set_result(self.leases.take(self.port, self.record.api_key))
+                waiter.set_result(self._take_lease())
             else:
                 waiter.set_result(None)
 
