@@ -137,3 +137,23 @@ def test_families_of_several_backends_are_merged() -> None:
     assert "# a comment" not in merged
     families = {f.name: f for f in text_string_to_metric_families(merged + "\n")}
     assert len(families["h"].samples) == 8
+
+
+async def test_gateway_answers_are_counted_by_instance_and_status(
+    make_settings: Any, make_app: Any, model: Path
+) -> None:
+    app: AppHarness = await make_app(make_settings())
+    await create(app, "g", model)
+    completion = {"model": "g", "prompt": "hi", "max_tokens": 2}
+    for _ in range(2):
+        assert (await app.client.post("/v1/completions", json=completion)).status_code == 200
+    assert (await app.client.post("/v1/completions",
+                                  json={"model": "made-up"})).status_code == 404
+    assert (await app.client.get("/v1/models")).status_code == 200
+    text = await scrape(app)
+    assert value(text, 'llamactl_gateway_requests_total{instance="g",status="200"}') == 2
+    # No label from a name a client made up: one series for every answer without an instance.
+    assert value(text, 'llamactl_gateway_requests_total{instance="",status="404"}') == 1
+    assert value(text, 'llamactl_gateway_requests_total{instance="",status="200"}') == 1
+    assert "made-up" not in text
+    assert value(text, 'llamactl_gateway_requests_in_flight{instance="g"}') == 0

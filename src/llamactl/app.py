@@ -151,6 +151,9 @@ def create_app(settings: Settings, *, config_path: Path | None = None) -> FastAP
                                 build_time=build_time(DISTRIBUTION))
         monitoring.start()
         gateway = Gateway(manager, auth, new_backend_pool(), settings.server.cors_origins)
+        metrics.track_gateway(
+            lambda: gateway.answered,
+            lambda: [(o.name, o.leases.inflight) for o in manager.owners()])
         app.state.services = Services(
             settings=settings, manager=manager, auth=auth, limits=build_limits(settings, auth),
             gateway=gateway,

@@ -75,6 +75,13 @@ class Gateway:
         self._cors_any = "*" in cors_origins
         self._cors_origins = {origin.encode() for origin in cors_origins}
         self._tasks: set[asyncio.Task[None]] = set()
+        # Answers by (instance, status), for /metrics: the instance is "" when none was
+        # chosen (the model list, unknown models), never a name a client made up.
+        self.answered: dict[tuple[str, int], int] = {}
+
+    def count(self, instance: str, status: int) -> None:
+        key = (instance, status)
+        self.answered[key] = self.answered.get(key, 0) + 1
 
     @property
     def cors_enabled(self) -> bool:
@@ -112,8 +119,8 @@ class Gateway:
 
 class Exchange:
     __slots__ = ("_answered", "_body", "_chunked", "_connection", "_framing", "_lease", "_name",
-                 "_out", "_retries", "_reusable", "_task", "finished", "front", "gateway",
-                 "headers", "http11", "method", "path", "target")
+                 "_out", "_retries", "_reusable", "_status", "_task", "finished", "front",
+                 "gateway", "headers", "http11", "method", "path", "target")
 
     def __init__(self, gateway: Gateway, front: Front, method: str, target: bytes, path: str,
                  headers: list[tuple[bytes, bytes]], http11: bool):
@@ -136,6 +143,7 @@ class Exchange:
         self._chunked = False  # the answer goes to the client in chunks of our own
         self._reusable = True
         self._out: list[bytes] = []  # the answer read so far and not yet written
+        self._status = 0  # the answer's, once known
 
     # the request
     def start(self, body: bytes) -> None:
@@ -245,6 +253,7 @@ class Exchange:
             return
         self._answered = True
         self._framing = framing
+        self._status = status
         parts = [status_line(status)]
         held = []  # dropped from an event stream's headers, for ours
         sse = False
@@ -322,6 +331,8 @@ class Exchange:
         if self.finished:
             return
         self.finished = True
+        # nginx's code for a client that closed the connection before its answer
+        self.gateway.count(self._name, self._status or 499)
         if self._task is not None:
             self._task.cancel()
         if self._connection is not None:
@@ -347,6 +358,7 @@ class Exchange:
             self.flush()
             self._complete(reusable=False)
             return
+        self._status = error.status
         body = error.body()
         head = [status_line(error.status),
                 b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body)]
@@ -361,6 +373,7 @@ class Exchange:
         self._complete(reusable=reusable)
 
     def _answer_json(self, status: int, document: dict[str, Any]) -> None:
+        self._status = status
         body = json.dumps(document, separators=(",", ":")).encode()
         self.front.write(
             status_line(status)
@@ -371,6 +384,7 @@ class Exchange:
 
     def _complete(self, *, reusable: bool) -> None:
         self.finished = True
+        self.gateway.count(self._name, self._status)
         if self._connection is not None:
             self._connection.abort()
             self._connection = None

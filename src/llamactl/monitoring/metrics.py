@@ -12,6 +12,8 @@ limiter and the WebSocket feed report to.
     llamactl_instance_restarts_total{instance}     automatic restarts after a crash
     llamactl_instance_start_duration_seconds       launch to running (histogram)
     llamactl_http_requests_total{method,route,status}
+    llamactl_gateway_requests_total{instance,status}   /v1 answers ("" instance: none chosen)
+    llamactl_gateway_requests_in_flight{instance}      /v1 requests holding a lease
     llamactl_websocket_clients                     connected /api/ws clients
     llamactl_websocket_dropped_total               clients dropped for reading too slowly
     llamactl_rate_limited_requests_total           requests refused with 429
@@ -24,7 +26,7 @@ from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from llamactl.instances.models import STATUSES
 
@@ -49,6 +51,30 @@ class _InstancesByStatus:
         yield family
 
 
+class _Gateway:
+    """The gateway's counts, kept by the gateway as plain numbers (a Prometheus counter's
+    labels() lookup per request would cost more than the rest of the bookkeeping) and turned
+    into families when scraped."""
+
+    def __init__(self) -> None:
+        self.answered: Callable[[], dict[tuple[str, int], int]] = dict
+        self.in_flight: Callable[[], Iterable[tuple[str, int]]] = lambda: ()
+
+    def collect(self) -> Iterator[Metric]:
+        answered = CounterMetricFamily("llamactl_gateway_requests",
+                                       "/v1 requests answered, by instance and status",
+                                       labels=["instance", "status"])
+        for (instance, status), count in sorted(self.answered().items()):
+            answered.add_metric([instance, str(status)], count)
+        yield answered
+        in_flight = GaugeMetricFamily("llamactl_gateway_requests_in_flight",
+                                      "/v1 requests being answered, by instance",
+                                      labels=["instance"])
+        for instance, count in self.in_flight():
+            in_flight.add_metric([instance], count)
+        yield in_flight
+
+
 class LlamactlMetrics:
     def __init__(self, version: str) -> None:
         self.registry = CollectorRegistry()
@@ -57,6 +83,8 @@ class LlamactlMetrics:
               registry=registry).labels(version).set(1)
         self._instances = _InstancesByStatus()
         registry.register(self._instances)
+        self._gateway = _Gateway()
+        registry.register(self._gateway)
         self._starts = Counter("llamactl_instance_starts", "Backend processes launched",
                                ["instance"], registry=registry)
         self._crashes = Counter("llamactl_instance_crashes", "Crashes of running instances",
@@ -82,6 +110,12 @@ class LlamactlMetrics:
     def track_instances(self, statuses: Callable[[], Iterable[str]]) -> None:
         """Where the instances gauge reads the current statuses from, at each scrape."""
         self._instances.statuses = statuses
+
+    def track_gateway(self, answered: Callable[[], dict[tuple[str, int], int]],
+                      in_flight: Callable[[], Iterable[tuple[str, int]]]) -> None:
+        """Where the gateway metrics are read from, at each scrape."""
+        self._gateway.answered = answered
+        self._gateway.in_flight = in_flight
 
     def render(self) -> bytes:
         """The registry in Prometheus' text format (0.0.4)."""
