@@ -331,3 +331,24 @@ async def test_a_config_that_would_not_start_is_refused(app: AppHarness) -> None
                                   json={"auth": {"users": []}})
     assert answer.status_code == 400
     assert "no users are configured" in answer.json()["details"]
+
+
+@pytest.mark.parametrize("token", [None, "not-a-token"])
+async def test_a_websocket_without_a_valid_token_gets_the_contract_error(
+    app: AppHarness, token: str | None
+) -> None:
+    import json
+
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import InvalidStatus
+
+    url = str(app.client.base_url).replace("http://", "ws://") + "/api/ws"
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(url + (f"?token={token}" if token else "")):
+            pass
+    response = refused.value.response
+    assert response.status_code == 401
+    assert json.loads(response.body or b"")["code"] == "UNAUTHORIZED"
+    # ... and a valid token opens it.
+    async with connect(url + f"?token={await login(app, 'view')}") as websocket:
+        assert websocket.response.status_code == 101

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, WebSocketException, status
+from fastapi import Depends
 from starlette.requests import HTTPConnection
 
+from llamactl.api.errors import WebSocketRefused
 from llamactl.errors import LlamactlError, Unauthorized
 from llamactl.security.keys import KEY_PREFIX
 from llamactl.security.roles import ROLE_KEY, Role, required_role
@@ -52,7 +53,7 @@ async def authorize(conn: HTTPConnection) -> Principal:
         auth.check_role(principal, route_role(conn))
     except LlamactlError as exc:
         if conn.scope["type"] == "websocket":
-            raise WebSocketException(status.WS_1008_POLICY_VIOLATION, exc.message) from None
+            raise WebSocketRefused(exc) from None
         raise
     return principal
 

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, WebSocket, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -42,11 +42,33 @@ def error_response(
     )
 
 
+class WebSocketRefused(Exception):
+    """A WebSocket request refused before its handshake (auth): see ``_refuse_websocket``."""
+
+    def __init__(self, error: LlamactlError):
+        super().__init__(error.message)
+        self.error = error
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(WebSocketRefused, _refuse_websocket)  # type: ignore[arg-type]
     app.add_exception_handler(LlamactlError, _domain_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected_error)
+
+
+async def _refuse_websocket(websocket: WebSocket, exc: WebSocketRefused) -> None:
+    """The HTTP answer an /api route would give (401 or 403 in the contract's shape), where
+    the server can send one instead of the handshake (uvicorn can: the ASGI denial-response
+    extension); else a close with 1008 (policy violation) and the reason."""
+    error = exc.error
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(
+            error_response(error.status_code, error.code, error.message, error.details,
+                           error.headers))
+    else:
+        await websocket.close(status.WS_1008_POLICY_VIOLATION, error.message)
 
 
 async def _domain_error(request: Request, exc: LlamactlError) -> JSONResponse:
