@@ -216,3 +216,27 @@ def test_the_slot_count_is_read_from_the_launched_command() -> None:
     assert slots_in(["llama-server", "--parallel", "8", "--port", "1"]) == 8
     assert slots_in(["llama-server", "-np", "2", "--parallel", "6"]) == 6  # the last one
     assert slots_in(["llama-server", "--parallel", "-1"]) is None  # auto
+
+
+async def test_an_idle_keep_alive_connection_is_closed_after_the_keep_alive_timeout(
+    make_settings: Any, make_app: Any
+) -> None:
+    app: AppHarness = await make_app(make_settings(fake=True))
+    address = urlsplit(str(app.client.base_url))
+    reader, writer = await asyncio.open_connection(address.hostname, address.port)
+    try:
+        began = asyncio.get_running_loop().time()
+        for _ in range(3):  # each answer starts the idle time again
+            writer.write(request("GET", "/v1/models"))
+            parsed = _Answers()
+            while not parsed.done:
+                parsed.parser.feed_data(await asyncio.wait_for(reader.read(65536), 10))
+            await asyncio.sleep(1)
+        last = asyncio.get_running_loop().time()
+        assert await asyncio.wait_for(reader.read(65536), 15) == b""  # closed by llamactl
+        closed = asyncio.get_running_loop().time()
+        # uvicorn's keep-alive timeout is 5 s, counted from the last answer, not the first.
+        assert closed - last >= 3.5
+        assert closed - began >= 6.5
+    finally:
+        writer.close()

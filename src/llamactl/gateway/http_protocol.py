@@ -18,6 +18,7 @@ starts a request; uvicorn is pinned to the minor release they were written again
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, ClassVar
 from urllib.parse import unquote
 
@@ -46,12 +47,15 @@ _NO_EVENT = _NoEvent()
 
 
 class GatewayCycle:
-    """One /v1 request on a connection, as uvicorn's protocol code sees a request."""
+    """One /v1 request on a connection, as uvicorn's protocol code sees a request, and the
+    client's side of its exchange (gateway.exchange.Front)."""
 
     __slots__ = ("body", "disconnected", "exchange", "keep_alive", "message_event",
-                 "more_body", "response_complete", "waiting_for_100_continue")
+                 "more_body", "protocol", "response_complete", "waiting_for_100_continue")
 
-    def __init__(self, keep_alive: bool, expect_100_continue: bool):
+    def __init__(self, protocol: GatewayHttpProtocol, keep_alive: bool,
+                 expect_100_continue: bool):
+        self.protocol = protocol
         self.keep_alive = keep_alive  # a shutdown sets it false
         self.waiting_for_100_continue = expect_100_continue
         self.disconnected = False
@@ -61,26 +65,12 @@ class GatewayCycle:
         self.message_event = _NO_EVENT
         self.exchange: Exchange | None = None
 
-
-class _Client:
-    """The client's side of one exchange (gateway.exchange.Front)."""
-
-    __slots__ = ("_cycle", "_protocol")
-
-    def __init__(self, protocol: GatewayHttpProtocol, cycle: GatewayCycle):
-        self._protocol = protocol
-        self._cycle = cycle
-
-    @property
-    def keep_alive(self) -> bool:
-        return self._cycle.keep_alive
-
     def write(self, data: bytes) -> None:
-        if not self._cycle.disconnected:
-            self._protocol.transport.write(data)
+        if not self.disconnected:
+            self.protocol.transport.write(data)
 
     def finish(self, *, reusable: bool) -> None:
-        self._protocol.exchange_finished(self._cycle, reusable=reusable)
+        self.protocol.exchange_finished(self, reusable=reusable)
 
 
 class GatewayHttpProtocol(HttpToolsProtocol):
@@ -90,16 +80,32 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._current: GatewayCycle | None = None  # the /v1 request being answered
         self._gateway: Gateway | None = None  # once found: it lasts as long as the server
+        self._idle_since = 0.0  # when the last /v1 answer ended
+        self._idle_check: asyncio.TimerHandle | None = None
 
     # where uvicorn creates a request
+    def on_message_begin(self) -> None:
+        # uvicorn builds the request's ASGI scope here; a /v1 request needs none, so that
+        # waits until the head says which kind of request this is.
+        self.url = b""
+        self.expect_100_continue = False
+        self.headers = []
+
+    def _build_scope(self) -> None:
+        url, headers, expect = self.url, self.headers, self.expect_100_continue
+        super().on_message_begin()
+        self.url, self.headers, self.expect_100_continue = url, headers, expect
+        self.scope["headers"] = headers
+
     def on_headers_complete(self) -> None:
         gateway = self._gateway_for_request()
         if gateway is None:
+            self._build_scope()
             super().on_headers_complete()
             return
         parser = self.parser
         http_version = parser.get_http_version()
-        cycle = GatewayCycle(http_version != "1.0" and parser.should_keep_alive(),
+        cycle = GatewayCycle(self, http_version != "1.0" and parser.should_keep_alive(),
                              self.expect_100_continue)
         url = self.url
         if url.startswith(b"/"):
@@ -111,7 +117,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         if "%" in path:
             path = unquote(path)
         cycle.exchange = Exchange(
-            gateway, _Client(self, cycle), parser.get_method().decode("ascii"),
+            gateway, cycle, parser.get_method().decode("ascii"),
             raw_path + (b"?" + query if query else b""), path, self.headers,
             http11=http_version == "1.1",
         )
@@ -169,6 +175,9 @@ class GatewayHttpProtocol(HttpToolsProtocol):
     # the connection
     def connection_lost(self, exc: Exception | None) -> None:
         current, self._current = self._current, None
+        if self._idle_check is not None:
+            self._idle_check.cancel()
+            self._idle_check = None
         super().connection_lost(exc)
         if current is not None and current.exchange is not None:
             current.exchange.client_gone()
@@ -190,7 +199,33 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         cycle.exchange = None
         if not (reusable and cycle.keep_alive):
             self.transport.close()
-        self.on_response_complete()  # uvicorn's: keep-alive timer, the next pipelined request
+        # What uvicorn's on_response_complete does, but for the keep-alive timeout: uvicorn
+        # sets a timer after every answer and cancels it at the next request; one timer per
+        # connection that looks at the time of the last answer when it fires costs less.
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        if self.pipeline:
+            waiting, app = self.pipeline.pop()
+            self._start_asgi_task(waiting, app)
+            return
+        self._idle_since = self.loop.time()
+        if self._idle_check is None:
+            self._idle_check = self.loop.call_later(self.timeout_keep_alive, self._check_idle)
+
+    def _check_idle(self) -> None:
+        self._idle_check = None
+        cycle = self.cycle
+        if (self.transport.is_closing() or (cycle is not None and not cycle.response_complete)
+                or self.timeout_keep_alive_task is not None):
+            return  # closing; a request under way (its end sets this again); or uvicorn's
+        idle = self.loop.time() - self._idle_since
+        if idle >= self.timeout_keep_alive:
+            self.transport.close()
+        else:
+            self._idle_check = self.loop.call_later(self.timeout_keep_alive - idle,
+                                                    self._check_idle)
 
     # helpers
     def _upgrading(self) -> bool:
