@@ -240,3 +240,15 @@ async def test_an_idle_keep_alive_connection_is_closed_after_the_keep_alive_time
         assert closed - began >= 6.5
     finally:
         writer.close()
+
+
+async def test_an_absolute_form_target_reaches_the_gateway(
+    make_settings: Any, make_app: Any
+) -> None:
+    # A proxy in front may send the whole URL as the target (RFC 9112, 3.2.2).
+    app: AppHarness = await make_app(make_settings(fake=True))
+    answers, closed = await exchange(app, request("GET", "http://llamactl/v1/models"),
+                                     answers=1)
+    assert not closed
+    assert answers[0][0] == 200
+    assert json.loads(answers[0][2])["object"] == "list"
