@@ -252,3 +252,24 @@ async def test_an_absolute_form_target_reaches_the_gateway(
     assert not closed
     assert answers[0][0] == 200
     assert json.loads(answers[0][2])["object"] == "list"
+
+
+async def test_a_stream_in_flight_ends_cleanly_when_the_gateway_closes(
+    make_settings: Any, make_app: Any, model: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # What the lifespan's shutdown does once uvicorn's grace period is over: the answers
+    # still being relayed end (a stream with its last chunk) rather than outlive llamactl.
+    app: AppHarness = await make_app(make_settings())
+    await create(app, "long", model, options=LONG_STREAM_OPTIONS)
+    await app.client.post("/api/instances/long/start?wait=true")
+    events = 0
+    with caplog.at_level(logging.WARNING, logger="llamactl.gateway.exchange"):
+        async with app.client.stream("POST", "/v1/completions",
+                                     json={"model": "long", **LONG_STREAM}) as response:
+            async for line in response.aiter_lines():  # ends without an error
+                if line.startswith("data: "):
+                    events += 1
+                    if events == 5:
+                        await app.app.state.services.gateway.close()
+    assert 5 <= events < LONG_STREAM["max_tokens"]
+    assert any("shutting down" in r.getMessage() for r in caplog.records)

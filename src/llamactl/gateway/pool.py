@@ -86,6 +86,7 @@ class BackendConnection(asyncio.Protocol):
         self._headers: list[tuple[bytes, bytes]] = []
         self._ended = False
         self._keep_alive = True
+        self._lost_reason: str | None = None
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -116,7 +117,8 @@ class BackendConnection(asyncio.Protocol):
         self._pool.forget(self)
         sink, self._sink = self._sink, None
         if sink is not None:
-            sink.on_lost(self, str(exc) if exc else "the backend closed the connection")
+            sink.on_lost(self, self._lost_reason or (
+                str(exc) if exc else "the backend closed the connection"))
 
     def pause_writing(self) -> None:
         pass  # requests are small and already in memory; the transport buffers them
@@ -171,6 +173,12 @@ class BackendConnection(asyncio.Protocol):
         if self._transport is not None:
             self._transport.resume_reading()
 
+    def shut(self, reason: str) -> None:
+        """Drop the connection now and tell its holder why."""
+        self._lost_reason = reason
+        if self._transport is not None:
+            self._transport.abort()
+
     def abort(self) -> None:
         """Drop the connection now, with whatever it was doing: for llama-server, closing it is
         what cancels a generation in progress."""
@@ -206,6 +214,7 @@ class BackendPool:
         self.connect_timeout = connect_timeout
         self.idle_seconds = idle_seconds
         self._backends: dict[int, _Backend] = {}
+        self._connections: set[BackendConnection] = set()  # every open one, idle or busy
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
 
@@ -253,6 +262,7 @@ class BackendPool:
 
     def forget(self, connection: BackendConnection) -> None:
         """A connection closed: it no longer counts against its backend's cap."""
+        self._connections.discard(connection)
         backend = self._backends.get(connection.port)
         if backend is None:
             return
@@ -314,6 +324,7 @@ class BackendPool:
             else:
                 self._backends.setdefault(port, _Backend(self.per_backend)).open -= 1
             raise
+        self._connections.add(connection)
         waiter.on_connection(connection)
 
     async def close(self) -> None:
@@ -328,8 +339,10 @@ class BackendPool:
             backend.waiters.clear()
             for waiter, _fresh in waiters:
                 waiter.on_connect_failed("llamactl is shutting down")
-            for connection, _since in list(backend.idle):
-                connection.abort()
+        # Busy ones too: an answer still being relayed then ends (cleanly, for a stream)
+        # instead of outliving llamactl's shutdown.
+        for connection in list(self._connections):
+            connection.shut("llamactl is shutting down")
 
 
 def new_backend_pool() -> BackendPool:
