@@ -273,3 +273,23 @@ async def test_a_stream_in_flight_ends_cleanly_when_the_gateway_closes(
                         await app.app.state.services.gateway.close()
     assert 5 <= events < LONG_STREAM["max_tokens"]
     assert any("shutting down" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_connection_is_ready_for_the_next_stream_after_one_ends(
+    make_settings: Any, make_app: Any, model: Path
+) -> None:
+    # llama-server closes its connection after a stream; the gateway opens the next one
+    # ahead of need, so a chat's next turn does not wait for a connection.
+    app: AppHarness = await make_app(make_settings())
+    await create(app, "chat", model)
+    await app.client.post("/api/instances/chat/start?wait=true")
+    port = (await app.client.get("/api/instances/chat")).json()["port"]
+    pool = app.app.state.services.gateway.pool
+    body = {"model": "chat", **COMPLETION, "stream": True}
+    for _ in range(3):
+        async with app.client.stream("POST", "/v1/completions", json=body) as response:
+            assert [line async for line in response.aiter_lines() if line][-1] == "data: [DONE]"
+        deadline = asyncio.get_running_loop().time() + 2
+        while pool.idle_connections(port) != 1:
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.01)

@@ -86,6 +86,7 @@ class BackendConnection(asyncio.Protocol):
         self._headers: list[tuple[bytes, bytes]] = []
         self._ended = False
         self._keep_alive = True
+        self._event_stream = False
         self._lost_reason: str | None = None
 
     # asyncio.Protocol
@@ -108,7 +109,7 @@ class BackendConnection(asyncio.Protocol):
         if self._ended:
             self._sink = None
             sink.on_end()  # the answer's last bytes go out first; then the bookkeeping
-            self._pool.release(self, reusable=self._keep_alive)
+            self._pool.release(self, reusable=self._keep_alive, replace=self._event_stream)
         else:
             sink.flush()
 
@@ -139,9 +140,10 @@ class BackendConnection(asyncio.Protocol):
         parser = self._parser
         # llama-server closes its connection after an event stream although it answers
         # keep-alive: reused, it would fail the next request (then retried on a new one).
-        self._keep_alive = parser.should_keep_alive() and not any(
+        self._event_stream = any(
             name == b"content-type" and value.startswith(b"text/event-stream")
             for name, value in self._headers)
+        self._keep_alive = parser.should_keep_alive() and not self._event_stream
         self.answered = True
         if self._sink is not None:
             status = parser.get_status_code()
@@ -240,6 +242,11 @@ class BackendPool:
         backend.waiters.append((waiter, fresh))
         self._dispatch(port, backend)
 
+    def idle_connections(self, port: int) -> int:
+        """Open connections to ``port`` that no request holds."""
+        backend = self._backends.get(port)
+        return sum(1 for c, _ in backend.idle if c.usable) if backend is not None else 0
+
     def cancel(self, port: int, waiter: ConnectionWaiter) -> None:
         """``waiter`` no longer wants a connection (its client left)."""
         backend = self._backends.get(port)
@@ -249,7 +256,12 @@ class BackendPool:
                     backend.waiters.remove(entry)
                     break
 
-    def release(self, connection: BackendConnection, *, reusable: bool) -> None:
+    def release(self, connection: BackendConnection, *, reusable: bool,
+                replace: bool = False) -> None:
+        """``connection`` is free again. Not ``reusable``: it is closed; ``replace`` then
+        opens another one ahead of need (after an event stream, which llama-server ends by
+        closing the connection: the next stream, often the same chat's next turn, then finds
+        a connection ready rather than waits for one)."""
         backend = self._backends.get(connection.port)
         if backend is None:
             connection.abort()
@@ -258,6 +270,10 @@ class BackendPool:
             backend.idle.append((connection, time.monotonic()))
         else:
             connection.abort()  # connection_lost then forgets it
+            # (the closed one still counts in ``open`` until then)
+            if replace and not self._closed and backend.open <= backend.limit:
+                backend.open += 1
+                self._spawn_connect(connection.port, _Spare(self))
         self._dispatch(connection.port, backend)
 
     def forget(self, connection: BackendConnection) -> None:
@@ -343,6 +359,19 @@ class BackendPool:
         # instead of outliving llamactl's shutdown.
         for connection in list(self._connections):
             connection.shut("llamactl is shutting down")
+
+
+class _Spare:
+    """The waiter of a connection opened ahead of need: it goes to the pool's idle ones."""
+
+    def __init__(self, pool: BackendPool):
+        self._pool = pool
+
+    def on_connection(self, connection: BackendConnection) -> None:
+        self._pool.release(connection, reusable=True)
+
+    def on_connect_failed(self, error: str) -> None:
+        pass  # nobody waits for it; the next request will find out for itself
 
 
 def new_backend_pool() -> BackendPool:
