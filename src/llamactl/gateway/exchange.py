@@ -41,7 +41,7 @@ _DROP_RESPONSE = frozenset({
     b"connection", b"keep-alive", b"transfer-encoding", b"te", b"trailer", b"upgrade",
     b"proxy-authenticate",
 })
-_SSE_HELD = frozenset({b"cache-control", b"x-accel-buffering"})
+_SSE_REPLACED = frozenset({b"cache-control", b"x-accel-buffering"})
 _SSE_ADD = b"cache-control: no-cache\r\nx-accel-buffering: no\r\n"
 _STATUS_LINES = {s.value: b"HTTP/1.1 %d %s\r\n" % (s.value, s.phrase.encode()) for s in HTTPStatus}
 
@@ -248,23 +248,20 @@ class Exchange:
                                "server_error", "upstream_unavailable"))
 
     # the answer (pool.AnswerSink)
-    def on_head(self, status: int, headers: list[tuple[bytes, bytes]], framing: str) -> None:
+    def on_head(self, status: int, headers: list[tuple[bytes, bytes]], framing: str,
+                event_stream: bool) -> None:
         if self.finished:
             return
         self._answered = True
         self._framing = framing
         self._status = status
         parts = [status_line(status)]
-        held = []  # dropped from an event stream's headers, for ours
-        sse = False
         for name, value in headers:
-            if name in _SSE_HELD:
-                held.append(name + b": " + value + b"\r\n")
-            elif name not in _DROP_RESPONSE and not name.startswith(b"access-control-"):
+            if not (name in _DROP_RESPONSE or name.startswith(b"access-control-")
+                    or (event_stream and name in _SSE_REPLACED)):
                 parts.append(name + b": " + value + b"\r\n")
-                if name == b"content-type" and value.startswith(b"text/event-stream"):
-                    sse = True
-        parts.append(_SSE_ADD if sse else b"".join(held))
+        if event_stream:
+            parts.append(_SSE_ADD)
         if framing in (Framing.CHUNKED, Framing.CLOSE):
             if self.http11:
                 self._chunked = True

@@ -35,6 +35,18 @@ def gateway_protocol(app: Any) -> type[HttpToolsProtocol]:
     return type("LlamactlHttpProtocol", (GatewayHttpProtocol,), {"llamactl_app": app})
 
 
+def _v1_target(url: bytes) -> tuple[bytes, bytes] | None:
+    """The raw path and query of a request target under /v1; None for any other."""
+    if url.startswith(b"/v1"):
+        raw_path, _, query = url.partition(b"?")
+    elif url.startswith(b"http"):  # absolute-form, as a proxy may send it
+        parsed = httptools.parse_url(url)
+        raw_path, query = parsed.path or b"", parsed.query or b""
+    else:
+        return None
+    return (raw_path, query) if raw_path == b"/v1" or raw_path.startswith(b"/v1/") else None
+
+
 class _NoEvent:
     """uvicorn sets a cycle's ``message_event`` to wake its ASGI task; a gateway request
     has none to wake."""
@@ -98,21 +110,17 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         self.scope["headers"] = headers
 
     def on_headers_complete(self) -> None:
-        gateway = self._gateway_for_request()
-        if gateway is None:
+        target = _v1_target(self.url)
+        gateway = None if target is None else self._gateway_for_request()
+        if target is None or gateway is None:
             self._build_scope()
             super().on_headers_complete()
             return
+        raw_path, query = target
         parser = self.parser
         http_version = parser.get_http_version()
         cycle = GatewayCycle(self, http_version != "1.0" and parser.should_keep_alive(),
                              self.expect_100_continue)
-        url = self.url
-        if url.startswith(b"/"):
-            raw_path, _, query = url.partition(b"?")
-        else:  # absolute-form, as a proxy may send it
-            parsed = httptools.parse_url(url)
-            raw_path, query = parsed.path, parsed.query or b""
         path = raw_path.decode("ascii")
         if "%" in path:
             path = unquote(path)
@@ -232,12 +240,8 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         return bool(self.parser.should_upgrade()) and self._should_upgrade()
 
     def _gateway_for_request(self) -> Gateway | None:
-        """The gateway, if the request whose head was just parsed is one for it."""
-        url = self.url
-        if not (url.startswith(b"/v1") or url.startswith(b"http")):
-            return None
-        path = url.partition(b"?")[0] if url.startswith(b"/") else httptools.parse_url(url).path
-        if not (path == b"/v1" or path.startswith(b"/v1/")) or self._upgrading():
+        """The gateway, if the /v1 request whose head was just parsed is one for it."""
+        if self._upgrading():
             return None
         gateway = self._gateway
         if gateway is None:

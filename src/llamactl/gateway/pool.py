@@ -51,7 +51,8 @@ class Framing:
 class AnswerSink(Protocol):
     """Who holds a connection: told of the answer as it is read."""
 
-    def on_head(self, status: int, headers: list[tuple[bytes, bytes]], framing: str) -> None: ...
+    def on_head(self, status: int, headers: list[tuple[bytes, bytes]], framing: str,
+                event_stream: bool) -> None: ...
 
     def on_body(self, chunk: bytes) -> None: ...
 
@@ -138,16 +139,14 @@ class BackendConnection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         parser = self._parser
+        status = parser.get_status_code()
+        framing, self._event_stream = _describe(status, self._headers)
         # llama-server closes its connection after an event stream although it answers
         # keep-alive: reused, it would fail the next request (then retried on a new one).
-        self._event_stream = any(
-            name == b"content-type" and value.startswith(b"text/event-stream")
-            for name, value in self._headers)
         self._keep_alive = parser.should_keep_alive() and not self._event_stream
         self.answered = True
         if self._sink is not None:
-            status = parser.get_status_code()
-            self._sink.on_head(status, self._headers, _framing(status, self._headers))
+            self._sink.on_head(status, self._headers, framing, self._event_stream)
 
     def on_body(self, body: bytes) -> None:
         if self._sink is not None:
@@ -190,16 +189,22 @@ class BackendConnection(asyncio.Protocol):
 
 
 
-def _framing(status: int, headers: list[tuple[bytes, bytes]]) -> str:
-    if status in (204, 304) or 100 <= status < 200:
-        return Framing.NONE
+def _describe(status: int, headers: list[tuple[bytes, bytes]]) -> tuple[str, bool]:
+    """How the answer's body ends, and whether it is an event stream: one pass over its
+    headers."""
+    chunked = sized = event_stream = False
     for name, value in headers:
-        if name == b"transfer-encoding" and b"chunked" in value.lower():
-            return Framing.CHUNKED
-    for name, _value in headers:
-        if name == b"content-length":
-            return Framing.LENGTH
-    return Framing.CLOSE
+        if name == b"transfer-encoding":
+            chunked = chunked or b"chunked" in value.lower()
+        elif name == b"content-length":
+            sized = True
+        elif name == b"content-type":
+            event_stream = event_stream or value.startswith(b"text/event-stream")
+    if status in (204, 304) or 100 <= status < 200:
+        return Framing.NONE, event_stream
+    if chunked:  # it wins over a Content-Length (RFC 9112, 6.3)
+        return Framing.CHUNKED, event_stream
+    return (Framing.LENGTH if sized else Framing.CLOSE), event_stream
 
 
 class _Backend:
