@@ -8,6 +8,7 @@ benchmark, whose ``finally`` blocks then stop the rest (see ``interrupt_on_signa
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import random
@@ -16,9 +17,12 @@ import signal
 import socket
 import statistics
 import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -157,3 +161,34 @@ def default_llama_server() -> str:
 
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
+
+
+def run_in_workdir(
+    name: str, keep: bool, run: Callable[[Path], dict[str, Any]],
+    report: Callable[[dict[str, Any]], None], errors: tuple[type[BaseException], ...],
+    *, keep_on_failure: bool = False,
+) -> int:
+    """A benchmark's ``main`` after its arguments: stop on signals, run in a new temporary
+    directory (removed afterwards unless ``keep``, or ``keep_on_failure`` and it broke),
+    report, and the exit status: 0 ran, 1 broke (one of ``errors``), 130 interrupted."""
+    interrupt_on_signals()
+    work = Path(tempfile.mkdtemp(prefix=f"llamactl-bench-{name}-"))
+    try:
+        result = run(work)
+    except errors as exc:
+        print(f"benchmark failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        keep = keep or keep_on_failure  # the logs say why
+        return 1
+    except KeyboardInterrupt as exc:
+        # A load client's tasks end with the interrupt too: not worth asyncio's traceback.
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+        print(f"interrupted ({exc or 'SIGINT'}); every process started was stopped",
+              file=sys.stderr)
+        return 130
+    finally:
+        if keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    report(result)
+    return 0

@@ -43,10 +43,8 @@ import argparse
 import json
 import os
 import random
-import shutil
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 from collections.abc import Callable, Iterator
@@ -60,10 +58,10 @@ from _common import (
     MB,
     BenchError,
     default_llama_server,
-    interrupt_on_signals,
     kill_processes_under,
     percentiles,
     pick_port,
+    run_in_workdir,
     spawn,
     stop_group,
     verdict,
@@ -349,24 +347,9 @@ def main() -> int:
     # Instances are only created here, never started: a bare name will do for the config.
     args.llama_server = args.llama_server or default_llama_server() or "llama-server"
 
-    interrupt_on_signals()
-    work = Path(tempfile.mkdtemp(prefix="llamactl-bench-api-"))
-    try:
-        result = run(args, work)
-    except (BenchError, httpx.HTTPError, psutil.Error, OSError) as exc:
-        print(f"benchmark failed: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt as exc:
-        print(f"interrupted ({exc or 'SIGINT'}); every process started was stopped",
-              file=sys.stderr)
-        return 130
-    finally:
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    report(result)
-    return 0
+    return run_in_workdir(
+        "api", args.keep, lambda work: run(args, work), report,
+        (BenchError, httpx.HTTPError, psutil.Error, OSError))
 
 
 if __name__ == "__main__":

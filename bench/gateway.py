@@ -90,14 +90,12 @@ import contextlib
 import datetime
 import importlib.metadata
 import json
-import logging
 import os
 import platform
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -113,10 +111,10 @@ from _common import (
     BenchError,
     cpu_seconds,
     default_llama_server,
-    interrupt_on_signals,
     kill_processes_under,
     percentiles,
     pick_port,
+    run_in_workdir,
     spawn,
     stop_group,
     verdict,
@@ -876,28 +874,10 @@ def main() -> int:
               file=sys.stderr)
         return 1
 
-    interrupt_on_signals()
-    work = Path(tempfile.mkdtemp(prefix="llamactl-bench-gw-"))
-    try:
-        result = run(args, work)
-    except (BenchError, httpx.HTTPError, aiohttp.ClientError, psutil.Error, OSError,
-            subprocess.TimeoutExpired, TimeoutError) as exc:
-        print(f"benchmark failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-        args.keep = True  # the logs say why
-        return 1
-    except KeyboardInterrupt as exc:
-        # The load client's tasks end with the interrupt too: not worth asyncio's traceback.
-        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
-        print(f"interrupted ({exc or 'SIGINT'}); every process started was stopped",
-              file=sys.stderr)
-        return 130
-    finally:
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    report(result, args)
-    return 0
+    return run_in_workdir(
+        "gw", args.keep, lambda work: run(args, work), lambda result: report(result, args),
+        (BenchError, httpx.HTTPError, aiohttp.ClientError, psutil.Error, OSError,
+         subprocess.TimeoutExpired, TimeoutError), keep_on_failure=True)
 
 
 if __name__ == "__main__":

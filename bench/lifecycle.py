@@ -47,12 +47,10 @@ import argparse
 import contextlib
 import json
 import os
-import shutil
 import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,9 +65,9 @@ from _common import (
     alive,
     cpu_seconds,
     default_llama_server,
-    interrupt_on_signals,
     kill_processes_under,
     pick_port,
+    run_in_workdir,
     spawn,
     stop_group,
     verdict,
@@ -483,25 +481,9 @@ def main() -> int:
               file=sys.stderr)
         return 1
 
-    interrupt_on_signals()
-    work = Path(tempfile.mkdtemp(prefix="llamactl-bench-life-"))
-    try:
-        result = run(args, work)
-    except (BenchError, httpx.HTTPError, psutil.Error, OSError,
-            subprocess.TimeoutExpired) as exc:
-        print(f"benchmark failed: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt as exc:
-        print(f"interrupted ({exc or 'SIGINT'}); every process started was stopped",
-              file=sys.stderr)
-        return 130
-    finally:
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    report(result)
-    return 0
+    return run_in_workdir(
+        "life", args.keep, lambda work: run(args, work), report,
+        (BenchError, httpx.HTTPError, psutil.Error, OSError, subprocess.TimeoutExpired))
 
 
 if __name__ == "__main__":
