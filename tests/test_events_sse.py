@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from llamactl.api.routes.events import EventSourceResponse, parse_instances
 from llamactl.events import EventHub
 from tests.conftest import FAKE_COMMAND
 from tests.support.clients import ServerProcess
-from tests.support.feed import feed, stats_of, status_change
+from tests.support.feed import ReceivedMessages, feed, stats_of, status_change
 from tests.support.helpers import POLL, STATUS_TIMEOUT, write_config
 
 Message = dict[str, Any]
@@ -82,12 +82,12 @@ def serve(tmp_path: Path, config: Path) -> Iterator[ServerProcess]:
         server.stop()
 
 
-class EventSourceClient:
+class EventSourceClient(ReceivedMessages):
     """Reads ``/api/events`` in the background: the ``data:`` messages and the comments."""
 
     def __init__(self, response: httpx.Response):
+        super().__init__()
         self.response = response
-        self.messages: list[Message] = []
         self.comments: list[str] = []
         self._reader = asyncio.create_task(self._read())
 
@@ -100,19 +100,6 @@ class EventSourceClient:
                     self.comments.append(line)
                 else:
                     assert line == "", f"not a line of this stream: {line!r}"
-
-    async def wait_for(
-        self, predicate: Callable[[Message], bool], *, after: int = 0,
-        timeout: float = STATUS_TIMEOUT,
-    ) -> tuple[int, Message]:
-        deadline = time.monotonic() + timeout
-        while True:
-            for index in range(after, len(self.messages)):
-                if predicate(self.messages[index]):
-                    return index, self.messages[index]
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no message {predicate} in {self.messages[-20:]}")
-            await asyncio.sleep(POLL)
 
     async def close(self) -> None:
         self._reader.cancel()

@@ -22,21 +22,11 @@ from tests.support.helpers import POLL, STATUS_TIMEOUT
 Message = dict[str, Any]
 
 
-class FeedClient:
-    """Keeps every message the server sends, read by a background task."""
+class ReceivedMessages:
+    """Messages a background reader appends to, and a wait for one of them."""
 
-    def __init__(self, connection: ClientConnection):
-        self.connection = connection
+    def __init__(self) -> None:
         self.messages: list[Message] = []
-        self._reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        with contextlib.suppress(ConnectionClosed):
-            async for raw in self.connection:
-                self.messages.append(json.loads(raw))
-
-    async def send(self, message: Any) -> None:
-        await self.connection.send(message if isinstance(message, str) else json.dumps(message))
 
     async def wait_for(
         self, predicate: Callable[[Message], bool], *, after: int = 0,
@@ -52,6 +42,23 @@ class FeedClient:
             if time.monotonic() > deadline:
                 raise AssertionError(f"no message {what or predicate} in {self.messages[-20:]}")
             await asyncio.sleep(POLL)
+
+
+class FeedClient(ReceivedMessages):
+    """Keeps every message the server sends, read by a background task."""
+
+    def __init__(self, connection: ClientConnection):
+        super().__init__()
+        self.connection = connection
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            async for raw in self.connection:
+                self.messages.append(json.loads(raw))
+
+    async def send(self, message: Any) -> None:
+        await self.connection.send(message if isinstance(message, str) else json.dumps(message))
 
     async def close(self) -> None:
         await self.connection.close()
