@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import signal
 import socket
 import subprocess
@@ -22,7 +23,9 @@ SERVER_START_TIMEOUT = 20.0
 STATUS_TIMEOUT = 30.0
 POLL = 0.05
 
-_port_blocks = itertools.count()
+# Each test run starts at its own block (by pid), so that two runs on one machine (two
+# checkouts, or a developer's run beside CI's) do not hand their instances the same ports.
+_port_blocks = itertools.count(os.getpid() % 2000)
 
 
 def free_port() -> int:
