@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 
+from llamactl.config import Settings
 from llamactl.security.ratelimit import FixedWindowLimiter
 from tests.conftest import AppHarness
+from tests.test_auth import SECRET, bearer, login, write_users
 
 
 @pytest.fixture
@@ -67,6 +69,57 @@ async def test_off_when_disabled(make_settings: Any, make_app: Any) -> None:
         response = await harness.client.get("/api/instances")
     assert response.status_code == 200
     assert "x-ratelimit-limit" not in response.headers
+
+
+async def test_by_default_on_with_auth_and_off_without(
+    make_settings: Any, make_app: Any, tmp_path: Path
+) -> None:
+    """rate_limit.enabled left out (null): a newcomer on loopback with auth off meets no 429;
+    a server with auth on limits every caller."""
+    open_app: AppHarness = await make_app(make_settings(fake=True, sections={"rate_limit": {}}))
+    for _ in range(120):
+        response = await open_app.client.get("/api/instances")
+        assert response.status_code == 200
+    assert "x-ratelimit-limit" not in response.headers
+
+    config = tmp_path / "config.yaml"
+    write_users(config, admin="admin")
+    guarded: AppHarness = await make_app(make_settings(fake=True, sections={
+        "rate_limit": {}, "auth": {"enabled": True, "secret": SECRET}}), config)
+    token = await login(guarded, "admin")
+    response = await guarded.client.get("/api/instances", headers=bearer(token))
+    assert response.status_code == 200
+    assert response.headers["x-ratelimit-limit"] == "100"
+
+
+def test_the_default_follows_auth_and_an_explicit_setting_wins() -> None:
+    def settings(**document: Any) -> Settings:
+        return Settings.model_validate(document)
+
+    assert settings().rate_limit_enabled is False  # loopback: auth off
+    assert settings(auth={"enabled": True}).rate_limit_enabled is True
+    assert settings(server={"host": "0.0.0.0"}).rate_limit_enabled is True
+    assert settings(rate_limit={"enabled": True}).rate_limit_enabled is True
+    assert settings(auth={"enabled": True},
+                    rate_limit={"enabled": False}).rate_limit_enabled is False
+
+
+async def test_invalid_creates_do_not_use_up_the_intensive_quota(
+    app: AppHarness, fake_model: Path
+) -> None:
+    for attempt in range(15):
+        refused = await app.client.post("/api/instances",
+                                        json={"name": "bad name!", "model_path": "x"})
+        assert refused.status_code == 400, attempt
+        assert refused.headers["x-ratelimit-remaining"] == "10"
+    created = await app.client.post("/api/instances",
+                                    json={"name": "good", "model_path": str(fake_model)})
+    assert created.status_code == 201
+    assert created.headers["x-ratelimit-remaining"] == "9"
+    # Other failures still count (a start of an instance that does not exist).
+    missing = await app.client.post("/api/instances/ghost/start")
+    assert missing.status_code == 404
+    assert missing.headers["x-ratelimit-remaining"] == "8"
 
 
 def test_windows_reset_and_the_table_stays_bounded() -> None:

@@ -97,7 +97,9 @@ class AuthConfig(_Strict):
 
 
 class RateLimitConfig(_Strict):
-    enabled: bool = True
+    # None: on when authentication is on. A newcomer exploring a loopback server (auth off)
+    # should not meet 429s; a server that people log in to gets per-caller limits.
+    enabled: bool | None = None
     regular_per_minute: int = Field(default=100, gt=0)
     intensive_per_minute: int = Field(default=10, gt=0)
     # Failed logins per client address per minute (brute force), whether or not the above is on.
@@ -147,6 +149,12 @@ class Settings(_Strict):
         if self.auth.enabled is not None:
             return self.auth.enabled
         return not is_loopback(self.server.host)
+
+    @property
+    def rate_limit_enabled(self) -> bool:
+        if self.rate_limit.enabled is not None:
+            return self.rate_limit.enabled
+        return self.auth_enabled
 
     @property
     def database_path(self) -> Path:

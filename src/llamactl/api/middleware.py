@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from llamactl.security.ratelimit import Decision, FixedWindowLimiter
 
 _JSON = b"application/json"
+INVALID_REQUEST = 400  # the status of every validation failure (the contract's, never 422)
 
 
 class JsonBodies:
@@ -67,24 +68,36 @@ class RateLimits:
         if limits is None:
             await self.app(scope, receive, send)
             return
-        decision = limits.decide(scope)
-        headers = [(k.lower().encode(), v.encode()) for k, v in decision.headers().items()]
+        limiter, key = limits.charge_for(scope)
+        decision = limiter.hit(key)
         if not decision.allowed:
             limits.on_refused()
             body = json.dumps({"error": "Rate limit exceeded", "code": "RATE_LIMITED",
                                "details": f"retry after {decision.retry_after} s"}).encode()
             await send({"type": "http.response.start", "status": 429,
                         "headers": [(b"content-type", _JSON),
-                                    (b"content-length", str(len(body)).encode()), *headers]})
+                                    (b"content-length", str(len(body)).encode()),
+                                    *_encoded(decision)]})
             await send({"type": "http.response.body", "body": body})
             return
+        refundable = limiter is limits.intensive
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), *headers]}
+                settled = decision
+                if refundable and message["status"] == INVALID_REQUEST:
+                    # A create or start refused as invalid used nothing: a newcomer fixing a
+                    # typo must not run out of the intensive quota.
+                    settled = limiter.refund(key)
+                message = {**message,
+                           "headers": [*message.get("headers", []), *_encoded(settled)]}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def _encoded(decision: Decision) -> list[tuple[bytes, bytes]]:
+    return [(k.lower().encode(), v.encode()) for k, v in decision.headers().items()]
 
 
 class Limits:
@@ -100,13 +113,14 @@ class Limits:
         self._caller = caller
         self.on_refused = on_refused
 
-    def decide(self, scope: Scope) -> Decision:
+    def charge_for(self, scope: Scope) -> tuple[FixedWindowLimiter, str]:
+        """The limiter that counts this request, and the caller it is counted against."""
         token = _bearer(scope)
         user = self._caller(token)
         client = scope.get("client")
         key = f"user:{user}" if user else f"addr:{client[0] if client else 'unknown'}"
         limiter = self.intensive if is_intensive(scope["method"], scope["path"]) else self.regular
-        return limiter.hit(key)
+        return limiter, key
 
 
 def _bearer(scope: Scope) -> str | None:

@@ -69,6 +69,14 @@ class FixedWindowLimiter:
             retry_after=max(1, math.ceil(reset_at - now)),
         )
 
+    def refund(self, key: str, cost: int = 1) -> Decision:
+        """Give back what a counted request cost (it turned out to use nothing), and say where
+        ``key`` stands now."""
+        entry = self._windows.get(key)
+        if entry is not None and self._clock() < entry[0] + self._window:
+            entry[1] = max(0, entry[1] - cost)
+        return self.hit(key, cost=0)
+
     def peek(self, key: str) -> int:
         """How many requests ``key`` has made in its current window."""
         entry = self._windows.get(key)
