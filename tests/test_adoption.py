@@ -155,3 +155,70 @@ def test_sigterm_stops_every_instance_by_default(
         listed = client.get("/api/instances").json()["instances"]
         statuses = {i["name"]: i["status"] for i in listed}
         assert statuses == {"a": "stopped", "b": "stopped"}
+
+
+def serve_once(data: Path, config: Path, port: int) -> subprocess.CompletedProcess[str]:
+    """``llamactl serve`` expected to refuse: it must exit by itself, quickly."""
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "llamactl", "serve", "--port", str(port), "--config",
+         str(config), "--data-dir", str(data)],
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+
+def assert_refused_in_one_line(result: subprocess.CompletedProcess[str], words: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("llamactl: error: ")
+    assert words in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_second_server_on_the_same_data_dir_exits_2_and_touches_nothing(
+    tmp_path: Path, llama_server_bin: str, model: Path
+) -> None:
+    from tests.support.helpers import free_port
+
+    config = config_file(tmp_path, llama_server_bin)
+    data = tmp_path / "data"
+    with llamactl_server(data, config) as first, first.client() as client:
+        before = start_instance(client, "s", model)
+        database = (data / "llamactl.db").read_bytes()
+        assert first.process is not None
+        # On its own port, and on the first one's port: the data dir is what is refused.
+        for port in (free_port(), first.port):
+            second = serve_once(data, config, port)
+            assert_refused_in_one_line(second, f"data dir {data} is in use by another "
+                                               f"llamactl (pid {first.process.pid})")
+        after = client.get("/api/instances/s").json()
+        assert (after["status"], after["pid"]) == ("running", before["pid"])
+        assert backend_health(before["port"]) == 200
+        assert (data / "llamactl.db").read_bytes() == database
+        messages = [e["message"] for e in client.get("/api/instances/s/logs").json()["logs"]]
+        assert not any("unexpectedly" in m or "adopted" in m for m in messages), messages
+
+
+def test_a_server_whose_port_is_taken_exits_2_before_adopting_anything(
+    tmp_path: Path, llama_server_bin: str, model: Path
+) -> None:
+    import socket
+
+    config = config_file(tmp_path, llama_server_bin)
+    data = tmp_path / "data"
+    with llamactl_server(data, config) as first:
+        with first.client() as client:
+            left = start_instance(client, "s", model)
+        first.kill9()  # the llama-server runs on, waiting for the next llamactl
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        refused = serve_once(data, config, taken)
+        assert_refused_in_one_line(refused, f"cannot listen on 127.0.0.1:{taken}")
+    # Not adopted, hence not stopped on the way out: still there for the next llamactl.
+    assert psutil.pid_exists(left["pid"])
+    assert backend_health(left["port"]) == 200
+    with llamactl_server(data, config) as third, third.client() as client:
+        adopted = client.get("/api/instances/s").json()
+        assert (adopted["status"], adopted["pid"]) == ("running", left["pid"])

@@ -1,0 +1,94 @@
+"""What ``llamactl serve`` does around the app: lock the data dir, bind the port, run uvicorn.
+
+The order matters. Adoption (in the app's lifespan) takes over the llama-servers recorded in
+the data dir, and a server that then fails to bind its port would stop them on its way out:
+so the data dir is locked and the listening sockets are bound first, and a failure of either
+ends ``serve`` before the app exists.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from llamactl.config import Settings
+from llamactl.errors import StartupError
+from llamactl.store.data_dir_lock import DataDirLock, lock_data_dir
+
+
+@dataclass
+class Prepared:
+    """Held for the server's life: the data dir's lock and the bound listening sockets."""
+
+    lock: DataDirLock
+    sockets: list[socket.socket] = field(default_factory=list)
+
+
+def prepare_to_serve(settings: Settings) -> Prepared:
+    from llamactl.app import prepare_data_dir
+
+    lock = lock_data_dir(settings.data_dir)
+    try:
+        sockets = bind_listeners(settings.server.host, settings.server.port)
+        try:
+            prepare_data_dir(settings).close()
+        except BaseException:
+            for sock in sockets:
+                sock.close()
+            raise
+    except BaseException:
+        lock.release()
+        raise
+    return Prepared(lock, sockets)
+
+
+def bind_listeners(host: str, port: int) -> list[socket.socket]:
+    """Bound (not yet listening) sockets for every address ``host`` names, as uvicorn's own
+    ``create_server(host=...)`` would make; StartupError when one cannot be bound."""
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                       flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    bound: list[socket.socket] = []
+    for family, kind, proto, _name, address in dict.fromkeys(addresses):
+        sock = socket.socket(family, kind, proto)
+        bound.append(sock)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+        except OSError as exc:
+            for opened in bound:
+                opened.close()
+            raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    return bound
+
+
+def run_server(settings: Settings, prepared: Prepared, log_level: str,
+               config_path: Path) -> None:
+    import uvicorn
+
+    from llamactl.app import begin_shutdown, create_app, server_config
+
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # httpx logs every request at INFO: health checks every few seconds would drown the log.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
+    app = create_app(settings, config_path=config_path)
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            begin_shutdown(app)
+            super().handle_exit(sig, frame)
+
+    try:
+        Server(server_config(app, settings.server.host, settings.server.port,
+                             log_level=log_level)).run(sockets=prepared.sockets)
+    finally:
+        prepared.lock.release()
