@@ -140,3 +140,27 @@ def test_serving_on_all_interfaces_with_a_user_requires_tokens(tmp_path: Path) -
     finally:
         server.terminate()
         server.wait(30)
+
+
+def test_help_imports_neither_the_client_nor_the_server() -> None:
+    """What keeps the command line quick to start (bench/cli_startup.py has the times):
+    ``--help`` imports no HTTP client, no pydantic, no argon2; a client command no server."""
+    code = ("import sys\n"
+            "from llamactl.cli import main\n"
+            "try:\n"
+            "    main([*sys.argv[1:], '--help'])\n"
+            "except SystemExit:\n"
+            "    pass\n"
+            "heavy = ('httpx', 'pydantic', 'argon2', 'fastapi', 'uvicorn', 'starlette',\n"
+            "         'llamactl.app', 'llamactl.client', 'llamactl.supervisor', 'yaml')\n"
+            "print(sorted({'.'.join(m.split('.')[:2 if m.startswith('llamactl') else 1])\n"
+            "              for m in sys.modules if m.startswith(heavy)}), file=sys.stderr)\n")
+
+    def imported(*args: str) -> str:
+        result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True,
+                                text=True, timeout=60, check=True)
+        return result.stderr.strip().splitlines()[-1]
+
+    assert imported() == "[]"
+    assert imported("instances", "list") == (
+        "['httpx', 'llamactl.client', 'pydantic', 'pydantic_core']")

@@ -45,6 +45,7 @@ from llamactl.gateway.pool import new_backend_pool
 from llamactl.monitoring.host import build_time
 from llamactl.monitoring.metrics import LlamactlMetrics
 from llamactl.monitoring.service import Monitoring
+from llamactl.security import passwords
 from llamactl.security.keys import KeyStore
 from llamactl.security.ratelimit import FixedWindowLimiter
 from llamactl.security.secret import load_secret
@@ -82,6 +83,8 @@ def build_auth(
     settings: Settings, connection: sqlite3.Connection, config_path: Path | None
 ) -> AuthService:
     secret = load_secret(settings.auth.secret, settings.data_dir, os.environ)
+    if settings.auth_enabled:
+        passwords.warm_up()
     return AuthService(
         enabled=settings.auth_enabled,
         secret=secret,
@@ -94,7 +97,7 @@ def build_auth(
 
 def build_limits(settings: Settings, auth: AuthService) -> Limits | None:
     config = settings.rate_limit
-    if not config.enabled:
+    if not settings.rate_limit_enabled:
         return None
     return Limits(FixedWindowLimiter(config.regular_per_minute),
                   FixedWindowLimiter(config.intensive_per_minute), auth.caller)

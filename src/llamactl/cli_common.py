@@ -14,7 +14,6 @@ import itertools
 import json
 import os
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -102,6 +101,8 @@ def store_token(base_url: str, token: str | None, expires_at: str | None = None)
         tokens[base_url] = {"token": token, "expires_at": expires_at}
     path = token_file()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    import tempfile  # here: only login and a refreshed token write the file
+
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".token-", suffix=".json")
     try:
         with os.fdopen(handle, "w") as out:  # mkstemp creates it with mode 0600
@@ -153,10 +154,24 @@ def open_client(url: str, token: str | None) -> Iterator[Client]:
 
 # -- output ----------------------------------------------------------------------------------
 
-OUTPUT_OPTION = click.option(
-    "-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True,
-    help="table for people, json for programs.",
-)
+ROOT_OUTPUT = "llamactl.output"  # where ``llamactl -o json ...`` leaves its choice
+
+
+def output_option(human: str = "table",
+                  help: str = "for people; json for programs.") -> Callable[[F], F]:
+    """``-o/--output [HUMAN|json]`` on a command. Left out, it follows the one given before
+    the command (``llamactl -o json instances list``), else HUMAN."""
+
+    def resolve(ctx: click.Context, _param: click.Parameter, value: str | None) -> str:
+        if value is not None:
+            return value
+        return "json" if ctx.find_root().meta.get(ROOT_OUTPUT) == "json" else human
+
+    return click.option("-o", "--output", type=click.Choice([human, "json"]), default=None,
+                        callback=resolve, help=f"{human} (default) {help}")
+
+
+OUTPUT_OPTION = output_option()
 
 
 def as_json(value: Any) -> Any:

@@ -17,6 +17,7 @@ from llamactl.cli_common import (
     format_time,
     humanize_bytes,
     humanize_seconds,
+    output_option,
     parse_pairs,
     spinner,
     with_client,
@@ -292,8 +293,7 @@ def instance_health(client: Client, name: str, output: str) -> None:
               show_default=True, help="How many of the last entries to show.")
 @click.option("--level", type=LEVELS, help="Minimum level (warn = warnings and errors).")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new entries (Ctrl-C ends).")
-@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text",
-              show_default=True, help="json: one JSON object per line.")
+@output_option("text", help="lines; json: one JSON object per line.")
 @with_client
 def instance_logs(client: Client, name: str, lines: int, level: str | None, follow: bool,
                   output: str) -> None:

@@ -17,9 +17,11 @@ from llamactl.cli_common import (
     ClientCommand,
     ClientGroup,
     echo_json,
+    fail,
     format_time,
     humanize_bytes,
     humanize_seconds,
+    output_option,
     parse_pairs,
     store_token,
     with_client,
@@ -100,7 +102,7 @@ def config() -> None:
 def _pick(document: Any, key: str) -> Any:
     for part in key.split("."):
         if not isinstance(document, dict) or part not in document:
-            raise click.BadParameter(f"no key {key!r} in the configuration", param_hint="KEY")
+            fail(f"no key {key!r} in the configuration")
         document = document[part]
     return document
 
@@ -116,8 +118,7 @@ def _echo_document(value: Any, output: str) -> None:
 
 @config.command("get")
 @click.argument("key", required=False)
-@click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml",
-              show_default=True)
+@output_option("yaml")
 @with_client
 def config_get(client: Client, key: str | None, output: str) -> None:
     """Show the effective configuration, or one dotted KEY of it (secrets as ***).
@@ -172,8 +173,7 @@ _PAIR = re.compile(r"^[A-Za-z0-9_.-]+=")
 @click.argument("changes", nargs=-1)
 @click.option("-f", "--file", "file", type=click.File("r"),
               help="A YAML or JSON document of changes ('-' reads standard input).")
-@click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml",
-              show_default=True, help="How to show the resulting configuration with --show.")
+@output_option("yaml")
 @click.option("--show", is_flag=True, help="Print the configuration as it now is.")
 @with_client
 def config_set(client: Client, changes: tuple[str, ...], file: Any, output: str,

@@ -5,12 +5,13 @@
 >>> instances = client.list_instances()
 
 It imports nothing from the server side of the package (no FastAPI, no uvicorn), so it is
-cheap to import and works against a llamactl running anywhere.
+cheap to import and works against a llamactl running anywhere. ``AsyncClient`` and the event streams
+(asyncio, the WebSocket client) are imported when first named.
 """
 
-from llamactl.client._async_client import AsyncClient
+from typing import TYPE_CHECKING, Any
+
 from llamactl.client._client import Client
-from llamactl.client._events import AsyncEventStream, EventStream
 from llamactl.client._exceptions import (
     APIError,
     AuthenticationError,
@@ -48,6 +49,11 @@ from llamactl.client._models import (
     Token,
 )
 from llamactl.client._streaming import AsyncLogStream, LogStream
+
+if TYPE_CHECKING:
+    from llamactl.client._async_client import AsyncClient
+    from llamactl.client._async_events import AsyncEventStream
+    from llamactl.client._events import EventStream
 
 __all__ = [
     "APIError",
@@ -93,9 +99,27 @@ __all__ = [
 # Clients, streams and exceptions report the public module, as httpx's do: tracebacks say
 # ``llamactl.client.NotFoundError``, not ``llamactl.client._exceptions.NotFoundError``.
 # (Not the pydantic models: pydantic resolves their annotations through their module.)
-for _public in (AsyncClient, Client, AsyncEventStream, AsyncLogStream, EventStream, LogStream,
+for _public in (Client, AsyncLogStream, LogStream,
                 APIError, AuthenticationError, ConflictError, ConnectionError, LlamactlError,
                 NotFoundError, PermissionDeniedError, ProtocolError, RateLimitError, ServerError,
                 StartFailedError, TimeoutError, ValidationError):
     _public.__module__ = "llamactl.client"
 del _public
+
+# Imported when first named: the blocking client and the command line never need them.
+_LAZY = {
+    "AsyncClient": "llamactl.client._async_client",
+    "AsyncEventStream": "llamactl.client._async_events",
+    "EventStream": "llamactl.client._events",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'llamactl.client' has no attribute {name!r}")
+    import importlib
+
+    public = getattr(importlib.import_module(_LAZY[name]), name)
+    public.__module__ = "llamactl.client"
+    globals()[name] = public  # once is enough
+    return public

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Mapping
 from types import TracebackType
@@ -14,6 +15,7 @@ from websockets.asyncio.client import connect as websocket_connect
 from websockets.exceptions import InvalidHandshake
 
 from llamactl.client import _calls as calls
+from llamactl.client._async_events import AsyncEventStream
 from llamactl.client._base import (
     DEFAULT_TIMEOUT,
     DEFAULT_URL,
@@ -33,7 +35,7 @@ from llamactl.client._base import (
     wait_timeout,
     websocket_url,
 )
-from llamactl.client._events import AsyncEventStream, websocket_error
+from llamactl.client._events import websocket_error
 from llamactl.client._exceptions import APIError
 from llamactl.client._exceptions import TimeoutError as ClientTimeoutError
 from llamactl.client._models import (
@@ -170,10 +172,11 @@ class AsyncClient(BaseClient):
     async def get_instance(self, name: str) -> Instance:
         return await self._call(calls.get_instance(name))
 
-    async def create_instance(self, name: str, model_path: str,
-                        **fields: Unpack[InstanceFields]) -> Instance:
+    async def create_instance(self, name: str, model_path: str | os.PathLike[str],
+                              **fields: Unpack[InstanceFields]) -> Instance:
         """Create a stopped instance: ``create_instance("a", "/m.gguf", port=8081,
-        options={"context_size": 2048})``."""
+        options={"context_size": 2048})``. A relative ``model_path`` is made absolute against
+        this process's working directory (the server refuses relative ones)."""
         return await self._call(calls.create_instance(name, model_path, fields))
 
     async def update_instance(self, name: str, *, restart: bool = False,

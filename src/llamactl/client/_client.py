@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Mapping
@@ -9,9 +10,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 
 import httpx
-from websockets.exceptions import InvalidHandshake
-from websockets.sync.client import ClientConnection
-from websockets.sync.client import connect as websocket_connect
 
 from llamactl.client import _calls as calls
 from llamactl.client._base import (
@@ -33,7 +31,6 @@ from llamactl.client._base import (
     wait_timeout,
     websocket_url,
 )
-from llamactl.client._events import EventStream, websocket_error
 from llamactl.client._exceptions import APIError
 from llamactl.client._exceptions import TimeoutError as ClientTimeoutError
 from llamactl.client._models import (
@@ -54,6 +51,9 @@ from llamactl.client._streaming import LogStream
 
 if TYPE_CHECKING:
     import openai
+    from websockets.sync.client import ClientConnection
+
+    from llamactl.client._events import EventStream
 
 T = TypeVar("T")
 
@@ -131,6 +131,13 @@ class Client(BaseClient):
         return response
 
     def _open_websocket(self) -> ClientConnection:
+        # Imported here: only events() needs them, and every command-line call would pay.
+        from websockets.exceptions import InvalidHandshake
+        from websockets.sync.client import ClientConnection
+        from websockets.sync.client import connect as websocket_connect
+
+        from llamactl.client._events import websocket_error
+
         self._refresh_if_due()
         url = websocket_url(self.base_url, "/api/ws")
         try:
@@ -174,10 +181,11 @@ class Client(BaseClient):
     def get_instance(self, name: str) -> Instance:
         return self._call(calls.get_instance(name))
 
-    def create_instance(self, name: str, model_path: str,
+    def create_instance(self, name: str, model_path: str | os.PathLike[str],
                         **fields: Unpack[InstanceFields]) -> Instance:
         """Create a stopped instance: ``create_instance("a", "/m.gguf", port=8081,
-        options={"context_size": 2048})``."""
+        options={"context_size": 2048})``. A relative ``model_path`` is made absolute against
+        this process's working directory (the server refuses relative ones)."""
         return self._call(calls.create_instance(name, model_path, fields))
 
     def update_instance(self, name: str, *, restart: bool = False,
@@ -271,6 +279,8 @@ class Client(BaseClient):
     def events(self, *, reconnect: bool = True, max_backoff: float = 30.0) -> EventStream:
         """Events from ``/api/ws`` as they happen; reconnects with exponential backoff
         (at most ``max_backoff`` s apart) when the connection drops."""
+        from llamactl.client._events import EventStream
+
         return EventStream(self._open_websocket, self._refresh_if_due, reconnect=reconnect,
                            max_backoff=max_backoff, what=self.base_url)
 

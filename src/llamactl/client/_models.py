@@ -37,7 +37,9 @@ __all__ = [
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    # Schemas are built on first use, not at import: the command line pays only for the
+    # models it reads (bench/cli_startup.py).
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
 
 class InstanceStats(_Model):
