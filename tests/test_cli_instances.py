@@ -18,7 +18,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from llamactl.cli import main
+from llamactl.cli import SUBCOMMANDS, main
 from llamactl.cli_common import parse_pairs
 from tests.support.clients import PASSWORDS, auth_section, cli, cli_env, running_server
 from tests.support.helpers import STATUS_TIMEOUT, LlamactlProcess
@@ -145,6 +145,42 @@ def test_system_and_config(server: LlamactlProcess, home: Path) -> None:
     assert "(VALIDATION_ERROR)" in bad.stderr
 
 
+def test_output_json_before_or_after_the_command(server: LlamactlProcess, model: Path,
+                                                 home: Path) -> None:
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return cli(*args, url=server.url, home=home)
+
+    ok(run("instances", "create", "o", "--model", str(model)))
+    after = json.loads(ok(run("instances", "list", "-o", "json")))
+    for before in (("-o", "json"), ("--output", "json"), ("--output=json",)):
+        assert json.loads(ok(run(*before, "instances", "list"))) == after
+    assert json.loads(ok(run("-o", "json", "instances", "get", "o")))["name"] == "o"
+    assert json.loads(ok(run("-o", "json", "system", "status")))["instances"]["total"] == 1
+    assert json.loads(ok(run("-o", "json", "config", "get", "instances.port_range")))
+    # The command's own -o wins over the one before it.
+    assert ok(run("-o", "json", "instances", "list", "-o", "table")).startswith("NAME")
+    assert ok(run("-o", "table", "config", "get", "rate_limit.enabled")).strip() == "false"
+
+
+def test_a_missing_config_key_is_an_error_not_a_usage_error(server: LlamactlProcess,
+                                                             home: Path) -> None:
+    missing = cli("config", "get", "nosuch.key", url=server.url, home=home)
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == "llamactl: error: no key 'nosuch.key' in the configuration"
+
+
+def test_a_relative_model_path_is_the_callers(server: LlamactlProcess, model: Path,
+                                              home: Path) -> None:
+    """``instances create --model tiny.gguf`` typed in the model's folder means that file,
+    not one in the server's working directory."""
+    created = json.loads(ok(cli("instances", "create", "rel", "--model", model.name, "-o",
+                                "json", url=server.url, home=home, cwd=model.parent)))
+    assert created["model_path"] == str(model)
+    updated = json.loads(ok(cli("instances", "update", "rel", "--model", f"./{model.name}",
+                                "-o", "json", url=server.url, home=home, cwd=model.parent)))
+    assert updated["instance"]["model_path"] == str(model)
+
+
 def test_login_saves_a_token_that_later_commands_use(
     tmp_path: Path, llama_server_bin: str, home: Path
 ) -> None:
@@ -206,10 +242,25 @@ def read_all(fd: int) -> str:
 
 
 def _commands(group: click.Group, path: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
-    for name, command in group.commands.items():
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
         yield (*path, name)
         if isinstance(command, click.Group):
             yield from _commands(command, (*path, name))
+
+
+def test_the_top_level_help_lists_each_command_with_its_own_summary() -> None:
+    """``llamactl --help`` lists the subcommands without importing them (cli.SUBCOMMANDS):
+    each summary there must be how the command's own help begins."""
+    ctx = click.Context(main)
+    for name, (_, summary) in SUBCOMMANDS.items():
+        command = main.get_command(ctx, name)
+        assert command is not None
+        assert command.help is not None
+        assert " ".join(command.help.split()).startswith(summary.rstrip(".")), name
+    listed = CliRunner().invoke(main, ["--help"]).output
+    assert all(name in listed for name in ("serve", *SUBCOMMANDS))
 
 
 def test_every_client_command_has_help_with_examples() -> None:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -222,6 +223,23 @@ def test_requests_follow_the_contract() -> None:
     assert (update.method, update.url.params["restart"]) == ("PUT", "true")
     assert json.loads(update.content) == {"options": {"threads": None}}
     assert json.loads(stop.content) == {"force": True, "timeout": 5}
+
+
+def test_a_relative_model_path_is_made_absolute_where_it_was_typed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recorder = Recorder({
+        "/api/instances": lambda _: httpx.Response(201, json={"instance": INSTANCE}),
+        "/api/instances/a": lambda _: httpx.Response(200, json={"message": "ok",
+                                                                 "instance": INSTANCE}),
+    })
+    client = client_with(recorder)
+    monkeypatch.chdir(tmp_path)
+    client.create_instance("a", "models/m.gguf")
+    client.create_instance("a", Path("/abs/m.gguf"))
+    client.update_instance("a", model_path="m.gguf")
+    sent = [json.loads(request.content)["model_path"] for request in recorder.requests]
+    assert sent == [str(tmp_path / "models" / "m.gguf"), "/abs/m.gguf", str(tmp_path / "m.gguf")]
 
 
 def test_models_keep_fields_they_do_not_know() -> None:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"time"
@@ -39,10 +40,17 @@ func (c *Client) GetInstance(ctx context.Context, name string) (*Instance, error
 
 // CreateInstance creates a stopped instance and returns it. The same name again is a
 // conflict (INSTANCE_EXISTS), as is a port another instance has (PORT_CONFLICT); a
-// model path that is not a readable file is a bad request (MODEL_NOT_FOUND).
+// model path that is not a readable file is a bad request (MODEL_NOT_FOUND). A relative
+// ModelPath is made absolute against this process's working directory, where it was
+// meant (the server refuses relative paths).
 func (c *Client) CreateInstance(ctx context.Context, req CreateInstanceRequest) (*Instance, error) {
+	path, err := callerPath(req.ModelPath)
+	if err != nil {
+		return nil, err
+	}
+	req.ModelPath = path
 	var out InstanceCreated
-	err := c.call(ctx, request{method: http.MethodPost, path: "/api/instances", body: req}, &out)
+	err = c.call(ctx, request{method: http.MethodPost, path: "/api/instances", body: req}, &out)
 	if err != nil {
 		return nil, err
 	}
@@ -50,8 +58,16 @@ func (c *Client) CreateInstance(ctx context.Context, req CreateInstanceRequest) 
 }
 
 // UpdateInstance changes the fields set in req. A running instance keeps its old settings
-// (RestartRequired in the answer) unless req.Restart is set.
+// (RestartRequired in the answer) unless req.Restart is set. A relative ModelPath is made
+// absolute as in CreateInstance.
 func (c *Client) UpdateInstance(ctx context.Context, name string, req UpdateInstanceRequest) (*InstanceUpdated, error) {
+	if req.ModelPath != nil {
+		path, err := callerPath(*req.ModelPath)
+		if err != nil {
+			return nil, err
+		}
+		req.ModelPath = &path
+	}
 	r := request{method: http.MethodPut, path: instancePath(name), body: req}
 	if req.Restart {
 		r.query = url.Values{"restart": {"true"}}
@@ -207,4 +223,13 @@ func (c *Client) StopAll(ctx context.Context) (*StopAllResult, error) {
 		return nil, err
 	}
 	return &out, nil
+}
+
+// callerPath makes a relative model path absolute against the working directory: the
+// caller's directory is what a relative path means, and only the caller knows it.
+func callerPath(path string) (string, error) {
+	if path == "" || filepath.IsAbs(path) {
+		return path, nil
+	}
+	return filepath.Abs(path)
 }

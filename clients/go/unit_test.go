@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -153,5 +155,41 @@ func TestEventDecoding(t *testing.T) {
 	if ev.Type != EventInstanceStatsUpdated || ev.Data.Name != "a" || ev.Data.Stats == nil ||
 		ev.Data.Stats.MemoryUsage != 1024 || ev.Timestamp.Nanosecond() != 600000000 {
 		t.Fatalf("decoded %+v", ev)
+	}
+}
+
+func TestRelativeModelPathsAreTheCallers(t *testing.T) {
+	var sent []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var doc struct {
+			ModelPath string `json:"model_path"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&doc)
+		sent = append(sent, doc.ModelPath)
+		_, _ = io.WriteString(w, `{"instance": {"name": "a"}}`)
+	}))
+	t.Cleanup(srv.Close)
+	c := NewClient(srv.URL)
+	ctx := context.Background()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	relative := filepath.Join("models", "m.gguf")
+	if _, err := c.CreateInstance(ctx, CreateInstanceRequest{Name: "a", ModelPath: relative}); err != nil {
+		t.Fatalf("CreateInstance: %v", err)
+	}
+	if _, err := c.CreateInstance(ctx, CreateInstanceRequest{Name: "b", ModelPath: "/abs/m.gguf"}); err != nil {
+		t.Fatalf("CreateInstance: %v", err)
+	}
+	if _, err := c.UpdateInstance(ctx, "a", UpdateInstanceRequest{ModelPath: &relative}); err != nil {
+		t.Fatalf("UpdateInstance: %v", err)
+	}
+	want := []string{filepath.Join(wd, relative), "/abs/m.gguf", filepath.Join(wd, relative)}
+	if strings.Join(sent, "|") != strings.Join(want, "|") {
+		t.Fatalf("model paths sent: %q, want %q", sent, want)
+	}
+	if relative != filepath.Join("models", "m.gguf") {
+		t.Fatalf("the caller's request was changed: %q", relative)
 	}
 }

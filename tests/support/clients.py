@@ -80,11 +80,11 @@ def running_server(tmp_path: Path, llama_server_bin: str,
 
 
 def cli(*args: str, url: str, home: Path, stdin: str = "",
-        timeout: float = CLI_TIMEOUT) -> subprocess.CompletedProcess[str]:
+        timeout: float = CLI_TIMEOUT, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """``llamactl ARGS`` against ``url``, with its own config dir (for the saved token)."""
     return subprocess.run([sys.executable, "-m", "llamactl", *args], input=stdin,
                           capture_output=True, text=True, timeout=timeout,
-                          env=cli_env(url, home))
+                          env=cli_env(url, home), cwd=cwd)
 
 
 def cli_env(url: str, home: Path) -> dict[str, str]:

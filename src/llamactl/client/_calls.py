@@ -6,6 +6,7 @@ contract (``/api/instances/...``, ``{"instances": [...]}``, ``{"instance": {...}
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
@@ -65,15 +66,27 @@ def get_instance(name: str) -> Call[Instance]:
     return Call("GET", instance_path(name), Instance.model_validate)
 
 
-def create_instance(name: str, model_path: str, fields: Mapping[str, Any]) -> Call[Instance]:
-    body = {"name": name, "model_path": model_path, **fields}
+def caller_path(model_path: str | os.PathLike[str]) -> str:
+    """A model path as the server takes it: absolute. A relative one (or ``~/...``) means the
+    caller's directory, which the server cannot know: it is resolved here, where it was
+    typed. Symlinks are left alone; the server resolves them."""
+    path = os.fspath(model_path)
+    return os.path.abspath(os.path.expanduser(path)) if path else path
+
+
+def create_instance(name: str, model_path: str | os.PathLike[str],
+                    fields: Mapping[str, Any]) -> Call[Instance]:
+    body = {**fields, "name": name, "model_path": caller_path(model_path)}
     return Call("POST", INSTANCES, lambda answer: Instance.model_validate(answer["instance"]),
                 body=body)
 
 
 def update_instance(name: str, changes: Mapping[str, Any], restart: bool) -> Call[InstanceUpdated]:
+    body = dict(changes)
+    if isinstance(body.get("model_path"), str | os.PathLike):
+        body["model_path"] = caller_path(body["model_path"])
     return Call("PUT", instance_path(name), InstanceUpdated.model_validate,
-                params={"restart": True} if restart else None, body=dict(changes))
+                params={"restart": True} if restart else None, body=body)
 
 
 def delete_instance(name: str) -> Call[None]:
