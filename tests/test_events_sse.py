@@ -242,12 +242,10 @@ async def test_a_stalled_client_is_dropped_without_slowing_the_hub() -> None:
     task = asyncio.create_task(response({"type": "http"}, receive, send))
     while hub.subscriber_count == 0:
         await asyncio.sleep(0)
-    started = time.monotonic()
     for n in range(10):  # the first is stuck in send, two fill the queue, the next overflows
-        hub.status_changed(f"i{n}", "running", "starting")
+        hub.status_changed(f"i{n}", "running", "starting")  # synchronous: it cannot wait
         await asyncio.sleep(0)
-    assert time.monotonic() - started < 0.5  # publishing never waited for the client
-    assert hub.subscriber_count == 0
+    assert hub.subscriber_count == 0  # dropped as too slow, not waited for
     await asyncio.wait_for(task, STALL_TIMEOUT)
     assert send.sent[0]["status"] == 200
     assert len([m for m in send.sent if m["type"] == "http.response.body"]) >= 2

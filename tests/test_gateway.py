@@ -20,6 +20,7 @@ from tests.support.helpers import (
     backends_under,
     llamactl_server,
     port_block,
+    wait_status,
     wait_until,
     write_config,
 )
@@ -207,31 +208,54 @@ def stream_events(client: httpx.Client, model: str, delay: float = 0.0,
         return events, response.headers
 
 
-def test_streams_are_relayed_and_idle_stop_waits_for_them(
+def test_streams_are_relayed_chunk_by_chunk(
     tmp_path: Path, server_config: Any, model: Path
 ) -> None:
     config = server_config()
     with llamactl_server(tmp_path / "data", config) as server, server.client() as client:
         client.post("/api/instances", json={"name": "s", "model_path": str(model),
-                                            "idle_timeout": 0.02,  # 1.2 s
                                             "options": LONG_STREAM_OPTIONS})
-        began = time.monotonic()
         events, headers = stream_events(client, "s")
-        took = time.monotonic() - began
         assert headers["content-type"].startswith("text/event-stream")
         assert headers["cache-control"] == "no-cache"
         assert headers["x-accel-buffering"] == "no"
         assert events[-1] == "[DONE]"
         assert len(events) > 100  # relayed as chunks, not one blob
         assert json.loads(events[0])["object"] == "text_completion"
-        assert took > 1.5, "the stream must outlast the idle timeout for this test to mean much"
-        # Still running right after a stream longer than the idle timeout ...
-        assert client.get("/api/instances/s").json()["status"] == "running"
-        # ... and stopped once idle for the timeout.
-        wait_until(lambda: client.get("/api/instances/s").json()["status"] == "stopped", 30,
-                   "idle stop")
-        messages = [e["message"] for e in client.get("/api/instances/s/logs").json()["logs"]]
-        assert any(m.startswith("idle for 0.02 min") for m in messages)
+
+
+# The stream lasts STREAM_CHUNKS x CHUNK_INTERVAL = 6 s, paced by the stand-in backend, twice
+# the 3 s idle timeout: how long it lasts is the test's choice, not the machine's speed.
+STREAM_CHUNKS, CHUNK_INTERVAL = 30, 0.2
+IDLE_TIMEOUT_MINUTES = 0.05
+
+
+async def test_idle_stop_waits_for_a_stream_longer_than_the_idle_timeout(
+    make_settings: Any, make_app: Any, fake_model: Path
+) -> None:
+    app: AppHarness = await make_app(make_settings(fake=True))
+    await create(app, "s", fake_model, idle_timeout=IDLE_TIMEOUT_MINUTES, extra_args=[
+        "--fake-stream-chunks", str(STREAM_CHUNKS),
+        "--fake-chunk-interval", str(CHUNK_INTERVAL)])
+    began = time.monotonic()
+    events: list[str] = []
+    async with app.client.stream("POST", "/v1/completions", timeout=60,
+                                 json={"model": "s", "prompt": "hi", "stream": True}) as answer:
+        assert answer.status_code == 200
+        async for line in answer.aiter_lines():
+            if line.startswith("data: "):
+                events.append(line[6:])
+    took = time.monotonic() - began
+    assert events[-1] == "[DONE]", "the stream was cut short"
+    assert len(events) == STREAM_CHUNKS + 1
+    assert took >= STREAM_CHUNKS * CHUNK_INTERVAL > IDLE_TIMEOUT_MINUTES * 60
+    # Still running right after a stream longer than the idle timeout ...
+    assert (await app.client.get("/api/instances/s")).json()["status"] == "running"
+    # ... and stopped once idle for the timeout.
+    await wait_status(app.client, "s", "stopped")
+    logs = (await app.client.get("/api/instances/s/logs")).json()["logs"]
+    assert any(entry["message"].startswith(f"idle for {IDLE_TIMEOUT_MINUTES:g} min")
+               for entry in logs)
 
 
 def test_a_client_that_disconnects_frees_the_backend_slot(

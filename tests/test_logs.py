@@ -113,7 +113,6 @@ def test_follow_streams_new_entries_as_server_sent_events(
 
 def test_open_streams_do_not_hold_up_shutdown(tmp_path: Path, fake_model: Path) -> None:
     import threading
-    import time
 
     from tests.conftest import FAKE_COMMAND
 
@@ -140,10 +139,11 @@ def test_open_streams_do_not_hold_up_shutdown(tmp_path: Path, fake_model: Path) 
         for reader in readers:
             reader.start()
         opened.wait()
-        began = time.monotonic()
         server.terminate()
-        took = time.monotonic() - began
         for reader in readers:
             reader.join(10)
-    assert took < 4, f"shutdown took {took:.1f} s with streams open"
-    assert "Traceback" not in server.log.read_text()
+    # Streams held open would make uvicorn wait out its graceful-shutdown timeout and then
+    # cancel them: it says so, whatever the machine's speed.
+    output = server.log.read_text()
+    assert "timeout graceful shutdown exceeded" not in output
+    assert "Traceback" not in output

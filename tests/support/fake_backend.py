@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import http.server
+import json
 import os
 import signal
 import sys
@@ -37,6 +38,10 @@ def main() -> None:
     parser.add_argument("--fake-load-seconds", type=float, default=0.0)
     parser.add_argument("--fake-health-fail-after", type=float, default=None)
     parser.add_argument("--fake-crash-after", type=float, default=None)
+    # Answer POST /v1/completions with an event stream of this many chunks, one every
+    # --fake-chunk-interval seconds: a stream whose length is the test's, not the machine's.
+    parser.add_argument("--fake-stream-chunks", type=int, default=None)
+    parser.add_argument("--fake-chunk-interval", type=float, default=0.1)
     args, _unknown = parser.parse_known_args()
 
     say("I", f"fake backend pid {os.getpid()} starting")
@@ -50,10 +55,12 @@ def main() -> None:
     ready_at = STARTED + args.fake_load_seconds
 
     class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive and chunked answers, as llama-server's
         def do_GET(self) -> None:
             now = time.monotonic()
             if self.path != "/health":
                 self.send_response(404)
+                self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
             if args.fake_never_ready or now < ready_at:
@@ -69,6 +76,28 @@ def main() -> None:
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+
+        def do_POST(self) -> None:
+            if args.fake_stream_chunks is None or self.path != "/v1/completions":
+                self.send_error(501)  # llama-server's POST endpoints are not faked
+                return
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for index in range(args.fake_stream_chunks):
+                chunk = json.dumps({"object": "text_completion", "choices": [
+                    {"index": 0, "text": f" t{index}", "finish_reason": None}]})
+                self.write_chunk(f"data: {chunk}\n\n")
+                time.sleep(args.fake_chunk_interval)
+            self.write_chunk("data: [DONE]\n\n")
+            self.wfile.write(b"0\r\n\r\n")
+
+        def write_chunk(self, text: str) -> None:
+            data = text.encode()
+            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            self.wfile.flush()
 
         def log_message(self, format: str, *args: object) -> None:
             pass
