@@ -24,6 +24,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from llamactl.api.auth import authorize
 from llamactl.api.deps import Services
+from llamactl.api.docs_page import install_docs_page
 from llamactl.api.errors import install_error_handlers
 from llamactl.api.middleware import JsonBodies, Limits, RateLimits
 from llamactl.api.openapi import install_openapi
@@ -180,7 +181,8 @@ def create_app(settings: Settings, *, config_path: Path | None = None) -> FastAP
         version=package_version(),
         description="Create, run, watch and front llama.cpp model servers.",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # our own /docs, from the package (api/docs_page.py)
+        redoc_url=None,  # FastAPI's would load ReDoc from a CDN
         openapi_url="/openapi.json",
     )
     install_error_handlers(app)
@@ -212,6 +214,7 @@ def create_app(settings: Settings, *, config_path: Path | None = None) -> FastAP
     app.include_router(api)
     app.include_router(metrics_routes.router)  # /metrics, at the root where Prometheus looks
     install_openapi(app)
+    install_docs_page(app)
     return app
 
 
