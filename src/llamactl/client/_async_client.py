@@ -81,7 +81,8 @@ class AsyncClient(BaseClient):
         super().__init__(base_url, token=token, api_key=api_key, timeout=timeout,
                          headers=headers)
         self._http = httpx.AsyncClient(base_url=self.base_url, timeout=self.timeout,
-                                       transport=transport, headers=self._headers)
+                                       transport=transport, headers=self._headers,
+                                       verify=self._tls())
         self._refresh_lock = asyncio.Lock()
 
     def __repr__(self) -> str:
