@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psutil
 
 MB = 1024 * 1024
@@ -157,6 +158,22 @@ def default_llama_server() -> str:
     from llamactl.backends.llama_cpp import packaged_binary
 
     return packaged_binary() or shutil.which("llama-server") or ""
+
+
+def answers_200(url: str, process: subprocess.Popen[bytes], log: Path) -> Callable[[], bool]:
+    """A check for ``wait_for``: ``url`` answers 200; a process that exited is an error
+    that shows the end of its log."""
+
+    def check() -> bool:
+        if process.poll() is not None:
+            raise BenchError(f"{process.args!r} exited with {process.returncode}:\n"
+                             f"{log.read_text(errors='replace')[-3000:]}")
+        try:
+            return httpx.get(url, timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    return check
 
 
 def verdict(ok: bool) -> str:

@@ -57,6 +57,7 @@ import yaml
 from _common import (
     MB,
     BenchError,
+    answers_200,
     default_llama_server,
     kill_processes_under,
     percentiles,
@@ -107,18 +108,6 @@ BASELINE_APP = textwrap.dedent(
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def answers(url: str, process: subprocess.Popen[bytes], log: Path) -> Callable[[], bool]:
-    def check() -> bool:
-        if process.poll() is not None:
-            raise BenchError(f"{process.args!r} exited early:\n{log.read_text()[-3000:]}")
-        try:
-            return httpx.get(url, timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    return check
 
 
 def time_requests(
@@ -178,10 +167,11 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         api = f"http://127.0.0.1:{llamactl_port}/api"
         base_url = f"http://127.0.0.1:{base_port}/"
         began = time.monotonic()
-        wait_for(answers(f"{api}/instances", llamactl, work / "llamactl.out"), START_TIMEOUT,
+        wait_for(answers_200(f"{api}/instances", llamactl, work / "llamactl.out"), START_TIMEOUT,
                  "llamactl to answer")
         llamactl_boot = time.monotonic() - began
-        wait_for(answers(base_url, baseline, work / "base.out"), START_TIMEOUT, "baseline server")
+        wait_for(answers_200(base_url, baseline, work / "base.out"), START_TIMEOUT,
+                 "baseline server")
 
         rss_idle = rss_mb(llamactl.pid, args.settle)
         print(f"llamactl pid {llamactl.pid} on :{llamactl_port} (answered after "

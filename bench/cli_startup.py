@@ -30,6 +30,7 @@ from typing import Any
 import httpx
 from _common import (
     BenchError,
+    answers_200,
     percentiles,
     pick_port,
     run_in_workdir,
@@ -83,7 +84,8 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                    work / "llamactl.out", env=env)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: _answers(url), 30, "llamactl to answer")
+        wait_for(answers_200(f"{url}/api/instances", server, work / "llamactl.out"), 30,
+                 "llamactl to answer")
         llamactl = command_line()
         targets = {
             "python -c pass": [sys.executable, "-c", "pass"],
@@ -105,13 +107,6 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "imports_us": imports,
         "machine": {"cpus": os.cpu_count(), "loadavg_1m": os.getloadavg()[0]},
     }
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/api/instances", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def report(result: dict[str, Any]) -> None:

@@ -109,6 +109,7 @@ import yaml
 from _common import (
     MB,
     BenchError,
+    answers_200,
     cpu_seconds,
     default_llama_server,
     kill_processes_under,
@@ -437,19 +438,6 @@ class Phase:
         for process in reversed(self.processes):
             stop_group(process, grace=15)
         self.processes.clear()
-
-
-def answers_200(url: str, process: subprocess.Popen[bytes], log: Path) -> Callable[[], bool]:
-    def check() -> bool:
-        if process.poll() is not None:
-            raise BenchError(f"{process.args!r} exited with {process.returncode}:\n"
-                             f"{log.read_text(errors='replace')[-3000:]}")
-        try:
-            return httpx.get(url, timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    return check
 
 
 def find_nginx() -> str | None:

@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 from _common import (
     BenchError,
+    answers_200,
     default_llama_server,
     pick_port,
     run_in_workdir,
@@ -63,7 +64,8 @@ def start(args: argparse.Namespace, work: Path) -> tuple[Any, str, list[str]]:
     url = f"http://127.0.0.1:{port}"
     models = [f"m{n}" for n in range(args.instances)]
     try:
-        wait_for(lambda: _answers(url), 30, "llamactl to answer")
+        wait_for(answers_200(f"{url}/api/instances", server, work / "llamactl.out"), 30,
+                 "llamactl to answer")
         with httpx.Client(base_url=url, timeout=60) as client:
             for name in models:
                 created = client.post("/api/instances", json={
@@ -77,13 +79,6 @@ def start(args: argparse.Namespace, work: Path) -> tuple[Any, str, list[str]]:
         stop_group(server)
         raise
     return server, url, models
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/api/instances", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:

@@ -13,20 +13,15 @@ import httpx
 import psutil
 
 from tests.support.helpers import (
+    backend_config,
     backends_under,
     llamactl_server,
-    port_block,
     wait_until,
-    write_config,
 )
 
 
 def config_file(tmp_path: Path, llama_server_bin: str, **instances: Any) -> Path:
-    low, high = port_block()
-    return write_config(tmp_path / "config.yaml", {
-        "backends": {"llama_cpp": {"command": llama_server_bin}},
-        "instances": {"port_range": [low, high], **instances},
-    })
+    return backend_config(tmp_path / "config.yaml", llama_server_bin, **instances)
 
 
 def start_instance(client: httpx.Client, name: str, model: Path) -> dict[str, Any]:

@@ -20,12 +20,11 @@ import pytest
 from tests.conftest import AppHarness
 from tests.support.helpers import (
     STATUS_TIMEOUT,
+    backend_config,
     backends_under,
     llamactl_server,
-    port_block,
     wait_instance,
     wait_until,
-    write_config,
 )
 
 COMPLETION = {"prompt": "hello", "max_tokens": 4, "ignore_eos": True}
@@ -125,11 +124,7 @@ class Traffic:
 def test_kill_9_of_llamactl_under_traffic_loses_no_instance_and_leaves_no_orphan(
     tmp_path: Path, llama_server_bin: str, model: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    low, high = port_block()
-    config = write_config(tmp_path / "config.yaml", {
-        "backends": {"llama_cpp": {"command": llama_server_bin}},
-        "instances": {"port_range": [low, high]},
-    })
+    config = backend_config(tmp_path / "config.yaml", llama_server_bin)
     data = tmp_path / "data"
     names = [f"m{n}" for n in range(INSTANCES)]
     with llamactl_server(data, config) as first:

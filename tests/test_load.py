@@ -13,10 +13,9 @@ import pytest
 from llamactl.devtools.load import Footprint, Shape, run_load, total_errors
 from tests.support.helpers import (
     STATUS_TIMEOUT,
+    backend_config,
     llamactl_server,
-    port_block,
     wait_until,
-    write_config,
 )
 
 WARM_UP = Shape(completions=200, concurrency=16, streams=8, event_clients=8, websockets=8)
@@ -31,11 +30,7 @@ FD_SLACK = 4
 def test_load_leaves_no_errors_no_memory_and_no_descriptors_behind(
     tmp_path: Path, llama_server_bin: str, model: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    low, high = port_block()
-    config = write_config(tmp_path / "config.yaml", {
-        "backends": {"llama_cpp": {"command": llama_server_bin}},
-        "instances": {"port_range": [low, high]},
-    })
+    config = backend_config(tmp_path / "config.yaml", llama_server_bin)
     models = ["a", "b"]
     with llamactl_server(tmp_path / "data", config) as server:
         assert server.process is not None

@@ -71,6 +71,16 @@ def write_config(path: Path, document: dict[str, Any]) -> Path:
     return path
 
 
+def backend_config(path: Path, command: str | list[str], **instances: Any) -> Path:
+    """A config file for a real ``llamactl serve``: this backend command, a port block of the
+    test's own, and these ``instances`` settings."""
+    low, high = port_block()
+    return write_config(path, {
+        "backends": {"llama_cpp": {"command": command}},
+        "instances": {"port_range": [low, high], **instances},
+    })
+
+
 class LlamactlProcess:
     """A real ``llamactl serve`` subprocess."""
 
