@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from llamactl.cli import SUBCOMMANDS, main
-from llamactl.cli_common import parse_pairs
+from llamactl.cli.common import parse_pairs
 from tests.support.clients import PASSWORDS, auth_section, cli, cli_env, running_server
 from tests.support.helpers import STATUS_TIMEOUT, LlamactlProcess
 

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
-from pydantic import BaseModel
 
 from llamactl.client import APIError, AuthenticationError, Client, LlamactlError
 
@@ -150,48 +149,6 @@ def open_client(url: str, token: str | None) -> Iterator[Client]:
         if saved is not None and token is None and client.token not in (None, saved):
             store_token(client.base_url, client.token)  # refreshed on the way
         client.close()
-
-
-# -- output ----------------------------------------------------------------------------------
-
-ROOT_OUTPUT = "llamactl.output"  # where ``llamactl -o json ...`` leaves its choice
-
-
-def output_option(human: str = "table",
-                  help: str = "for people; json for programs.") -> Callable[[F], F]:
-    """``-o/--output [HUMAN|json]`` on a command. Left out, it follows the one given before
-    the command (``llamactl -o json instances list``), else HUMAN."""
-
-    def resolve(ctx: click.Context, _param: click.Parameter, value: str | None) -> str:
-        if value is not None:
-            return value
-        return "json" if ctx.find_root().meta.get(ROOT_OUTPUT) == "json" else human
-
-    return click.option("-o", "--output", type=click.Choice([human, "json"]), default=None,
-                        callback=resolve, help=f"{human} (default) {help}")
-
-
-OUTPUT_OPTION = output_option()
-
-
-def as_json(value: Any) -> Any:
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    if isinstance(value, list):
-        return [as_json(item) for item in value]
-    return value
-
-
-def echo_json(value: Any) -> None:
-    click.echo(json.dumps(as_json(value), indent=2))
-
-
-def echo_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    cells = [[str(c) for c in headers], *[["" if c is None else str(c) for c in r] for r in rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    for row in cells:
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
-                   .rstrip())
 
 
 def parse_value(text: str) -> Any:

@@ -11,20 +11,23 @@ from typing import Any
 import click
 import yaml
 
-from llamactl.cli_common import (
+from llamactl.cli.common import (
     DEFAULT_URL,
-    OUTPUT_OPTION,
     ClientCommand,
     ClientGroup,
-    echo_json,
     fail,
     format_time,
     humanize_bytes,
     humanize_seconds,
-    output_option,
     parse_pairs,
     store_token,
     with_client,
+)
+from llamactl.cli.output import (
+    OUTPUT_OPTION,
+    echo_json,
+    echoed_as_json,
+    output_option,
 )
 from llamactl.client import Client
 
@@ -52,8 +55,7 @@ def system_status(client: Client, output: str) -> None:
       llamactl system status -o json
     """
     status = client.system_status()
-    if output == "json":
-        echo_json(status)
+    if echoed_as_json(status, output):
         return
     counts, resources = status.instances, status.resources
     click.echo(f"version    {status.version}")
@@ -77,8 +79,7 @@ def system_info(client: Client, output: str) -> None:
       llamactl system info -o json
     """
     info = client.system_info()
-    if output == "json":
-        echo_json(info)
+    if echoed_as_json(info, output):
         return
     for key, value in (("hostname", info.hostname), ("os", info.os), ("arch", info.arch),
                        ("cpus", info.cpu_count), ("memory", humanize_bytes(info.memory_total)),

@@ -8,19 +8,21 @@ from typing import Any, cast
 
 import click
 
-from llamactl.cli_common import (
-    OUTPUT_OPTION,
+from llamactl.cli.common import (
     ClientGroup,
-    as_json,
-    echo_json,
-    echo_table,
     format_time,
     humanize_bytes,
     humanize_seconds,
-    output_option,
     parse_pairs,
     spinner,
     with_client,
+)
+from llamactl.cli.output import (
+    OUTPUT_OPTION,
+    as_json,
+    echo_table,
+    echoed_as_json,
+    output_option,
 )
 from llamactl.client import (
     BatchResult,
@@ -91,8 +93,7 @@ def list_instances(client: Client, output: str) -> None:
       llamactl instances list --output json | jq -r '.[].name'
     """
     found = client.list_instances()
-    if output == "json":
-        echo_json(found)
+    if echoed_as_json(found, output):
         return
     echo_table(["NAME", "STATUS", "PORT", "PID", "UPTIME", "MODEL"], [
         [i.name, i.status, i.port, i.pid or "-",
@@ -114,9 +115,7 @@ def get_instance(client: Client, name: str, output: str) -> None:
       llamactl instances get qwen -o json
     """
     instance = client.get_instance(name)
-    if output == "json":
-        echo_json(instance)
-    else:
+    if not echoed_as_json(instance, output):
         _echo_instance(instance)
 
 
@@ -145,9 +144,7 @@ def create_instance(client: Client, name: str, model_path: str, port: int | None
     if port is not None:
         extra["port"] = port
     instance = client.create_instance(name, model_path, **cast(InstanceFields, extra))
-    if output == "json":
-        echo_json(instance)
-    else:
+    if not echoed_as_json(instance, output):
         click.echo(f"created {instance.name} on port {instance.port} (stopped)")
 
 
@@ -183,8 +180,7 @@ def update_instance(client: Client, name: str, model_path: str | None, port: int
     if not changes:
         raise click.UsageError("nothing to change: give --model, --port, --option or --set")
     result = client.update_instance(name, restart=restart, **cast(InstanceChanges, changes))
-    if output == "json":
-        echo_json(result)
+    if echoed_as_json(result, output):
         return
     click.echo(f"updated {name}")
     if result.restart_required:
@@ -279,8 +275,7 @@ def instance_health(client: Client, name: str, output: str) -> None:
       llamactl instances health qwen -o json
     """
     health = client.instance_health(name)
-    if output == "json":
-        echo_json(health)
+    if echoed_as_json(health, output):
         return
     checks = health.checks
     click.echo(f"{name}: {health.status} (process {checks.process}, port {checks.port}, "
@@ -326,8 +321,7 @@ def instance_logs(client: Client, name: str, lines: int, level: str | None, foll
 
 
 def _echo_batch(result: BatchResult, done: list[str], verb: str, output: str) -> None:
-    if output == "json":
-        echo_json(result)
+    if echoed_as_json(result, output):
         return
     click.echo(f"{verb}: {', '.join(done) or '-'}")
     click.echo(f"skipped: {', '.join(result.skipped) or '-'}")

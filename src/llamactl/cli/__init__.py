@@ -1,0 +1,67 @@
+"""The ``llamactl`` command: the root group. ``serve`` (serve.py) runs the API server;
+``instances``, ``system``, ``config``, ``login`` and ``logout`` (instances.py, system.py) are
+clients of a running server; ``users`` and ``keys`` (admin.py) work on the config file and
+the data dir. common.py holds what the client commands share, output.py how they print.
+
+Every call pays for what it imports before it does anything, ``--help`` included: so the
+subcommands' modules (the HTTP client, the server, argon2) are imported only when that
+subcommand runs (``bench/cli_startup.py`` measures it).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from llamactl.cli.output import ROOT_OUTPUT
+from llamactl.cli.serve import serve
+
+# name -> (module:attribute, one-line help for ``llamactl --help``), in the order shown.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "instances": ("llamactl.cli.instances:instances",
+                  "Create, start, stop and watch instances on a llamactl server."),
+    "system": ("llamactl.cli.system:system", "Status and facts of the llamactl server."),
+    "config": ("llamactl.cli.system:config",
+               "Read and change the server's configuration (changing it needs an admin)."),
+    "login": ("llamactl.cli.system:login", "Log in and save the token for later commands."),
+    "logout": ("llamactl.cli.system:logout", "Forget the token saved for a server."),
+    "users": ("llamactl.cli.admin:users",
+              "Manage API users (kept in the config file, passwords as argon2 hashes)."),
+    "keys": ("llamactl.cli.admin:keys",
+             "Manage inference API keys for the OpenAI-compatible /v1 gateway."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported when they are used, not to list them."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*super().list_commands(ctx), *SUBCOMMANDS]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in SUBCOMMANDS:
+            return super().get_command(ctx, cmd_name)
+        module, _, attribute = SUBCOMMANDS[cmd_name][0].partition(":")
+        command: click.Command = getattr(importlib.import_module(module), attribute)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, command.get_short_help_str()) for name, command in self.commands.items()]
+        rows += [(name, summary) for name, (_, summary) in SUBCOMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="llamactl-server", prog_name="llamactl")
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default=None,
+              help="Output for every command below: json for programs (a command's own -o "
+                   "wins).")
+@click.pass_context
+def main(ctx: click.Context, output: str | None) -> None:
+    """llamactl: create, run, watch and front llama.cpp model servers."""
+    ctx.meta[ROOT_OUTPUT] = output
+
+
+main.add_command(serve)
