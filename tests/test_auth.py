@@ -12,7 +12,7 @@ from typing import Any
 import jwt
 import pytest
 
-from llamactl.config_file import update_config_file
+from llamactl.config.file import update_config_file
 from llamactl.security.passwords import hash_password
 from tests.conftest import AppHarness
 

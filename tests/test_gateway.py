@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from llamactl.config_file import update_config_file
+from llamactl.config.file import update_config_file
 from llamactl.security.passwords import hash_password
 from tests.conftest import AppHarness
 from tests.support.helpers import (

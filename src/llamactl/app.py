@@ -36,7 +36,7 @@ from llamactl.api.routes import instances, keys, proxy, system, ws
 from llamactl.api.routes import metrics as metrics_routes
 from llamactl.backends.llama_cpp import resolve_command
 from llamactl.config import Settings
-from llamactl.config_editor import ConfigEditor
+from llamactl.config.editor import ConfigEditor
 from llamactl.errors import StartupError
 from llamactl.events import EventHub
 from llamactl.gateway.exchange import Gateway

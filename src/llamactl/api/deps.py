@@ -10,7 +10,7 @@ from starlette.requests import HTTPConnection
 
 from llamactl.api.middleware import Limits
 from llamactl.config import Settings
-from llamactl.config_editor import ConfigEditor
+from llamactl.config.editor import ConfigEditor
 from llamactl.events import EventHub
 from llamactl.gateway.exchange import Gateway
 from llamactl.monitoring.metrics import LlamactlMetrics

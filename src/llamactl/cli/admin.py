@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 import click
 
 from llamactl.config import LoadedSettings, Settings, load_settings
-from llamactl.config_file import update_config_file
+from llamactl.config.file import update_config_file
 from llamactl.errors import LlamactlError
 from llamactl.security.passwords import hash_password
 from llamactl.security.roles import ROLES

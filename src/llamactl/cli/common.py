@@ -23,6 +23,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from llamactl.atomic_file import atomic_write
 from llamactl.client import APIError, AuthenticationError, Client, LlamactlError
 
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -90,9 +91,8 @@ def stored_token(base_url: str) -> str | None:
 
 
 def store_token(base_url: str, token: str | None, expires_at: str | None = None) -> Path:
-    """Save (or with None, forget) the token for a server. Written to a temporary file with
-    mode 0600 and renamed over the old one, so no other user can read it at any moment and
-    a crash never leaves half a file."""
+    """Save (or with None, forget) the token for a server, atomically and with mode 0600, so
+    no other user can read it at any moment and a crash never leaves half a file."""
     tokens = _read_tokens()
     if token is None:
         tokens.pop(base_url, None)
@@ -100,18 +100,7 @@ def store_token(base_url: str, token: str | None, expires_at: str | None = None)
         tokens[base_url] = {"token": token, "expires_at": expires_at}
     path = token_file()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    import tempfile  # here: only login and a refreshed token write the file
-
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".token-", suffix=".json")
-    try:
-        with os.fdopen(handle, "w") as out:  # mkstemp creates it with mode 0600
-            json.dump({"tokens": tokens}, out, indent=2)
-        os.chmod(temporary, TOKEN_FILE_MODE)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
+    atomic_write(path, json.dumps({"tokens": tokens}, indent=2), mode=TOKEN_FILE_MODE)
     return path
 
 

@@ -7,10 +7,6 @@ leaves the file untouched.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,7 +14,13 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from llamactl.config import Settings, format_validation, read_config_file, startup_problem
+from llamactl.atomic_file import atomic_write
+from llamactl.config.settings import (
+    Settings,
+    format_validation,
+    read_config_file,
+    startup_problem,
+)
 from llamactl.errors import ValidationFailed
 
 Document = dict[str, Any]
@@ -38,36 +40,9 @@ def update_config_file(path: Path, change: Callable[[Document], None]) -> Settin
     if problem is not None:
         raise ValidationFailed("llamactl would refuse to start with this configuration",
                                problem)
-    write_atomically(path, yaml.safe_dump(document, sort_keys=False, default_flow_style=False))
+    atomic_write(path, yaml.safe_dump(document, sort_keys=False, default_flow_style=False),
+                 backup=True)
     return settings
-
-
-def write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o600  # it may hold hashes
-    if path.exists():
-        shutil.copy2(path, path.with_name(path.name + ".bak"))
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, mode)
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def deep_merge(base: Document, change: Document) -> None:

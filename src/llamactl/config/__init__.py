@@ -1,0 +1,49 @@
+"""Configuration: the settings model and how it is loaded (settings.py), how the config file
+is changed safely (file.py, with ``llamactl.atomic_file``), and what ``GET``/``PUT
+/api/config`` serve (editor.py).
+
+The settings are built once by ``load_settings`` and passed to whatever needs them; nothing
+here is a module-level singleton. The names below are the ones the rest of llamactl uses.
+"""
+
+from llamactl.config.settings import (
+    AuthConfig,
+    BackendsConfig,
+    EventsConfig,
+    InstancesConfig,
+    LlamaCppBackendConfig,
+    LoadedSettings,
+    RateLimitConfig,
+    Role,
+    ServerConfig,
+    Settings,
+    UserEntry,
+    default_config_path,
+    default_data_dir,
+    format_validation,
+    is_loopback,
+    load_settings,
+    read_config_file,
+    startup_problem,
+)
+
+__all__ = [
+    "AuthConfig",
+    "BackendsConfig",
+    "EventsConfig",
+    "InstancesConfig",
+    "LlamaCppBackendConfig",
+    "LoadedSettings",
+    "RateLimitConfig",
+    "Role",
+    "ServerConfig",
+    "Settings",
+    "UserEntry",
+    "default_config_path",
+    "default_data_dir",
+    "format_validation",
+    "is_loopback",
+    "load_settings",
+    "read_config_file",
+    "startup_problem",
+]
