@@ -157,57 +157,70 @@ async def streams_and_event_readers(session: aiohttp.ClientSession, url: str,
     return streams, readers
 
 
+class Gate:
+    """Opens once ``count`` clients have arrived (connected, or failed to)."""
+
+    def __init__(self, count: int):
+        self._left = count
+        self.open = asyncio.Event()
+        if count == 0:
+            self.open.set()
+
+    def arrive(self) -> None:
+        self._left -= 1
+        if self._left == 0:
+            self.open.set()
+
+
+async def closing_client(session: aiohttp.ClientSession, url: str, gate: Gate,
+                         outcome: Outcome) -> None:
+    """Connects to /api/ws, waits for the others, closes with a close frame."""
+    try:
+        ws = await session.ws_connect(f"{url}/api/ws", timeout=WS_TIMEOUT)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        outcome.fail(f"ws: {type(exc).__name__}: {exc}")
+        gate.arrive()
+        return
+    gate.arrive()
+    await gate.open.wait()
+    await ws.close()
+    outcome.ok += 1
+
+
+async def dropping_client(url: str, gate: Gate, outcome: Outcome) -> None:
+    """Completes the WebSocket handshake by hand, waits for the others, then drops the
+    connection with no close frame, as a laptop going to sleep would."""
+    split = urlsplit(url)
+    key = base64.b64encode(os.urandom(16)).decode()
+    handshake = (f"GET /api/ws HTTP/1.1\r\nHost: {split.netloc}\r\nUpgrade: websocket\r\n"
+                 f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                 "Sec-WebSocket-Version: 13\r\n\r\n")
+    try:
+        reader, writer = await asyncio.open_connection(split.hostname, split.port)
+        writer.write(handshake.encode())
+        status = await reader.readline()
+        while (await reader.readline()).strip():
+            pass  # the rest of the 101's headers
+    except OSError as exc:
+        outcome.fail(f"ws: {exc}")
+        gate.arrive()
+        return
+    gate.arrive()
+    await gate.open.wait()
+    writer.transport.abort()
+    if status.split()[1:2] != [b"101"]:
+        outcome.fail(f"ws: {status!r}")
+        return
+    outcome.ok += 1
+
+
 async def websocket_clients(session: aiohttp.ClientSession, url: str, count: int) -> Outcome:
     """``count`` clients connect to /api/ws together; once all are in, half close cleanly
-    and half just drop their connection with no close frame, as a laptop going to sleep
-    would."""
+    and half drop their connections."""
     outcome = Outcome()
-    all_in = asyncio.Event()
-    arrived = 0
-
-    def arrive() -> None:
-        nonlocal arrived
-        arrived += 1
-        if arrived == count:
-            all_in.set()
-
-    async def clean() -> None:
-        try:
-            ws = await session.ws_connect(f"{url}/api/ws", timeout=WS_TIMEOUT)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            outcome.fail(f"ws: {type(exc).__name__}: {exc}")
-            arrive()
-            return
-        arrive()
-        await all_in.wait()
-        await ws.close()
-        outcome.ok += 1
-
-    async def dropped() -> None:
-        split = urlsplit(url)
-        try:
-            reader, writer = await asyncio.open_connection(split.hostname, split.port)
-            key = base64.b64encode(os.urandom(16)).decode()
-            writer.write((f"GET /api/ws HTTP/1.1\r\nHost: {split.netloc}\r\n"
-                          "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                          f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-                          "\r\n").encode())
-            status = await reader.readline()
-            while (await reader.readline()).strip():
-                pass  # the rest of the 101's headers
-        except OSError as exc:
-            outcome.fail(f"ws: {exc}")
-            arrive()
-            return
-        arrive()
-        await all_in.wait()
-        writer.transport.abort()
-        if status.split()[1:2] != [b"101"]:
-            outcome.fail(f"ws: {status!r}")
-            return
-        outcome.ok += 1
-
-    await asyncio.gather(*(clean() if n % 2 else dropped() for n in range(count)))
+    gate = Gate(count)
+    await asyncio.gather(*(closing_client(session, url, gate, outcome) if n % 2
+                           else dropping_client(url, gate, outcome) for n in range(count)))
     return outcome
 
 
