@@ -17,13 +17,13 @@ from llamactl.errors import LlamactlError, Unauthorized
 from llamactl.security.keys import KEY_PREFIX
 from llamactl.security.roles import ROLE_KEY, Role, required_role
 from llamactl.security.service import ANONYMOUS, AuthService, Principal
+from llamactl.security.tokens import parse_bearer
 
 
 def bearer_token(conn: HTTPConnection) -> str | None:
-    header = conn.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
+    token = parse_bearer(conn.headers.get("authorization"))
+    if token is not None:
+        return token
     # Browsers cannot set headers on a WebSocket or an EventSource: those may pass ?token=.
     if conn.scope["type"] == "websocket" or _is_event_stream(conn):
         return conn.query_params.get("token") or None

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llamactl.security.ratelimit import Decision, FixedWindowLimiter
+from llamactl.security.tokens import bearer_in
 
 _JSON = b"application/json"
 INVALID_REQUEST = 400  # the status of every validation failure (the contract's, never 422)
@@ -115,17 +116,9 @@ class Limits:
 
     def charge_for(self, scope: Scope) -> tuple[FixedWindowLimiter, str]:
         """The limiter that counts this request, and the caller it is counted against."""
-        token = _bearer(scope)
+        token = bearer_in(scope["headers"])
         user = self._caller(token)
         client = scope.get("client")
         key = f"user:{user}" if user else f"addr:{client[0] if client else 'unknown'}"
         limiter = self.intensive if is_intensive(scope["method"], scope["path"]) else self.regular
         return limiter, key
-
-
-def _bearer(scope: Scope) -> str | None:
-    for name, value in scope["headers"]:
-        if name == b"authorization":
-            scheme, _, token = value.decode("latin-1").partition(" ")
-            return token.strip() if scheme.lower() == "bearer" else None
-    return None

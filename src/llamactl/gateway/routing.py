@@ -10,6 +10,7 @@ from llamactl.errors import LlamactlError
 from llamactl.gateway.errors import GatewayError, from_domain
 from llamactl.security.keys import KEY_PREFIX
 from llamactl.security.service import ANONYMOUS, AuthService, Principal
+from llamactl.security.tokens import bearer_in
 from llamactl.supervisor.owner import InstanceOwner
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
@@ -19,7 +20,7 @@ def authenticate(auth: AuthService, headers: list[tuple[bytes, bytes]]) -> Princ
     """An inference key (limited to its instances) or a user's token, when auth is on."""
     if not auth.enabled:
         return ANONYMOUS
-    token = bearer(headers)
+    token = bearer_in(headers)
     if token is None:
         raise GatewayError(401, "Missing API key: send Authorization: Bearer <key or token>",
                            "authentication_error", "invalid_api_key")
@@ -32,14 +33,6 @@ def authenticate(auth: AuthService, headers: list[tuple[bytes, bytes]]) -> Princ
         return auth.principal_for_token(token)
     except LlamactlError as error:
         raise from_domain(error) from None
-
-
-def bearer(headers: list[tuple[bytes, bytes]]) -> str | None:
-    for name, value in headers:
-        if name == b"authorization":
-            scheme, _, token = value.decode("latin-1").partition(" ")
-            return token.strip() or None if scheme.lower() == "bearer" else None
-    return None
 
 
 def model_list(owners: list[InstanceOwner], principal: Principal) -> dict[str, Any]:

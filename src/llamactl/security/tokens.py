@@ -69,3 +69,19 @@ def decode_token(secret: str, token: str) -> Claims:
     if not isinstance(subject, str) or not isinstance(fingerprint, str):
         raise TokenInvalid("malformed claims")
     return Claims(subject, fingerprint, datetime.fromtimestamp(payload["exp"], UTC))
+
+
+def parse_bearer(authorization: str | None) -> str | None:
+    """The credential of an ``Authorization: Bearer <credential>`` header (any case of
+    "Bearer"), or None. The one parser: the REST API, its rate limits and the /v1 gateway
+    must agree on who is asking."""
+    scheme, _, credential = (authorization or "").partition(" ")
+    return credential.strip() or None if scheme.lower() == "bearer" else None
+
+
+def bearer_in(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """``parse_bearer`` over raw (ASGI or HTTP-layer) headers, names lower-cased."""
+    for name, value in headers:
+        if name == b"authorization":
+            return parse_bearer(value.decode("latin-1"))
+    return None

@@ -546,8 +546,7 @@ class InstanceOwner:
             self._idle_timer = self._spawn(self._after(seconds, m.IdleTimer(self._generation)))
 
     def _idle_minutes(self) -> float:
-        minutes = self.record.spec.idle_timeout
-        return self._ctx.config.idle_timeout if minutes is None else minutes
+        return Lifecycle.of(self.record, self._ctx.config).idle_timeout
 
     def _on_idle_timer(self) -> None:
         self._idle_timer = None
