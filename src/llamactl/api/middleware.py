@@ -9,12 +9,12 @@ or INVALID_JSON when it really is not JSON.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from llamactl.api.errors import error_response
 from llamactl.security.ratelimit import Decision, FixedWindowLimiter
 from llamactl.security.tokens import bearer_in
 
@@ -73,13 +73,9 @@ class RateLimits:
         decision = limiter.hit(key)
         if not decision.allowed:
             limits.on_refused()
-            body = json.dumps({"error": "Rate limit exceeded", "code": "RATE_LIMITED",
-                               "details": f"retry after {decision.retry_after} s"}).encode()
-            await send({"type": "http.response.start", "status": 429,
-                        "headers": [(b"content-type", _JSON),
-                                    (b"content-length", str(len(body)).encode()),
-                                    *_encoded(decision)]})
-            await send({"type": "http.response.body", "body": body})
+            refusal = error_response(429, "RATE_LIMITED", "Rate limit exceeded",
+                                     f"retry after {decision.retry_after} s", decision.headers())
+            await refusal(scope, receive, send)
             return
         refundable = limiter is limits.intensive
 
