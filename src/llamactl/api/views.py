@@ -7,29 +7,22 @@ each answer copies it and fills in the live fields (status, pid, stats, restarts
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from llamactl.config import InstancesConfig
 from llamactl.instances.models import format_time
 from llamactl.supervisor.context import Lifecycle
 from llamactl.supervisor.owner import InstanceOwner
+from llamactl.supervisor.stats import contract_stats
 
 
 def instance_json(owner: InstanceOwner, config: InstancesConfig) -> dict[str, Any]:
     runtime = owner.record.runtime
     pid = owner.pid
-    uptime = 0
-    if pid is not None and runtime.started_at is not None:
-        uptime = max(0, int((datetime.now(UTC) - runtime.started_at).total_seconds()))
     document = dict(_settled_part(owner, config))
     document["status"] = runtime.status
     document["pid"] = pid
-    document["stats"] = {
-        "memory_usage": owner.stats.memory_usage if pid else 0,
-        "cpu_usage": owner.stats.cpu_usage if pid else 0.0,
-        "uptime": uptime,
-    }
+    document["stats"] = contract_stats(owner.stats, pid, runtime.started_at)
     document["restart_count"] = runtime.restart_count
     document["last_error"] = runtime.last_error
     return document

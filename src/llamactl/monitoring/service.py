@@ -18,7 +18,6 @@ from collections import Counter
 from collections.abc import Coroutine
 from typing import Any
 
-from llamactl.api.views import instance_json
 from llamactl.config import Settings
 from llamactl.events import EventHub
 from llamactl.instances.models import STATUSES
@@ -30,6 +29,7 @@ from llamactl.monitoring.host import (
     read_resources,
 )
 from llamactl.supervisor.manager import InstanceManager
+from llamactl.supervisor.stats import contract_stats
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ class Monitoring:
             self.publish_stats()
 
     def publish_stats(self) -> None:
-        config = self._settings.instances
         for owner in self._manager.owners():
             if owner.status == "running" and owner.pid is not None:
-                self._events.stats_updated(owner.name, instance_json(owner, config)["stats"])
+                stats = contract_stats(owner.stats, owner.pid, owner.record.runtime.started_at)
+                self._events.stats_updated(owner.name, stats)

@@ -9,10 +9,25 @@ import contextlib
 import os
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
 import psutil
 
 CHILDREN_EVERY = 12  # samples between searches for child processes (a minute by default)
+
+
+def contract_stats(stats: ProcessStats, pid: int | None,
+                   started_at: datetime | None) -> dict[str, Any]:
+    """The contract's ``stats`` of an instance: ``{memory_usage: bytes, cpu_usage: percent,
+    uptime: whole seconds}``, zeros while it has no process. The instance JSON of the API and
+    the ``instance_stats_updated`` events both answer with this."""
+    if pid is None:
+        return {"memory_usage": 0, "cpu_usage": 0.0, "uptime": 0}
+    uptime = 0
+    if started_at is not None:
+        uptime = max(0, int((datetime.now(UTC) - started_at).total_seconds()))
+    return {"memory_usage": stats.memory_usage, "cpu_usage": stats.cpu_usage, "uptime": uptime}
 
 
 @dataclass
