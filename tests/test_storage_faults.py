@@ -9,6 +9,7 @@ import contextlib
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -106,15 +107,20 @@ async def test_a_full_disk_never_leaves_a_process_unmanaged(
             filler = fill(data_dir)
 
             # A force stop while the disk is full: the process goes, whatever the disk says.
+            began = time.monotonic()
             stopped = await client.post("/api/instances/a/stop", json={"force": True})
             assert stopped.status_code == 200, stopped.text
             wait_until(lambda: gone(pid_a), 10, "the force-stopped llama-server to exit")
+            gone_after = time.monotonic() - began
             assert (await client.get("/api/instances/a")).json()["status"] == "stopped"
             state = await wait_storage(client, available=False)
             assert "full" in state["error"]
             await events.wait_for(lambda m: m["type"] == "system_alert"
                                   and m["data"]["level"] == "error"
                                   and "database" in m["data"]["message"])
+            print(f"\nforce stop on a full disk: process gone after {gone_after * 1000:.0f} ms,"
+                  f" store unavailable and alerted after {(time.monotonic() - began) * 1000:.0f}"
+                  " ms")
 
             # Requests that need a write are refused, saying why, and change nothing.
             refused = await client.post("/api/instances/a/start")
@@ -129,7 +135,10 @@ async def test_a_full_disk_never_leaves_a_process_unmanaged(
 
             # Space comes back: everything in memory reaches the database.
             filler.unlink()
+            began = time.monotonic()
             await wait_storage(client, available=True)
+            print(f"space freed: every pending write in the database after "
+                  f"{(time.monotonic() - began) * 1000:.0f} ms")
             assert rows(data_dir / "llamactl.db") == {"a": ("stopped", None),
                                                       "b": ("running", pid_b)}
             await events.wait_for(lambda m: m["type"] == "system_alert"
