@@ -131,6 +131,13 @@ async def test_a_full_disk_never_leaves_a_process_unmanaged(
                                                                 "model_path": str(model)})
             assert created.status_code == 503
             assert (await client.get("/api/instances/c")).status_code == 404
+            updated = await client.put("/api/instances/a", json={"idle_timeout": 7})
+            assert updated.status_code == 503
+            assert (await client.get("/api/instances/a")).json()["idle_timeout"] != 7
+            assert (await client.delete("/api/instances/a")).status_code == 503
+            assert (await client.get("/api/instances/a")).status_code == 200
+            assert (await client.post("/api/keys", json={"name": "k"})).status_code == 503
+            assert (await client.get("/api/keys")).json()["keys"] == []
             assert [p.pid for p in backends_under(tmp_path)] == [pid_b]  # nothing spawned
 
             # Space comes back: everything in memory reaches the database.
