@@ -10,8 +10,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from llamactl.security.key_cache import REFRESH_SECONDS
 from tests.conftest import AppHarness
 from tests.support.clients import PASSWORDS, auth_section
+from tests.support.helpers import write_config
 
 LOCK_SECONDS = 3.0
 # A behaviour bound with a wide margin: these answers take about a millisecond; before the
@@ -78,3 +80,33 @@ async def test_a_held_write_lock_stalls_neither_v1_nor_the_api(
             break
         await asyncio.sleep(0.05)
     assert status["storage"] == {"available": True, "error": None, "pending_writes": 0}
+
+
+async def test_keys_changed_by_the_cli_are_seen_by_a_running_server(
+    make_settings: Any, make_app: Any, tmp_path: Path
+) -> None:
+    auth = auth_section()
+    app: AppHarness = await make_app(make_settings(fake=True, sections={"auth": auth}))
+    config = write_config(tmp_path / "cli.yaml", {"auth": {"secret": auth["secret"]}})
+    where = ["--config", str(config), "--data-dir", str(tmp_path / "data")]
+
+    def cli(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "llamactl", "keys", *args, *where],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    async def models_status(key: str) -> int:
+        answer = await app.client.get("/v1/models", headers={"Authorization": f"Bearer {key}"})
+        return answer.status_code
+
+    async def becomes(key: str, status: int) -> None:
+        deadline = time.monotonic() + 3 * REFRESH_SECONDS
+        while await models_status(key) != status:
+            assert time.monotonic() < deadline, f"/v1 never answered {status}"
+            await asyncio.sleep(0.05)
+
+    key = await asyncio.to_thread(cli, "create", "from-cli")
+    await becomes(key, 200)
+    await asyncio.to_thread(cli, "revoke", "from-cli")
+    await becomes(key, 401)
