@@ -20,6 +20,7 @@ import contextlib
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -162,9 +163,13 @@ class StoreWriter:
         while True:
             with self._wake:
                 state = self._state
+                # While failing, new writes wait for the retry: they must not postpone it.
+                retry_at = time.monotonic() + self._retry_seconds
                 while not (state.jobs or state.stopping or (state.pending and not state.failing)):
-                    if not self._wake.wait(self._retry_seconds if state.failing else None):
+                    left = retry_at - time.monotonic() if state.failing else None
+                    if left is not None and left <= 0:
                         break  # the retry interval passed: try the pending writes again
+                    self._wake.wait(left)
                 jobs, state.jobs = state.jobs, []
                 stopping = state.stopping
             error = self._flush()
