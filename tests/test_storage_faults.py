@@ -238,3 +238,25 @@ def test_an_unwritable_data_dir_is_refused(tmp_path: Path) -> None:
         with immutable(data_dir):
             assert_refused(serve(data_dir), str(data_dir))
         assert database.read_bytes() == before
+
+
+async def test_shutdown_stops_instances_it_could_not_record_for_adoption(
+    make_settings: Any, model: Path, tmp_path: Path
+) -> None:
+    from tests.conftest import AppHarness
+
+    settings = make_settings(stop_on_shutdown=False)  # normally: leave them running
+    with small_tmpfs(tmp_path / "data") as data_dir:
+        app = await AppHarness(settings).up()
+        try:
+            assert (await app.client.post("/api/instances", json={
+                "name": "a", "model_path": str(model)})).status_code == 201
+            started = await app.client.post("/api/instances/a/start?wait=true")
+            assert started.status_code == 200, started.text
+            fill(data_dir)
+            refused = await app.client.post("/api/instances", json={
+                "name": "b", "model_path": str(model)})
+            assert refused.status_code == 503
+        finally:
+            await app.down()
+        assert backends_under(tmp_path) == []
