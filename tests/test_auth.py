@@ -240,7 +240,7 @@ async def test_api_keys_are_shown_once_and_revocable(app: AppHarness) -> None:
     assert key is not None
     assert key.allows("a")
     assert not key.allows("b")
-    assert store.list()[0].last_used_at is not None
+    assert (await store.list())[0].last_used_at is not None
     assert store.verify(plaintext + "x") is None
     duplicate = await app.client.post("/api/keys", headers=bearer(token), json={"name": "app"})
     assert duplicate.status_code == 409
@@ -251,7 +251,7 @@ async def test_api_keys_are_shown_once_and_revocable(app: AppHarness) -> None:
 
 async def test_expired_keys_do_not_work(app: AppHarness) -> None:
     store = app.app.state.services.auth.keys
-    _, plaintext = store.create("old", None, datetime.now(UTC) - timedelta(seconds=1))
+    _, plaintext = await store.create("old", None, datetime.now(UTC) - timedelta(seconds=1))
     assert store.verify(plaintext) is None
 
 
@@ -311,7 +311,7 @@ async def test_metrics_need_a_token_or_a_key_when_auth_is_on(app: AppHarness) ->
     assert (await app.client.get("/metrics")).status_code == 401
     viewer = await login(app, "view")
     assert (await app.client.get("/metrics", headers=bearer(viewer))).status_code == 200
-    _, key = app.app.state.services.auth.keys.create("scraper")
+    _, key = await app.app.state.services.auth.keys.create("scraper")
     assert (await app.client.get("/metrics", headers=bearer(key))).status_code == 200
     assert (await app.client.get("/metrics", headers=bearer("llk_nope"))).status_code == 401
 

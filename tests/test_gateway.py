@@ -143,7 +143,7 @@ async def test_keys_and_tokens_on_v1(
     token = (await app.client.post("/api/auth/login",
                                    json={"username": "v", "password": "viewer-pass"})).json()
     store = app.app.state.services.auth.keys
-    _, only_a = store.create("only-a", ["a"])
+    _, only_a = await store.create("only-a", ["a"])
     anonymous = await app.client.get("/v1/models")
     assert anonymous.status_code == 401
     assert error_of(anonymous)["type"] == "authentication_error"
@@ -164,7 +164,7 @@ async def test_keys_and_tokens_on_v1(
     served = await app.client.post("/v1/completions", headers=key_headers,
                                    json={"model": "a", **COMPLETION})
     assert served.status_code == 200
-    store.revoke("only-a")
+    await store.revoke("only-a")
     revoked = await app.client.post("/v1/completions", headers=key_headers,
                                     json={"model": "a", **COMPLETION})
     assert revoked.status_code == 401

@@ -17,9 +17,11 @@ PACKAGE = Path(__file__).resolve().parent.parent / "src" / "llamactl"
 
 # Lowest first.
 LAYERS: list[set[str]] = [
-    {"errors", "atomic_file", "client"},  # leaves: the standard library and third parties only
+    # leaves: the standard library and third parties only
+    {"errors", "atomic_file", "client", "events"},
     {"config", "instances"},  # settings; the instance data model and its option table
-    {"security", "backends", "events", "store"},
+    {"store", "backends"},  # SQLite, its writer thread, the data dir's lock; llama-server
+    {"security"},  # tokens, users, keys (cached over the store's writer), rate limits
     {"supervisor"},  # one owner per instance, the manager, capacity
     {"monitoring", "gateway"},  # host and metrics; the /v1 gateway
     {"api"},  # the REST API's routes, schemas and middleware

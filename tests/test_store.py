@@ -21,7 +21,7 @@ def test_a_new_database_is_migrated_to_the_latest_version(tmp_path: Path) -> Non
     db.close()
 
 
-def test_records_round_trip(tmp_path: Path) -> None:
+async def test_records_round_trip(tmp_path: Path) -> None:
     db = open_database(tmp_path / "llamactl.db")
     repo = InstanceRepository(db)
     record = InstanceRecord(spec=InstanceSpec(
@@ -29,7 +29,7 @@ def test_records_round_trip(tmp_path: Path) -> None:
         max_restarts=7, environment={"K": "V"}, extra_args=["--no-warmup"], group="g",
     ))
     record.runtime.restart_count = 2
-    repo.insert(record)
+    await repo.insert(record)
     db.close()
     loaded = InstanceRepository(open_database(tmp_path / "llamactl.db")).load_all()
     assert loaded == [record]

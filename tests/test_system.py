@@ -36,7 +36,9 @@ async def test_status_has_the_seeds_fields_and_counts_instances(
 ) -> None:
     app: AppHarness = await make_app(make_settings(fake=True))
     status = (await app.client.get("/api/system/status")).json()
-    assert list(status) == ["version", "uptime", "instances", "resources"]
+    # The seed's fields in the seed's order, then what llamactl adds.
+    assert list(status) == ["version", "uptime", "instances", "resources", "storage"]
+    assert status["storage"] == {"available": True, "error": None, "pending_writes": 0}
     assert status["version"] == package_version()
     assert isinstance(status["uptime"], int)
     assert status["uptime"] >= 0

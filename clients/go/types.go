@@ -253,6 +253,14 @@ type SystemStatus struct {
 	Uptime    int64          `json:"uptime"` // seconds since llamactl started
 	Instances InstanceCounts `json:"instances"`
 	Resources Resources      `json:"resources"`
+	Storage   *Storage       `json:"storage,omitempty"` // nil from servers before it was added
+}
+
+// Storage says whether llamactl's database can be written.
+type Storage struct {
+	Available     bool    `json:"available"`      // false while database writes fail
+	Error         *string `json:"error"`          // why they fail
+	PendingWrites int64   `json:"pending_writes"` // changes not yet written
 }
 
 // GPU is an NVIDIA GPU of the host.

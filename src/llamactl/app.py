@@ -47,6 +47,7 @@ from llamactl.monitoring.host import build_time
 from llamactl.monitoring.metrics import LlamactlMetrics
 from llamactl.monitoring.service import Monitoring
 from llamactl.security import passwords
+from llamactl.security.key_cache import CachedKeys
 from llamactl.security.keys import KeyStore
 from llamactl.security.ratelimit import FixedWindowLimiter
 from llamactl.security.secret import load_secret
@@ -54,12 +55,15 @@ from llamactl.security.service import AuthService
 from llamactl.security.users import UserDirectory
 from llamactl.store.database import open_database
 from llamactl.store.instances import InstanceRepository
+from llamactl.store.writer import StoreWriter
 from llamactl.supervisor.context import OwnerContext
 from llamactl.supervisor.manager import InstanceManager
 
 log = logging.getLogger(__name__)
 
 DISTRIBUTION = "llamactl-server"
+# At shutdown, how long the last writes may take (SQLite's busy timeout is 5 s).
+WRITER_CLOSE_SECONDS = 8.0
 
 
 def package_version() -> str:
@@ -81,17 +85,20 @@ def prepare_data_dir(settings: Settings) -> sqlite3.Connection:
 
 
 def build_auth(
-    settings: Settings, connection: sqlite3.Connection, config_path: Path | None
+    settings: Settings, connection: sqlite3.Connection, writer: StoreWriter,
+    config_path: Path | None,
 ) -> AuthService:
     secret = load_secret(settings.auth.secret, settings.data_dir, os.environ)
     if settings.auth_enabled:
         passwords.warm_up()
+    keys = CachedKeys(KeyStore(connection, secret), writer)
+    keys.load()
     return AuthService(
         enabled=settings.auth_enabled,
         secret=secret,
         users=UserDirectory(settings.auth.users, config_path),
         token_ttl=settings.auth.token_ttl,
-        keys=KeyStore(connection, secret),
+        keys=keys,
         login_limiter=FixedWindowLimiter(settings.rate_limit.login_failures_per_minute),
     )
 
@@ -138,18 +145,21 @@ def create_app(settings: Settings, *, config_path: Path | None = None) -> FastAP
                                 keepalive_expiry=120.0),
         )
         events = EventHub()
+        writer = StoreWriter(connection, events)  # every statement after boot runs on it
         context = OwnerContext(
             config=settings.instances,
             backend_command=lambda: resolve_command(settings.backends.llama_cpp),
             logs_dir=settings.logs_dir,
-            repository=InstanceRepository(connection),
+            repository=InstanceRepository(connection, writer),
             events=events,
             http=http,
             metrics=metrics,
         )
         manager = InstanceManager(context, reserved_ports=[settings.server.port])
-        auth = build_auth(settings, connection, config_path)
+        auth = build_auth(settings, connection, writer, config_path)
         manager.boot()
+        writer.start()
+        auth.keys.start()
         metrics.track_instances(lambda: [owner.status for owner in manager.owners()])
         monitoring = Monitoring(settings, events, manager, version=package_version(),
                                 build_time=build_time(DISTRIBUTION))
@@ -172,6 +182,8 @@ def create_app(settings: Settings, *, config_path: Path | None = None) -> FastAP
             await monitoring.stop()
             await gateway.close()
             await manager.shutdown(stop_instances=settings.instances.stop_on_shutdown)
+            await auth.keys.stop()
+            await writer.close(timeout=WRITER_CLOSE_SECONDS)
             await http.aclose()
             connection.close()
 

@@ -14,6 +14,7 @@ builds an error body by hand and no error ever leaves as a stack trace.
     ├── RateLimited                   429 RATE_LIMITED
     ├── StartFailed                   502 START_FAILED (details: the reason and last log lines)
     ├── CapacityExhausted             503 CAPACITY_EXHAUSTED (with Retry-After)
+    ├── StorageUnavailable            503 STORAGE_UNAVAILABLE (the database cannot be written)
     └── StartupError                  not HTTP: ``llamactl serve`` cannot start
 """
 
@@ -129,6 +130,23 @@ class CapacityExhausted(LlamactlError):
 class StartFailed(LlamactlError):
     status_code = 502
     code = "START_FAILED"
+
+
+class StorageUnavailable(LlamactlError):
+    """A request needs a database write and the database cannot take one (a full disk, a
+    read-only file). What llamactl already did is kept in memory and written when it can."""
+
+    status_code = 503
+    code = "STORAGE_UNAVAILABLE"
+
+    def __init__(self, reason: str):
+        super().__init__(
+            f"The database cannot be written: {reason}",
+            "nothing was changed; llamactl keeps running instances under watch and writes "
+            "pending changes once the database can take them; stop and force stop still work",
+            headers={"Retry-After": "5"},
+        )
+        self.reason = reason
 
 
 class StartupError(LlamactlError):

@@ -117,5 +117,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (404, "Not found: INSTANCE_NOT_FOUND"),
         (409, "Conflict"),
         (500, "INTERNAL_ERROR"),
+        (503, "CAPACITY_EXHAUSTED, or STORAGE_UNAVAILABLE: the database cannot be written "
+              "(Retry-After)"),
     )
 }

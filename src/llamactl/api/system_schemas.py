@@ -41,6 +41,12 @@ class Resources(BaseModel):
     disk_usage: float = Field(description="percent used of the data dir's file system")
 
 
+class Storage(BaseModel):
+    available: bool = Field(description="false while writes to the database fail")
+    error: str | None = Field(description="why the last write failed, while it fails")
+    pending_writes: int = Field(description="changes kept in memory, not yet written")
+
+
 class SystemStatus(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "version": "1.0.0", "uptime": 86400,
@@ -48,12 +54,14 @@ class SystemStatus(BaseModel):
                       "restarting": 0, "failed": 0},
         "resources": {"cpu_usage": 45.2, "memory_usage": 8589934592,
                       "memory_total": 17179869184, "disk_usage": 75.5},
+        "storage": {"available": True, "error": None, "pending_writes": 0},
     }]})
 
     version: str
     uptime: int = Field(description="seconds since llamactl started")
     instances: InstanceCounts
     resources: Resources
+    storage: Storage
 
 
 class Gpu(BaseModel):

@@ -138,11 +138,18 @@ class Resources(_Model):
     disk_usage: float = Field(description="percent")
 
 
+class Storage(_Model):
+    available: bool = Field(default=True, description="false while database writes fail")
+    error: str | None = Field(default=None, description="why they fail")
+    pending_writes: int = Field(default=0, description="changes not yet written")
+
+
 class SystemStatus(_Model):
     version: str
     uptime: float = Field(description="seconds")
     instances: InstanceCounts
     resources: Resources
+    storage: Storage | None = None  # absent from servers before it was added
 
 
 class Gpu(_Model):

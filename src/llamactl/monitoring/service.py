@@ -94,7 +94,8 @@ class Monitoring:
                                                if s not in ("running", "stopped"))):
             instances[status] = counts.get(status, 0)
         return {"version": self.version, "uptime": self.uptime, "instances": instances,
-                "resources": self.resources.to_json()}
+                "resources": self.resources.to_json(),
+                "storage": self._manager.context.repository.writer.status()}
 
     def info(self) -> dict[str, Any]:
         answer = {**host_facts(), "version": self.version, "build_time": self.build_time}

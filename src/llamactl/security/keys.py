@@ -1,4 +1,5 @@
-"""Inference API keys for the /v1 gateway, kept in SQLite.
+"""Inference API keys for the /v1 gateway, kept in SQLite (``KeyStore``: the CLI's, direct;
+the server's is ``security/key_cache.py``, from memory).
 
 A key is shown once, when created. The store keeps an HMAC-SHA256 of it under the server's
 secret: keys are random and long, so a fast keyed hash is right (a slow password hash per
@@ -65,37 +66,35 @@ class KeyStore:
     secret: str
     _touched: dict[str, float] = field(default_factory=dict)
 
-    def _hash(self, key: str) -> str:
+    def hash(self, key: str) -> str:
         return hmac.new(self.secret.encode(), key.encode(), hashlib.sha256).hexdigest()
 
-    def create(
+    def new_key(
         self, name: str, instances: list[str] | None = None, expires_at: datetime | None = None
-    ) -> tuple[ApiKey, str]:
+    ) -> tuple[ApiKey, str, str]:
+        """A new key, its plaintext and its hash; nothing written yet."""
         plaintext = KEY_PREFIX + secrets.token_urlsafe(32)
         key = ApiKey(id=uuid.uuid4().hex[:12], name=name, prefix=plaintext[:10],
                      instances=instances, created_at=datetime.now(UTC).replace(microsecond=0),
                      expires_at=expires_at)
+        return key, plaintext, self.hash(plaintext)
+
+    def create(
+        self, name: str, instances: list[str] | None = None, expires_at: datetime | None = None
+    ) -> tuple[ApiKey, str]:
+        key, plaintext, key_hash = self.new_key(name, instances, expires_at)
         try:
-            self.db.execute(
-                f"INSERT INTO api_keys ({_COLUMNS}, key_hash) "  # noqa: S608 (constant columns)
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (key.id, name, key.prefix, json.dumps(instances) if instances is not None else None,
-                 key.created_at.isoformat(), expires_at.isoformat() if expires_at else None, None,
-                 self._hash(plaintext)),
-            )
+            insert_key(self.db, key, key_hash)
         except sqlite3.IntegrityError:
-            raise Conflict(f"an API key named '{name}' already exists", code="KEY_EXISTS") from None
+            raise key_exists(name) from None
         return key, plaintext
 
     def list(self) -> list[ApiKey]:
-        rows = self.db.execute(f"SELECT {_COLUMNS} FROM api_keys ORDER BY name")  # noqa: S608
-        return [_from_row(row) for row in rows]
+        return [key for key, _ in load_keys(self.db)]
 
     def revoke(self, name_or_id: str) -> None:
-        cursor = self.db.execute("DELETE FROM api_keys WHERE name = ? OR id = ?",
-                                 (name_or_id, name_or_id))
-        if cursor.rowcount == 0:
-            raise NotFound(f"no API key named '{name_or_id}'", code="KEY_NOT_FOUND")
+        if delete_key(self.db, name_or_id) == 0:
+            raise key_not_found(name_or_id)
 
     def verify(self, plaintext: str) -> ApiKey | None:
         """The key's record if the key is known and not expired; marks it used."""
@@ -103,7 +102,7 @@ class KeyStore:
             return None
         row = self.db.execute(
             f"SELECT {_COLUMNS} FROM api_keys WHERE key_hash = ?",  # noqa: S608
-            (self._hash(plaintext),),
+            (self.hash(plaintext),),
         ).fetchone()
         if row is None:
             return None
@@ -120,8 +119,41 @@ class KeyStore:
             return
         self._touched[key.id] = now
         key.last_used_at = datetime.now(UTC).replace(microsecond=0)
-        self.db.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?",
-                        (key.last_used_at.isoformat(), key.id))
+        mark_used(self.db, key.id, key.last_used_at)
+
+
+def key_exists(name: str) -> Conflict:
+    return Conflict(f"an API key named '{name}' already exists", code="KEY_EXISTS")
+
+
+def key_not_found(name_or_id: str) -> NotFound:
+    return NotFound(f"no API key named '{name_or_id}'", code="KEY_NOT_FOUND")
+
+
+def insert_key(db: sqlite3.Connection, key: ApiKey, key_hash: str) -> None:
+    db.execute(
+        f"INSERT INTO api_keys ({_COLUMNS}, key_hash) "  # noqa: S608 (constant columns)
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (key.id, key.name, key.prefix,
+         json.dumps(key.instances) if key.instances is not None else None,
+         key.created_at.isoformat(), key.expires_at.isoformat() if key.expires_at else None,
+         None, key_hash),
+    )
+
+
+def delete_key(db: sqlite3.Connection, name_or_id: str) -> int:
+    cursor = db.execute("DELETE FROM api_keys WHERE name = ? OR id = ?", (name_or_id, name_or_id))
+    return cursor.rowcount
+
+
+def mark_used(db: sqlite3.Connection, key_id: str, moment: datetime) -> None:
+    db.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?", (moment.isoformat(), key_id))
+
+
+def load_keys(db: sqlite3.Connection) -> list[tuple[ApiKey, str]]:
+    """Every key with its hash, by name."""
+    rows = db.execute(f"SELECT {_COLUMNS}, key_hash FROM api_keys ORDER BY name")  # noqa: S608
+    return [(_from_row(row[:-1]), str(row[-1])) for row in rows]
 
 
 def _from_row(row: tuple[object, ...]) -> ApiKey:

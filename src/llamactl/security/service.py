@@ -9,7 +9,8 @@ from typing import Literal
 
 from llamactl.errors import Forbidden, InvalidCredentials, RateLimited, TokenExpired, Unauthorized
 from llamactl.security import tokens
-from llamactl.security.keys import ApiKey, KeyStore
+from llamactl.security.key_cache import CachedKeys
+from llamactl.security.keys import ApiKey
 from llamactl.security.passwords import verify_password
 from llamactl.security.ratelimit import FixedWindowLimiter
 from llamactl.security.roles import Role, allows
@@ -31,7 +32,7 @@ ANONYMOUS = Principal("anonymous", "admin", "anonymous")
 class AuthService:
     def __init__(
         self, *, enabled: bool, secret: str, users: UserDirectory, token_ttl: int,
-        keys: KeyStore, login_limiter: FixedWindowLimiter | None,
+        keys: CachedKeys, login_limiter: FixedWindowLimiter | None,
     ):
         self.enabled = enabled
         self.keys = keys

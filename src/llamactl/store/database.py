@@ -1,16 +1,20 @@
 """Opening the database: WAL mode, schema migrations, and clear errors instead of tracebacks.
 
-One connection, used from the event loop's thread only: every statement is a single-row write
-or a small read, well under a millisecond, so a thread hop would cost more than it saves.
+One connection: opened and migrated here at startup, then used by the store's writer thread
+only (store/writer.py), so that a slow or failing disk never stalls the event loop. A database
+that cannot be written (a read-only or immutable file, its -wal or -shm included) is refused
+here, with the reason, like an unwritable data dir.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from pathlib import Path
 
 from llamactl.errors import StartupError
+from llamactl.store.writer import probe_write
 
 # Each entry moves the schema from version i to i+1. Never edit a released entry: add one.
 MIGRATIONS: tuple[str, ...] = (
@@ -72,6 +76,7 @@ def open_database(path: Path) -> sqlite3.Connection:
     except sqlite3.Error as exc:
         raise StartupError(f"cannot open database {path}: {exc}") from None
     try:
+        _check_writable(connection, path)
         _check_and_configure(connection, path)
         migrate(connection)
     except sqlite3.DatabaseError as exc:
@@ -84,6 +89,29 @@ def open_database(path: Path) -> sqlite3.Connection:
         connection.close()
         raise
     return connection
+
+
+def _check_writable(connection: sqlite3.Connection, path: Path) -> None:
+    """SQLite opens a file it may not write read-only, silently: every write would then fail
+    while llamactl runs. Check the files, then write for real."""
+    for file in (path, path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-shm")):
+        try:
+            os.close(os.open(file, os.O_RDWR))
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise StartupError(f"database file {file} is not writable: {exc.strerror}") from None
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            probe_write(connection)
+            connection.execute("COMMIT")
+        except sqlite3.Error:
+            with contextlib.suppress(sqlite3.Error):
+                connection.execute("ROLLBACK")
+            raise
+    except sqlite3.OperationalError as exc:
+        raise StartupError(f"database {path} cannot be written: {exc}") from None
 
 
 def _check_and_configure(connection: sqlite3.Connection, path: Path) -> None:

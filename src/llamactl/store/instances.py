@@ -1,4 +1,10 @@
-"""The instances table: records in and out, one row per instance."""
+"""The instances table: records in and out, one row per instance.
+
+After boot every write goes through the store's writer thread (store/writer.py): ``save`` hands
+over a snapshot of the row and returns at once (the owners' status changes); ``insert``,
+``delete`` and ``save_now`` wait for the commit and raise StorageUnavailable when the database
+cannot take it (requests that must not go ahead without their write).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from llamactl.instances.models import InstanceRecord, InstanceSpec, RuntimeState, Status
+from llamactl.store.writer import Op, StoreWriter
 
 _LIFECYCLE_FIELDS = (
     "auto_restart", "max_restarts", "restart_delay", "on_demand_start", "idle_timeout", "group",
@@ -25,30 +32,48 @@ _INSERT = (
     f"INSERT INTO instances ({', '.join(_COLUMNS)}) "  # noqa: S608
     f"VALUES ({', '.join('?' for _ in _COLUMNS)})"
 )
-_UPDATE = (
-    f"UPDATE instances SET {', '.join(f'{c} = ?' for c in _COLUMNS[1:])} "  # noqa: S608
-    "WHERE name = ?"
+# Insert or replace the whole row: a save that was pending when its row's insert had not
+# reached the database yet, or after the row was deleted by mistake, still lands.
+_UPSERT = (
+    f"{_INSERT} ON CONFLICT(name) DO UPDATE SET "
+    f"{', '.join(f'{c} = excluded.{c}' for c in _COLUMNS[1:])}"
 )
 
 
 class InstanceRepository:
-    def __init__(self, connection: sqlite3.Connection):
+    def __init__(self, connection: sqlite3.Connection, writer: StoreWriter | None = None):
         self._db = connection
+        self.writer = writer or StoreWriter(connection)
 
     def load_all(self) -> list[InstanceRecord]:
+        """At boot, before the writer starts."""
         cursor = self._db.execute(_SELECT)
         return [_from_row(dict(zip(_COLUMNS, row, strict=True))) for row in cursor]
 
-    def insert(self, record: InstanceRecord) -> None:
-        row = _to_row(record)
-        self._db.execute(_INSERT, [row[c] for c in _COLUMNS])
+    async def insert(self, record: InstanceRecord) -> None:
+        await self.writer.require(_upsert(record))
+
+    async def save_now(self, record: InstanceRecord) -> None:
+        await self.writer.require(_upsert(record))
 
     def save(self, record: InstanceRecord) -> None:
-        row = _to_row(record)
-        self._db.execute(_UPDATE, [*(row[c] for c in _COLUMNS[1:]), record.name])
+        self.writer.submit(("instance", record.name), _upsert(record))
 
-    def delete(self, name: str) -> None:
-        self._db.execute("DELETE FROM instances WHERE name = ?", (name,))
+    async def delete(self, name: str) -> None:
+        def delete(db: sqlite3.Connection) -> None:
+            db.execute("DELETE FROM instances WHERE name = ?", (name,))
+
+        # After every pending write, the row's last save included.
+        await self.writer.require(delete)
+
+
+def _upsert(record: InstanceRecord) -> Op:
+    values = [_to_row(record)[c] for c in _COLUMNS]  # a snapshot, taken on the loop
+
+    def upsert(db: sqlite3.Connection) -> None:
+        db.execute(_UPSERT, values)
+
+    return upsert
 
 
 def _to_row(record: InstanceRecord) -> dict[str, Any]:

@@ -198,8 +198,16 @@ def _mtime(path: Path) -> datetime:
 
 
 def last_messages(path: Path, count: int = 20) -> list[str]:
-    """The last raw messages of the log, for error answers when a start fails."""
-    return [entry.message for entry in read_tail(path, count)]
+    """The last raw messages of the log, for error answers when a start fails. No times, so
+    no search for the base line: it reads the file's last block, cheap enough for the owner."""
+    picked: list[str] = []
+    for raw in _lines_backward(log_files(path, 0)):
+        if raw.strip():
+            picked.append(raw)
+        if len(picked) >= count:
+            break
+    parser = LineParser(datetime.now(UTC))
+    return [e.message for e in map(parser.parse, reversed(picked)) if e is not None]
 
 
 async def follow(
@@ -208,13 +216,11 @@ async def follow(
 ) -> AsyncIterator[LogEntry]:
     """The last ``lines`` entries, then each new one as it is written, until cancelled or
     ``stop`` is set (llamactl shutting down)."""
-    for entry in read_tail(path, lines, minimum, backups):
+    # Reading back through the file can take a while: not on the event loop.
+    entries, parser, position = await asyncio.to_thread(_follow_start, path, lines, minimum,
+                                                        backups)
+    for entry in entries:
         yield entry
-    parser = LineParser(datetime.now(UTC))
-    # Prime the parser's base time from the lines already in the file.
-    for raw in reversed(list(_take_until_base(_lines_backward(log_files(path, 0))))):
-        parser.parse(raw)
-    position = _size(path)
     pending = b""
     while True:
         size = _size(path)
@@ -235,6 +241,17 @@ async def follow(
         await asyncio.sleep(FOLLOW_POLL_SECONDS)
 
 
+def _follow_start(
+    path: Path, lines: int, minimum: Level, backups: int
+) -> tuple[list[LogEntry], LineParser, int]:
+    """The entries to show first, a parser primed with the run's base time, where to go on."""
+    entries = read_tail(path, lines, minimum, backups)
+    parser = LineParser(datetime.now(UTC))
+    for raw in reversed(list(_take_until_base(_lines_backward(log_files(path, 0))))):
+        parser.parse(raw)
+    return entries, parser, _size(path)
+
+
 def _take_until_base(lines: Iterator[str], limit: int = 5000) -> Iterator[str]:
     for index, raw in enumerate(lines):
         yield raw
@@ -249,11 +266,13 @@ def _size(path: Path) -> int:
         return 0
 
 
-def rotate_if_needed(path: Path, max_bytes: int, backups: int, started: datetime | None) -> bool:
-    """Copy-and-truncate rotation: the child keeps its O_APPEND descriptor and writes on at 0.
-
-    A line written between the copy and the truncate can be lost; renaming instead would leave
-    the child writing into the renamed file forever.
+def rotate_if_needed(
+    path: Path, max_bytes: int, backups: int, started: datetime | None, *, live: bool = True
+) -> bool:
+    """Copy-and-truncate rotation while a child writes the file (``live``): it keeps its
+    O_APPEND descriptor and writes on at 0. A line written between the copy and the truncate
+    can be lost; renaming instead would leave the child writing into the renamed file forever.
+    With no child (before a launch) renaming is safe, and cheap enough for the event loop.
     """
     if _size(path) <= max_bytes:
         return False
@@ -262,6 +281,9 @@ def rotate_if_needed(path: Path, max_bytes: int, backups: int, started: datetime
             older = path.with_name(f"{path.name}.{index}")
             if older.exists():
                 older.replace(path.with_name(f"{path.name}.{index + 1}"))
+        if not live:
+            path.replace(path.with_name(f"{path.name}.1"))
+            return True
         shutil.copyfile(path, path.with_name(f"{path.name}.1"))
     with path.open("r+b") as handle:
         handle.truncate(0)

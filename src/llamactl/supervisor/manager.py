@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 import os
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from llamactl.errors import (
@@ -20,6 +23,7 @@ from llamactl.errors import (
     InstanceExists,
     InstanceNotFound,
     InstanceNotRunning,
+    InstanceRunning,
     LlamactlError,
     ModelNotFound,
     NoFreePort,
@@ -42,6 +46,9 @@ log = logging.getLogger(__name__)
 
 # An instance that stops between being started and being leased is started again, this often.
 ACQUIRE_ATTEMPTS = 4
+# How long shutdown waits for the owners beyond the stop timeout (after which each process has
+# had its SIGKILL) before it gives up on them: a bug must not hang llamactl's exit.
+SHUTDOWN_GRACE_SECONDS = 10.0
 
 
 @dataclass
@@ -81,27 +88,40 @@ class InstanceManager:
             self._sampler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sampler
+        store = self._ctx.repository.writer
+        if not stop_instances and not store.available:
+            # The next llamactl adopts what the database lists; it may not list these.
+            log.warning("the database cannot be written (%s): stopping every instance instead "
+                        "of leaving it running for the next llamactl", store.error)
+            stop_instances = True
         owners = list(self._owners.values())
-        results = await asyncio.gather(
-            *(owner.shutdown(stop=stop_instances) for owner in owners), return_exceptions=True
-        )
-        for owner, result in zip(owners, results, strict=True):
-            if isinstance(result, BaseException):
-                log.error("shutting down %s failed: %s", owner.name, result)
-                await owner.cancel()
+        tasks = [asyncio.create_task(owner.shutdown(stop=stop_instances),
+                                     name=f"shutdown:{owner.name}") for owner in owners]
+        bound = self._ctx.config.stop_timeout + SHUTDOWN_GRACE_SECONDS
+        if tasks:
+            await asyncio.wait(tasks, timeout=bound)
+        for owner, task in zip(owners, tasks, strict=True):
+            if not task.done():
+                task.cancel()
+                log.error("shutting down %s took over %g s: ending it", owner.name, bound)
+                await owner.abandon(kill=stop_instances)
+            elif task.cancelled() or task.exception() is not None:
+                error = "cancelled" if task.cancelled() else task.exception()
+                log.error("shutting down %s failed: %s", owner.name, error)
+                await owner.abandon(kill=stop_instances)
 
     async def _sample_forever(self) -> None:
         config = self._ctx.config
         while True:
             await asyncio.sleep(config.stats_interval)
+            running = []
             for owner in list(self._owners.values()):
                 owner.stats.sample()
                 if owner.pid is not None:
-                    with contextlib.suppress(OSError):
-                        logs.rotate_if_needed(
-                            owner.log_path, config.log_max_bytes, config.log_backups,
-                            owner.record.runtime.started_at,
-                        )
+                    running.append((owner.log_path, owner.record.runtime.started_at))
+            # Rotation copies up to log_max_bytes: on a thread, not the event loop.
+            await asyncio.to_thread(_rotate_logs, running, config.log_max_bytes,
+                                    config.log_backups)
 
     # ---- reads ----
 
@@ -134,7 +154,7 @@ class InstanceManager:
                 aliases=list(body.aliases or []),
             )
             record = InstanceRecord(spec=spec)
-            self._ctx.repository.insert(record)
+            await self._ctx.repository.insert(record)  # StorageUnavailable: nothing created
             owner = InstanceOwner(record, self._ctx)
             self._owners[spec.name] = owner
             owner.run()
@@ -166,11 +186,23 @@ class InstanceManager:
             if body.aliases:
                 self._check_names(body.aliases, exclude=name)
             apply = _updater(body, given, options)
+            # Written first, from a copy: when the database refuses it, nothing changed.
+            updated = copy.deepcopy(owner.record)
+            apply(updated)
+            await self._ctx.repository.save_now(updated)
             return await owner.update(m.Update(apply=apply, restart=restart))
 
     async def delete(self, name: str) -> None:
         owner = self.owner(name)
-        await owner.delete()
+        if owner.status not in ("stopped", "failed"):
+            raise InstanceRunning(
+                f"Instance '{name}' is {owner.status}; stop it before deleting it")
+        await self._ctx.repository.delete(name)  # StorageUnavailable: nothing deleted
+        try:
+            await owner.delete()
+        except LlamactlError:
+            self._ctx.repository.save(owner.record)  # started meanwhile: its row stays
+            raise
         async with self._lock:
             if self._owners.get(name) is owner:
                 del self._owners[name]
@@ -290,6 +322,14 @@ class InstanceManager:
             else:
                 result.done.append(owner.name)
         return result
+
+
+def _rotate_logs(
+    logs_of_running: list[tuple[Path, datetime | None]], max_bytes: int, backups: int
+) -> None:
+    for path, started in logs_of_running:
+        with contextlib.suppress(OSError):
+            logs.rotate_if_needed(path, max_bytes, backups, started)
 
 
 def _check_model(path: str) -> None:

@@ -105,6 +105,9 @@ class InstanceOwner:
         return self._ctx.log_path(self.name)
 
     async def start(self, *, wait: bool = False) -> None:
+        # A process llamactl cannot record could not be adopted after a crash of llamactl:
+        # no start while the database cannot be written (StorageUnavailable, nothing spawned).
+        await self._ctx.repository.save_now(self.record)
         ready = asyncio.get_running_loop().create_future() if wait else None
         await self._call(m.Start(ready=ready))
         if ready is not None:
@@ -137,6 +140,8 @@ class InstanceOwner:
 
     async def wait_ready(self) -> None:
         """Until running; StartFailed if the start fails or is stopped."""
+        if self.closed:  # shut down or deleted: nothing will resolve a waiter
+            raise self._start_failed("llamactl is shutting down or the instance was deleted")
         if self.status == "running":
             return
         if self.status in ("stopped", "failed"):
@@ -154,6 +159,7 @@ class InstanceOwner:
         await waiter
 
     async def restart(self) -> None:
+        await self._ctx.repository.save_now(self.record)  # as start(): it spawns a process
         await self._call(m.Restart())
 
     async def delete(self) -> None:
@@ -182,6 +188,14 @@ class InstanceOwner:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+    async def abandon(self, *, kill: bool) -> None:
+        """Shutdown's last resort for an owner that did not end in time: SIGKILL its process
+        group (unless left for adoption), then end the task."""
+        if kill and self._process is not None:
+            log.error("killing pid %d of %s at shutdown", self._process.pid, self.name)
+            self._process.signal_group(signal.SIGKILL)
+        await self.cancel()
 
     async def _call(self, request: m.Request) -> object:
         if self.closed:
@@ -311,7 +325,7 @@ class InstanceOwner:
             raise InstanceRunning(
                 f"Instance '{self.name}' is {self.status}; stop it before deleting it"
             )
-        self._ctx.repository.delete(self.name)
+        # The manager deleted the row first (it may be refused): here only memory and files.
         for path in logs.log_files(self.log_path, self._ctx.config.log_backups):
             with contextlib.suppress(OSError):
                 path.unlink()
@@ -337,6 +351,7 @@ class InstanceOwner:
             return
         self._closing = request
         self._restart_after_stop = False
+        self._after_kill = None  # a kill under way (failed load or health): now a stop
         self._begin_stop("stopping", force=False, timeout=self._ctx.config.stop_timeout)
 
     # ---- transitions ----
@@ -352,7 +367,7 @@ class InstanceOwner:
             argv = build_argv(self._ctx.backend_command(), self.record)
             _check_launchable(self.record)
             logs.rotate_if_needed(path, self._ctx.config.log_max_bytes,
-                                  self._ctx.config.log_backups, None)
+                                  self._ctx.config.log_backups, None, live=False)
             self._own_log("info", f"starting: {' '.join(argv)}")
             handle = ProcessHandle.spawn(argv, build_env(self.record), path)
         except (BackendNotFound, LaunchError, SpawnError) as exc:

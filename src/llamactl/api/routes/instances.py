@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -152,7 +153,8 @@ async def instance_logs(
     owner = manager.owner(name)
     backups = settings.instances.log_backups
     if not follow:
-        entries = logs.read_tail(owner.log_path, lines, level, backups)
+        # Reading back through rotated files can take a while: not on the event loop.
+        entries = await asyncio.to_thread(logs.read_tail, owner.log_path, lines, level, backups)
         return _json({"logs": [e.to_json() for e in entries]})
 
     async def stream() -> AsyncIterator[bytes]:

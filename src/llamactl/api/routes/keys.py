@@ -11,7 +11,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from llamactl.api.schemas import ERROR_RESPONSES
 from llamactl.instances.models import NAME_PATTERN
-from llamactl.security.keys import KeyStore
+from llamactl.security.key_cache import CachedKeys
 from llamactl.security.roles import role_route
 
 router = APIRouter(prefix="/keys", tags=["keys"], responses=ERROR_RESPONSES)
@@ -46,26 +46,26 @@ class KeyCreated(BaseModel):
     info: KeyInfo
 
 
-def _keys(request: Request) -> KeyStore:
-    store: KeyStore = request.app.state.services.auth.keys
+def _keys(request: Request) -> CachedKeys:
+    store: CachedKeys = request.app.state.services.auth.keys
     return store
 
 
 @router.get("", response_model=KeyList, summary="List API keys", openapi_extra=ADMIN)
 async def list_keys(request: Request) -> dict[str, Any]:
-    return {"keys": [k.to_json() for k in _keys(request).list()]}
+    return {"keys": [k.to_json() for k in await _keys(request).list()]}
 
 
 @router.post("", status_code=201, response_model=KeyCreated, summary="Create an API key",
              openapi_extra=ADMIN)
 async def create_key(body: KeyCreate, request: Request) -> JSONResponse:
     expires: datetime | None = body.expires_at
-    key, plaintext = _keys(request).create(body.name, body.instances, expires)
+    key, plaintext = await _keys(request).create(body.name, body.instances, expires)
     return JSONResponse({"message": "API key created; it is shown only now", "key": plaintext,
                          "info": key.to_json()}, status_code=201)
 
 
 @router.delete("/{name}", summary="Revoke an API key", openapi_extra=ADMIN)
 async def revoke_key(name: str, request: Request) -> dict[str, str]:
-    _keys(request).revoke(name)
+    await _keys(request).revoke(name)
     return {"message": "API key revoked"}

@@ -1,0 +1,138 @@
+"""The server's API keys: checked from memory, changed through the store's writer thread.
+
+``verify`` runs on every ``/v1`` request: it reads a dict, never the database (a SELECT per
+request on the event loop stalled the gateway whenever another process held the database).
+Changes made here update the dict once committed. ``llamactl keys create/revoke`` write from
+another process: every ``REFRESH_SECONDS`` the writer thread asks SQLite whether another
+connection committed (``PRAGMA data_version``, no table read) and reloads the keys if so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+import time
+from datetime import UTC, datetime
+
+from llamactl.security.keys import (
+    KEY_PREFIX,
+    LAST_USED_RESOLUTION_SECONDS,
+    ApiKey,
+    KeyStore,
+    delete_key,
+    insert_key,
+    key_exists,
+    key_not_found,
+    load_keys,
+    mark_used,
+)
+from llamactl.store.writer import StoreWriter
+
+log = logging.getLogger(__name__)
+
+REFRESH_SECONDS = 2.0
+
+
+class CachedKeys:
+    def __init__(self, store: KeyStore, writer: StoreWriter,
+                 refresh_seconds: float = REFRESH_SECONDS):
+        self._store = store
+        self._writer = writer
+        self._refresh_seconds = refresh_seconds
+        self._by_hash: dict[str, ApiKey] = {}
+        self._version = -1  # the data_version the dict was loaded at
+        self._touched: dict[str, float] = {}
+        self._refresher: asyncio.Task[None] | None = None
+
+    # ---- life: load at boot, refresh while running ----
+
+    def load(self) -> None:
+        """At boot, before the writer thread starts."""
+        self._version, self._by_hash = _reload(self._store.db, -1) or (-1, {})
+
+    def start(self) -> None:
+        self._refresher = asyncio.create_task(self._refresh_forever(), name="key-refresh")
+
+    async def stop(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
+            self._refresher = None
+
+    async def _refresh_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._refresh_seconds)
+            try:
+                await self.refresh()
+            except Exception as exc:  # a failed read: the keys in memory stay valid
+                log.warning("reloading API keys failed: %s", exc)
+
+    async def refresh(self) -> None:
+        version = self._version
+        loaded = await self._writer.read(lambda db: _reload(db, version))
+        if loaded is None:
+            return
+        self._version, keys = loaded
+        for key_hash, key in keys.items():  # a use not yet written is newer than the row
+            known = self._by_hash.get(key_hash)
+            if known is not None and known.last_used_at and (
+                    key.last_used_at is None or key.last_used_at < known.last_used_at):
+                key.last_used_at = known.last_used_at
+        self._by_hash = keys
+
+    # ---- what routes and the gateway call ----
+
+    def verify(self, plaintext: str) -> ApiKey | None:
+        """The key's record if the key is known and not expired; marks it used."""
+        if not plaintext.startswith(KEY_PREFIX):
+            return None
+        key = self._by_hash.get(self._store.hash(plaintext))
+        if key is None or key.expired():
+            return None
+        self._touch(key)
+        return key
+
+    async def create(
+        self, name: str, instances: list[str] | None = None, expires_at: datetime | None = None
+    ) -> tuple[ApiKey, str]:
+        key, plaintext, key_hash = self._store.new_key(name, instances, expires_at)
+        try:
+            await self._writer.require(lambda db: insert_key(db, key, key_hash))
+        except sqlite3.IntegrityError:
+            raise key_exists(name) from None
+        self._by_hash[key_hash] = key
+        return key, plaintext
+
+    async def list(self) -> list[ApiKey]:
+        return sorted(self._by_hash.values(), key=lambda key: key.name)
+
+    async def revoke(self, name_or_id: str) -> None:
+        deleted: list[int] = []
+        await self._writer.require(lambda db: deleted.append(delete_key(db, name_or_id)))
+        self._by_hash = {h: k for h, k in self._by_hash.items()
+                         if name_or_id not in (k.name, k.id)}
+        if not deleted or deleted[0] == 0:
+            raise key_not_found(name_or_id)
+
+    def _touch(self, key: ApiKey) -> None:
+        """``last_used_at``, written at most once a minute per key, when the store can."""
+        now = time.monotonic()
+        if now - self._touched.get(key.id, -LAST_USED_RESOLUTION_SECONDS) < \
+                LAST_USED_RESOLUTION_SECONDS:
+            return
+        self._touched[key.id] = now
+        moment = key.last_used_at = datetime.now(UTC).replace(microsecond=0)
+        key_id = key.id
+        self._writer.submit(("key-used", key_id), lambda db: mark_used(db, key_id, moment))
+
+
+def _reload(db: sqlite3.Connection, version: int) -> tuple[int, dict[str, ApiKey]] | None:
+    """The keys by hash and the data_version they were read at; None if no other connection
+    has committed since ``version``."""
+    now = int(db.execute("PRAGMA data_version").fetchone()[0])
+    if now == version:
+        return None
+    return now, {key_hash: key for key, key_hash in load_keys(db)}
