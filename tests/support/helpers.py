@@ -147,14 +147,17 @@ def llamactl_server(data_dir: Path, config: Path) -> Iterator[LlamactlProcess]:
 def processes_under(root: Path) -> list[psutil.Process]:
     """Processes whose command line mentions a path under root: everything a test started."""
     found = []
-    needle = str(root)
+    needle = str(root).rstrip("/")
+    inside = needle + "/"
     ours = {os.getpid(), *(parent.pid for parent in psutil.Process().parents())}
     for process in psutil.process_iter(["cmdline", "status"]):
         if process.info["status"] == psutil.STATUS_ZOMBIE:
             continue  # exited; only its parent's wait() is missing
         if process.pid in ours:
             continue  # pytest itself (and what runs it) when its --basetemp names the root
-        if any(needle in part for part in process.info["cmdline"] or ()):
+        # As a path: /tmp/pt-a must not match another run's /tmp/pt-ab.
+        if any(inside in part or part.endswith(needle)
+               for part in process.info["cmdline"] or ()):
             found.append(process)
     return found
 
