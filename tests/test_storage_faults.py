@@ -18,6 +18,7 @@ import httpx
 import psutil
 import pytest
 
+from llamactl.store.data_dir_lock import LOCK_FILE
 from tests.support.feed import feed
 from tests.support.helpers import (
     POLL,
@@ -227,7 +228,8 @@ def test_a_corrupt_database_is_refused_and_left_as_it_was(tmp_path: Path) -> Non
     database.write_bytes(garbage)
     assert_refused(serve(tmp_path), "corrupt")
     assert database.read_bytes() == garbage
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["llamactl.db"]
+    # The data dir's lock file (taken before the database is opened) is the only addition.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["llamactl.db", LOCK_FILE]
 
 
 def test_an_unwritable_data_dir_is_refused(tmp_path: Path) -> None:

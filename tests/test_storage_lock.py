@@ -16,9 +16,12 @@ from tests.support.clients import PASSWORDS, auth_section
 from tests.support.helpers import write_config
 
 LOCK_SECONDS = 3.0
-# A behaviour bound with a wide margin: these answers take about a millisecond; before the
-# writer thread, each waited for the lock (up to SQLite's 5 s busy timeout).
-ANSWER_WITHIN = 0.1
+# A behaviour bound, not a speed goal: before the writer thread, a write waited for the lock
+# on the event loop (SQLite's busy timeout, here the whole 3 s) and every answer with it.
+# These answers take 1-35 ms on a quiet machine (the printed figure; issue 14's goal is
+# 100 ms, bench/README.md has the runs); the bound leaves room for a machine busy with other
+# work, far below the 3 s a blocked loop would take.
+ANSWER_WITHIN = 1.0
 
 HOLD_LOCK = """
 import sqlite3, sys, time
