@@ -78,7 +78,7 @@ async def exchange(app: AppHarness, data: bytes, answers: int,
 
 def request(method: str, path: str, body: bytes = b"", version: str = "1.1",
             headers: str = "") -> bytes:
-    return (f"{method} {path} HTTP/{version}\r\nHost: llamactl\r\n{headers}"
+    return (f"{method} {path} HTTP/{version}\r\nHost: 127.0.0.1\r\n{headers}"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
             ).encode() + body
 

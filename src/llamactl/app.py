@@ -28,6 +28,7 @@ from llamactl.api.docs_page import install_docs_page
 from llamactl.api.errors import install_error_handlers
 from llamactl.api.middleware import JsonBodies, Limits, RateLimits
 from llamactl.api.openapi import install_openapi
+from llamactl.api.request_guard import RequestGuard, SecurityHeaders
 from llamactl.api.request_metrics import RequestMetrics
 from llamactl.api.routes import auth as auth_routes
 from llamactl.api.routes import config as config_routes
@@ -35,7 +36,7 @@ from llamactl.api.routes import events as events_routes
 from llamactl.api.routes import instances, keys, proxy, system, ws
 from llamactl.api.routes import metrics as metrics_routes
 from llamactl.backends.llama_cpp import resolve_command
-from llamactl.config import Settings
+from llamactl.config import Settings, is_loopback
 from llamactl.config.editor import ConfigEditor
 from llamactl.errors import StartupError
 from llamactl.events import EventHub
@@ -49,6 +50,7 @@ from llamactl.monitoring.service import Monitoring
 from llamactl.security import passwords
 from llamactl.security.key_cache import CachedKeys
 from llamactl.security.keys import KeyStore
+from llamactl.security.origin import OriginPolicy
 from llamactl.security.ratelimit import FixedWindowLimiter
 from llamactl.security.secret import load_secret
 from llamactl.security.service import AuthService
@@ -111,6 +113,14 @@ def build_limits(settings: Settings, auth: AuthService) -> Limits | None:
                   FixedWindowLimiter(config.intensive_per_minute), auth.caller)
 
 
+def origin_policy(settings: Settings) -> OriginPolicy:
+    """The Origin and Host rules (security/origin.py) for this server's settings."""
+    server = settings.server
+    return OriginPolicy.build(loopback_listener=is_loopback(server.host),
+                              allowed_hosts=server.allowed_hosts,
+                              cors_origins=server.cors_origins)
+
+
 def begin_shutdown(app: FastAPI) -> None:
     """Shutdown has begun: end endless streams (event feeds, followed logs) now. uvicorn waits
     for open responses before it runs the lifespan's shutdown, so this cannot wait for it.
@@ -164,7 +174,8 @@ def create_app(settings: Settings, *, config_path: Path | None = None) -> FastAP
         monitoring = Monitoring(settings, events, manager, version=package_version(),
                                 build_time=build_time(DISTRIBUTION))
         monitoring.start()
-        gateway = Gateway(manager, auth, new_backend_pool(), settings.server.cors_origins)
+        gateway = Gateway(manager, auth, new_backend_pool(), settings.server.cors_origins,
+                          origin_policy=policy)
         metrics.track_gateway(
             lambda: gateway.answered,
             lambda: [(o.name, o.leases.inflight) for o in manager.owners()])
@@ -188,6 +199,7 @@ def create_app(settings: Settings, *, config_path: Path | None = None) -> FastAP
             connection.close()
 
     metrics = LlamactlMetrics(package_version())  # this app's own registry
+    policy = origin_policy(settings)
     app = FastAPI(
         title="llamactl",
         version=package_version(),
@@ -210,6 +222,10 @@ def create_app(settings: Settings, *, config_path: Path | None = None) -> FastAP
             expose_headers=["X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset",
                             "Retry-After"],
         )
+    # Outermost: a cross-site or rebound request is refused before anything else runs, and
+    # every answer, refusals included, gets the security headers.
+    app.add_middleware(RequestGuard, policy=policy)
+    app.add_middleware(SecurityHeaders)
     public = APIRouter(prefix="/api")
     public.include_router(auth_routes.public)
     # Every route below needs a token when auth is on: the dependency sits on the router.

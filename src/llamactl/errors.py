@@ -4,7 +4,8 @@ Services raise these; the web layer maps them in one place (``api/errors.py``), 
 builds an error body by hand and no error ever leaves as a stack trace.
 
     LlamactlError                     500 INTERNAL_ERROR
-    ├── BadRequest                    400 (VALIDATION_ERROR, INVALID_JSON, MODEL_NOT_FOUND)
+    ├── BadRequest                    400 (VALIDATION_ERROR, INVALID_JSON, MODEL_NOT_FOUND,
+    │                                      MODEL_NOT_ALLOWED)
     ├── Unauthorized                  401 (UNAUTHORIZED, TOKEN_EXPIRED, INVALID_CREDENTIALS)
     ├── Forbidden                     403 FORBIDDEN
     ├── NotFound                      404 (NOT_FOUND, INSTANCE_NOT_FOUND)
@@ -52,6 +53,12 @@ class ValidationFailed(BadRequest):
 
 class ModelNotFound(BadRequest):
     code = "MODEL_NOT_FOUND"
+
+
+class ModelNotAllowed(BadRequest):
+    """A model path outside ``instances.model_dirs``."""
+
+    code = "MODEL_NOT_ALLOWED"
 
 
 class Unauthorized(LlamactlError):

@@ -202,7 +202,8 @@ def keys_list(config_path: Path | None, data_dir: Path | None) -> None:
     for key in _key_store(config_path, data_dir).list():
         info = key.to_json()
         scope = ",".join(key.instances) if key.instances is not None else "*"
-        click.echo(f"{key.name}\t{key.prefix}…\t{scope}\texpires={info['expires_at']}\t"
+        expiry = "expired" if key.expired() else "expires"
+        click.echo(f"{key.name}\t{key.prefix}…\t{scope}\t{expiry}={info['expires_at']}\t"
                    f"last_used={info['last_used_at']}")
 
 

@@ -3,7 +3,7 @@ partial updates of the config file.
 
 A PUT is a partial document merged into the file's document (mappings key by key; lists and
 scalars replaced; ``null`` sets null), validated whole with the same ``Settings`` model that
-``llamactl serve`` uses, then written by ``config_file`` (backup ``<file>.bak``, temp file,
+``llamactl serve`` uses, then written by ``config/file.py`` (backup ``<file>.bak``, temp file,
 fsync, atomic rename). The running server keeps its settings: a restart applies them.
 
 Secrets are every key named ``secret``, ``password``, ``api_key`` or ending in ``_secret``,

@@ -27,6 +27,9 @@ class ServerConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     cors_origins: list[str] = Field(default_factory=list)  # empty: CORS off
+    # Names a request's Host may carry (DNS rebinding): on a loopback listener, besides
+    # localhost, 127.0.0.1 and [::1]; on any other, empty = any name. "*" = any name.
+    allowed_hosts: list[str] = Field(default_factory=list)
 
 
 class LlamaCppBackendConfig(_Strict):
@@ -70,6 +73,16 @@ class InstancesConfig(_Strict):
     # Log files are rotated by size, keeping this many old files.
     log_max_bytes: int = Field(default=10 * 1024 * 1024, ge=64 * 1024)
     log_backups: int = Field(default=3, ge=0)
+    # Where model files may be (symlinks and ".." resolved); empty = anywhere.
+    model_dirs: list[Path] = Field(default_factory=list)
+
+    @field_validator("model_dirs")
+    @classmethod
+    def _absolute_dirs(cls, value: list[Path]) -> list[Path]:
+        value = [path.expanduser() for path in value]
+        if any(not path.is_absolute() for path in value):
+            raise ValueError("must be absolute paths")
+        return value
 
     @field_validator("port_range")
     @classmethod

@@ -12,6 +12,7 @@ from llamactl.errors import (
     TokenExpired,
     Unauthorized,
 )
+from llamactl.security.origin import Refusal
 
 
 class GatewayError(Exception):
@@ -34,6 +35,13 @@ class GatewayError(Exception):
 def model_not_found(model: str) -> GatewayError:
     return GatewayError(404, f"The model '{model}' does not exist", "invalid_request_error",
                         "model_not_found")
+
+
+def gateway_refusal(refusal: Refusal) -> GatewayError:
+    """The Origin and Host rules' 403 (security/origin.py): code ``forbidden_origin`` or
+    ``forbidden_host``."""
+    return GatewayError(403, f"{refusal.message}: {refusal.details}", "permission_error",
+                        refusal.value.lower())
 
 
 def from_domain(error: LlamactlError) -> GatewayError:

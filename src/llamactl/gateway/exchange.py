@@ -22,10 +22,11 @@ from http import HTTPStatus
 from typing import Any, Protocol
 
 from llamactl.errors import LlamactlError
-from llamactl.gateway.errors import GatewayError, from_domain, model_not_found
+from llamactl.gateway.errors import GatewayError, from_domain, gateway_refusal, model_not_found
 from llamactl.gateway.pool import BackendConnection, BackendPool, Framing
 from llamactl.gateway.routing import authenticate, model_list, model_of
-from llamactl.security.service import AuthService, Principal
+from llamactl.security.origin import OriginPolicy, RequestHead, decide
+from llamactl.security.service import ANONYMOUS, AuthService, Principal
 from llamactl.supervisor.leases import Lease
 from llamactl.supervisor.manager import InstanceManager
 
@@ -39,8 +40,9 @@ _DROP_REQUEST = frozenset({
 })
 _DROP_RESPONSE = frozenset({
     b"connection", b"keep-alive", b"transfer-encoding", b"te", b"trailer", b"upgrade",
-    b"proxy-authenticate",
+    b"proxy-authenticate", b"x-content-type-options",
 })
+_NOSNIFF = b"x-content-type-options: nosniff\r\n"  # on every answer, as on /api's
 _SSE_REPLACED = frozenset({b"cache-control", b"x-accel-buffering"})
 _SSE_ADD = b"cache-control: no-cache\r\nx-accel-buffering: no\r\n"
 _STATUS_LINES = {s.value: b"HTTP/1.1 %d %s\r\n" % (s.value, s.phrase.encode()) for s in HTTPStatus}
@@ -68,10 +70,12 @@ class Gateway:
     the tasks of requests that wait for their instance."""
 
     def __init__(self, manager: InstanceManager, auth: AuthService, pool: BackendPool,
-                 cors_origins: list[str]):
+                 cors_origins: list[str], *, origin_policy: OriginPolicy | None = None):
         self.manager = manager
         self.auth = auth
         self.pool = pool
+        self.origin_policy = origin_policy or OriginPolicy.build(
+            loopback_listener=True, allowed_hosts=[], cors_origins=cors_origins)
         self._cors_any = "*" in cors_origins
         self._cors_origins = {origin.encode() for origin in cors_origins}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -119,11 +123,11 @@ class Gateway:
 
 class Exchange:
     __slots__ = ("_answered", "_body", "_chunked", "_connection", "_framing", "_lease", "_name",
-                 "_out", "_retries", "_reusable", "_status", "_task", "finished", "front",
-                 "gateway", "headers", "http11", "method", "path", "target")
+                 "_out", "_principal", "_retries", "_reusable", "_status", "_task", "finished",
+                 "front", "gateway", "headers", "http11", "method", "path", "scheme", "target")
 
     def __init__(self, gateway: Gateway, front: Front, method: str, target: bytes, path: str,
-                 headers: list[tuple[bytes, bytes]], http11: bool):
+                 headers: list[tuple[bytes, bytes]], http11: bool, scheme: str = "http"):
         self.gateway = gateway
         self.front = front
         self.method = method
@@ -131,7 +135,9 @@ class Exchange:
         self.path = path
         self.headers = headers
         self.http11 = http11
+        self.scheme = scheme
         self.finished = False
+        self._principal: Principal = ANONYMOUS
         self._name = ""
         self._body = b""
         self._lease: Lease | None = None
@@ -146,6 +152,26 @@ class Exchange:
         self._status = 0  # the answer's, once known
 
     # the request
+    def admit(self) -> bool:
+        """What the head alone decides, before any of the body is read: the Origin and Host
+        rules (security/origin.py), then who calls. False: refused, answered, and the
+        connection closes (its body is never read)."""
+        try:
+            head = RequestHead.parse(self.scheme, self.method, self.path, self.headers)
+            refusal = decide(self.gateway.origin_policy, head)
+            if refusal is not None:
+                raise gateway_refusal(refusal)
+            self._principal = authenticate(self.gateway.auth, self.headers)
+        except GatewayError as error:
+            self.fail(error, reusable=False)
+            return False
+        except Exception:
+            log.exception("gateway: %s %s failed", self.method, self.path)
+            self.fail(GatewayError(500, "Internal error", "server_error", "internal_error"),
+                      reusable=False)
+            return False
+        return True
+
     def start(self, body: bytes) -> None:
         """The whole request has arrived."""
         try:
@@ -158,7 +184,7 @@ class Exchange:
 
     def _route(self, body: bytes) -> None:
         gateway = self.gateway
-        principal = authenticate(gateway.auth, self.headers)
+        principal = self._principal  # admit() found it from the head
         if self.method != "POST" and self._answer_locally(principal):
             return
         model = model_of(body)
@@ -271,7 +297,7 @@ class Exchange:
         if not (self.front.keep_alive and self._reusable):
             parts.append(b"connection: close\r\n")
         parts.append(self.gateway.cors_headers(self.headers))
-        parts.append(b"\r\n")
+        parts.append(_NOSNIFF + b"\r\n")
         self._out.append(b"".join(parts))
 
     def on_body(self, chunk: bytes) -> None:
@@ -366,7 +392,7 @@ class Exchange:
         if not (self.front.keep_alive and reusable):
             head.append(b"connection: close\r\n")
         head.append(self.gateway.cors_headers(self.headers))
-        self.front.write(b"".join(head) + b"\r\n" + body)
+        self.front.write(b"".join(head) + _NOSNIFF + b"\r\n" + body)
         self._complete(reusable=reusable)
 
     def _answer_json(self, status: int, document: dict[str, Any]) -> None:
@@ -376,7 +402,7 @@ class Exchange:
             status_line(status)
             + b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body)
             + (b"" if self.front.keep_alive else b"connection: close\r\n")
-            + self.gateway.cors_headers(self.headers) + b"\r\n" + body)
+            + self.gateway.cors_headers(self.headers) + _NOSNIFF + b"\r\n" + body)
         self._complete(reusable=True)
 
     def _complete(self, *, reusable: bool) -> None:

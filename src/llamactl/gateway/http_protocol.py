@@ -127,7 +127,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         cycle.exchange = Exchange(
             gateway, cycle, parser.get_method().decode("ascii"),
             raw_path + (b"?" + query if query else b""), path, self.headers,
-            http11=http_version == "1.1",
+            http11=http_version == "1.1", scheme=self.scheme or "http",
         )
         previous = self.cycle
         self.cycle = cycle  # type: ignore[assignment]  # uvicorn's code reads only shared parts
@@ -145,6 +145,8 @@ class GatewayHttpProtocol(HttpToolsProtocol):
 
     def _begin(self, cycle: GatewayCycle) -> None:
         self._current = cycle
+        if cycle.exchange is not None and not cycle.exchange.admit():
+            return  # refused on its head (origin, host, key): answered, body never read
         if cycle.more_body and cycle.waiting_for_100_continue:
             cycle.waiting_for_100_continue = False
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")

@@ -100,13 +100,16 @@ class KeyStore:
         """The key's record if the key is known and not expired; marks it used."""
         if not plaintext.startswith(KEY_PREFIX):
             return None
+        digest = self.hash(plaintext)
         row = self.db.execute(
-            f"SELECT {_COLUMNS} FROM api_keys WHERE key_hash = ?",  # noqa: S608
-            (self.hash(plaintext),),
+            f"SELECT {_COLUMNS}, key_hash FROM api_keys WHERE key_hash = ?",  # noqa: S608
+            (digest,),
         ).fetchone()
-        if row is None:
+        # The lookup is by a keyed hash the caller cannot choose; the comparison that
+        # decides is constant-time all the same, as every comparison of a secret here.
+        if row is None or not hmac.compare_digest(str(row[-1]).encode(), digest.encode()):
             return None
-        key = _from_row(row)
+        key = _from_row(row[:-1])
         if key.expired():
             return None
         self._touch(key)

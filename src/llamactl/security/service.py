@@ -72,8 +72,8 @@ class AuthService:
         except tokens.TokenInvalid:
             raise Unauthorized("Invalid token") from None
         user = self._users.get(claims.username)
-        if user is None or tokens.password_fingerprint(user.password_hash) != \
-                claims.password_fingerprint:
+        if user is None or not tokens.fingerprint_matches(user.password_hash,
+                                                          claims.password_fingerprint):
             raise Unauthorized("Invalid token")
         return Principal(user.username, user.role, "user")
 

@@ -7,6 +7,7 @@ at every request, so removing, downgrading or re-passwording a user takes effect
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -35,6 +36,12 @@ class Claims:
 
 def password_fingerprint(password_hash: str) -> str:
     return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
+
+
+def fingerprint_matches(password_hash: str, fingerprint: str) -> bool:
+    """Whether a token's fingerprint is the user's current password's, in constant time."""
+    return hmac.compare_digest(password_fingerprint(password_hash).encode(),
+                               fingerprint.encode())
 
 
 def issue_token(

@@ -34,8 +34,17 @@ def build_argv(prefix: list[str], record: InstanceRecord) -> list[str]:
     ]
 
 
+# llamactl's own settings and secrets (LLAMACTL_AUTH_SECRET signs every token) never reach a
+# backend: it runs whatever model and arguments it is given, and may be anyone's code.
+OWN_ENV_PREFIX = "LLAMACTL_"
+
+
 def build_env(record: InstanceRecord, base: Mapping[str, str] | None = None) -> dict[str, str]:
-    env = dict(os.environ if base is None else base)
+    """llamactl's environment minus every ``LLAMACTL_*`` variable, plus the instance's
+    ``environment``, plus its backend key."""
+    inherited = os.environ if base is None else base
+    env = {name: value for name, value in inherited.items()
+           if not name.upper().startswith(OWN_ENV_PREFIX)}
     env.update(record.spec.environment)
     env[API_KEY_ENV] = record.api_key
     return env

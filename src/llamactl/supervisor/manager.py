@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import copy
 import logging
-import os
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,12 +24,12 @@ from llamactl.errors import (
     InstanceNotRunning,
     InstanceRunning,
     LlamactlError,
-    ModelNotFound,
     NoFreePort,
     PortConflict,
     StartFailed,
     ValidationFailed,
 )
+from llamactl.instances.model_paths import check_model_path
 from llamactl.instances.models import InstanceRecord, InstanceSpec
 from llamactl.instances.options import check_extra_args, validate_options
 from llamactl.instances.schemas import InstanceCreate, InstanceUpdate
@@ -139,7 +138,7 @@ class InstanceManager:
     async def create(self, body: InstanceCreate) -> InstanceOwner:
         options = validate_options(body.options)
         check_extra_args(body.extra_args or [])
-        _check_model(body.model_path)
+        check_model_path(body.model_path, body.backend, self._ctx.config.model_dirs)
         async with self._lock:
             if body.name in self._owners:
                 raise InstanceExists(body.name)
@@ -179,7 +178,8 @@ class InstanceManager:
         if body.extra_args is not None:
             check_extra_args(body.extra_args)
         if body.model_path is not None:
-            _check_model(body.model_path)
+            check_model_path(body.model_path, body.backend or owner.record.spec.backend,
+                             self._ctx.config.model_dirs)
         async with self._lock:
             if body.port is not None and body.port != owner.record.spec.port:
                 self._claim_port(body.port, exclude=name)
@@ -330,14 +330,6 @@ def _rotate_logs(
     for path, started in logs_of_running:
         with contextlib.suppress(OSError):
             logs.rotate_if_needed(path, max_bytes, backups, started)
-
-
-def _check_model(path: str) -> None:
-    if not os.path.isfile(path) or not os.access(path, os.R_OK):
-        raise ModelNotFound(
-            "model_path is not a readable file",
-            f"model_path: {path} does not exist or cannot be read",
-        )
 
 
 def _updater(

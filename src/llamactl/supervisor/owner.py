@@ -29,6 +29,7 @@ from llamactl.errors import (
     LlamactlError,
     StartFailed,
 )
+from llamactl.instances.model_paths import outside_model_dirs
 from llamactl.instances.models import InstanceRecord, Status, utc_now
 from llamactl.supervisor import logs
 from llamactl.supervisor import messages as m
@@ -365,7 +366,7 @@ class InstanceOwner:
         runtime = self.record.runtime
         try:
             argv = build_argv(self._ctx.backend_command(), self.record)
-            _check_launchable(self.record)
+            _check_launchable(self.record, self._ctx.config.model_dirs)
             logs.rotate_if_needed(path, self._ctx.config.log_max_bytes,
                                   self._ctx.config.log_backups, None, live=False)
             self._own_log("info", f"starting: {' '.join(argv)}")
@@ -655,8 +656,11 @@ class InstanceOwner:
             self._timer = None
 
 
-def _check_launchable(record: InstanceRecord) -> None:
+def _check_launchable(record: InstanceRecord, model_dirs: list[Path]) -> None:
     path = record.spec.model_path
+    outside = outside_model_dirs(path, model_dirs)  # a symlink retargeted since, or config
+    if outside is not None:
+        raise LaunchError(outside)
     if not os.path.isfile(path) or not os.access(path, os.R_OK):
         raise LaunchError(f"model file {path} is missing or not readable")
     if not port_is_free(record.spec.port):

@@ -11,6 +11,7 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
+from llamactl.api.auth import PrincipalDep
 from llamactl.api.deps import ManagerDep, SettingsDep
 from llamactl.api.schemas import (
     ERROR_RESPONSES,
@@ -27,6 +28,7 @@ from llamactl.api.schemas import (
 from llamactl.api.schemas import Instance as InstanceModel
 from llamactl.api.views import instance_json
 from llamactl.instances.schemas import InstanceCreate, InstanceUpdate, StopBody
+from llamactl.security.powers import check_powerful_fields
 from llamactl.security.roles import role_route
 from llamactl.supervisor import logs
 from llamactl.supervisor.health import health_report
@@ -52,8 +54,9 @@ async def list_instances(manager: ManagerDep, settings: SettingsDep) -> Response
 @router.post("", status_code=201, response_model=InstanceCreated, summary="Create an instance",
              openapi_extra=OPERATOR)
 async def create_instance(
-    body: InstanceCreate, manager: ManagerDep, settings: SettingsDep
+    body: InstanceCreate, manager: ManagerDep, settings: SettingsDep, principal: PrincipalDep
 ) -> Response:
+    check_powerful_fields(principal, body)
     owner = await manager.create(body)
     return _json(
         {"message": "Instance created successfully",
@@ -87,8 +90,10 @@ async def get_instance(name: str, manager: ManagerDep, settings: SettingsDep) ->
             openapi_extra=OPERATOR)
 async def update_instance(
     name: str, body: InstanceUpdate, manager: ManagerDep, settings: SettingsDep,
+    principal: PrincipalDep,
     restart: Annotated[bool, Query(description="restart a running instance now")] = False,
 ) -> Response:
+    check_powerful_fields(principal, body)
     restart_required = await manager.update(name, body, restart=restart)
     answer: dict[str, Any] = {"message": "Instance updated successfully",
               "instance": instance_json(manager.owner(name), settings.instances)}

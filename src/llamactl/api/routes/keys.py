@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from llamactl.api.schemas import ERROR_RESPONSES
 from llamactl.instances.models import NAME_PATTERN
@@ -23,7 +23,17 @@ class KeyCreate(BaseModel):
     name: str = Field(pattern=NAME_PATTERN, examples=["my-app"])
     instances: list[str] | None = Field(
         default=None, description="instances the key may use; absent = all")
-    expires_at: AwareDatetime | None = Field(default=None, examples=["2025-01-01T00:00:00Z"])
+    # Not strict, unlike the rest: JSON has no datetime, so an RFC 3339 string must parse.
+    expires_at: AwareDatetime | None = Field(
+        default=None, strict=False, examples=["2030-01-01T00:00:00Z"],
+        description="RFC 3339 with a zone; the key is refused on /v1 from then on")
+
+    @field_validator("expires_at")
+    @classmethod
+    def _in_future(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value <= datetime.now(UTC):
+            raise ValueError("must be in the future")
+        return value.astimezone(UTC).replace(microsecond=0) if value is not None else None
 
 
 class KeyInfo(BaseModel):
