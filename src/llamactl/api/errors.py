@@ -33,13 +33,17 @@ _HTTP_CODES = {
 }
 
 
+def error_document(message: str, code: str, details: str | None = None) -> dict[str, Any]:
+    """The contract's ``{"error", "code", "details"}``: every /api error is this document."""
+    return {"error": message, "code": code, "details": details}
+
+
 def error_response(
     status: int, code: str, message: str, details: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
-    return JSONResponse(
-        {"error": message, "code": code, "details": details}, status_code=status, headers=headers
-    )
+    return JSONResponse(error_document(message, code, details), status_code=status,
+                        headers=headers)
 
 
 class WebSocketRefused(Exception):

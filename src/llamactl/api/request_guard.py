@@ -11,6 +11,7 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from llamactl.api.errors import error_document
 from llamactl.gateway.errors import gateway_refusal
 from llamactl.security.origin import OriginPolicy, Refusal, RequestHead, decide
 
@@ -40,8 +41,7 @@ def refusal_body(refusal: Refusal, path: str) -> bytes:
     """The contract's error shape; OpenAI's envelope under /v1."""
     if path == "/v1" or path.startswith("/v1/"):
         return gateway_refusal(refusal).body()
-    return json.dumps({"error": refusal.message, "code": refusal.value,
-                       "details": refusal.details}).encode()
+    return json.dumps(error_document(refusal.message, refusal.value, refusal.details)).encode()
 
 
 class RequestGuard:
