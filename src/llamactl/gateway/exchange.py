@@ -24,7 +24,13 @@ from typing import Any, Protocol
 from llamactl.errors import LlamactlError
 from llamactl.gateway.errors import GatewayError, from_domain, model_not_found
 from llamactl.gateway.pool import BackendConnection, BackendPool, Framing
-from llamactl.gateway.routing import authenticate, model_list, model_of
+from llamactl.gateway.routing import (
+    allowed_method,
+    authenticate,
+    method_not_allowed,
+    model_list,
+    model_of,
+)
 from llamactl.security.service import AuthService, Principal
 from llamactl.supervisor.leases import Lease
 from llamactl.supervisor.manager import InstanceManager
@@ -159,7 +165,11 @@ class Exchange:
     def _route(self, body: bytes) -> None:
         gateway = self.gateway
         principal = authenticate(gateway.auth, self.headers)
-        if self.method != "POST" and self._answer_locally(principal):
+        allowed = allowed_method(self.path)
+        if self.method != allowed:
+            raise method_not_allowed(allowed)
+        if allowed == "GET":
+            self._answer_locally(principal)
             return
         model = model_of(body)
         owner = gateway.manager.resolve_model(model)
@@ -176,24 +186,18 @@ class Exchange:
         else:
             self._task = gateway.spawn(self._acquire(owner.name))
 
-    def _answer_locally(self, principal: Principal) -> bool:
-        """The model list is llamactl's to answer; a HEAD has nothing to relay."""
-        if self.method == "HEAD":
-            raise GatewayError(405, "Method not allowed", "invalid_request_error",
-                               "method_not_allowed")
+    def _answer_locally(self, principal: Principal) -> None:
+        """The model list (``/v1/models`` and ``/v1/models/{id}``) is llamactl's to answer."""
         path = self.path.rstrip("/")
-        if self.method == "GET" and path == "/v1/models":
-            self._answer_json(200, model_list(self.gateway.manager.owners(), principal))
-            return True
-        if self.method == "GET" and path.startswith("/v1/models/"):
-            wanted = path[len("/v1/models/"):]
-            found = [m for m in model_list(self.gateway.manager.owners(), principal)["data"]
-                     if m["id"] == wanted]
-            if not found:
-                raise model_not_found(wanted)
-            self._answer_json(200, found[0])
-            return True
-        return False
+        models = model_list(self.gateway.manager.owners(), principal)
+        if path == "/v1/models":
+            self._answer_json(200, models)
+            return
+        wanted = path[len("/v1/models/"):]
+        found = [m for m in models["data"] if m["id"] == wanted]
+        if not found:
+            raise model_not_found(wanted)
+        self._answer_json(200, found[0])
 
     async def _acquire(self, name: str) -> None:
         """Wait for the instance: started on demand, or room made for it within the limits."""
@@ -366,7 +370,8 @@ class Exchange:
         if not (self.front.keep_alive and reusable):
             head.append(b"connection: close\r\n")
         head.append(self.gateway.cors_headers(self.headers))
-        self.front.write(b"".join(head) + b"\r\n" + body)
+        # A HEAD's answer has the headers of the GET's and no body (RFC 9110 9.3.2).
+        self.front.write(b"".join(head) + b"\r\n" + (b"" if self.method == "HEAD" else body))
         self._complete(reusable=reusable)
 
     def _answer_json(self, status: int, document: dict[str, Any]) -> None:
