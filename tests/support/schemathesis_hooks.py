@@ -22,9 +22,9 @@ _TRUE = {"true", "1", "yes", "on", "t", "y"}
 def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
     path, method = case.operation.path, case.method.upper()
     query = case.query
-    if path.endswith("/logs") and isinstance(query, dict):
-        if str(query.get("follow", "")).lower() in _TRUE:
-            query["follow"] = "false"
+    if (path.endswith("/logs") and isinstance(query, dict)
+            and str(query.get("follow", "")).lower() in _TRUE):
+        query["follow"] = "false"
     model = os.environ.get("FUZZ_MODEL_PATH")
     body = case.body
     if (model and method in ("POST", "PUT") and path in ("/api/instances",
