@@ -138,9 +138,14 @@ def processes_under(root: Path) -> list[psutil.Process]:
     """Processes whose command line mentions a path under root: everything a test started."""
     found = []
     needle = str(root)
+    # pytest itself and whatever started it (``timeout ... pytest --basetemp=<root>``) mention
+    # root too: the session's last check killed them, and the run ended without its summary.
+    ours = {os.getpid(), *(parent.pid for parent in psutil.Process().parents())}
     for process in psutil.process_iter(["cmdline", "status"]):
         if process.info["status"] == psutil.STATUS_ZOMBIE:
             continue  # exited; only its parent's wait() is missing
+        if process.pid in ours:
+            continue
         if any(needle in part for part in process.info["cmdline"] or ()):
             found.append(process)
     return found
