@@ -138,7 +138,7 @@ class Resources(_Model):
 
 class SystemStatus(_Model):
     version: str
-    uptime: float = Field(description="seconds")
+    uptime: int = Field(description="seconds since llamactl started")
     instances: InstanceCounts
     resources: Resources
 
