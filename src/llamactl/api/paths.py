@@ -13,6 +13,7 @@ from starlette.convertors import StringConvertor, register_url_convertor
 from llamactl.instances.models import RESERVED_NAMES
 
 INSTANCE = "instance"
+INSTANCE_PARAMETER = "{name:instance}"
 
 
 class InstanceNameConvertor(StringConvertor):

@@ -10,8 +10,8 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
-from llamactl.api import paths  # noqa: F401  (registers {name:instance})
 from llamactl.api.deps import ManagerDep, SettingsDep
+from llamactl.api.paths import INSTANCE_PARAMETER as NAME
 from llamactl.api.schemas import (
     ERROR_RESPONSES,
     Health,
@@ -78,12 +78,12 @@ async def stop_all(manager: ManagerDep) -> Response:
                   "skipped": result.skipped, "failed": result.failed})
 
 
-@router.get("/{name:instance}", response_model=InstanceModel, summary="Get instance details")
+@router.get(f"/{NAME}", response_model=InstanceModel, summary="Get instance details")
 async def get_instance(name: str, manager: ManagerDep, settings: SettingsDep) -> Response:
     return _json(instance_json(manager.owner(name), settings.instances))
 
 
-@router.put("/{name:instance}", response_model=InstanceUpdated, summary="Update an instance",
+@router.put(f"/{NAME}", response_model=InstanceUpdated, summary="Update an instance",
             openapi_extra=OPERATOR)
 async def update_instance(
     name: str, body: InstanceUpdate, manager: ManagerDep, settings: SettingsDep,
@@ -97,14 +97,14 @@ async def update_instance(
     return _json(answer)
 
 
-@router.delete("/{name:instance}", response_model=Message, summary="Delete a stopped instance",
+@router.delete(f"/{NAME}", response_model=Message, summary="Delete a stopped instance",
                openapi_extra=OPERATOR)
 async def delete_instance(name: str, manager: ManagerDep) -> Response:
     await manager.delete(name)
     return _json({"message": "Instance deleted successfully"})
 
 
-@router.post("/{name:instance}/start", response_model=OperationStarted, summary="Start an instance",
+@router.post(f"/{NAME}/start", response_model=OperationStarted, summary="Start an instance",
              openapi_extra=OPERATOR)
 async def start_instance(
     name: str, manager: ManagerDep,
@@ -116,7 +116,7 @@ async def start_instance(
     return _json({"message": "Instance start initiated", "status": "starting"})
 
 
-@router.post("/{name:instance}/stop", response_model=OperationStarted, summary="Stop an instance",
+@router.post(f"/{NAME}/stop", response_model=OperationStarted, summary="Stop an instance",
              openapi_extra=OPERATOR)
 async def stop_instance(name: str, manager: ManagerDep, body: StopBody | None = None) -> Response:
     body = body or StopBody()
@@ -124,14 +124,14 @@ async def stop_instance(name: str, manager: ManagerDep, body: StopBody | None = 
     return _json({"message": "Instance stop initiated", "status": "stopping"})
 
 
-@router.post("/{name:instance}/restart", response_model=OperationStarted,
+@router.post(f"/{NAME}/restart", response_model=OperationStarted,
              summary="Restart an instance", openapi_extra=OPERATOR)
 async def restart_instance(name: str, manager: ManagerDep) -> Response:
     await manager.restart(name)
     return _json({"message": "Instance restart initiated", "status": "restarting"})
 
 
-@router.get("/{name:instance}/health", response_model=Health, summary="Check instance health")
+@router.get(f"/{NAME}/health", response_model=Health, summary="Check instance health")
 async def instance_health(name: str, manager: ManagerDep) -> Response:
     owner = manager.owner(name)
     alive = owner.pid is not None
@@ -140,7 +140,7 @@ async def instance_health(name: str, manager: ManagerDep) -> Response:
 
 
 @router.get(
-    "/{name:instance}/logs", response_model=LogList, summary="Get instance logs",
+    f"/{NAME}/logs", response_model=LogList, summary="Get instance logs",
     responses={200: {"content": {"text/event-stream": {}},
                      "description": "JSON, or with follow=true an event stream"}},
 )

@@ -14,8 +14,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
-from llamactl.api import paths  # noqa: F401  (registers {name:instance})
 from llamactl.api.deps import ManagerDep
+from llamactl.api.paths import INSTANCE_PARAMETER
 from llamactl.errors import InstanceNotRunning, LlamactlError, ValidationFailed
 from llamactl.security.roles import role_route
 
@@ -77,7 +77,7 @@ def _raw_rest(request: Request) -> str:
 
 for _method in ("GET", "POST", "PUT", "DELETE"):
     router.add_api_route(
-        "/instances/{name:instance}/proxy/{path:path}", proxy, methods=[_method],
+        f"/instances/{INSTANCE_PARAMETER}/proxy/{{path:path}}", proxy, methods=[_method],
         operation_id=f"proxy_{_method.lower()}",
         summary="Call a native llama-server endpoint of a running instance",
         openapi_extra=role_route("operator"),
