@@ -8,7 +8,9 @@ Never used instead of the real server for behaviour the real server can show.
 from __future__ import annotations
 
 import argparse
+import gzip
 import http.server
+import json
 import os
 import signal
 import sys
@@ -52,6 +54,9 @@ def main() -> None:
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             now = time.monotonic()
+            if self.path == "/gzip":  # a backend that compresses (this llama-server does not)
+                self._gzipped()
+                return
             if self.path != "/health":
                 self.send_response(404)
                 self.end_headers()
@@ -66,6 +71,19 @@ def main() -> None:
             body = b'{"status":"ok"}' if code == 200 else b'{"error":"not ok"}'
             self.send_response(code)
             self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _gzipped(self) -> None:
+            body = gzip.compress(json.dumps({
+                "compressed": True,
+                "accept_encoding": self.headers.get("Accept-Encoding"),
+                "authorization": self.headers.get("Authorization") is not None,
+            }).encode())
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Encoding", "gzip")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)

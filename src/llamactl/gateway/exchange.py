@@ -22,6 +22,7 @@ from http import HTTPStatus
 from typing import Any, Protocol
 
 from llamactl.errors import LlamactlError
+from llamactl.gateway import edge
 from llamactl.gateway.errors import GatewayError, from_domain, model_not_found
 from llamactl.gateway.pool import BackendConnection, BackendPool, Framing
 from llamactl.gateway.routing import (
@@ -38,17 +39,8 @@ from llamactl.supervisor.manager import InstanceManager
 log = logging.getLogger(__name__)
 
 STALE_CONNECTION_RETRIES = 1
-_DROP_REQUEST = frozenset({
-    b"host", b"authorization", b"content-length", b"connection", b"keep-alive",
-    b"transfer-encoding", b"te", b"upgrade", b"accept-encoding", b"proxy-authorization",
-    b"expect",
-})
-_DROP_RESPONSE = frozenset({
-    b"connection", b"keep-alive", b"transfer-encoding", b"te", b"trailer", b"upgrade",
-    b"proxy-authenticate",
-})
-_SSE_REPLACED = frozenset({b"cache-control", b"x-accel-buffering"})
-_SSE_ADD = b"cache-control: no-cache\r\nx-accel-buffering: no\r\n"
+_ACCEPT_IDENTITY = b"%s: %s\r\n" % edge.ACCEPT_IDENTITY
+_SSE_ADD = b"".join(name + b": " + value + b"\r\n" for name, value in edge.SSE_HEADERS)
 _STATUS_LINES = {s.value: b"HTTP/1.1 %d %s\r\n" % (s.value, s.phrase.encode()) for s in HTTPStatus}
 
 
@@ -231,10 +223,12 @@ class Exchange:
     def _request(self, lease: Lease) -> bytes:
         parts = [b"%s %s HTTP/1.1\r\nhost: 127.0.0.1:%d\r\n" % (
             self.method.encode(), self.target, lease.port)]
-        parts += [name + b": " + value + b"\r\n" for name, value in self.headers
-                  if name not in _DROP_REQUEST]
+        parts += [name + b": " + value + b"\r\n"
+                  for name, value in edge.request_headers(self.headers)]
+        parts.append(_ACCEPT_IDENTITY)
         if lease.api_key:
-            parts.append(b"authorization: Bearer " + lease.api_key.encode() + b"\r\n")
+            parts.append(b"authorization: " + edge.backend_authorization(lease.api_key)
+                         + b"\r\n")
         parts.append(b"content-length: %d\r\n\r\n" % len(self._body))
         parts.append(self._body)
         return b"".join(parts)
@@ -248,7 +242,7 @@ class Exchange:
         connection.send(self, self._request(self._lease))
 
     def on_connect_failed(self, error: str) -> None:
-        self.fail(GatewayError(502, f"Instance '{self._name}' did not answer: {error}",
+        self.fail(GatewayError(502, edge.not_answering(self._name, error),
                                "server_error", "upstream_unavailable"))
 
     # the answer (pool.AnswerSink)
@@ -261,8 +255,7 @@ class Exchange:
         self._status = status
         parts = [status_line(status)]
         for name, value in headers:
-            if not (name in _DROP_RESPONSE or name.startswith(b"access-control-")
-                    or (event_stream and name in _SSE_REPLACED)):
+            if edge.answer_header_kept(name, event_stream):
                 parts.append(name + b": " + value + b"\r\n")
         if event_stream:
             parts.append(_SSE_ADD)
@@ -315,7 +308,7 @@ class Exchange:
                 self.gateway.pool.checkout(self._lease.port, self, slots=self._lease.slots,
                                            fresh=True)
                 return
-            self.fail(GatewayError(502, f"Instance '{self._name}' closed the connection",
+            self.fail(GatewayError(502, edge.not_answering(self._name, "it closed the connection"),
                                    "server_error", "upstream_unavailable"))
             return
         if self._framing != Framing.CLOSE:
