@@ -92,8 +92,14 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._current: GatewayCycle | None = None  # the /v1 request being answered
         self._gateway: Gateway | None = None  # once found: it lasts as long as the server
-        self._idle_since = 0.0  # when the last /v1 answer ended
+        self._idle_since = 0.0  # when the last byte came, or the last /v1 answer ended
         self._idle_check: asyncio.TimerHandle | None = None
+
+    def data_received(self, data: bytes) -> None:
+        # Idle means nothing received: a next request whose head is still arriving when the
+        # timer fires is not idle (uvicorn's own timer is cancelled by any byte, too).
+        self._idle_since = self.loop.time()
+        super().data_received(data)
 
     # where uvicorn creates a request
     def on_message_begin(self) -> None:
