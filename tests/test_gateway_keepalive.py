@@ -43,3 +43,19 @@ async def test_an_idle_connection_is_still_closed(make_settings: Any, make_app: 
     await _answer(reader)
     assert await asyncio.wait_for(reader.read(), 10) == b""  # closed by the server
     writer.close()
+
+
+async def test_limit_concurrency_applies_to_the_gateway(make_settings: Any, make_app: Any) -> None:
+    """uvicorn's limit_concurrency refused /api work over the limit with a 503, and /v1's
+    never: the gateway runs no ASGI task for uvicorn to count."""
+    app: AppHarness = await make_app(make_settings(fake=True), limit_concurrency=3)
+    port = app.client.base_url.port
+    first = await asyncio.open_connection("127.0.0.1", port)
+    first[1].write(REQUEST)
+    assert (await _answer(first[0])).startswith(b"HTTP/1.1 200 ")  # under the limit
+    held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(2)]
+    await asyncio.sleep(0.2)  # let the server accept them
+    first[1].write(REQUEST)  # now three connections: at the limit
+    assert (await _answer(first[0])).startswith(b"HTTP/1.1 503 ")
+    for _reader, writer in [first, *held]:
+        writer.close()
