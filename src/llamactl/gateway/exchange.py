@@ -39,6 +39,8 @@ from llamactl.supervisor.manager import InstanceManager
 log = logging.getLogger(__name__)
 
 STALE_CONNECTION_RETRIES = 1
+_REQUEST_DROP, _RESPONSE_DROP, _SSE_REPLACED = (
+    edge.REQUEST_DROP, edge.RESPONSE_DROP, edge.SSE_REPLACED)
 _ACCEPT_IDENTITY = b"%s: %s\r\n" % edge.ACCEPT_IDENTITY
 _SSE_ADD = b"".join(name + b": " + value + b"\r\n" for name, value in edge.SSE_HEADERS)
 _STATUS_LINES = {s.value: b"HTTP/1.1 %d %s\r\n" % (s.value, s.phrase.encode()) for s in HTTPStatus}
@@ -223,8 +225,9 @@ class Exchange:
     def _request(self, lease: Lease) -> bytes:
         parts = [b"%s %s HTTP/1.1\r\nhost: 127.0.0.1:%d\r\n" % (
             self.method.encode(), self.target, lease.port)]
-        parts += [name + b": " + value + b"\r\n"
-                  for name, value in edge.request_headers(self.headers)]
+        # edge.request_headers, inlined: this runs for every /v1 request
+        parts += [name + b": " + value + b"\r\n" for name, value in self.headers
+                  if name not in _REQUEST_DROP]
         parts.append(_ACCEPT_IDENTITY)
         if lease.api_key:
             parts.append(b"authorization: " + edge.backend_authorization(lease.api_key)
@@ -255,7 +258,8 @@ class Exchange:
         self._status = status
         parts = [status_line(status)]
         for name, value in headers:
-            if edge.answer_header_kept(name, event_stream):
+            if not (name in _RESPONSE_DROP or name.startswith(b"access-control-")
+                    or (event_stream and name in _SSE_REPLACED)):  # edge.answer_header_kept
                 parts.append(name + b": " + value + b"\r\n")
         if event_stream:
             parts.append(_SSE_ADD)
