@@ -1,6 +1,6 @@
 """The ``/v1`` gateway in the OpenAPI document. It is served in the HTTP layer before FastAPI
 (gateway/http_protocol.py), so no route describes it: this does, by hand, with the answers
-gateway/exchange.py really gives (its methods included: see ``gateway.routing.ALLOWED``)."""
+gateway/exchange.py really gives (its methods included: see ``gateway.routing.allowed_method``)."""
 
 from __future__ import annotations
 
