@@ -93,9 +93,11 @@ class AppHarness:
     """llamactl in-process: the real app, served by uvicorn as ``llamactl serve`` serves it
     (the /v1 gateway lives in its HTTP layer) on a free loopback port, in the test's loop."""
 
-    def __init__(self, settings: Settings, config_path: Path | None = None):
+    def __init__(self, settings: Settings, config_path: Path | None = None,
+                 **server_options: Any):
         self.settings = settings
         self.config_path = config_path
+        self.server_options = server_options  # more of uvicorn.Config's, as serve could set
         self._server: uvicorn.Server | None = None
         self._serving: asyncio.Task[None] | None = None
         self.client: httpx.AsyncClient
@@ -104,7 +106,8 @@ class AppHarness:
         app = create_app(self.settings, config_path=self.config_path)
         self.app = app
         self._server = _InProcessServer(server_config(app, "127.0.0.1", 0, log_config=None,
-                                                      log_level="warning"))
+                                                      log_level="warning",
+                                                      **self.server_options))
         self._serving = asyncio.create_task(self._server.serve())
         while not self._server.started:
             if self._serving.done():
@@ -137,8 +140,9 @@ class AppHarness:
 async def make_app() -> AsyncIterator[Callable[[Settings], Any]]:
     harnesses: list[AppHarness] = []
 
-    async def build(settings: Settings, config_path: Path | None = None) -> AppHarness:
-        harness = await AppHarness(settings, config_path).up()
+    async def build(settings: Settings, config_path: Path | None = None,
+                    **server_options: Any) -> AppHarness:
+        harness = await AppHarness(settings, config_path, **server_options).up()
         harnesses.append(harness)
         return harness
 

@@ -8,6 +8,7 @@ Never used instead of the real server for behaviour the real server can show.
 from __future__ import annotations
 
 import argparse
+import gzip
 import http.server
 import json
 import os
@@ -58,6 +59,9 @@ def main() -> None:
         protocol_version = "HTTP/1.1"  # keep-alive and chunked answers, as llama-server's
         def do_GET(self) -> None:
             now = time.monotonic()
+            if self.path == "/gzip":  # a backend that compresses (this llama-server does not)
+                self._gzipped()
+                return
             if self.path != "/health":
                 self.send_response(404)
                 self.send_header("Content-Length", "0")
@@ -98,6 +102,19 @@ def main() -> None:
             data = text.encode()
             self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
             self.wfile.flush()
+
+        def _gzipped(self) -> None:
+            body = gzip.compress(json.dumps({
+                "compressed": True,
+                "accept_encoding": self.headers.get("Accept-Encoding"),
+                "authorization": self.headers.get("Authorization") is not None,
+            }).encode())
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
 
         def log_message(self, format: str, *args: object) -> None:
             pass

@@ -15,10 +15,14 @@ from fastapi import FastAPI, Request, WebSocket, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match
+from starlette.types import Scope
 
 from llamactl.errors import LlamactlError
 
 log = logging.getLogger(__name__)
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 _HTTP_CODES = {
     400: "BAD_REQUEST",
@@ -120,7 +124,21 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
         message = f"Method {request.method} is not allowed on {request.url.path}"
     else:
         message = str(exc.detail)
-    return error_response(exc.status_code, code, message, None, dict(exc.headers or {}) or None)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request.app.router.routes, request.scope))
+    return error_response(exc.status_code, code, message, None, headers or None)
+
+
+def allowed_methods(routes: Sequence[BaseRoute], scope: Scope) -> list[str]:
+    """Every method some route serves on this request's path. Starlette's 405 names only the
+    methods of the first route whose path matched, but each method of a path is a route of its
+    own here (``GET /api/instances``, ``POST /api/instances``): its ``Allow`` said ``GET``.
+    Asked through ``matches`` alone, which sees into included routers however FastAPI nests
+    them."""
+    return [method for method in _METHODS
+            if any(route.matches({**scope, "method": method})[0] is Match.FULL
+                   for route in routes)]
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:

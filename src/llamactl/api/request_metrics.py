@@ -15,6 +15,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from llamactl.api.paths import INSTANCE_PARAMETER
 from llamactl.monitoring.metrics import LlamactlMetrics
 
 UNMATCHED = "unmatched"
@@ -50,6 +51,7 @@ def route_template(scope: Scope) -> str:
     if not isinstance(template, str) or pattern is None:
         return UNMATCHED
     path: str = scope["path"]
+    template = template.replace(INSTANCE_PARAMETER, "{name}")  # the label as it always was
     # Shortest prefix first: "/api" + "/instances/{name}" for "/api/instances/x".
     for index, char in enumerate(path):
         if char == "/" and pattern.match(path[index:]):

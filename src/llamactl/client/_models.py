@@ -146,7 +146,7 @@ class Storage(_Model):
 
 class SystemStatus(_Model):
     version: str
-    uptime: float = Field(description="seconds")
+    uptime: int = Field(description="seconds since llamactl started")
     instances: InstanceCounts
     resources: Resources
     storage: Storage | None = None  # absent from servers before it was added

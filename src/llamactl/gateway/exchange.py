@@ -22,9 +22,16 @@ from http import HTTPStatus
 from typing import Any, Protocol
 
 from llamactl.errors import LlamactlError
+from llamactl.gateway import edge
 from llamactl.gateway.errors import GatewayError, from_domain, gateway_refusal, model_not_found
 from llamactl.gateway.pool import BackendConnection, BackendPool, Framing
-from llamactl.gateway.routing import authenticate, model_list, model_of
+from llamactl.gateway.routing import (
+    allowed_method,
+    authenticate,
+    method_not_allowed,
+    model_list,
+    model_of,
+)
 from llamactl.security.origin import OriginPolicy, RequestHead, decide
 from llamactl.security.service import ANONYMOUS, AuthService, Principal
 from llamactl.supervisor.leases import Lease
@@ -33,18 +40,11 @@ from llamactl.supervisor.manager import InstanceManager
 log = logging.getLogger(__name__)
 
 STALE_CONNECTION_RETRIES = 1
-_DROP_REQUEST = frozenset({
-    b"host", b"authorization", b"content-length", b"connection", b"keep-alive",
-    b"transfer-encoding", b"te", b"upgrade", b"accept-encoding", b"proxy-authorization",
-    b"expect",
-})
-_DROP_RESPONSE = frozenset({
-    b"connection", b"keep-alive", b"transfer-encoding", b"te", b"trailer", b"upgrade",
-    b"proxy-authenticate", b"x-content-type-options",
-})
+_REQUEST_DROP, _RESPONSE_DROP, _SSE_REPLACED = (
+    edge.REQUEST_DROP, edge.RESPONSE_DROP, edge.SSE_REPLACED)
+_ACCEPT_IDENTITY = b"%s: %s\r\n" % edge.ACCEPT_IDENTITY
+_SSE_ADD = b"".join(name + b": " + value + b"\r\n" for name, value in edge.SSE_HEADERS)
 _NOSNIFF = b"x-content-type-options: nosniff\r\n"  # on every answer, as on /api's
-_SSE_REPLACED = frozenset({b"cache-control", b"x-accel-buffering"})
-_SSE_ADD = b"cache-control: no-cache\r\nx-accel-buffering: no\r\n"
 _STATUS_LINES = {s.value: b"HTTP/1.1 %d %s\r\n" % (s.value, s.phrase.encode()) for s in HTTPStatus}
 
 
@@ -185,7 +185,11 @@ class Exchange:
     def _route(self, body: bytes) -> None:
         gateway = self.gateway
         principal = self._principal  # admit() found it from the head
-        if self.method != "POST" and self._answer_locally(principal):
+        allowed = allowed_method(self.path)
+        if self.method != allowed:
+            raise method_not_allowed(allowed)
+        if allowed == "GET":
+            self._answer_locally(principal)
             return
         model = model_of(body)
         owner = gateway.manager.resolve_model(model)
@@ -202,24 +206,18 @@ class Exchange:
         else:
             self._task = gateway.spawn(self._acquire(owner.name))
 
-    def _answer_locally(self, principal: Principal) -> bool:
-        """The model list is llamactl's to answer; a HEAD has nothing to relay."""
-        if self.method == "HEAD":
-            raise GatewayError(405, "Method not allowed", "invalid_request_error",
-                               "method_not_allowed")
+    def _answer_locally(self, principal: Principal) -> None:
+        """The model list (``/v1/models`` and ``/v1/models/{id}``) is llamactl's to answer."""
         path = self.path.rstrip("/")
-        if self.method == "GET" and path == "/v1/models":
-            self._answer_json(200, model_list(self.gateway.manager.owners(), principal))
-            return True
-        if self.method == "GET" and path.startswith("/v1/models/"):
-            wanted = path[len("/v1/models/"):]
-            found = [m for m in model_list(self.gateway.manager.owners(), principal)["data"]
-                     if m["id"] == wanted]
-            if not found:
-                raise model_not_found(wanted)
-            self._answer_json(200, found[0])
-            return True
-        return False
+        models = model_list(self.gateway.manager.owners(), principal)
+        if path == "/v1/models":
+            self._answer_json(200, models)
+            return
+        wanted = path[len("/v1/models/"):]
+        found = [m for m in models["data"] if m["id"] == wanted]
+        if not found:
+            raise model_not_found(wanted)
+        self._answer_json(200, found[0])
 
     async def _acquire(self, name: str) -> None:
         """Wait for the instance: started on demand, or room made for it within the limits."""
@@ -253,10 +251,13 @@ class Exchange:
     def _request(self, lease: Lease) -> bytes:
         parts = [b"%s %s HTTP/1.1\r\nhost: 127.0.0.1:%d\r\n" % (
             self.method.encode(), self.target, lease.port)]
+        # edge.request_headers, inlined: this runs for every /v1 request
         parts += [name + b": " + value + b"\r\n" for name, value in self.headers
-                  if name not in _DROP_REQUEST]
+                  if name not in _REQUEST_DROP]
+        parts.append(_ACCEPT_IDENTITY)
         if lease.api_key:
-            parts.append(b"authorization: Bearer " + lease.api_key.encode() + b"\r\n")
+            parts.append(b"authorization: " + edge.backend_authorization(lease.api_key)
+                         + b"\r\n")
         parts.append(b"content-length: %d\r\n\r\n" % len(self._body))
         parts.append(self._body)
         return b"".join(parts)
@@ -270,7 +271,7 @@ class Exchange:
         connection.send(self, self._request(self._lease))
 
     def on_connect_failed(self, error: str) -> None:
-        self.fail(GatewayError(502, f"Instance '{self._name}' did not answer: {error}",
+        self.fail(GatewayError(502, edge.not_answering(self._name, error),
                                "server_error", "upstream_unavailable"))
 
     # the answer (pool.AnswerSink)
@@ -283,8 +284,8 @@ class Exchange:
         self._status = status
         parts = [status_line(status)]
         for name, value in headers:
-            if not (name in _DROP_RESPONSE or name.startswith(b"access-control-")
-                    or (event_stream and name in _SSE_REPLACED)):
+            if not (name in _RESPONSE_DROP or name.startswith(b"access-control-")
+                    or (event_stream and name in _SSE_REPLACED)):  # edge.answer_header_kept
                 parts.append(name + b": " + value + b"\r\n")
         if event_stream:
             parts.append(_SSE_ADD)
@@ -337,7 +338,7 @@ class Exchange:
                 self.gateway.pool.checkout(self._lease.port, self, slots=self._lease.slots,
                                            fresh=True)
                 return
-            self.fail(GatewayError(502, f"Instance '{self._name}' closed the connection",
+            self.fail(GatewayError(502, edge.not_answering(self._name, "it closed the connection"),
                                    "server_error", "upstream_unavailable"))
             return
         if self._framing != Framing.CLOSE:
@@ -392,7 +393,9 @@ class Exchange:
         if not (self.front.keep_alive and reusable):
             head.append(b"connection: close\r\n")
         head.append(self.gateway.cors_headers(self.headers))
-        self.front.write(b"".join(head) + _NOSNIFF + b"\r\n" + body)
+        # A HEAD's answer has the headers of the GET's and no body (RFC 9110 9.3.2).
+        self.front.write(b"".join(head) + _NOSNIFF + b"\r\n"
+                         + (b"" if self.method == "HEAD" else body))
         self._complete(reusable=reusable)
 
     def _answer_json(self, status: int, document: dict[str, Any]) -> None:

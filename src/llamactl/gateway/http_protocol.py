@@ -92,8 +92,14 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._current: GatewayCycle | None = None  # the /v1 request being answered
         self._gateway: Gateway | None = None  # once found: it lasts as long as the server
-        self._idle_since = 0.0  # when the last /v1 answer ended
+        self._idle_since = 0.0  # when the last byte came, or the last /v1 answer ended
         self._idle_check: asyncio.TimerHandle | None = None
+
+    def data_received(self, data: bytes) -> None:
+        # Idle means nothing received: a next request whose head is still arriving when the
+        # timer fires is not idle (uvicorn's own timer is cancelled by any byte, too).
+        self._idle_since = self.loop.time()
+        super().data_received(data)
 
     # where uvicorn creates a request
     def on_message_begin(self) -> None:
@@ -112,7 +118,8 @@ class GatewayHttpProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         target = _v1_target(self.url)
         gateway = None if target is None else self._gateway_for_request()
-        if target is None or gateway is None:
+        if target is None or gateway is None or self._over_concurrency_limit():
+            # uvicorn's own path; over the limit, that is its 503 (the same test, just below)
             self._build_scope()
             super().on_headers_complete()
             return
@@ -238,6 +245,12 @@ class GatewayHttpProtocol(HttpToolsProtocol):
                                                     self._check_idle)
 
     # helpers
+    def _over_concurrency_limit(self) -> bool:
+        """uvicorn's ``limit_concurrency`` test. A /v1 request runs no task, but it holds its
+        connection, so counting connections bounds the gateway's work as it does the app's."""
+        limit = self.limit_concurrency
+        return limit is not None and (len(self.connections) >= limit or len(self.tasks) >= limit)
+
     def _upgrading(self) -> bool:
         return bool(self.parser.should_upgrade()) and self._should_upgrade()
 

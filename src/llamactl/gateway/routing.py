@@ -58,5 +58,17 @@ def model_of(body: bytes) -> str:
     return model
 
 
+def allowed_method(path: str) -> str:
+    """The one method a /v1 path answers: the model list is llamactl's own and read-only;
+    every other path is relayed to llama-server, whose /v1 endpoints all take a POST."""
+    path = path.rstrip("/")
+    return "GET" if path == "/v1/models" or path.startswith("/v1/models/") else "POST"
+
+
+def method_not_allowed(allowed: str) -> GatewayError:
+    return GatewayError(405, f"Method not allowed (allowed: {allowed})",
+                        "invalid_request_error", "method_not_allowed", {"Allow": allowed})
+
+
 def body_too_large() -> GatewayError:
     return GatewayError(413, "Request body too large", "invalid_request_error", "body_too_large")

@@ -18,6 +18,10 @@ STATUSES: tuple[Status, ...] = (
 ACTIVE_STATUSES: frozenset[Status] = frozenset({"starting", "running", "stopping", "restarting"})
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
+# The batch operations' paths (POST /api/instances/start-all): an instance of that name could
+# be created but never reached by GET, PUT or DELETE /api/instances/{name} without making
+# those paths two resources at once (api/paths.py).
+RESERVED_NAMES = frozenset({"start-all", "stop-all"})
 
 
 def utc_now() -> datetime:

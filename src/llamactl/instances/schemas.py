@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from llamactl.instances.models import NAME_PATTERN
+from llamactl.instances.models import NAME_PATTERN, RESERVED_NAMES
 
 GROUP_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -60,6 +60,13 @@ class InstanceCreate(LifecycleFields):
     options: dict[str, Any] = Field(
         default_factory=dict, examples=[{"threads": 4, "context_size": 2048, "gpu_layers": 0}]
     )
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value in RESERVED_NAMES:
+            raise ValueError(f"'{value}' is reserved (POST /api/instances/{value})")
+        return value
 
 
 class InstanceUpdate(LifecycleFields):

@@ -13,6 +13,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from llamactl.api.auth import PrincipalDep
 from llamactl.api.deps import ManagerDep, SettingsDep
+from llamactl.api.paths import INSTANCE_PARAMETER as NAME
 from llamactl.api.schemas import (
     ERROR_RESPONSES,
     Health,
@@ -81,12 +82,12 @@ async def stop_all(manager: ManagerDep) -> Response:
                   "skipped": result.skipped, "failed": result.failed})
 
 
-@router.get("/{name}", response_model=InstanceModel, summary="Get instance details")
+@router.get(f"/{NAME}", response_model=InstanceModel, summary="Get instance details")
 async def get_instance(name: str, manager: ManagerDep, settings: SettingsDep) -> Response:
     return _json(instance_json(manager.owner(name), settings.instances))
 
 
-@router.put("/{name}", response_model=InstanceUpdated, summary="Update an instance",
+@router.put(f"/{NAME}", response_model=InstanceUpdated, summary="Update an instance",
             openapi_extra=OPERATOR)
 async def update_instance(
     name: str, body: InstanceUpdate, manager: ManagerDep, settings: SettingsDep,
@@ -102,14 +103,14 @@ async def update_instance(
     return _json(answer)
 
 
-@router.delete("/{name}", response_model=Message, summary="Delete a stopped instance",
+@router.delete(f"/{NAME}", response_model=Message, summary="Delete a stopped instance",
                openapi_extra=OPERATOR)
 async def delete_instance(name: str, manager: ManagerDep) -> Response:
     await manager.delete(name)
     return _json({"message": "Instance deleted successfully"})
 
 
-@router.post("/{name}/start", response_model=OperationStarted, summary="Start an instance",
+@router.post(f"/{NAME}/start", response_model=OperationStarted, summary="Start an instance",
              openapi_extra=OPERATOR)
 async def start_instance(
     name: str, manager: ManagerDep,
@@ -121,7 +122,7 @@ async def start_instance(
     return _json({"message": "Instance start initiated", "status": "starting"})
 
 
-@router.post("/{name}/stop", response_model=OperationStarted, summary="Stop an instance",
+@router.post(f"/{NAME}/stop", response_model=OperationStarted, summary="Stop an instance",
              openapi_extra=OPERATOR)
 async def stop_instance(name: str, manager: ManagerDep, body: StopBody | None = None) -> Response:
     body = body or StopBody()
@@ -129,14 +130,14 @@ async def stop_instance(name: str, manager: ManagerDep, body: StopBody | None = 
     return _json({"message": "Instance stop initiated", "status": "stopping"})
 
 
-@router.post("/{name}/restart", response_model=OperationStarted, summary="Restart an instance",
-             openapi_extra=OPERATOR)
+@router.post(f"/{NAME}/restart", response_model=OperationStarted,
+             summary="Restart an instance", openapi_extra=OPERATOR)
 async def restart_instance(name: str, manager: ManagerDep) -> Response:
     await manager.restart(name)
     return _json({"message": "Instance restart initiated", "status": "restarting"})
 
 
-@router.get("/{name}/health", response_model=Health, summary="Check instance health")
+@router.get(f"/{NAME}/health", response_model=Health, summary="Check instance health")
 async def instance_health(name: str, manager: ManagerDep) -> Response:
     owner = manager.owner(name)
     alive = owner.pid is not None
@@ -145,7 +146,7 @@ async def instance_health(name: str, manager: ManagerDep) -> Response:
 
 
 @router.get(
-    "/{name}/logs", response_model=LogList, summary="Get instance logs",
+    f"/{NAME}/logs", response_model=LogList, summary="Get instance logs",
     responses={200: {"content": {"text/event-stream": {}},
                      "description": "JSON, or with follow=true an event stream"}},
 )

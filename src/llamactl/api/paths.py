@@ -1,0 +1,23 @@
+"""The ``{name:instance}`` path parameter of ``/api/instances/{name}...``.
+
+Any name but the batch operations' own path segments (``instances.models.RESERVED_NAMES``):
+``/api/instances/start-all`` is one resource, answering POST, and its ``Allow`` header says
+so; without this, ``GET /api/instances/start-all`` was a lookup of an instance named
+``start-all`` and the path answered GET, PUT and DELETE too (found by schemathesis).
+"""
+
+from __future__ import annotations
+
+from starlette.convertors import StringConvertor, register_url_convertor
+
+from llamactl.instances.models import RESERVED_NAMES
+
+INSTANCE = "instance"
+INSTANCE_PARAMETER = "{name:instance}"
+
+
+class InstanceNameConvertor(StringConvertor):
+    regex = "(?!(?:%s)(?:/|$))[^/]+" % "|".join(sorted(RESERVED_NAMES))  # noqa: UP031
+
+
+register_url_convertor(INSTANCE, InstanceNameConvertor())

@@ -1,0 +1,70 @@
+"""The operator proxy (``/api/instances/{name}/proxy/...``) at the backend-HTTP edge it shares
+with ``/v1`` (gateway/edge.py): it holds a lease like ``/v1``, counts as use, and relays a
+compressed body with the header that says so."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import AppHarness
+from tests.support.helpers import wait_until
+
+
+async def _running(app: AppHarness, name: str, model: Path) -> None:
+    created = await app.client.post("/api/instances",
+                                    json={"name": name, "model_path": str(model)})
+    assert created.status_code == 201, created.text
+    started = await app.client.post(f"/api/instances/{name}/start?wait=true")
+    assert started.status_code == 200, started.text
+
+
+async def test_a_proxied_stream_holds_a_lease_until_it_ends(
+    make_settings: Any, make_app: Any, model: Path
+) -> None:
+    """While the lease is out, neither an idle stop nor an eviction touches the instance
+    (supervisor/leases.py); before, the proxy took none and a stream could be killed."""
+    app: AppHarness = await make_app(make_settings())
+    await _running(app, "px", model)
+    owner = app.manager.owner("px")
+    body = {"prompt": "hello", "n_predict": 32, "ignore_eos": True, "stream": True}
+    async with app.client.stream("POST", "/api/instances/px/proxy/completion",
+                                 json=body) as answer:
+        assert answer.status_code == 200
+        assert answer.headers["x-accel-buffering"] == "no"
+        chunks = answer.aiter_raw()
+        assert await chunks.__anext__()
+        assert owner.leases.inflight == 1
+        async for _ in chunks:
+            pass
+    wait_until(lambda: owner.leases.inflight == 0, what="the lease given back")
+
+
+async def test_proxy_use_counts_as_use(make_settings: Any, make_app: Any, model: Path) -> None:
+    app: AppHarness = await make_app(make_settings())
+    await _running(app, "used", model)
+    owner = app.manager.owner("used")
+    before = owner.leases.last_used
+    time.sleep(0.01)
+    assert (await app.client.get("/api/instances/used/proxy/props")).status_code == 200
+    assert owner.leases.last_used > before
+    assert owner.leases.inflight == 0
+
+
+async def test_a_compressed_answer_reaches_the_client_readable(
+    make_settings: Any, make_app: Any, fake_model: Path
+) -> None:
+    """The fake backend compresses whatever it is asked (this llama-server never does): the
+    body and its Content-Encoding go together; before, the header was dropped and the
+    client got gzip bytes it took for JSON."""
+    app: AppHarness = await make_app(make_settings(fake=True))
+    await _running(app, "gz", fake_model)
+    answer = await app.client.get("/api/instances/gz/proxy/gzip",
+                                  headers={"Accept-Encoding": "gzip"})
+    assert answer.status_code == 200
+    assert answer.headers["content-encoding"] == "gzip"
+    document = answer.json()
+    assert document["compressed"] is True
+    assert document["authorization"] is True  # the backend's key, added
+    assert document["accept_encoding"] == "identity"  # the client's is not passed on
