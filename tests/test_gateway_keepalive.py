@@ -10,7 +10,7 @@ from typing import Any
 from tests.conftest import AppHarness
 
 KEEP_ALIVE = 2.0  # seconds; the pauses below stay well inside it
-REQUEST = b"GET /v1/models HTTP/1.1\r\nhost: x\r\n\r\n"
+REQUEST = b"GET /v1/models HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n"
 
 
 async def _answer(reader: asyncio.StreamReader) -> bytes:

@@ -53,8 +53,8 @@ async def test_a_head_to_the_gateway_gets_headers_and_no_body(app: AppHarness) -
     """A body after a HEAD's answer is read as the start of the next answer."""
     port = app.client.base_url.port
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"HEAD /v1/models HTTP/1.1\r\nhost: x\r\n\r\n"
-                 b"GET /v1/models HTTP/1.1\r\nhost: x\r\n\r\n")
+    writer.write(b"HEAD /v1/models HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n"
+                 b"GET /v1/models HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
     head = await reader.readuntil(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 405 ")
     second = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)

@@ -83,7 +83,8 @@ def app_routes() -> set[tuple[str, str]]:
     """(method, path) of every /api route the app serves; "WS" for a WebSocket's."""
     found = set()
     for route in iter_route_contexts(create_app(Settings()).routes):
-        path = route.path or ""
+        # The instance-name converter (api/paths.py) is routing's detail: rules say {name}.
+        path = (route.path or "").replace("{name:instance}", "{name}")
         if not (path == "/api" or path.startswith("/api/")):
             continue
         if isinstance(route.original_route, WebSocketRoute):
