@@ -18,13 +18,14 @@ PACKAGE = Path(__file__).resolve().parent.parent / "src" / "llamactl"
 # Lowest first.
 LAYERS: list[set[str]] = [
     # leaves: the standard library and third parties only
-    {"errors", "atomic_file", "client", "events"},
+    {"errors", "atomic_file", "client", "events", "version"},
     {"config", "instances"},  # settings; the instance data model and its option table
     {"store", "backends"},  # SQLite, its writer thread, the data dir's lock; llama-server
     {"security"},  # tokens, users, keys (cached over the store's writer), rate limits
     {"supervisor"},  # one owner per instance, the manager, capacity
     {"monitoring", "gateway"},  # host and metrics; the /v1 gateway
     {"api"},  # the REST API's routes, schemas and middleware
+    {"services"},  # the app's running services: built at start, stopped in reverse order
     {"app"},  # create_app: builds the services and mounts the routes
     {"serving"},  # what `llamactl serve` does around the app
     {"cli", "devtools"},  # the command line; tools for the tests and benchmarks

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from llamactl.app import package_version
 from llamactl.events import EventHub
 from llamactl.monitoring.gpus import parse_nvidia_smi
 from llamactl.monitoring.host import ThresholdAlert, machine_arch
+from llamactl.version import package_version
 from tests.conftest import AppHarness
 from tests.support.helpers import POLL, STATUS_TIMEOUT, wait_status
 

@@ -28,7 +28,7 @@ class Prepared:
 
 
 def prepare_to_serve(settings: Settings) -> Prepared:
-    from llamactl.app import prepare_data_dir
+    from llamactl.services import prepare_data_dir
 
     lock = lock_data_dir(settings.data_dir)
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
+import httpx
 from fastapi import Depends, Request
 from starlette.requests import HTTPConnection
 
@@ -28,6 +29,7 @@ class Services:
     monitoring: Monitoring  # host samples, uptime, versions; periodic stats and alerts
     metrics: LlamactlMetrics  # this app's Prometheus registry
     config_editor: ConfigEditor  # GET/PUT /api/config
+    http: httpx.AsyncClient  # to the backends: the operator proxy, their /metrics
     limits: Limits | None = None  # None: rate limiting is off
     gateway: Gateway | None = None  # /v1, served by gateway.http_protocol beside the app
 

@@ -160,9 +160,9 @@ def keys() -> None:
 def _key_store(config_path: Path | None, data_dir: Path | None) -> Any:
     import os
 
-    from llamactl.app import prepare_data_dir
     from llamactl.security.keys import KeyStore
     from llamactl.security.secret import load_secret
+    from llamactl.services import prepare_data_dir
 
     try:
         overrides = {"data_dir": str(data_dir) if data_dir else None}

@@ -6,8 +6,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
 from llamactl.config import InstancesConfig
 from llamactl.events import EventHub
 from llamactl.instances.models import InstanceRecord
@@ -25,7 +23,6 @@ class OwnerContext:
     logs_dir: Path
     repository: InstanceRepository
     events: EventHub
-    http: httpx.AsyncClient
     stable_after: float = STABLE_AFTER_SECONDS
     # Called when an instance may have freed capacity: it stopped, failed or became idle.
     on_capacity_change: Callable[[], None] = lambda: None

@@ -29,6 +29,6 @@ async def metrics(services: ServicesDep) -> Response:
     manager = services.manager
     targets = [ScrapeTarget(owner.name, owner.port, owner.record.api_key)
                for owner in manager.owners() if owner.status == "running"]
-    backends = await scrape_backends(manager.context.http, targets)
+    backends = await scrape_backends(services.http, targets)
     body = services.metrics.render() + backends.encode()
     return Response(body, media_type=CONTENT_TYPE_PLAIN_0_0_4)

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
-from llamactl.api.deps import ManagerDep
+from llamactl.api.deps import ServicesDep
 from llamactl.api.paths import INSTANCE_PARAMETER
 from llamactl.errors import InstanceNotRunning, LlamactlError, ValidationFailed
 from llamactl.gateway import edge
@@ -40,13 +40,14 @@ class UpstreamUnavailable(LlamactlError):
     code = "UPSTREAM_UNAVAILABLE"
 
 
-async def proxy(name: str, path: str, request: Request, manager: ManagerDep) -> StreamingResponse:
-    owner = manager.owner(name)
+async def proxy(name: str, path: str, request: Request,
+                services: ServicesDep) -> StreamingResponse:
+    owner = services.manager.owner(name)
     lease = owner.lease_if_running()
     if lease is None:
         raise InstanceNotRunning(f"Instance '{name}' is {owner.status}, not running")
     try:
-        upstream = await _send(request, lease, name, manager.context.http)
+        upstream = await _send(request, lease, name, services.http)
     except BaseException:
         lease.release()
         raise

@@ -1,0 +1,165 @@
+"""The running services of one app: built when it starts, torn down when it stops.
+
+In start order: the database and the store's writer thread, the event hub, the owners of
+the instances (adopting what an earlier llamactl left running), API keys and users,
+monitoring, the /v1 gateway; each registers how it stops, and they stop in the reverse
+order: instances are stopped (or left running for adoption when
+``instances.stop_on_shutdown`` is false), the last writes are flushed, connections closed.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+
+import httpx
+
+from llamactl.api.deps import Services
+from llamactl.api.middleware import Limits
+from llamactl.backends.llama_cpp import resolve_command
+from llamactl.config import Settings, is_loopback
+from llamactl.config.editor import ConfigEditor
+from llamactl.errors import StartupError
+from llamactl.events import EventHub
+from llamactl.gateway.exchange import Gateway
+from llamactl.gateway.pool import new_backend_pool
+from llamactl.monitoring.host import build_time
+from llamactl.monitoring.metrics import LlamactlMetrics
+from llamactl.monitoring.service import Monitoring
+from llamactl.security import passwords
+from llamactl.security.key_cache import CachedKeys
+from llamactl.security.keys import KeyStore
+from llamactl.security.origin import OriginPolicy
+from llamactl.security.ratelimit import FixedWindowLimiter
+from llamactl.security.secret import load_secret
+from llamactl.security.service import AuthService
+from llamactl.security.users import UserDirectory
+from llamactl.store.database import open_database
+from llamactl.store.instances import InstanceRepository
+from llamactl.store.writer import StoreWriter
+from llamactl.supervisor.context import OwnerContext
+from llamactl.supervisor.manager import InstanceManager
+from llamactl.version import DISTRIBUTION, package_version
+
+# At shutdown, how long the last writes may take (SQLite's busy timeout is 5 s).
+WRITER_CLOSE_SECONDS = 8.0
+
+
+@asynccontextmanager
+async def running_services(settings: Settings, config_path: Path | None,
+                           metrics: LlamactlMetrics, policy: OriginPolicy,
+                           ) -> AsyncIterator[Services]:
+    """Every service of the app, started; stopped in reverse order on the way out."""
+    async with AsyncExitStack() as stack:
+        connection = prepare_data_dir(settings)
+        stack.callback(connection.close)
+        http = shared_http_client()
+        stack.push_async_callback(http.aclose)
+        events = EventHub()
+        writer = StoreWriter(connection, events)  # every statement after boot runs on it
+        stack.push_async_callback(writer.close, timeout=WRITER_CLOSE_SECONDS)
+        manager = InstanceManager(
+            OwnerContext(config=settings.instances,
+                         backend_command=lambda: resolve_command(settings.backends.llama_cpp),
+                         logs_dir=settings.logs_dir,
+                         repository=InstanceRepository(connection, writer),
+                         events=events, metrics=metrics),
+            reserved_ports=[settings.server.port])
+        auth = build_auth(settings, connection, writer, config_path)
+        manager.boot()
+        writer.start()
+        auth.keys.start()
+        stack.push_async_callback(auth.keys.stop)
+        stack.push_async_callback(manager.shutdown,
+                                  stop_instances=settings.instances.stop_on_shutdown)
+        services = await stack.enter_async_context(
+            _front(settings, config_path, metrics, policy, manager, auth, events, http))
+        yield services
+
+
+@asynccontextmanager
+async def _front(settings: Settings, config_path: Path | None, metrics: LlamactlMetrics,
+                 policy: OriginPolicy, manager: InstanceManager, auth: AuthService,
+                 events: EventHub, http: httpx.AsyncClient) -> AsyncIterator[Services]:
+    """What faces the outside: monitoring, the /v1 gateway, the rate limits, the metrics."""
+    monitoring = Monitoring(settings, events, manager, version=package_version(),
+                            build_time=build_time(DISTRIBUTION))
+    monitoring.start()
+    gateway = Gateway(manager, auth, new_backend_pool(), settings.server.cors_origins,
+                      origin_policy=policy)
+    metrics.track_instances(lambda: [owner.status for owner in manager.owners()])
+    metrics.track_gateway(lambda: gateway.answered,
+                          lambda: [(o.name, o.leases.inflight) for o in manager.owners()])
+    limits = build_limits(settings, auth)
+    if limits is not None:
+        limits.on_refused = metrics.record_rate_limited
+    try:
+        yield Services(settings=settings, manager=manager, auth=auth, limits=limits,
+                       gateway=gateway, events=events, monitoring=monitoring,
+                       metrics=metrics, http=http,
+                       config_editor=ConfigEditor(settings, config_path))
+    finally:
+        await monitoring.stop()
+        await gateway.close()
+
+
+def shared_http_client() -> httpx.AsyncClient:
+    """The app's HTTP client to its backends (the operator proxy, their /metrics)."""
+    # Connections kept 120 s: with httpx's default of 5 s, most requests of the proxy and of
+    # the /metrics scrapes would open a new one.
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(5.0), trust_env=False,
+        limits=httpx.Limits(max_connections=None, max_keepalive_connections=None,
+                            keepalive_expiry=120.0),
+    )
+
+
+def prepare_data_dir(settings: Settings) -> sqlite3.Connection:
+    """Create the data dir and open the database; StartupError says what is wrong."""
+    connection = open_database(settings.database_path)
+    try:
+        settings.logs_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        connection.close()
+        raise StartupError(f"cannot create log dir {settings.logs_dir}: {exc.strerror}") from None
+    return connection
+
+
+def build_auth(
+    settings: Settings, connection: sqlite3.Connection, writer: StoreWriter,
+    config_path: Path | None,
+) -> AuthService:
+    secret = load_secret(settings.auth.secret, settings.data_dir, os.environ)
+    if settings.auth_enabled:
+        passwords.warm_up()
+    keys = CachedKeys(KeyStore(connection, secret), writer)
+    keys.load()
+    return AuthService(
+        enabled=settings.auth_enabled,
+        secret=secret,
+        users=UserDirectory(settings.auth.users, config_path),
+        token_ttl=settings.auth.token_ttl,
+        keys=keys,
+        login_limiter=FixedWindowLimiter(settings.rate_limit.login_failures_per_minute),
+    )
+
+
+def build_limits(settings: Settings, auth: AuthService) -> Limits | None:
+    config = settings.rate_limit
+    if not settings.rate_limit_enabled:
+        return None
+    return Limits(FixedWindowLimiter(config.regular_per_minute),
+                  FixedWindowLimiter(config.intensive_per_minute), auth.caller)
+
+
+def origin_policy(settings: Settings) -> OriginPolicy:
+    """The Origin and Host rules (security/origin.py) for this server's settings."""
+    server = settings.server
+    return OriginPolicy.build(loopback_listener=is_loopback(server.host),
+                              allowed_hosts=server.allowed_hosts,
+                              cors_origins=server.cors_origins)
+
+
