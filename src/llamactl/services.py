@@ -24,8 +24,8 @@ from llamactl.config import Settings, is_loopback
 from llamactl.config.editor import ConfigEditor
 from llamactl.errors import StartupError
 from llamactl.events import EventHub
-from llamactl.gateway.exchange import Gateway
 from llamactl.gateway.pool import new_backend_pool
+from llamactl.gateway.service import Gateway
 from llamactl.monitoring.host import build_time
 from llamactl.monitoring.metrics import LlamactlMetrics
 from llamactl.monitoring.service import Monitoring

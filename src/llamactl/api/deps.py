@@ -13,7 +13,7 @@ from llamactl.api.middleware import Limits
 from llamactl.config import Settings
 from llamactl.config.editor import ConfigEditor
 from llamactl.events import EventHub
-from llamactl.gateway.exchange import Gateway
+from llamactl.gateway.service import Gateway
 from llamactl.monitoring.metrics import LlamactlMetrics
 from llamactl.monitoring.service import Monitoring
 from llamactl.security.service import AuthService

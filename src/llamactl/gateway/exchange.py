@@ -17,14 +17,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Coroutine
 from http import HTTPStatus
 from typing import Any, Protocol
 
 from llamactl.errors import LlamactlError
 from llamactl.gateway import edge
 from llamactl.gateway.errors import GatewayError, from_domain, gateway_refusal, model_not_found
-from llamactl.gateway.pool import BackendConnection, BackendPool, Framing
+from llamactl.gateway.pool import BackendConnection, Framing
 from llamactl.gateway.routing import (
     allowed_method,
     authenticate,
@@ -32,10 +31,10 @@ from llamactl.gateway.routing import (
     model_list,
     model_of,
 )
-from llamactl.security.origin import OriginPolicy, RequestHead, decide
-from llamactl.security.service import ANONYMOUS, AuthService, Principal
+from llamactl.gateway.service import Gateway
+from llamactl.security.origin import RequestHead, decide
+from llamactl.security.service import ANONYMOUS, Principal
 from llamactl.supervisor.leases import Lease
-from llamactl.supervisor.manager import InstanceManager
 
 log = logging.getLogger(__name__)
 
@@ -63,62 +62,6 @@ class Front(Protocol):
 
     def finish(self, *, reusable: bool) -> None:
         """The answer is complete; ``reusable`` false closes the connection."""
-
-
-class Gateway:
-    """What every exchange shares: the instances, auth, CORS, the backend connections, and
-    the tasks of requests that wait for their instance."""
-
-    def __init__(self, manager: InstanceManager, auth: AuthService, pool: BackendPool,
-                 cors_origins: list[str], *, origin_policy: OriginPolicy | None = None):
-        self.manager = manager
-        self.auth = auth
-        self.pool = pool
-        self.origin_policy = origin_policy or OriginPolicy.build(
-            loopback_listener=True, allowed_hosts=[], cors_origins=cors_origins)
-        self._cors_any = "*" in cors_origins
-        self._cors_origins = {origin.encode() for origin in cors_origins}
-        self._tasks: set[asyncio.Task[None]] = set()
-        # Answers by (instance, status), for /metrics: the instance is "" when none was
-        # chosen (the model list, unknown models), never a name a client made up.
-        self.answered: dict[tuple[str, int], int] = {}
-
-    def count(self, instance: str, status: int) -> None:
-        key = (instance, status)
-        self.answered[key] = self.answered.get(key, 0) + 1
-
-    @property
-    def cors_enabled(self) -> bool:
-        return bool(self._cors_origins)
-
-    def cors_headers(self, headers: list[tuple[bytes, bytes]]) -> bytes:
-        """What the CORS middleware adds to /api answers, for /v1's (preflights go to it)."""
-        if not self._cors_origins:
-            return b""
-        origin = next((value for name, value in headers if name == b"origin"), None)
-        if origin is None:
-            return b""
-        if self._cors_any:
-            return b"access-control-allow-origin: *\r\n"
-        if origin in self._cors_origins:
-            return b"access-control-allow-origin: " + origin + b"\r\nvary: Origin\r\n"
-        return b""
-
-    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
-    async def close(self) -> None:
-        """Shutdown: end the waits, then drop every backend connection (their exchanges end
-        their answers)."""
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
-        await self.pool.close()
 
 
 class Exchange:

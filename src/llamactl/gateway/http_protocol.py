@@ -25,8 +25,9 @@ from urllib.parse import unquote
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
-from llamactl.gateway.exchange import Exchange, Gateway
+from llamactl.gateway.exchange import Exchange
 from llamactl.gateway.routing import MAX_BODY_BYTES, body_too_large
+from llamactl.gateway.service import Gateway
 
 
 def gateway_protocol(app: Any) -> type[HttpToolsProtocol]:

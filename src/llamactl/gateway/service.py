@@ -1,0 +1,73 @@
+"""The gateway's shared state: what every ``/v1`` exchange (exchange.py) uses.
+
+The instances and auth, the Origin/Host policy, CORS for /v1's answers, the pool of backend
+connections, the answers counted for /metrics, and the tasks of requests that wait for their
+instance, which ``close`` ends at shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any
+
+from llamactl.gateway.pool import BackendPool
+from llamactl.security.origin import OriginPolicy
+from llamactl.security.service import AuthService
+from llamactl.supervisor.manager import InstanceManager
+
+
+class Gateway:
+    """What every exchange shares: the instances, auth, CORS, the backend connections, and
+    the tasks of requests that wait for their instance."""
+
+    def __init__(self, manager: InstanceManager, auth: AuthService, pool: BackendPool,
+                 cors_origins: list[str], *, origin_policy: OriginPolicy | None = None):
+        self.manager = manager
+        self.auth = auth
+        self.pool = pool
+        self.origin_policy = origin_policy or OriginPolicy.build(
+            loopback_listener=True, allowed_hosts=[], cors_origins=cors_origins)
+        self._cors_any = "*" in cors_origins
+        self._cors_origins = {origin.encode() for origin in cors_origins}
+        self._tasks: set[asyncio.Task[None]] = set()
+        # Answers by (instance, status), for /metrics: the instance is "" when none was
+        # chosen (the model list, unknown models), never a name a client made up.
+        self.answered: dict[tuple[str, int], int] = {}
+
+    def count(self, instance: str, status: int) -> None:
+        key = (instance, status)
+        self.answered[key] = self.answered.get(key, 0) + 1
+
+    @property
+    def cors_enabled(self) -> bool:
+        return bool(self._cors_origins)
+
+    def cors_headers(self, headers: list[tuple[bytes, bytes]]) -> bytes:
+        """What the CORS middleware adds to /api answers, for /v1's (preflights go to it)."""
+        if not self._cors_origins:
+            return b""
+        origin = next((value for name, value in headers if name == b"origin"), None)
+        if origin is None:
+            return b""
+        if self._cors_any:
+            return b"access-control-allow-origin: *\r\n"
+        if origin in self._cors_origins:
+            return b"access-control-allow-origin: " + origin + b"\r\nvary: Origin\r\n"
+        return b""
+
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def close(self) -> None:
+        """Shutdown: end the waits, then drop every backend connection (their exchanges end
+        their answers)."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        await self.pool.close()
