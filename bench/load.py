@@ -70,7 +70,10 @@ def start(args: argparse.Namespace, work: Path) -> tuple[Any, str, list[str]]:
             for name in models:
                 created = client.post("/api/instances", json={
                     "name": name, "model_path": str(model),
-                    "options": {"context_size": 512, "parallel": 4}})
+                    # One thread each: two llama-servers with a thread per core contend on
+                    # 2 cores (ggml's threads spin); beside one busy core that was 412
+                    # completions/s against 1,457, and once 6/s with other servers running.
+                    "options": {"context_size": 512, "parallel": 4, "threads": 1}})
                 if created.status_code != 201:
                     raise BenchError(f"create {name}: {created.text}")
                 if client.post(f"/api/instances/{name}/start?wait=true").status_code != 200:
