@@ -1,7 +1,7 @@
 """MkDocs hooks (mkdocs.yml): the pages generated from the code at each build.
 
 - reference/configuration.md, from the settings model;
-- reference/api.md, from the app's OpenAPI document;
+- user-guide/api-reference.md (where the seed's API reference lives, so its links resolve), from the app's OpenAPI document;
 - the import-layer diagram in architecture.md (at ``<!-- layers -->``), from tests/test_layers.py.
 
 Nothing generated is committed, so none of it can drift from the code.
@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def on_files(files: Files, config: MkDocsConfig) -> Files:
     files.append(File.generated(config, "reference/configuration.md",
                                 content=configuration_reference()))
-    files.append(File.generated(config, "reference/api.md", content=api_reference()))
+    files.append(File.generated(config, "user-guide/api-reference.md", content=api_reference()))
     return files
 
 

@@ -89,3 +89,16 @@ async def test_the_grafana_dashboard_queries_only_exposed_metrics(
             "llamacpp:tokens_predicted_total"} <= wanted
     missing = sorted(name for name in wanted if name not in available)
     assert not missing, f"the dashboard queries metrics llamactl does not expose: {missing}"
+
+
+# The API reference this project implements ends with links to these pages, relative to
+# user-guide/api-reference.md (where the site puts its generated API reference).
+SEED_LINKS = ("managing-instances.md", "../advanced/backends.md", "../advanced/monitoring.md")
+
+
+def test_the_seeds_links_resolve_to_pages_in_the_navigation() -> None:
+    navigation = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    for link in SEED_LINKS:
+        page = (ROOT / "docs" / "user-guide" / link).resolve()
+        assert page.is_file(), link
+        assert str(page.relative_to(ROOT / "docs")) in navigation, link
