@@ -1,12 +1,15 @@
 """Instance JSON as the contract shapes it.
 
 Listing a thousand instances must take milliseconds (bench/api.py), so the part of an
-instance's JSON that only an update changes is built once per update and kept on its owner;
-each answer copies it and fills in the live fields (status, pid, stats, restarts, error).
+instance's JSON that only an update changes is built once per update and kept here, keyed
+weakly by its owner (so it lives and dies with the instance); each answer copies it and fills
+in the live fields (status, pid, stats, restarts, error).
 """
 
 from __future__ import annotations
 
+import weakref
+from datetime import datetime
 from typing import Any
 
 from llamactl.config import InstancesConfig
@@ -14,6 +17,10 @@ from llamactl.instances.models import format_time
 from llamactl.supervisor.context import Lifecycle
 from llamactl.supervisor.owner import InstanceOwner
 from llamactl.supervisor.stats import contract_stats
+
+# owner -> (the record's updated_at it was built for, the settled part)
+_SETTLED: weakref.WeakKeyDictionary[InstanceOwner, tuple[datetime, dict[str, Any]]] = (
+    weakref.WeakKeyDictionary())
 
 
 def instance_json(owner: InstanceOwner, config: InstancesConfig) -> dict[str, Any]:
@@ -31,7 +38,7 @@ def instance_json(owner: InstanceOwner, config: InstancesConfig) -> dict[str, An
 def _settled_part(owner: InstanceOwner, config: InstancesConfig) -> dict[str, Any]:
     """Everything but the live fields, in the answer's key order (live ones as None)."""
     record = owner.record
-    cached = owner.view_cache
+    cached = _SETTLED.get(owner)
     if cached is not None and cached[0] == record.updated_at:
         return cached[1]
     spec = record.spec
@@ -59,5 +66,5 @@ def _settled_part(owner: InstanceOwner, config: InstancesConfig) -> dict[str, An
         "created_at": format_time(record.created_at),
         "updated_at": format_time(record.updated_at),
     }
-    owner.view_cache = (record.updated_at, part)
+    _SETTLED[owner] = (record.updated_at, part)
     return part

@@ -5,6 +5,10 @@ readiness, liveness, timers) post notices into the same inbox. One message at a 
 concurrent starts, a stop during a start or a delete during a stop all end in one consistent
 state with at most one process. Nothing outside decides an action from a snapshot of the status
 (llama-swap's issue #946: that raced with idle unloads and hung requests).
+
+What to do with each message is decided by ``supervisor/lifecycle.py``'s pure ``transition``;
+this module is its runner: it turns inbox messages into the lifecycle's messages and carries out
+the effects (spawn, signal, timers, watchers, persist, publish) in order.
 """
 
 from __future__ import annotations
@@ -12,49 +16,35 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
-from collections.abc import Coroutine
-from datetime import datetime
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from llamactl.backends.llama_cpp import BackendNotFound
-from llamactl.errors import (
-    Conflict,
-    InstanceAlreadyRunning,
-    InstanceNotFound,
-    InstanceNotRunning,
-    InstanceRunning,
-    LlamactlError,
-    StartFailed,
-)
-from llamactl.instances.model_paths import outside_model_dirs
+from llamactl.errors import InstanceNotFound, LlamactlError
 from llamactl.instances.models import InstanceRecord, Status, utc_now
-from llamactl.supervisor import logs
+from llamactl.supervisor import lifecycle_terms as t
 from llamactl.supervisor import messages as m
-from llamactl.supervisor.command import build_argv, build_env, slots_in
-from llamactl.supervisor.context import Lifecycle, OwnerContext
+from llamactl.supervisor.command import slots_in
+from llamactl.supervisor.context import OwnerContext
 from llamactl.supervisor.leases import Lease, LeaseBook
-from llamactl.supervisor.ports import port_is_free
-from llamactl.supervisor.process import ProcessHandle, SpawnError, describe_exit
+from llamactl.supervisor.lifecycle import transition
+from llamactl.supervisor.owner_effects import (
+    InstanceStopping,
+    LaunchError,
+    OwnerEffects,
+    policy_of,
+)
+from llamactl.supervisor.process import ProcessHandle, describe_exit
 from llamactl.supervisor.stats import ProcessStats
-from llamactl.supervisor.watchers import watch_liveness, watch_readiness
+
+__all__ = ["InstanceOwner", "InstanceStopping", "LaunchError"]
 
 log = logging.getLogger(__name__)
 
-FAILURE_LOG_LINES = 20
 
-
-class LaunchError(Exception):
-    pass
-
-
-class InstanceStopping(InstanceNotRunning):
-    """Not running yet again: wait until stopped, then start it anew."""
-
-
-class InstanceOwner:
+class InstanceOwner(OwnerEffects):
     def __init__(self, record: InstanceRecord, context: OwnerContext):
         self.record = record
         self.stats = ProcessStats()
@@ -65,22 +55,17 @@ class InstanceOwner:
         self._generation = 0
         self._exit_watcher: asyncio.Task[None] | None = None
         self._watchers: list[asyncio.Task[None]] = []  # readiness or liveness of this process
-        # What the exit of a process we killed on purpose means: a failed start or a crash.
-        self._after_kill: tuple[str, str] | None = None
-        self._timer: asyncio.Task[None] | None = None  # kill timer or restart backoff
-        # Waiting for "running": start?wait=true (None) and requests wanting a lease (Lease).
+        self._timers: dict[t.TimerKind, asyncio.Task[None]] = {}
+        # Waiting for "running": start?wait=true (False) and requests wanting a lease (True).
         self._ready_waiters: list[tuple[asyncio.Future[Any], bool]] = []
         self._stopped_waiters: list[asyncio.Future[None]] = []
         self.leases = LeaseBook(on_idle=self._became_idle)
         self._slots: tuple[list[str] | None, int | None] = (None, None)  # argv, its slots
-        self._idle_timer: asyncio.Task[None] | None = None
-        self._restart_after_stop = False
-        self._retrying = False  # the current launch is an automatic restart after a crash
-        self._closing: m.Shutdown | None = None
-        self.closed = False
-        # The API's view of the settled part of this instance's JSON, keyed by updated_at
-        # (api/views.py): kept here so that it lives and dies with the instance.
-        self.view_cache: tuple[datetime, dict[str, Any]] | None = None
+        runtime = record.runtime
+        self._life = t.State(name=record.name, status=runtime.status,
+                             restart_count=runtime.restart_count, last_error=runtime.last_error)
+        self._current: m.Message | None = None  # the inbox message being handled
+        self._answer: bool | None = None
 
     # ---- public operations: each is one request to the owner task ----
 
@@ -91,6 +76,10 @@ class InstanceOwner:
     @property
     def status(self) -> Status:
         return self.record.runtime.status
+
+    @property
+    def closed(self) -> bool:
+        return self._life.closed
 
     @property
     def pid(self) -> int | None:
@@ -181,10 +170,14 @@ class InstanceOwner:
     def run(self) -> None:
         self._task = asyncio.create_task(self._loop(), name=f"owner:{self.name}")
 
+    def adopt(self) -> None:
+        """At boot, before the loop runs: take back a recorded process, or reset the status."""
+        self._apply(t.Boot(recorded_pid=self.record.runtime.pid is not None))
+
     async def cancel(self) -> None:
         """Last resort at shutdown: end the task and its watchers without touching the process."""
         self._cancel_watchers()
-        self._cancel_timer()
+        self._cancel_timers()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -224,447 +217,82 @@ class InstanceOwner:
                     if isinstance(message, m.Request) and not message.reply.done():
                         message.reply.set_result(result)
         finally:
-            self.closed = True
+            self._life = replace(self._life, closed=True)
             self._cancel_watchers()
-            self._cancel_timer()
-            self._cancel_idle_timer()
+            self._cancel_timers()
             if self._exit_watcher is not None:
                 self._exit_watcher.cancel()
             self._fail_pending(InstanceNotFound(self.name))
 
     def _handle(self, message: m.Message) -> object:
-        if isinstance(message, m.Notice):
-            if message.generation == self._generation:
-                self._on_notice(message)
-            return None
-        handler = {
-            m.Start: self._on_start,
-            m.Stop: self._on_stop,
-            m.Acquire: self._on_acquire,
-            m.Restart: self._on_restart,
-            m.Delete: self._on_delete,
-            m.Update: self._on_update,
-            m.Shutdown: self._on_shutdown,
-        }[type(message)]
-        return handler(message)  # type: ignore[operator]
-
-    def _on_notice(self, notice: m.Notice) -> None:
-        if isinstance(notice, m.Exited):
-            self._on_exited(notice.code)
-        elif isinstance(notice, m.Ready):
-            self._on_ready()
-        elif isinstance(notice, m.LoadFailed):
-            self._kill_now("fail", f"start failed: {notice.reason}")
-        elif isinstance(notice, m.Unhealthy):
-            self._kill_now("crash", notice.reason)
-        elif isinstance(notice, m.KillTimer):
-            if self._process is not None:
-                self._own_log("warn", f"pid {self._process.pid} did not stop in time: SIGKILL")
-                self._process.signal_group(signal.SIGKILL)
-        elif isinstance(notice, m.RestartTimer):
-            self._launch(retry=True)
-        elif isinstance(notice, m.Stable):
-            self.record.runtime.restart_count = 0
-            self._persist()
-        elif isinstance(notice, m.IdleTimer):
-            self._on_idle_timer()
-
-    # ---- requests ----
-
-    def _on_start(self, request: m.Start) -> None:
-        if self.status in ("starting", "running", "restarting", "stopping"):
-            raise InstanceAlreadyRunning(f"Instance '{self.name}' is already {self.status}")
-        if request.ready is not None:
-            self._ready_waiters.append((request.ready, False))
-        self.record.runtime.restart_count = 0
-        self._launch(retry=False)
-
-    def _on_acquire(self, request: m.Acquire) -> None:
-        status = self.status
-        if status == "running" and self._process is not None:
-            request.lease.set_result(self._take_lease())
-            return
-        if status in ("stopped", "failed") or self._closing is not None:
-            raise InstanceNotRunning(f"Instance '{self.name}' is {status}")
-        if status == "stopping":
-            # An idle stop (or an eviction) racing a new request: the caller waits for the
-            # exit and starts it again through the capacity limits, instead of hanging.
-            raise InstanceStopping(f"Instance '{self.name}' is stopping")
-        self._ready_waiters.append((request.lease, True))
-
-    def _on_stop(self, request: m.Stop) -> None:
-        status = self.status
-        if status in ("stopped", "failed"):
-            raise InstanceNotRunning(f"Instance '{self.name}' is not running")
-        if request.if_idle and (status != "running" or self.leases.inflight):
-            raise Conflict(f"Instance '{self.name}' is busy", code="INSTANCE_BUSY")
-        self._restart_after_stop = False
-        self._after_kill = None  # the user's stop decides what the exit means
-        if self._process is None:  # restarting: waiting out the backoff, nothing runs
-            self._cancel_timer()
-            self._set_status("stopped")
-            self._resolve_ready(StartFailed(f"Instance '{self.name}' was stopped"))
-            return
-        timeout = self._ctx.config.stop_timeout if request.timeout is None else request.timeout
-        self._begin_stop("stopping", force=request.force, timeout=timeout)
-
-    def _on_restart(self, request: m.Restart) -> None:
-        self.record.runtime.restart_count = 0
-        if self._process is None:
-            self._cancel_timer()
-            self._launch(retry=False)
-            return
-        self._restart_after_stop = True
-        self._after_kill = None
-        if self.status == "stopping":  # already on its way down: start again once it is
-            self._set_status("restarting")
-        elif self.status != "restarting":
-            self._begin_stop("restarting", force=False, timeout=self._ctx.config.stop_timeout)
-
-    def _on_delete(self, request: m.Delete) -> None:
-        if self.status not in ("stopped", "failed"):
-            raise InstanceRunning(
-                f"Instance '{self.name}' is {self.status}; stop it before deleting it"
-            )
-        # The manager deleted the row first (it may be refused): here only memory and files.
-        for path in logs.log_files(self.log_path, self._ctx.config.log_backups):
-            with contextlib.suppress(OSError):
-                path.unlink()
-        self.closed = True
-
-    def _on_update(self, request: m.Update) -> bool:
-        request.apply(self.record)
-        self.record.updated_at = utc_now()
-        self._persist()
-        if self._process is None:
-            return False
-        if request.restart:
-            self._on_restart(m.Restart())
-            return False
-        return True
-
-    def _on_shutdown(self, request: m.Shutdown) -> None:
-        if not request.stop or self._process is None:
-            if request.stop and self.status == "restarting":
-                self._cancel_timer()
-                self._set_status("stopped")
-            self.closed = True  # the process, if any, stays recorded for the next llamactl
-            return
-        self._closing = request
-        self._restart_after_stop = False
-        self._after_kill = None  # a kill under way (failed load or health): now a stop
-        self._begin_stop("stopping", force=False, timeout=self._ctx.config.stop_timeout)
-
-    # ---- transitions ----
-
-    def _launch(self, *, retry: bool) -> None:
-        self._generation += 1
-        self._cancel_timer()
-        self._cancel_watchers()
-        self._retrying = retry
-        path = self.log_path
-        runtime = self.record.runtime
+        if isinstance(message, m.Notice) and message.generation != self._generation:
+            return None  # about a process that has since been replaced
+        self._current = message
         try:
-            argv = build_argv(self._ctx.backend_command(), self.record)
-            _check_launchable(self.record, self._ctx.config.model_dirs)
-            logs.rotate_if_needed(path, self._ctx.config.log_max_bytes,
-                                  self._ctx.config.log_backups, None, live=False)
-            self._own_log("info", f"starting: {' '.join(argv)}")
-            handle = ProcessHandle.spawn(argv, build_env(self.record), path)
-        except (BackendNotFound, LaunchError, SpawnError) as exc:
-            self._fail(f"start failed: {exc}")
-            return
-        self._process = handle
-        self.stats.reset(handle.pid)
-        runtime.pid, runtime.pid_start_time, runtime.command = (
-            handle.pid, handle.start_time, handle.command)
-        runtime.started_at = utc_now()
-        runtime.serving_port = self.record.spec.port
-        runtime.last_error = None
-        self._own_log("info", f"started pid {handle.pid}")
-        self._ctx.metrics.launched(self.name, retry=retry)
-        self._set_status("starting")
-        self._watch_exit(handle)
-        self._watch_readiness()
+            return self._apply(self._translate(message))
+        finally:
+            self._current = None
 
-    def adopt(self) -> None:
-        """At boot, before the loop runs: take back a recorded process, or reset the status."""
-        runtime = self.record.runtime
-        if runtime.status == "restarting" and runtime.pid is None:
-            self._schedule_restart()  # llamactl went down during a backoff: carry on
-            return
-        if runtime.status not in ("starting", "running", "stopping", "restarting"):
-            return
-        handle = None
-        if runtime.pid and runtime.pid_start_time is not None and runtime.command:
-            handle = ProcessHandle.adopt(runtime.pid, runtime.pid_start_time, runtime.command)
-        if handle is None:
-            self._own_log("warn", f"process pid {runtime.pid} from before is gone: stopped")
-            runtime.pid = runtime.pid_start_time = runtime.serving_port = None
-            runtime.started_at = None
-            self._set_status("stopped")
-            return
-        self._generation += 1
-        self._process = handle
-        self.stats.reset(handle.pid)
-        self._own_log("info", f"adopted pid {handle.pid}")
-        self._watch_exit(handle)
-        if runtime.status == "running":
-            self._watch_liveness()
-        elif runtime.status == "stopping":
-            self._begin_stop("stopping", force=False, timeout=self._ctx.config.stop_timeout)
-        else:
-            self._set_status("starting")
-            self._watch_readiness()
+    def _translate(self, message: m.Message) -> t.Message:
+        """The inbox's message in the lifecycle's words, with the facts it needs."""
+        if isinstance(message, m.Exited):
+            return self._reaped(message.code)
+        if isinstance(message, m.Start):
+            return t.Start(wait=message.ready is not None)
+        if isinstance(message, m.Stop):
+            return t.Stop(force=message.force, timeout=message.timeout,
+                          if_idle=message.if_idle, inflight=self.leases.inflight)
+        if isinstance(message, m.Update):
+            message.apply(self.record)
+            self.record.updated_at = utc_now()
+            return t.Update(restart=message.restart)
+        if isinstance(message, m.Shutdown):
+            return t.Shutdown(stop=message.stop)
+        if isinstance(message, m.Ready):
+            return t.Ready(inflight=self.leases.inflight)
+        if isinstance(message, (m.LoadFailed, m.Unhealthy)):
+            kind = t.LoadFailed if isinstance(message, m.LoadFailed) else t.Unhealthy
+            return kind(message.reason)
+        if isinstance(message, (m.KillTimer, m.RestartTimer, m.IdleTimer)):
+            self._timers.pop(_TIMER_OF[type(message)], None)  # it has fired
+        if isinstance(message, m.IdleTimer):
+            return t.IdleTimer(inflight=self.leases.inflight, idle_for=self.leases.idle_for())
+        return _PLAIN[type(message)]()
 
-    def _on_ready(self) -> None:
-        if self.status != "starting":
-            return
-        self._set_status("running")
-        self._ctx.metrics.ready(self.name, self.record.runtime.started_at)
-        self._retrying = False
-        self.stats.sample()
-        self._watch_liveness()
-        self._resolve_ready(None)
-        if self.leases.inflight == 0:
-            self._became_idle()
-
-    def _on_exited(self, code: int | None) -> None:
-        handle = self._process
-        self._process = None
-        self._exit_watcher = None
-        self._cancel_watchers()
-        self._cancel_timer()
+    def _reaped(self, code: int | None) -> t.Exited:
+        handle, self._process, self._exit_watcher = self._process, None, None
         runtime = self.record.runtime
         runtime.pid = runtime.pid_start_time = runtime.serving_port = None
         runtime.started_at = None
         self.stats.reset(None)
-        what = describe_exit(code)
-        pid = handle.pid if handle else "?"
-        status = self.status
-        after_kill, self._after_kill = self._after_kill, None
-        if after_kill is not None:
-            outcome, reason = after_kill
-            self._own_log("info", f"pid {pid} {what}")
-            if outcome == "fail":
-                self._fail(reason)
-            else:
-                self._crashed(reason)
-        elif status == "stopping":
-            self._own_log("info", f"pid {pid} {what}")
-            self._set_status("stopped")
-            self._resolve_ready(StartFailed(f"Instance '{self.name}' was stopped"))
-            if self._closing is not None:
-                self.closed = True
-        elif status == "restarting" and self._restart_after_stop:
-            self._own_log("info", f"pid {pid} {what}")
-            self._restart_after_stop = False
-            self._launch(retry=False)
-        elif status == "starting" and not self._retrying:
-            self._own_log("error", f"pid {pid} {what} while loading")
-            self._fail(f"start failed: process {what} before it was ready")
-        else:
-            self._own_log("error", f"pid {pid} {what} unexpectedly")
-            self._crashed(f"process {what}")
+        return t.Exited(pid=handle.pid if handle else None, what=describe_exit(code))
 
-    def _crashed(self, reason: str) -> None:
-        self._ctx.metrics.crashed(self.name)
+    def _apply(self, message: t.Message) -> bool | None:
+        """Decide (the pure transition), record, then carry out the effects in order. Launch
+        and TryAdopt report back through a nested _apply, on the state decided here."""
+        life = replace(self._life, policy=policy_of(self.record, self._ctx.config))
+        self._life, effects = transition(life, message)
         runtime = self.record.runtime
-        life = Lifecycle.of(self.record, self._ctx.config)
-        if not life.auto_restart or runtime.restart_count >= life.max_restarts:
-            tried = f"; gave up after {runtime.restart_count} restarts" if life.auto_restart else ""
-            self._fail(f"crashed: {reason}{tried}")
-            return
-        runtime.restart_count += 1
-        runtime.last_error = f"crashed: {reason}"
-        delay = self._schedule_restart()
-        self._own_log("warn", f"restart {runtime.restart_count}/{life.max_restarts} in {delay:g} s")
-        self._set_status("restarting")
-        self._ctx.events.alert(
-            "warning",
-            f"Instance '{self.name}' crashed ({reason}); restart {runtime.restart_count} of "
-            f"{life.max_restarts} in {delay:g} s",
-            self.name,
-        )
-
-    def _schedule_restart(self) -> float:
-        runtime = self.record.runtime
-        life = Lifecycle.of(self.record, self._ctx.config)
-        delay = life.restart_delay * float(2 ** max(runtime.restart_count - 1, 0))
-        generation = self._generation
-        self._timer = self._spawn(self._after(delay, m.RestartTimer(generation)))
-        return delay
-
-    def _fail(self, reason: str) -> None:
-        runtime = self.record.runtime
-        runtime.last_error = reason
-        runtime.pid = runtime.pid_start_time = runtime.serving_port = None
-        self._own_log("error", reason)
-        tail = logs.last_messages(self.log_path, FAILURE_LOG_LINES)
-        self._set_status("failed")
-        self._resolve_ready(self._start_failed(reason, tail))
-        self._ctx.events.alert("error", f"Instance '{self.name}' failed: {reason}", self.name)
-
-    def _start_failed(self, reason: str, tail: list[str] | None = None) -> StartFailed:
-        lines = logs.last_messages(self.log_path, FAILURE_LOG_LINES) if tail is None else tail
-        return StartFailed(f"Instance '{self.name}' failed: {reason}", "\n".join(lines))
-
-    def _begin_stop(self, status: Status, *, force: bool, timeout: float) -> None:
-        assert self._process is not None
-        self._cancel_watchers()
-        self._set_status(status)
-        if force or timeout <= 0:
-            self._own_log("info", f"killing pid {self._process.pid}")
-            self._process.signal_group(signal.SIGKILL)
-            return
-        self._own_log("info", f"stopping pid {self._process.pid} (SIGTERM, {timeout:g} s grace)")
-        self._process.signal_group(signal.SIGTERM)
-        self._cancel_timer()
-        self._timer = self._spawn(self._after(timeout, m.KillTimer(self._generation)))
-
-    def _kill_now(self, outcome: str, reason: str) -> None:
-        """SIGKILL the group. The exit notice, not this call, moves the status on, so the next
-        process is never launched before this one is reaped."""
-        if self._process is not None:
-            self._after_kill = (outcome, reason)
-            self._own_log("warn", f"killing pid {self._process.pid}: {reason}")
-            self._process.signal_group(signal.SIGKILL)
-            self._cancel_watchers()
-
-    def _set_status(self, status: Status) -> None:
-        previous = self.record.runtime.status
-        self.record.runtime.status = status
-        self._persist()
-        if previous != status:
-            self._ctx.events.status_changed(self.name, status, previous)
-        if status != "running":
-            self._cancel_idle_timer()
-        if status in ("stopped", "failed"):
-            waiters, self._stopped_waiters = self._stopped_waiters, []
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_result(None)
-            self._ctx.on_capacity_change()
-
-    # ---- idleness ----
+        runtime.restart_count, runtime.last_error = (
+            self._life.restart_count, self._life.last_error)
+        for effect in effects:
+            self._do(effect)
+        answer, self._answer = self._answer, None
+        return answer
 
     def _became_idle(self) -> None:
-        """The last request ended (or the instance became ready with none): start counting.
-        A timer already set stays: when it fires it looks at the time since the last request
-        and waits longer if need be, so a busy instance does not set one per request."""
-        self._ctx.on_capacity_change()
-        if self._idle_timer is not None or self.status != "running":
-            return
-        self._arm_idle_timer(self._idle_minutes() * 60)
-
-    def _arm_idle_timer(self, seconds: float) -> None:
-        if seconds > 0:
-            self._idle_timer = self._spawn(self._after(seconds, m.IdleTimer(self._generation)))
-
-    def _idle_minutes(self) -> float:
-        return Lifecycle.of(self.record, self._ctx.config).idle_timeout
-
-    def _on_idle_timer(self) -> None:
-        self._idle_timer = None
-        limit = self._idle_minutes() * 60
-        # Decided here, in the owner: a request in flight keeps the instance up (its end sets
-        # the timer again), and one that arrives during the stop restarts it.
-        if self.status != "running" or self.leases.inflight or limit <= 0:
-            return
-        idle = self.leases.idle_for()
-        if idle < limit - 0.05:
-            self._arm_idle_timer(limit - idle)
-            return
-        self._own_log("info", f"idle for {limit / 60:g} min: stopping")
-        self._begin_stop("stopping", force=False, timeout=self._ctx.config.stop_timeout)
-
-    def _cancel_idle_timer(self) -> None:
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
-            self._idle_timer = None
-
-    def _persist(self) -> None:
-        self._ctx.repository.save(self.record)
-
-    def _own_log(self, level: logs.Level, message: str) -> None:
-        try:
-            logs.write_own_line(self.log_path, level, message)
-        except OSError as exc:
-            log.warning("cannot write the log of %s: %s", self.name, exc)
-
-    def _resolve_ready(self, error: Exception | None) -> None:
-        waiters, self._ready_waiters = self._ready_waiters, []
-        for waiter, wants_lease in waiters:
-            if waiter.done():
-                continue
-            if error is not None:
-                waiter.set_exception(error)
-            elif wants_lease:
-                waiter.set_result(self._take_lease())
-            else:
-                waiter.set_result(None)
-
-    def _fail_pending(self, error: Exception) -> None:
-        self._resolve_ready(error)
-        for waiter in self._stopped_waiters:  # gone is as stopped as it gets
-            if not waiter.done():
-                waiter.set_result(None)
-        self._stopped_waiters = []
-        while not self._inbox.empty():
-            _answer_error(self._inbox.get_nowait(), error)
-
-    # ---- watcher tasks: owned by this owner, cancelled by it ----
-
-    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        return asyncio.create_task(coroutine, name=f"owner:{self.name}:helper")
-
-    def _watch_exit(self, handle: ProcessHandle) -> None:
-        generation = self._generation
-
-        async def wait_exit() -> None:
-            code = await handle.wait()
-            self._post(m.Exited(generation, code))
-
-        self._exit_watcher = self._spawn(wait_exit())
-
-    def _watch_readiness(self) -> None:
-        assert self._process is not None
-        self._watchers.append(self._spawn(watch_readiness(
-            self._post, self._generation, self.port,
-            self.log_path, self._ctx.config.load_timeout,
-        )))
-
-    def _watch_liveness(self) -> None:
-        self._watchers.append(self._spawn(watch_liveness(
-            self._post, self._generation, self.port,
-            self._ctx.config.health_interval, self._ctx.config.health_failures,
-            self._ctx.stable_after,
-        )))
-
-    async def _after(self, delay: float, notice: m.Notice) -> None:
-        await asyncio.sleep(delay)
-        self._post(notice)
-
-    def _cancel_watchers(self) -> None:
-        for watcher in self._watchers:
-            watcher.cancel()
-        self._watchers = []
-
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        """The lease book's callback: the last request in flight ended."""
+        if not self.closed:
+            self._apply(t.Idle())
 
 
-def _check_launchable(record: InstanceRecord, model_dirs: list[Path]) -> None:
-    path = record.spec.model_path
-    outside = outside_model_dirs(path, model_dirs)  # a symlink retargeted since, or config
-    if outside is not None:
-        raise LaunchError(outside)
-    if not os.path.isfile(path) or not os.access(path, os.R_OK):
-        raise LaunchError(f"model file {path} is missing or not readable")
-    if not port_is_free(record.spec.port):
-        raise LaunchError(f"port {record.spec.port} is in use by another process")
+_PLAIN: dict[type[m.Message], Callable[[], t.Message]] = {
+    m.Acquire: t.Acquire, m.Restart: t.Restart, m.Delete: t.Delete, m.KillTimer: t.KillTimer,
+    m.RestartTimer: t.RestartTimer, m.Stable: t.Stable,
+}
+_TIMER_OF: dict[type[m.Notice], t.TimerKind] = {
+    m.KillTimer: "kill", m.RestartTimer: "restart", m.IdleTimer: "idle",
+}
 
 
 def _answer_error(message: m.Message, error: BaseException) -> None:
