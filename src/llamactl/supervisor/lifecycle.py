@@ -210,6 +210,8 @@ def _shutdown(step: _Step, message: t.Shutdown) -> None:
 
 def _boot(step: _Step, message: t.Boot) -> None:
     status = step.s.status
+    if step.s.process:  # only a new owner boots
+        return
     if status == "restarting" and not message.recorded_pid:
         step.schedule_restart()  # llamactl went down during a backoff: carry on
     elif status in _BUSY:
@@ -246,6 +248,8 @@ def _adopt_failed(step: _Step, message: t.AdoptFailed) -> None:
 
 
 def _exited(step: _Step, message: t.Exited) -> None:
+    if not step.s.process:  # not ours to report: nothing was running
+        return
     step.set(process=False)
     step.emit(t.CancelWatchers())
     step.cancel_timer()
@@ -297,12 +301,16 @@ def _unhealthy(step: _Step, message: t.Unhealthy) -> None:
 
 
 def _kill_timer(step: _Step, message: t.KillTimer) -> None:
+    if step.s.timer != "kill":  # cancelled since it fired
+        return
     step.set(timer=None)
     if step.s.process:
         step.emit(t.Signal("SIGKILL", "warn", "pid {pid} did not stop in time: SIGKILL"))
 
 
 def _restart_timer(step: _Step, message: t.RestartTimer) -> None:
+    if step.s.timer != "restart" or step.s.process:  # cancelled since it fired
+        return
     step.set(timer=None)
     step.launch(retry=True)
 
@@ -313,6 +321,8 @@ def _stable(step: _Step, message: t.Stable) -> None:
 
 
 def _idle_timer(step: _Step, message: t.IdleTimer) -> None:
+    if not step.s.idle_armed:  # cancelled since it fired
+        return
     step.set(idle_armed=False)
     limit = step.s.policy.idle_minutes * 60
     # Decided here: a request in flight keeps the instance up (its end sets the timer again),
