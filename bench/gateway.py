@@ -498,8 +498,8 @@ def start_llamactl(phase: Phase, name: str, command: str | list[str], model: Pat
 
 def upstream_argv(kind: str, args: argparse.Namespace, model: Path, port: int) -> list[str]:
     """The direct upstream's argv: llamactl's own flags and options, and our key."""
-    from llamactl.instances.options import options_to_args
-    from llamactl.supervisor.command import FIXED_FLAGS
+    from llamactl.backends.llama_cpp.command import FIXED_FLAGS
+    from llamactl.backends.llama_cpp.options import options_to_args
 
     prefix = [args.llama_server] if kind == "llama" else [sys.executable, str(INSTANT_UPSTREAM)]
     return [*prefix, "--model", str(model), "--host", "127.0.0.1", "--port", str(port),

@@ -171,9 +171,9 @@ async def test_keys_and_tokens_on_v1(
 
 
 def _create_body(name: str, model: Path) -> Any:
-    from llamactl.instances.schemas import InstanceCreate
+    from llamactl.instances.changes import NewInstance
 
-    return InstanceCreate(name=name, model_path=str(model))
+    return NewInstance(name=name, model_path=str(model))
 
 
 # ---- a real llamactl server: streaming needs real sockets ----

@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 import httptools
 import pytest
 
+from llamactl.backends.llama_cpp.command import slots_in
 from llamactl.gateway import http_protocol
-from llamactl.supervisor.command import slots_in
 from tests.conftest import AppHarness
 from tests.test_gateway import COMPLETION, LONG_STREAM, LONG_STREAM_OPTIONS, create
 

@@ -20,7 +20,7 @@ LAYERS: list[set[str]] = [
     # leaves: the standard library and third parties only
     {"errors", "atomic_file", "client", "events", "version"},
     {"config", "instances"},  # settings; the instance data model and its option table
-    {"store", "backends"},  # SQLite, its writer thread, the data dir's lock; llama-server
+    {"store", "backends"},  # SQLite, its writer thread, the data dir's lock; each backend
     {"security"},  # tokens, users, keys (cached over the store's writer), rate limits
     {"supervisor"},  # one owner per instance, the manager, capacity
     {"monitoring", "gateway"},  # host and metrics; the /v1 gateway

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from llamactl.backends.llama_cpp.log_lines import parse_log_line as LLAMA
 from llamactl.supervisor import logs
 from tests.support.helpers import llamactl_server, port_block, wait_until, write_config
 
@@ -28,7 +29,7 @@ def write_run(path: Path, base: datetime = BASE) -> None:
 def test_levels_and_times_come_from_the_prefix(tmp_path: Path) -> None:
     path = tmp_path / "x.log"
     write_run(path)
-    entries = logs.read_tail(path, 100)
+    entries = logs.read_tail(path, 100, line_format=LLAMA)
     assert [(e.level, e.message) for e in entries] == [
         ("info", "started pid 42"),
         ("info", "srv  main: loading model"),
@@ -46,15 +47,15 @@ def test_levels_and_times_come_from_the_prefix(tmp_path: Path) -> None:
 def test_tail_takes_the_last_lines_at_a_minimum_level(tmp_path: Path) -> None:
     path = tmp_path / "x.log"
     write_run(path)
-    assert [e.message for e in logs.read_tail(path, 2)] == [
+    assert [e.message for e in logs.read_tail(path, 2, line_format=LLAMA)] == [
         "srv  error: went wrong", "debug detail"]
-    warn = logs.read_tail(path, 100, "warn")
+    warn = logs.read_tail(path, 100, "warn", line_format=LLAMA)
     assert [e.level for e in warn] == ["warn", "error"]
     # A base far above the requested lines still dates them.
     with path.open("a") as out:
         for index in range(5000):
             out.write(f"0.03.000.{index % 1000:03d} I filler {index}\n")
-    last = logs.read_tail(path, 1)
+    last = logs.read_tail(path, 1, line_format=LLAMA)
     assert last[0].message == "filler 4999"
     assert last[0].timestamp == BASE + timedelta(seconds=3, microseconds=999)
 
@@ -67,11 +68,11 @@ def test_rotation_keeps_history_and_times(tmp_path: Path) -> None:
     assert path.with_name("x.log.1").exists()
     with path.open("a") as out:
         out.write("5.00.000.000 I after rotation\n")
-    entries = logs.read_tail(path, 100, backups=2)
+    entries = logs.read_tail(path, 100, backups=2, line_format=LLAMA)
     assert entries[0].message == "started pid 42"  # from x.log.1
     assert entries[-1].message == "after rotation"
     assert entries[-1].timestamp == BASE + timedelta(minutes=5)
-    current_only = logs.read_tail(path, 100, backups=0)
+    current_only = logs.read_tail(path, 100, backups=0, line_format=LLAMA)
     assert current_only[0].message.startswith("log rotated")
     assert current_only[-1].timestamp == BASE + timedelta(minutes=5)
 

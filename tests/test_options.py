@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from llamactl.errors import ValidationFailed
-from llamactl.instances.options import (
+from llamactl.backends.llama_cpp.options import (
     OPTIONS,
     OPTIONS_BY_NAME,
     RESERVED_FLAGS,
@@ -17,6 +16,7 @@ from llamactl.instances.options import (
     options_to_args,
     validate_options,
 )
+from llamactl.errors import ValidationFailed
 
 SAMPLE: dict[str, Any] = {
     "int": 3, "float": 0.5, "bool": True, "str": "value", "str_list": ["a.gguf", "b.gguf"],

@@ -19,7 +19,7 @@ import httpx
 
 from llamactl.api.deps import Services
 from llamactl.api.middleware import Limits
-from llamactl.backends.llama_cpp import resolve_command
+from llamactl.backends import backend_named
 from llamactl.config import Settings, is_loopback
 from llamactl.config.editor import ConfigEditor
 from llamactl.errors import StartupError
@@ -63,7 +63,8 @@ async def running_services(settings: Settings, config_path: Path | None,
         stack.push_async_callback(writer.close, timeout=WRITER_CLOSE_SECONDS)
         manager = InstanceManager(
             OwnerContext(config=settings.instances,
-                         backend_command=lambda: resolve_command(settings.backends.llama_cpp),
+                         backend_command=lambda name: backend_named(name).command(
+                             settings.backends),
                          logs_dir=settings.logs_dir,
                          repository=InstanceRepository(connection, writer),
                          events=events, metrics=metrics),

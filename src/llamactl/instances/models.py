@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
-from llamactl.instances.options import OptionValue
+# An option's value as a backend's option table checked it (backends/*/options.py).
+OptionValue = int | float | bool | str | list[str]
+
 
 Status = Literal["stopped", "starting", "running", "stopping", "restarting", "failed"]
 STATUSES: tuple[Status, ...] = (

@@ -9,14 +9,14 @@ setting either to anything non-empty needs the admin role; clearing them does no
 from __future__ import annotations
 
 from llamactl.errors import Forbidden
-from llamactl.instances.schemas import LifecycleFields
 from llamactl.security.roles import allows
 from llamactl.security.service import Principal
 
 POWERFUL_FIELDS = ("environment", "extra_args")
 
 
-def check_powerful_fields(principal: Principal, body: LifecycleFields) -> None:
+def check_powerful_fields(principal: Principal, body: object) -> None:
+    """``body``: a create or update request (its ``environment`` and ``extra_args``)."""
     if allows(principal.role, "admin"):
         return
     for name in POWERFUL_FIELDS:

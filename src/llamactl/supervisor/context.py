@@ -19,7 +19,7 @@ STABLE_AFTER_SECONDS = 300.0
 @dataclass
 class OwnerContext:
     config: InstancesConfig
-    backend_command: Callable[[], list[str]]  # raises BackendNotFound
+    backend_command: Callable[[str], list[str]]  # a backend's argv prefix; BackendNotFound
     logs_dir: Path
     repository: InstanceRepository
     events: EventHub

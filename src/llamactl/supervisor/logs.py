@@ -1,10 +1,10 @@
-"""Instance log files: llamactl's own lines, parsing llama.cpp's lines, tail, follow, rotation.
+"""Instance log files: llamactl's own lines, the backend's, tail, follow, rotation.
 
-The child writes straight into ``<data_dir>/logs/<name>.log``. llama-server runs with
-``--log-prefix --log-timestamps``, so each of its lines reads ``M.SS.mmm.uuu L message``:
-minutes, seconds, milliseconds and microseconds since the process started, then the level
-letter (D, I, W, E). llamactl's own lines read ``[llamactl] <RFC 3339> L message``; its
-"started pid N" line is the base that makes a llama.cpp line's relative time absolute.
+The child writes straight into ``<data_dir>/logs/<name>.log``. Its lines are read by its
+backend's ``parse_log_line`` (``LineFormat``: llama-server's, for instance, carry the time since
+the process started and a level letter). llamactl's own lines read ``[llamactl] <RFC 3339> L
+message``; its "started pid N" line is the base that makes a backend line's relative time
+absolute.
 """
 
 from __future__ import annotations
@@ -14,20 +14,22 @@ import contextlib
 import os
 import re
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
 
-Level = Literal["debug", "info", "warn", "error"]
+from llamactl.backends.base import Level as Level  # re-exported: the API and owner use it
+from llamactl.backends.base import LogLine
+
+# A backend's reading of one of its lines (Backend.parse_log_line); None: not in its format.
+LineFormat = Callable[[str], LogLine | None]
 LEVELS: tuple[Level, ...] = ("debug", "info", "warn", "error")
 _RANK = {level: rank for rank, level in enumerate(LEVELS)}
 _LETTER: dict[str, Level] = {"D": "debug", "I": "info", "W": "warn", "E": "error"}
 _LETTER_OF: dict[Level, str] = {v: k for k, v in _LETTER.items()}
 
 _OWN = re.compile(r"^\[llamactl\] (\S+) ([DIWE]) (.*)$")
-_LLAMA = re.compile(r"^(\d+)\.(\d{2})\.(\d{3})\.(\d{3}) ([DIWE]) ?(.*)$")
 _BASE = re.compile(r"^(?:started pid \d+|log rotated; process started (\S+))")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -72,7 +74,8 @@ def write_own_line(path: Path, level: Level, message: str, when: datetime | None
 class LineParser:
     """Turns raw lines into entries, carrying the run's base time from line to line."""
 
-    def __init__(self, fallback: datetime):
+    def __init__(self, fallback: datetime, line_format: LineFormat):
+        self.line_format = line_format
         self.base: datetime | None = None
         self.last_time = fallback
         self.last_level: Level = "info"
@@ -84,17 +87,12 @@ class LineParser:
         own = _OWN.match(line)
         if own:
             return self._own(own)
-        llama = _LLAMA.match(line)
-        if llama:
-            minutes, seconds, millis, micros, letter, message = llama.groups()
-            offset = timedelta(
-                minutes=int(minutes), seconds=int(seconds),
-                milliseconds=int(millis), microseconds=int(micros),
-            )
-            if self.base is not None:
-                self.last_time = self.base + offset
-            self.last_level = _LETTER[letter]
-            return LogEntry(self.last_time, self.last_level, message)
+        backend = self.line_format(line)
+        if backend is not None:
+            if self.base is not None and backend.since_start is not None:
+                self.last_time = self.base + backend.since_start
+            self.last_level = backend.level
+            return LogEntry(self.last_time, self.last_level, backend.message)
         # A line without a prefix (output before logging starts, a continuation): it belongs to
         # the entry before it.
         return LogEntry(self.last_time, self.last_level, line)
@@ -142,7 +140,8 @@ def _lines_backward(files: list[Path]) -> Iterator[str]:
 
 
 def read_tail(
-    path: Path, lines: int, minimum: Level = "debug", backups: int = 0
+    path: Path, lines: int, minimum: Level = "debug", backups: int = 0, *,
+    line_format: LineFormat,
 ) -> list[LogEntry]:
     """The last ``lines`` entries at ``minimum`` level or above, oldest first.
 
@@ -157,31 +156,30 @@ def read_tail(
     for raw in _lines_backward(log_files(path, backups)):
         picked.append(raw)
         if matching < lines:
-            matching += _passes(raw, minimum)
+            matching += _passes(raw, minimum, line_format)
         else:
             searched += 1
             if _is_base(raw) or searched > _BASE_SEARCH_LIMIT:
                 break
-    fallback = _mtime(path)
-    parser = LineParser(fallback)
+    parser = LineParser(_mtime(path), line_format)
     entries = [e for e in map(parser.parse, reversed(picked)) if e is not None]
     return [e for e in entries if level_at_least(e.level, minimum)][-lines:]
 
 
-def _quick_level(raw: str) -> Level | None:
-    """The level of a raw line without parsing its time; None for a blank line."""
-    line = _ANSI.sub("", raw)
+def _quick_level(raw: str, line_format: LineFormat) -> Level | None:
+    """The level of a raw line; None for a blank line."""
+    line = _ANSI.sub("", raw).rstrip("\r\n")
     if not line.strip():
         return None
-    match = _OWN.match(line) or _LLAMA.match(line)
-    if match is None:
-        return "info"
-    letter = match.group(2) if match.re is _OWN else match.group(5)
-    return _LETTER[letter]
+    own = _OWN.match(line)
+    if own is not None:
+        return _LETTER[own.group(2)]
+    backend = line_format(line)
+    return "info" if backend is None else backend.level
 
 
-def _passes(raw: str, minimum: Level) -> bool:
-    level = _quick_level(raw)
+def _passes(raw: str, minimum: Level, line_format: LineFormat) -> bool:
+    level = _quick_level(raw, line_format)
     return level is not None and level_at_least(level, minimum)
 
 
@@ -197,7 +195,7 @@ def _mtime(path: Path) -> datetime:
         return datetime.now(UTC)
 
 
-def last_messages(path: Path, count: int = 20) -> list[str]:
+def last_messages(path: Path, count: int = 20, *, line_format: LineFormat) -> list[str]:
     """The last raw messages of the log, for error answers when a start fails. No times, so
     no search for the base line: it reads the file's last block, cheap enough for the owner."""
     picked: list[str] = []
@@ -206,19 +204,19 @@ def last_messages(path: Path, count: int = 20) -> list[str]:
             picked.append(raw)
         if len(picked) >= count:
             break
-    parser = LineParser(datetime.now(UTC))
+    parser = LineParser(datetime.now(UTC), line_format)
     return [e.message for e in map(parser.parse, reversed(picked)) if e is not None]
 
 
 async def follow(
     path: Path, lines: int, minimum: Level = "debug", backups: int = 0,
-    stop: asyncio.Event | None = None,
+    stop: asyncio.Event | None = None, *, line_format: LineFormat,
 ) -> AsyncIterator[LogEntry]:
     """The last ``lines`` entries, then each new one as it is written, until cancelled or
     ``stop`` is set (llamactl shutting down)."""
     # Reading back through the file can take a while: not on the event loop.
     entries, parser, position = await asyncio.to_thread(_follow_start, path, lines, minimum,
-                                                        backups)
+                                                        backups, line_format)
     for entry in entries:
         yield entry
     pending = b""
@@ -242,11 +240,11 @@ async def follow(
 
 
 def _follow_start(
-    path: Path, lines: int, minimum: Level, backups: int
+    path: Path, lines: int, minimum: Level, backups: int, line_format: LineFormat,
 ) -> tuple[list[LogEntry], LineParser, int]:
     """The entries to show first, a parser primed with the run's base time, where to go on."""
-    entries = read_tail(path, lines, minimum, backups)
-    parser = LineParser(datetime.now(UTC))
+    entries = read_tail(path, lines, minimum, backups, line_format=line_format)
+    parser = LineParser(datetime.now(UTC), line_format)
     for raw in reversed(list(_take_until_base(_lines_backward(log_files(path, 0))))):
         parser.parse(raw)
     return entries, parser, _size(path)

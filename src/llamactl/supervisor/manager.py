@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from llamactl.backends import backend_named
 from llamactl.errors import (
     Conflict,
     InstanceAlreadyRunning,
@@ -29,10 +30,9 @@ from llamactl.errors import (
     StartFailed,
     ValidationFailed,
 )
+from llamactl.instances.changes import InstanceChanges, NewInstance
 from llamactl.instances.model_paths import check_model_path
 from llamactl.instances.models import InstanceRecord, InstanceSpec
-from llamactl.instances.options import check_extra_args, validate_options
-from llamactl.instances.schemas import InstanceCreate, InstanceUpdate
 from llamactl.supervisor import logs
 from llamactl.supervisor import messages as m
 from llamactl.supervisor.admission import CapacityKeeper
@@ -135,9 +135,10 @@ class InstanceManager:
 
     # ---- create, update, delete ----
 
-    async def create(self, body: InstanceCreate) -> InstanceOwner:
-        options = validate_options(body.options)
-        check_extra_args(body.extra_args or [])
+    async def create(self, body: NewInstance) -> InstanceOwner:
+        backend = backend_named(body.backend)
+        options = backend.validate_options(body.options)
+        backend.check_extra_args(body.extra_args or [])
         check_model_path(body.model_path, body.backend, self._ctx.config.model_dirs)
         async with self._lock:
             if body.name in self._owners:
@@ -159,10 +160,11 @@ class InstanceManager:
             owner.run()
             return owner
 
-    async def update(self, name: str, body: InstanceUpdate, *, restart: bool) -> bool:
+    async def update(self, name: str, body: InstanceChanges, *, restart: bool) -> bool:
         """Apply the update; True when the instance runs on its old settings until restarted."""
         owner = self.owner(name)
-        given = body.model_fields_set
+        given = body.given
+        backend = backend_named(body.backend or owner.record.spec.backend)
         if "name" in given and body.name != name:
             raise ValidationFailed("an instance cannot be renamed", "name: cannot change")
         for key in ("model_path", "port", "backend"):
@@ -174,9 +176,9 @@ class InstanceManager:
                 options.pop(key, None)
             else:
                 options[key] = value
-        options = validate_options(options) if "options" in given else options
+        options = backend.validate_options(options) if "options" in given else options
         if body.extra_args is not None:
-            check_extra_args(body.extra_args)
+            backend.check_extra_args(body.extra_args)
         if body.model_path is not None:
             check_model_path(body.model_path, body.backend or owner.record.spec.backend,
                              self._ctx.config.model_dirs)
@@ -333,7 +335,7 @@ def _rotate_logs(
 
 
 def _updater(
-    body: InstanceUpdate, given: set[str], options: dict[str, Any]
+    body: InstanceChanges, given: frozenset[str], options: dict[str, Any]
 ) -> Callable[[InstanceRecord], None]:
     def apply(record: InstanceRecord) -> None:
         spec = record.spec

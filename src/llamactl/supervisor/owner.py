@@ -22,11 +22,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from llamactl.backends import backend_named
 from llamactl.errors import InstanceNotFound, LlamactlError
 from llamactl.instances.models import InstanceRecord, Status, utc_now
 from llamactl.supervisor import lifecycle_terms as t
 from llamactl.supervisor import messages as m
-from llamactl.supervisor.command import slots_in
 from llamactl.supervisor.context import OwnerContext
 from llamactl.supervisor.leases import Lease, LeaseBook
 from llamactl.supervisor.lifecycle import transition
@@ -117,7 +117,7 @@ class InstanceOwner(OwnerEffects):
     def _take_lease(self) -> Lease:
         command = self.record.runtime.command
         if self._slots[0] is not command:  # launched or adopted since: read its --parallel
-            self._slots = (command, slots_in(command))
+            self._slots = (command, backend_named(self.record.spec.backend).slots(command))
         return self.leases.take(self.port, self.record.api_key, self._slots[1])
 
     async def acquire(self) -> Lease:

@@ -14,7 +14,8 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from llamactl.backends.llama_cpp import BackendNotFound
+from llamactl.backends import backend_named
+from llamactl.backends.base import BackendNotFound
 from llamactl.config import InstancesConfig
 from llamactl.errors import (
     Conflict,
@@ -29,7 +30,6 @@ from llamactl.instances.models import InstanceRecord, utc_now
 from llamactl.supervisor import lifecycle_terms as t
 from llamactl.supervisor import logs
 from llamactl.supervisor import messages as m
-from llamactl.supervisor.command import build_argv, build_env
 from llamactl.supervisor.context import Lifecycle, OwnerContext
 from llamactl.supervisor.leases import Lease, LeaseBook
 from llamactl.supervisor.ports import port_is_free
@@ -122,12 +122,13 @@ class OwnerEffects:
         self._generation += 1
         runtime, config = self.record.runtime, self._ctx.config
         try:
-            argv = build_argv(self._ctx.backend_command(), self.record)
+            backend = backend_named(self.record.spec.backend)
+            argv = backend.argv(self._ctx.backend_command(backend.name), self.record)
             _check_launchable(self.record, config.model_dirs)
             logs.rotate_if_needed(self.log_path, config.log_max_bytes, config.log_backups,
                                   None, live=False)
             self._own_log("info", f"starting: {' '.join(argv)}")
-            handle = ProcessHandle.spawn(argv, build_env(self.record), self.log_path)
+            handle = ProcessHandle.spawn(argv, backend.env(self.record), self.log_path)
         except (BackendNotFound, LaunchError, SpawnError) as exc:
             self._apply(t.LaunchFailed(str(exc)))
             return
@@ -198,7 +199,7 @@ class OwnerEffects:
             self._current.lease.set_result(self._take_lease())
 
     def _fail_waiters(self, effect: t.FailWaiters) -> None:
-        tail = logs.last_messages(self.log_path, FAILURE_LOG_LINES) if effect.log_tail else None
+        tail = self._last_log_lines() if effect.log_tail else None
         details = "\n".join(tail) if tail is not None else None
         self._resolve_ready(StartFailed(effect.message, details))
 
@@ -211,8 +212,13 @@ class OwnerEffects:
     # ---- waiters ----
 
     def _start_failed(self, reason: str) -> StartFailed:
-        lines = logs.last_messages(self.log_path, FAILURE_LOG_LINES)
-        return StartFailed(f"Instance '{self.name}' failed: {reason}", "\n".join(lines))
+        return StartFailed(f"Instance '{self.name}' failed: {reason}",
+                           "\n".join(self._last_log_lines()))
+
+    def _last_log_lines(self) -> list[str]:
+        backend = backend_named(self.record.spec.backend)
+        return logs.last_messages(self.log_path, FAILURE_LOG_LINES,
+                                  line_format=backend.parse_log_line)
 
     def _resolve_ready(self, error: Exception | None) -> None:
         waiters, self._ready_waiters = self._ready_waiters, []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Annotated, Any
 
 import orjson
@@ -13,6 +14,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from llamactl.api.auth import PrincipalDep
 from llamactl.api.deps import ManagerDep, SettingsDep
+from llamactl.api.instance_requests import InstanceCreate, InstanceUpdate, StopBody
 from llamactl.api.paths import INSTANCE_PARAMETER as NAME
 from llamactl.api.schemas import (
     ERROR_RESPONSES,
@@ -28,7 +30,8 @@ from llamactl.api.schemas import (
 )
 from llamactl.api.schemas import Instance as InstanceModel
 from llamactl.api.views import instance_json
-from llamactl.instances.schemas import InstanceCreate, InstanceUpdate, StopBody
+from llamactl.backends import backend_named
+from llamactl.instances.changes import InstanceChanges, NewInstance
 from llamactl.security.powers import check_powerful_fields
 from llamactl.security.roles import role_route
 from llamactl.supervisor import logs
@@ -58,7 +61,7 @@ async def create_instance(
     body: InstanceCreate, manager: ManagerDep, settings: SettingsDep, principal: PrincipalDep
 ) -> Response:
     check_powerful_fields(principal, body)
-    owner = await manager.create(body)
+    owner = await manager.create(NewInstance(**body.model_dump()))
     return _json(
         {"message": "Instance created successfully",
          "instance": instance_json(owner, settings.instances)},
@@ -95,7 +98,8 @@ async def update_instance(
     restart: Annotated[bool, Query(description="restart a running instance now")] = False,
 ) -> Response:
     check_powerful_fields(principal, body)
-    restart_required = await manager.update(name, body, restart=restart)
+    changes = InstanceChanges(given=frozenset(body.model_fields_set), **body.model_dump())
+    restart_required = await manager.update(name, changes, restart=restart)
     answer: dict[str, Any] = {"message": "Instance updated successfully",
               "instance": instance_json(manager.owner(name), settings.instances)}
     if restart_required:
@@ -158,14 +162,17 @@ async def instance_logs(
 ) -> Response:
     owner = manager.owner(name)
     backups = settings.instances.log_backups
+    line_format = backend_named(owner.record.spec.backend).parse_log_line
     if not follow:
         # Reading back through rotated files can take a while: not on the event loop.
-        entries = await asyncio.to_thread(logs.read_tail, owner.log_path, lines, level, backups)
+        entries = await asyncio.to_thread(partial(logs.read_tail, line_format=line_format),
+                                          owner.log_path, lines, level, backups)
         return _json({"logs": [e.to_json() for e in entries]})
 
     async def stream() -> AsyncIterator[bytes]:
         stop = getattr(request.app.state, "closing", None)
-        async for entry in logs.follow(owner.log_path, lines, level, backups, stop):
+        async for entry in logs.follow(owner.log_path, lines, level, backups, stop,
+                                       line_format=line_format):
             if await request.is_disconnected():
                 return
             yield f"data: {json.dumps(entry.to_json())}\n\n".encode()

@@ -12,13 +12,12 @@ import os
 import shutil
 from pathlib import Path
 
+from llamactl.backends.base import BackendNotFound
 from llamactl.config import LlamaCppBackendConfig
 
 DEFAULT_COMMAND = "llama-server"
 
 
-class BackendNotFound(Exception):
-    pass
 
 
 def resolve_command(config: LlamaCppBackendConfig) -> list[str]:

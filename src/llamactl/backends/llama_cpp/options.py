@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from llamactl.errors import ValidationFailed
+from llamactl.instances.models import OptionValue
 
 Kind = Literal["int", "float", "bool", "str", "choice", "str_list"]
-OptionValue = int | float | bool | str | list[str]
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+from llamactl.backends.llama_cpp.options import options_to_args
 from llamactl.instances.models import InstanceRecord
-from llamactl.instances.options import options_to_args
 
 # llama-server reads its API key from this variable when --api-key is not given. The key goes
 # in the environment, not in argv, because any local user can read another's command line.

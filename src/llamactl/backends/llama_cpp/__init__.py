@@ -1,0 +1,45 @@
+"""Everything llamactl knows about llama.cpp's ``llama-server``: finding the binary
+(binary.py), the option table (options.py), the command line and environment (command.py),
+and its log lines (log_lines.py), behind the ``Backend`` interface (backends/base.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from llamactl.backends.base import LogLine
+from llamactl.backends.llama_cpp import command, log_lines, options
+from llamactl.backends.llama_cpp.binary import packaged_binary, resolve_command
+from llamactl.config import BackendsConfig
+from llamactl.instances.models import InstanceRecord, OptionValue
+
+__all__ = ["LLAMA_CPP", "LlamaCpp", "packaged_binary"]
+
+
+class LlamaCpp:
+    name = "llama_cpp"
+
+    def command(self, settings: BackendsConfig) -> list[str]:
+        return resolve_command(settings.llama_cpp)
+
+    def validate_options(self, given: Mapping[str, Any]) -> dict[str, OptionValue]:
+        return options.validate_options(given)
+
+    def check_extra_args(self, extra_args: list[str]) -> None:
+        options.check_extra_args(extra_args)
+
+    def argv(self, prefix: list[str], record: InstanceRecord) -> list[str]:
+        return command.build_argv(prefix, record)
+
+    def env(self, record: InstanceRecord, base: Mapping[str, str] | None = None
+            ) -> dict[str, str]:
+        return command.build_env(record, base)
+
+    def slots(self, argv: list[str] | None) -> int | None:
+        return command.slots_in(argv)
+
+    def parse_log_line(self, line: str) -> LogLine | None:
+        return log_lines.parse_log_line(line)
+
+
+LLAMA_CPP = LlamaCpp()
