@@ -4,6 +4,8 @@ compressed body with the header that says so."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from pathlib import Path
 from typing import Any
@@ -68,3 +70,43 @@ async def test_a_compressed_answer_reaches_the_client_readable(
     assert document["compressed"] is True
     assert document["authorization"] is True  # the backend's key, added
     assert document["accept_encoding"] == "identity"  # the client's is not passed on
+
+
+async def test_the_proxy_shares_the_gateways_client_and_is_not_queued_behind_generations(
+    make_settings: Any, make_app: Any, fake_model: Path
+) -> None:
+    """One upstream client for /v1 and the proxy (gateway/pool.py), with an operator lane: while
+    every /v1 connection to the instance carries a generation, ``proxy/slots`` still answers,
+    and shows them. Before, the proxy had an httpx client of its own; put on the /v1 pool
+    without a lane, it waited for the generations it was meant to watch. (The stand-in backend
+    holds its streams open for as long as the test needs; the tiny model's context ends a real
+    llama-server's in a fraction of a second.)"""
+    app: AppHarness = await make_app(make_settings(fake=True))
+    created = await app.client.post("/api/instances", json={
+        "name": "busy", "model_path": str(fake_model),
+        "extra_args": ["--fake-stream-chunks", "300", "--fake-chunk-interval", "0.1"]})
+    assert created.status_code == 201, created.text
+    assert (await app.client.post("/api/instances/busy/start?wait=true")).status_code == 200
+    port = app.manager.owner("busy").port
+    pool = app.app.state.services.gateway.pool
+    body = {"model": "busy", "prompt": "hi", "stream": True}
+    readers = []  # kept: an abandoned line iterator closes its stream when collected
+    async with contextlib.AsyncExitStack() as streams:
+        for _ in range(4):  # the work lane's cap (a backend without --parallel: 4)
+            answer = await streams.enter_async_context(
+                app.client.stream("POST", "/v1/completions", json=body, timeout=120))
+            assert answer.status_code == 200
+            readers.append(answer.aiter_lines())
+            assert (await readers[-1].__anext__()).startswith("data: ")
+        assert pool.idle_connections(port) == 0
+        slots = await asyncio.wait_for(app.client.get("/api/instances/busy/proxy/slots"), 20)
+        assert slots.status_code == 200, slots.text
+        # Answered while all four streams were still being written.
+        assert sum(slot["is_processing"] for slot in slots.json()) == 4
+        # It went through the pool, on its own lane, and left its connection there.
+        assert pool.idle_connections(port, "operator") == 1
+        for reader in readers:  # and the generations went on meanwhile
+            line = ""
+            while not line:
+                line = await reader.__anext__()
+            assert line.startswith("data: ")

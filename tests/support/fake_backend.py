@@ -54,6 +54,7 @@ def main() -> None:
     else:
         signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     ready_at = STARTED + args.fake_load_seconds
+    streaming = [0]  # streams being written now, for /slots (one thread each)
 
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive and chunked answers, as llama-server's
@@ -61,6 +62,9 @@ def main() -> None:
             now = time.monotonic()
             if self.path == "/gzip":  # a backend that compresses (this llama-server does not)
                 self._gzipped()
+                return
+            if self.path == "/slots":  # llama-server's four default slots, as busy as streams
+                self._json([{"id": i, "is_processing": i < streaming[0]} for i in range(4)])
                 return
             if self.path != "/health":
                 self.send_response(404)
@@ -90,13 +94,25 @@ def main() -> None:
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
-            for index in range(args.fake_stream_chunks):
-                chunk = json.dumps({"object": "text_completion", "choices": [
-                    {"index": 0, "text": f" t{index}", "finish_reason": None}]})
-                self.write_chunk(f"data: {chunk}\n\n")
-                time.sleep(args.fake_chunk_interval)
-            self.write_chunk("data: [DONE]\n\n")
-            self.wfile.write(b"0\r\n\r\n")
+            streaming[0] += 1
+            try:
+                for index in range(args.fake_stream_chunks):
+                    chunk = json.dumps({"object": "text_completion", "choices": [
+                        {"index": 0, "text": f" t{index}", "finish_reason": None}]})
+                    self.write_chunk(f"data: {chunk}\n\n")
+                    time.sleep(args.fake_chunk_interval)
+                self.write_chunk("data: [DONE]\n\n")
+                self.wfile.write(b"0\r\n\r\n")
+            finally:
+                streaming[0] -= 1
+
+        def _json(self, document: object) -> None:
+            body = json.dumps(document).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
 
         def write_chunk(self, text: str) -> None:
             data = text.encode()

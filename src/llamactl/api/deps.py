@@ -29,9 +29,9 @@ class Services:
     monitoring: Monitoring  # host samples, uptime, versions; periodic stats and alerts
     metrics: LlamactlMetrics  # this app's Prometheus registry
     config_editor: ConfigEditor  # GET/PUT /api/config
-    http: httpx.AsyncClient  # to the backends: the operator proxy, their /metrics
+    http: httpx.AsyncClient  # to the backends' /metrics and health (short requests)
+    gateway: Gateway  # /v1 (served by gateway.http_protocol beside the app) and its pool
     limits: Limits | None = None  # None: rate limiting is off
-    gateway: Gateway | None = None  # /v1, served by gateway.http_protocol beside the app
 
 
 def get_services(request: Request) -> Services:

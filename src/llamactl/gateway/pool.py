@@ -15,6 +15,12 @@ healthy, busy server (bench/gateway.py). The cap is the backend's slot count (``
 or 4, llama-server's default, whichever is more: more connections than slots only queue
 inside llama-server. Requests beyond the cap wait here, first come first served, for the next
 free connection.
+
+Two lanes per backend. ``work`` (the /v1 gateway) has the cap above. ``operator`` (the
+operator proxy, ``/api/instances/{name}/proxy/...``) has one connection of its own beyond it,
+so that an operator looking at ``/slots``, ``/props`` or ``/metrics`` of a busy instance is
+answered at once instead of queueing behind the very generations being looked at. One: with
+llama-server's HTTP threads at slots + 2, the other spare thread stays for the liveness check.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import collections
 import contextlib
 import logging
 import time
-from typing import Protocol
+from typing import Literal, Protocol
 
 import httptools
 
@@ -37,6 +43,9 @@ CONNECTIONS_PER_BACKEND = 4
 CONNECT_TIMEOUT_SECONDS = 5.0
 # llama-server (cpp-httplib) closes a keep-alive connection idle for 5 s: let it go first.
 IDLE_SECONDS = 4.0
+OPERATOR_CONNECTIONS = 1  # the operator lane's own connections per backend (see above)
+
+Lane = Literal["work", "operator"]
 
 
 class Framing:
@@ -76,8 +85,9 @@ class ConnectionWaiter(Protocol):
 class BackendConnection(asyncio.Protocol):
     """One keep-alive connection to a backend, reporting each answer to its holder."""
 
-    def __init__(self, pool: BackendPool, port: int):
+    def __init__(self, pool: BackendPool, port: int, lane: Lane = "work"):
         self.port = port
+        self.lane: Lane = lane
         self.requests = 0  # sent on this connection: above 1, it is a reused one
         self.answered = False  # the current answer's head has been reported
         self._pool = pool
@@ -220,23 +230,24 @@ class BackendPool:
         self.per_backend = per_backend
         self.connect_timeout = connect_timeout
         self.idle_seconds = idle_seconds
-        self._backends: dict[int, _Backend] = {}
+        self._backends: dict[tuple[int, Lane], _Backend] = {}
         self._connections: set[BackendConnection] = set()  # every open one, idle or busy
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
 
     def checkout(self, port: int, waiter: ConnectionWaiter, *, slots: int | None = None,
-                 fresh: bool = False) -> None:
+                 fresh: bool = False, lane: Lane = "work") -> None:
         """Hand ``waiter`` a connection to ``port``: at once when one is idle, else as soon as
         one is opened or given back. ``slots``: the backend's --parallel, if given. ``fresh``
         skips the idle ones (a retry after a reused connection turned out to be closed)."""
         if self._closed:
             waiter.on_connect_failed("llamactl is shutting down")
             return
-        limit = max(self.per_backend, slots or 0)
-        backend = self._backends.get(port)
+        limit = self._limit(lane, slots)
+        key = (port, lane)
+        backend = self._backends.get(key)
         if backend is None:
-            backend = self._backends[port] = _Backend(limit)
+            backend = self._backends[key] = _Backend(limit)
         else:
             backend.limit = limit  # the instance may have been restarted with other slots
         if backend.idle and not backend.waiters and not fresh:
@@ -245,16 +256,19 @@ class BackendPool:
                 waiter.on_connection(connection)
                 return
         backend.waiters.append((waiter, fresh))
-        self._dispatch(port, backend)
+        self._dispatch(key, backend)
 
-    def idle_connections(self, port: int) -> int:
+    def _limit(self, lane: Lane, slots: int | None) -> int:
+        return OPERATOR_CONNECTIONS if lane == "operator" else max(self.per_backend, slots or 0)
+
+    def idle_connections(self, port: int, lane: Lane = "work") -> int:
         """Open connections to ``port`` that no request holds."""
-        backend = self._backends.get(port)
+        backend = self._backends.get((port, lane))
         return sum(1 for c, _ in backend.idle if c.usable) if backend is not None else 0
 
-    def cancel(self, port: int, waiter: ConnectionWaiter) -> None:
+    def cancel(self, port: int, waiter: ConnectionWaiter, lane: Lane = "work") -> None:
         """``waiter`` no longer wants a connection (its client left)."""
-        backend = self._backends.get(port)
+        backend = self._backends.get((port, lane))
         if backend is not None:
             for entry in backend.waiters:
                 if entry[0] is waiter:
@@ -267,7 +281,8 @@ class BackendPool:
         opens another one ahead of need (after an event stream, which llama-server ends by
         closing the connection: the next stream, often the same chat's next turn, then finds
         a connection ready rather than waits for one)."""
-        backend = self._backends.get(connection.port)
+        key = (connection.port, connection.lane)
+        backend = self._backends.get(key)
         if backend is None:
             connection.abort()
             return
@@ -278,13 +293,14 @@ class BackendPool:
             # (the closed one still counts in ``open`` until then)
             if replace and not self._closed and backend.open <= backend.limit:
                 backend.open += 1
-                self._spawn_connect(connection.port, _Spare(self))
-        self._dispatch(connection.port, backend)
+                self._spawn_connect(key, _Spare(self))
+        self._dispatch(key, backend)
 
     def forget(self, connection: BackendConnection) -> None:
         """A connection closed: it no longer counts against its backend's cap."""
         self._connections.discard(connection)
-        backend = self._backends.get(connection.port)
+        key = (connection.port, connection.lane)
+        backend = self._backends.get(key)
         if backend is None:
             return
         for index, (idle, _since) in enumerate(backend.idle):
@@ -292,9 +308,9 @@ class BackendPool:
                 del backend.idle[index]
                 break
         backend.open -= 1
-        self._dispatch(connection.port, backend)
+        self._dispatch(key, backend)
 
-    def _dispatch(self, port: int, backend: _Backend) -> None:
+    def _dispatch(self, key: tuple[int, Lane], backend: _Backend) -> None:
         while backend.waiters:
             waiter, fresh = backend.waiters[0]
             connection = None if fresh else self._take_idle(backend)
@@ -306,11 +322,11 @@ class BackendPool:
             backend.waiters.popleft()
             if connection is None:
                 backend.open += 1
-                self._spawn_connect(port, waiter)
+                self._spawn_connect(key, waiter)
             else:
                 waiter.on_connection(connection)
         if not backend.idle and backend.open <= 0:
-            self._backends.pop(port, None)
+            self._backends.pop(key, None)
 
     def _take_idle(self, backend: _Backend) -> BackendConnection | None:
         now = time.monotonic()
@@ -321,29 +337,30 @@ class BackendPool:
             connection.abort()
         return None
 
-    def _spawn_connect(self, port: int, waiter: ConnectionWaiter) -> None:
-        task = asyncio.get_running_loop().create_task(self._connect(port, waiter))
+    def _spawn_connect(self, key: tuple[int, Lane], waiter: ConnectionWaiter) -> None:
+        task = asyncio.get_running_loop().create_task(self._connect(key, waiter))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _connect(self, port: int, waiter: ConnectionWaiter) -> None:
+    async def _connect(self, key: tuple[int, Lane], waiter: ConnectionWaiter) -> None:
         loop = asyncio.get_running_loop()
-        connection = BackendConnection(self, port)
+        port, lane = key
+        connection = BackendConnection(self, port, lane)
         try:
             await asyncio.wait_for(
                 loop.create_connection(lambda: connection, HOST, port), self.connect_timeout
             )
         except (OSError, TimeoutError) as exc:
-            backend = self._backends.setdefault(port, _Backend(self.per_backend))
+            backend = self._backends.setdefault(key, _Backend(self._limit(lane, None)))
             backend.open -= 1
             waiter.on_connect_failed(str(exc) or type(exc).__name__)
-            self._dispatch(port, backend)
+            self._dispatch(key, backend)
             return
         except asyncio.CancelledError:
             if connection.usable:
                 connection.abort()  # connection_lost forgets it
             else:
-                self._backends.setdefault(port, _Backend(self.per_backend)).open -= 1
+                self._backends.setdefault(key, _Backend(self._limit(lane, None))).open -= 1
             raise
         self._connections.add(connection)
         waiter.on_connection(connection)

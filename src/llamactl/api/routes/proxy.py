@@ -1,8 +1,11 @@
 """``/api/instances/{name}/proxy/{path}``: llama-server's native endpoints, for operators.
 
 The backend listens on loopback and wants the instance's API key; this route adds it, so the
-only way to a model is through llamactl. Answers are relayed chunk by chunk (token streams
-included); a client that goes away closes the upstream request.
+only way to a model is through llamactl. Requests go through the /v1 gateway's upstream client
+(gateway/pool.py), in its operator lane: a connection of their own per backend, so that
+``/slots`` or ``/metrics`` of a busy instance answer at once rather than after the generations
+they watch. Answers are relayed chunk by chunk (token streams included); a client that goes
+away closes the upstream connection, which stops the backend's work.
 
 A proxied request holds a lease on the instance, as a ``/v1`` request does, from before it is
 sent until its answer has ended: an idle stop or an eviction waits for it instead of killing
@@ -15,7 +18,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 
-import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
@@ -24,13 +26,13 @@ from llamactl.api.deps import ServicesDep
 from llamactl.api.paths import INSTANCE_PARAMETER
 from llamactl.errors import InstanceNotRunning, LlamactlError, ValidationFailed
 from llamactl.gateway import edge
+from llamactl.gateway.upstream_call import UpstreamCall, UpstreamError
 from llamactl.security.roles import role_route
 from llamactl.supervisor.leases import Lease
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["instances"])
 
-PROXY_TIMEOUT = httpx.Timeout(connect=5.0, read=None, write=60.0, pool=10.0)
 # Starlette frames the answer itself (chunked, or its own length)
 _FRAMING = frozenset({b"content-length"})
 
@@ -47,61 +49,63 @@ async def proxy(name: str, path: str, request: Request,
     if lease is None:
         raise InstanceNotRunning(f"Instance '{name}' is {owner.status}, not running")
     try:
-        upstream = await _send(request, lease, name, services.http)
+        call = UpstreamCall(services.gateway.pool, lease.port,
+                            await _request_bytes(request, lease), lane="operator")
+        try:
+            status, raw_headers, event_stream = await call.answer()
+        except UpstreamError as exc:
+            raise UpstreamUnavailable(edge.not_answering(name, str(exc)), str(exc)) from None
     except BaseException:
         lease.release()
         raise
 
-    async def body() -> AsyncIterator[bytes]:
-        try:
-            async for chunk in upstream.aiter_raw():
-                yield chunk
-        except httpx.HTTPError as exc:  # the backend went away mid-answer: end the stream
-            log.warning("instance %s ended its proxied answer early: %s", name, exc)
-        finally:
-            lease.release()
-
-    async def finish() -> None:
-        await upstream.aclose()
+    def finish() -> None:
+        call.close()
         lease.release()  # also when the stream never started (a client gone at once)
 
-    event_stream = edge.is_event_stream(upstream.headers.get("content-type", "").encode())
-    headers = [(k, v) for k, v in upstream.headers.raw
-               if edge.answer_header_kept(k.lower(), event_stream) and k.lower() not in _FRAMING]
+    headers = [(k, v) for k, v in raw_headers
+               if edge.answer_header_kept(k, event_stream) and k not in _FRAMING]
     if event_stream:
         headers += edge.SSE_HEADERS
-    answer = StreamingResponse(body(), status_code=upstream.status_code,
+    answer = StreamingResponse(_relay(call, lease), status_code=status,
                                background=BackgroundTask(finish))
-    answer.raw_headers = [(k.lower(), v) for k, v in headers]
+    answer.raw_headers = list(headers)
     return answer
 
 
-async def _send(request: Request, lease: Lease, name: str,
-                client: httpx.AsyncClient) -> httpx.Response:
-    headers = edge.request_headers(request.headers.raw)
-    headers += [edge.ACCEPT_IDENTITY,
-                (b"authorization", edge.backend_authorization(lease.api_key))]
+async def _relay(call: UpstreamCall, lease: Lease) -> AsyncIterator[bytes]:
     try:
-        upstream_request = client.build_request(
-            request.method, f"http://127.0.0.1:{lease.port}/{_raw_rest(request)}",
-            params=request.query_params, headers=headers, content=await request.body(),
-            timeout=PROXY_TIMEOUT,
-        )
-    except httpx.InvalidURL as exc:
-        raise ValidationFailed(f"Invalid path for the instance: {exc}") from None
-    try:
-        return await client.send(upstream_request, stream=True)
-    except httpx.HTTPError as exc:
-        raise UpstreamUnavailable(edge.not_answering(name, str(exc) or type(exc).__name__),
-                                  str(exc)) from None
+        async for chunk in call.body():
+            yield chunk
+    finally:
+        call.close()  # a client gone mid-answer: dropping the connection stops the work
+        lease.release()
 
 
-def _raw_rest(request: Request) -> str:
-    """The path after ``/proxy/`` as the client encoded it: decoded, a ``%09`` became a tab
-    that no URL may hold (a 500, found by schemathesis), and a ``%2F`` a new segment."""
+async def _request_bytes(request: Request, lease: Lease) -> bytes:
+    """The request as the backend gets it, with the edge's headers and the backend's key."""
+    target = b"/" + _raw_rest(request)
+    query: bytes = request.scope.get("query_string", b"")
+    if query:
+        target += b"?" + query
+    if any(byte <= 0x20 or byte == 0x7F for byte in target):
+        raise ValidationFailed("Invalid path for the instance: it holds a control character")
+    body = await request.body()
+    head = [b"%s %s HTTP/1.1" % (request.method.encode(), target),
+            b"host: 127.0.0.1:%d" % lease.port]
+    head += [name + b": " + value for name, value in edge.request_headers(request.headers.raw)]
+    head += [b"%s: %s" % edge.ACCEPT_IDENTITY,
+             b"authorization: " + edge.backend_authorization(lease.api_key),
+             b"content-length: %d" % len(body)]
+    return b"\r\n".join(head) + b"\r\n\r\n" + body
+
+
+def _raw_rest(request: Request) -> bytes:
+    """The path after ``/proxy/`` as the client encoded it: decoded, a ``%09`` would become a
+    tab that no request line may hold, and a ``%2F`` a new segment."""
     raw: bytes = request.scope.get("raw_path") or request.url.path.encode()
     # /api/instances/{name}/proxy/{rest}: a name holds no slash
-    return raw.split(b"/", 5)[5].decode("ascii", "replace") if raw.count(b"/") >= 5 else ""
+    return raw.split(b"/", 5)[5] if raw.count(b"/") >= 5 else b""
 
 
 for _method in ("GET", "POST", "PUT", "DELETE"):
