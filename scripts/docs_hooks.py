@@ -2,7 +2,8 @@
 
 - reference/configuration.md, from the settings model;
 - user-guide/api-reference.md (where the seed's API reference lives, so its links resolve), from the app's OpenAPI document;
-- the import-layer diagram in architecture.md (at ``<!-- layers -->``), from tests/test_layers.py.
+- the import-layer diagram in architecture.md (at ``<!-- layers -->``), from tests/test_layers.py;
+- the default config file in running.md (at ``<!-- config-defaults -->``), from the settings.
 
 Nothing generated is committed, so none of it can drift from the code.
 """
@@ -18,7 +19,11 @@ from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.structure.files import File, Files
 from mkdocs.structure.pages import Page
 
-from llamactl.devtools.docs_reference import api_reference, configuration_reference
+from llamactl.devtools.docs_reference import (
+    api_reference,
+    configuration_reference,
+    default_config_yaml,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,6 +39,8 @@ def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Fil
                      **_: Any) -> str:
     if "<!-- layers -->" in markdown:
         markdown = markdown.replace("<!-- layers -->", layers_diagram())
+    if "<!-- config-defaults -->" in markdown:
+        markdown = markdown.replace("<!-- config-defaults -->", default_config_yaml())
     return markdown
 
 

@@ -9,6 +9,7 @@ OpenAPI document (every route, its parameters, request body, answers and error c
 from __future__ import annotations
 
 import json
+import re
 import types
 import typing
 from collections.abc import Iterator
@@ -79,6 +80,31 @@ def _default(key: str, field: FieldInfo) -> str:
     if isinstance(value, tuple):
         value = list(value)
     return f"`{json.dumps(value, default=str)}`"
+
+
+def default_config_yaml() -> str:
+    """Every setting at its default, as a YAML config file would hold it, each leaf with the
+    first sentence of its description."""
+    lines = ["```yaml"]
+    for key, field, section in settings_fields():
+        depth = key.count(".")
+        name = key.rsplit(".", 1)[-1]
+        if section:
+            lines.append(f"{'  ' * depth}{name}:")
+            continue
+        value = "~/.local/share/llamactl" if key == "data_dir" else _yaml_value(field)
+        entry = f"{'  ' * depth}{name}: {value}"
+        summary = re.split(r"\.\s+(?=[A-Z])", field.description or "")[0].rstrip(".")
+        lines.append(f"{entry:<40} # {summary}" if summary else entry)
+    return "\n".join([*lines, "```"])
+
+
+def _yaml_value(field: FieldInfo) -> str:
+    value = field.default if field.default is not PydanticUndefined else (
+        field.default_factory() if field.default_factory else None)  # type: ignore[call-arg]
+    if isinstance(value, tuple):
+        value = list(value)
+    return "null" if value is None else json.dumps(value, default=str)
 
 
 def environment_variable(key: str) -> str:
