@@ -1,7 +1,8 @@
 """MkDocs hooks (mkdocs.yml): the pages generated from the code at each build.
 
 - reference/configuration.md, from the settings model;
-- user-guide/api-reference.md (where the seed's API reference lives, so its links resolve), from the app's OpenAPI document;
+- user-guide/api-reference.md, from the app's OpenAPI document (where the seed's API
+  reference lives, so that its links resolve);
 - the import-layer diagram in architecture.md (at ``<!-- layers -->``), from tests/test_layers.py;
 - the default config file in running.md (at ``<!-- config-defaults -->``), from the settings.
 
