@@ -141,7 +141,7 @@ BAD_CREATES: list[tuple[str, dict[str, Any], int, str, str]] = [
     ("model is a directory", {"model_path": "/tmp"}, 400, "MODEL_NOT_FOUND", "model_path"),
     ("reserved extra arg", {"extra_args": ["--port", "1"]}, 400, "VALIDATION_ERROR", "--port"),
     ("bad env name", {"environment": {"A B": "x"}}, 400, "VALIDATION_ERROR", "environment"),
-    ("unknown backend", {"backend": "vllm"}, 400, "VALIDATION_ERROR", "backend"),
+    ("unknown backend", {"backend": "tgi"}, 400, "VALIDATION_ERROR", "backend"),
     ("negative restarts", {"max_restarts": -1}, 400, "VALIDATION_ERROR", "max_restarts"),
 ]
 

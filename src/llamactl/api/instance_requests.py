@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from llamactl.instances.models import NAME_PATTERN, RESERVED_NAMES
 
+# The backends an instance may name (backends/__init__.py holds each one's module).
+BackendName = Literal["llama_cpp", "vllm", "mlx_lm"]
 GROUP_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -56,7 +58,7 @@ class InstanceCreate(LifecycleFields):
     name: str = Field(pattern=NAME_PATTERN, examples=["my-instance"])
     model_path: str = Field(min_length=1, examples=["/path/to/model.gguf"])
     port: int | None = Field(default=None, ge=1024, le=65535, examples=[8081])
-    backend: Literal["llama_cpp"] = "llama_cpp"
+    backend: BackendName = "llama_cpp"
     options: dict[str, Any] = Field(
         default_factory=dict, examples=[{"threads": 4, "context_size": 2048, "gpu_layers": 0}]
     )
@@ -73,7 +75,7 @@ class InstanceUpdate(LifecycleFields):
     name: str | None = None  # accepted only when it does not change
     model_path: str | None = Field(default=None, min_length=1)
     port: int | None = Field(default=None, ge=1024, le=65535)
-    backend: Literal["llama_cpp"] | None = None
+    backend: BackendName | None = None
     options: dict[str, Any] | None = Field(
         default=None, examples=[{"threads": 8, "context_size": 4096}],
         description="merged key by key into the current options; a key set to null is removed",

@@ -1,13 +1,16 @@
 """The backends llamactl can launch, found by an instance's ``backend`` field. Each one's
-knowledge lives in its own module under this package (``llama_cpp/``), behind the interface of
-``base.py``: nothing else in llamactl names a backend."""
+knowledge lives in its own module under this package (``llama_cpp/``, ``vllm.py``,
+``mlx_lm.py``), behind the interface of ``base.py``: nothing else in llamactl names a backend,
+so a fourth is one module and one line here."""
 
 from __future__ import annotations
 
 from llamactl.backends.base import Backend
 from llamactl.backends.llama_cpp import LLAMA_CPP
+from llamactl.backends.mlx_lm import MLX_LM
+from llamactl.backends.vllm import VLLM
 
-BACKENDS: dict[str, Backend] = {LLAMA_CPP.name: LLAMA_CPP}
+BACKENDS: dict[str, Backend] = {backend.name: backend for backend in (LLAMA_CPP, VLLM, MLX_LM)}
 
 
 def backend_named(name: str) -> Backend:

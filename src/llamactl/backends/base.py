@@ -6,8 +6,11 @@ One module (or package) per backend under ``backends/`` implements ``Backend``; 
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, Literal, NamedTuple, Protocol
 
 from llamactl.config import BackendsConfig
@@ -23,11 +26,17 @@ class BackendNotFound(Exception):
 class LogLine(NamedTuple):
     level: Level
     message: str
-    since_start: timedelta | None  # the line's time, relative to the process start, if given
+    since_start: timedelta | None = None  # the line's time, from the process start, if given
+    at: datetime | None = None  # or its time of day, if it gives that instead
 
 
 class Backend(Protocol):
     name: str
+    # GET paths that tell readiness and health, in order: a 404 moves on to the next.
+    health_paths: tuple[str, ...]
+    # True: model_path is a file on this host. False: also a directory, or a hub id
+    # (org/name) that the backend fetches itself.
+    model_files_only: bool
 
     def command(self, settings: BackendsConfig) -> list[str]:
         """The argv prefix that runs the backend's server (BackendNotFound if missing)."""
@@ -49,5 +58,55 @@ class Backend(Protocol):
     def slots(self, argv: list[str] | None) -> int | None:
         """How many requests a launched server serves at once, if its command line says."""
 
+    def served_model(self, record: InstanceRecord) -> str | None:
+        """The ``model`` a /v1 request must name for this server (the gateway rewrites the
+        body's, which may be an alias); None: the server takes any."""
+
     def parse_log_line(self, line: str) -> LogLine | None:
         """A line in the backend's own log format, or None for a line without its prefix."""
+
+
+def find_program(argv: list[str], setting: str) -> list[str]:
+    """The argv prefix with its program resolved to a path (a name on PATH, or a path)."""
+    executable = which(argv[0])
+    if executable is None:
+        raise BackendNotFound(f"'{argv[0]}' not found: put it on PATH or set {setting} in the "
+                              "config to its path (or an argv prefix)")
+    return [executable, *argv[1:]]
+
+
+def which(name: str) -> str | None:
+    if os.sep in name:
+        path = Path(name).expanduser()
+        return str(path) if path.is_file() and os.access(path, os.X_OK) else None
+    return shutil.which(name)
+
+
+# llamactl's own settings and secrets (LLAMACTL_AUTH_SECRET signs every token) never reach a
+# backend: it runs whatever model and arguments it is given, and may be anyone's code.
+OWN_ENV_PREFIX = "LLAMACTL_"
+
+
+def backend_environment(record: InstanceRecord, key_variable: str | None,
+                        base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """llamactl's environment minus every ``LLAMACTL_*`` variable, plus the instance's
+    ``environment``, plus its key in the backend's variable (never on its command line,
+    which any local user can read)."""
+    inherited = os.environ if base is None else base
+    env = {name: value for name, value in inherited.items()
+           if not name.upper().startswith(OWN_ENV_PREFIX)}
+    env.update(record.spec.environment)
+    if key_variable is not None:
+        env[key_variable] = record.api_key
+    return env
+
+
+def flag_value(argv: list[str] | None, *flags: str) -> str | None:
+    """The value of the last of ``flags`` in ``argv`` (``--flag value`` or ``--flag=value``)."""
+    found = None
+    words = argv or []
+    for index, word in enumerate(words):
+        name, equals, value = word.partition("=")
+        if name in flags:
+            found = value if equals else (words[index + 1] if index + 1 < len(words) else None)
+    return found

@@ -20,6 +20,7 @@ import logging
 from http import HTTPStatus
 from typing import Any, Protocol
 
+from llamactl.backends import backend_named
 from llamactl.errors import LlamactlError
 from llamactl.gateway import edge
 from llamactl.gateway.errors import GatewayError, from_domain, gateway_refusal, model_not_found
@@ -30,6 +31,7 @@ from llamactl.gateway.routing import (
     method_not_allowed,
     model_list,
     model_of,
+    with_model,
 )
 from llamactl.gateway.service import Gateway
 from llamactl.security.origin import RequestHead, decide
@@ -142,7 +144,8 @@ class Exchange:
             raise GatewayError(403, f"This API key may not use the model '{model}'",
                                "permission_error", "model_not_allowed")
         self._name = owner.name
-        self._body = body
+        served = backend_named(owner.record.spec.backend).served_model(owner.record)
+        self._body = body if served is None or served == model else with_model(body, served)
         lease = owner.lease_if_running()
         if lease is not None:
             self._leased(lease)

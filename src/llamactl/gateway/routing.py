@@ -58,6 +58,14 @@ def model_of(body: bytes) -> str:
     return model
 
 
+def with_model(body: bytes, model: str) -> bytes:
+    """The request body naming ``model`` instead (a backend that serves a name of its own:
+    the client may have used an alias). Only for such backends: it costs a re-encoding."""
+    document = orjson.loads(body)
+    document["model"] = model
+    return orjson.dumps(document)
+
+
 def allowed_method(path: str) -> str:
     """The one method a /v1 path answers: the model list is llamactl's own and read-only;
     every other path is relayed to llama-server, whose /v1 endpoints all take a POST."""

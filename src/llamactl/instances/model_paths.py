@@ -11,26 +11,33 @@ nothing about what lies outside the allowed directories.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
 from llamactl.errors import ModelNotAllowed, ModelNotFound, ValidationFailed
 
-# Backends whose model_path is a file on this host (a future one may take a hub model id).
-FILE_MODEL_BACKENDS = frozenset({"llama_cpp"})
+# A Hugging Face repo id, as vLLM and mlx_lm.server take instead of a local path.
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}$")
 
 
-def check_model_path(path: str, backend: str, model_dirs: Sequence[Path]) -> None:
-    """Raise the API's error for a model path an instance may not use."""
-    if backend not in FILE_MODEL_BACKENDS:
+def check_model_path(path: str, files_only: bool, model_dirs: Sequence[Path]) -> None:
+    """Raise the API's error for a model path an instance may not use. ``files_only``: the
+    backend loads a file (llama.cpp); else also a directory, or a hub id it fetches itself."""
+    if not files_only and not os.path.isabs(path) and HUB_ID.match(path):
+        if model_dirs:  # a download from anywhere is not inside the allowed directories
+            raise ModelNotAllowed("hub models are not allowed: instances.model_dirs is set",
+                                  f"model_path: '{path}' is not in instances.model_dirs")
         return
     if not os.path.isabs(path):
         raise ValidationFailed("model_path must be absolute",
-                               f"model_path: must be absolute, not '{path}'")
+                               f"model_path: must be absolute, not '{path}'" + (
+                                   "" if files_only else " (or a hub id such as org/name)"))
     problem = outside_model_dirs(path, model_dirs)
     if problem is not None:
         raise ModelNotAllowed("model_path is outside the allowed model directories", problem)
-    if not os.path.isfile(path) or not os.access(path, os.R_OK):
+    exists = os.path.isfile(path) if files_only else os.path.exists(path)
+    if not exists or not os.access(path, os.R_OK):
         raise ModelNotFound(
             "model_path is not a readable file",
             f"model_path: {path} does not exist or cannot be read",

@@ -12,27 +12,35 @@ import asyncio
 import contextlib
 from typing import Literal
 
-Probe = Literal["ok", "loading", "error", "timeout", "closed"]
+Probe = Literal["ok", "loading", "error", "timeout", "closed", "missing"]
 
 PROBE_TIMEOUT_SECONDS = 2.0
-_REQUEST = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+HEALTH_PATHS = ("/health",)
 
 
-async def probe_health(port: int, timeout: float = PROBE_TIMEOUT_SECONDS) -> Probe:
+async def probe_health(port: int, timeout: float = PROBE_TIMEOUT_SECONDS,
+                       paths: tuple[str, ...] = HEALTH_PATHS) -> Probe:
+    """The first of the backend's health paths that exists (a 404 moves on to the next)."""
+    result: Probe = "missing"
     try:
         async with asyncio.timeout(timeout):
-            return await _probe(port)
+            for path in paths:
+                result = await _probe(port, path)
+                if result != "missing":
+                    return result
     except TimeoutError:
         return "timeout"
+    return "error" if result == "missing" else result
 
 
-async def _probe(port: int) -> Probe:
+async def _probe(port: int, path: str) -> Probe:
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
     except OSError:
         return "closed"
     try:
-        writer.write(_REQUEST)
+        writer.write(b"GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+                     % path.encode())
         status_line = await reader.readline()
     except OSError:
         return "error"
@@ -47,10 +55,11 @@ async def _probe(port: int) -> Probe:
         return "ok"
     if parts[1] == b"503":
         return "loading"
-    return "error"
+    return "missing" if parts[1] == b"404" else "error"
 
 
-async def health_report(status: str, port: int, process_alive: bool) -> dict[str, object]:
+async def health_report(status: str, port: int, process_alive: bool,
+                        paths: tuple[str, ...] = HEALTH_PATHS) -> dict[str, object]:
     """The contract's health answer, from a live check of process, port and /health."""
     from llamactl.instances.models import format_time, utc_now
 
@@ -59,7 +68,7 @@ async def health_report(status: str, port: int, process_alive: bool) -> dict[str
         process = "exited" if status == "failed" else "stopped"
         checks = {"process": process, "port": "closed", "response": "skipped"}
         return {"status": "stopped", "checks": checks, "last_check": checked}
-    result = await probe_health(port) if process_alive else "closed"
+    result = await probe_health(port, paths=paths) if process_alive else "closed"
     port_state = "closed" if result == "closed" else "open"
     response = "error" if result == "closed" else result
     if not process_alive:

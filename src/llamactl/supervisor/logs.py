@@ -89,7 +89,9 @@ class LineParser:
             return self._own(own)
         backend = self.line_format(line)
         if backend is not None:
-            if self.base is not None and backend.since_start is not None:
+            if backend.at is not None:
+                self.last_time = backend.at.astimezone(UTC)
+            elif self.base is not None and backend.since_start is not None:
                 self.last_time = self.base + backend.since_start
             self.last_level = backend.level
             return LogEntry(self.last_time, self.last_level, backend.message)

@@ -139,7 +139,7 @@ class InstanceManager:
         backend = backend_named(body.backend)
         options = backend.validate_options(body.options)
         backend.check_extra_args(body.extra_args or [])
-        check_model_path(body.model_path, body.backend, self._ctx.config.model_dirs)
+        check_model_path(body.model_path, backend.model_files_only, self._ctx.config.model_dirs)
         async with self._lock:
             if body.name in self._owners:
                 raise InstanceExists(body.name)
@@ -176,12 +176,16 @@ class InstanceManager:
                 options.pop(key, None)
             else:
                 options[key] = value
-        options = backend.validate_options(options) if "options" in given else options
-        if body.extra_args is not None:
-            backend.check_extra_args(body.extra_args)
-        if body.model_path is not None:
-            check_model_path(body.model_path, body.backend or owner.record.spec.backend,
-                             self._ctx.config.model_dirs)
+        # Another backend judges the options, arguments and model path it would be given.
+        new_backend = "backend" in given
+        if "options" in given or new_backend:
+            options = backend.validate_options(options)
+        if body.extra_args is not None or new_backend:
+            backend.check_extra_args(owner.record.spec.extra_args if body.extra_args is None
+                                     else body.extra_args)
+        if body.model_path is not None or new_backend:
+            check_model_path(body.model_path or owner.record.spec.model_path,
+                             backend.model_files_only, self._ctx.config.model_dirs)
         async with self._lock:
             if body.port is not None and body.port != owner.record.spec.port:
                 self._claim_port(body.port, exclude=name)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from llamactl.backends import backend_named
-from llamactl.backends.base import BackendNotFound
+from llamactl.backends.base import Backend, BackendNotFound
 from llamactl.config import InstancesConfig
 from llamactl.errors import (
     Conflict,
@@ -122,9 +122,9 @@ class OwnerEffects:
         self._generation += 1
         runtime, config = self.record.runtime, self._ctx.config
         try:
-            backend = backend_named(self.record.spec.backend)
+            backend = self._backend()
             argv = backend.argv(self._ctx.backend_command(backend.name), self.record)
-            _check_launchable(self.record, config.model_dirs)
+            _check_launchable(self.record, config.model_dirs, backend.model_files_only)
             logs.rotate_if_needed(self.log_path, config.log_max_bytes, config.log_backups,
                                   None, live=False)
             self._own_log("info", f"starting: {' '.join(argv)}")
@@ -268,15 +268,18 @@ class OwnerEffects:
     def _watch_readiness(self, effect: t.WatchReadiness) -> None:
         self._watchers.append(self._spawn(watch_readiness(
             self._post, self._generation, self.port,
-            self.log_path, self._ctx.config.load_timeout,
+            self.log_path, self._ctx.config.load_timeout, self._backend().health_paths,
         )))
 
     def _watch_liveness(self, effect: t.WatchLiveness) -> None:
         self._watchers.append(self._spawn(watch_liveness(
             self._post, self._generation, self.port,
             self._ctx.config.health_interval, self._ctx.config.health_failures,
-            self._ctx.stable_after,
+            self._ctx.stable_after, self._backend().health_paths,
         )))
+
+    def _backend(self) -> Backend:
+        return backend_named(self.record.spec.backend)
 
     def _cancel_watchers(self, effect: t.CancelWatchers | None = None) -> None:
         for watcher in self._watchers:
@@ -302,12 +305,16 @@ class OwnerEffects:
             self._cancel_timer(t.CancelTimer(kind))
 
 
-def _check_launchable(record: InstanceRecord, model_dirs: list[Path]) -> None:
+def _check_launchable(record: InstanceRecord, model_dirs: list[Path],
+                      files_only: bool) -> None:
     path = record.spec.model_path
-    outside = outside_model_dirs(path, model_dirs)  # a symlink retargeted since, or config
-    if outside is not None:
+    local = files_only or os.path.isabs(path)  # else a hub id the backend fetches itself
+    outside = outside_model_dirs(path, model_dirs) if local else None
+    if outside is not None:  # a symlink retargeted since, or config
         raise LaunchError(outside)
-    if not os.path.isfile(path) or not os.access(path, os.R_OK):
+    readable = os.access(path, os.R_OK) and (
+        os.path.isfile(path) if files_only else os.path.exists(path))
+    if local and not readable:
         raise LaunchError(f"model file {path} is missing or not readable")
     if not port_is_free(record.spec.port):
         raise LaunchError(f"port {record.spec.port} is in use by another process")

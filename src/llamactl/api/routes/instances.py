@@ -145,7 +145,8 @@ async def restart_instance(name: str, manager: ManagerDep) -> Response:
 async def instance_health(name: str, manager: ManagerDep) -> Response:
     owner = manager.owner(name)
     alive = owner.pid is not None
-    report = await health_report(owner.status, owner.port, alive)
+    report = await health_report(owner.status, owner.port, alive,
+                                 backend_named(owner.record.spec.backend).health_paths)
     return _json(report)
 
 

@@ -17,7 +17,9 @@ __all__ = ["LLAMA_CPP", "LlamaCpp", "packaged_binary"]
 
 
 class LlamaCpp:
-    name = "llama_cpp"
+    name: str = "llama_cpp"
+    health_paths: tuple[str, ...] = ("/health",)  # 503 while loading, 200 once ready
+    model_files_only: bool = True
 
     def command(self, settings: BackendsConfig) -> list[str]:
         return resolve_command(settings.llama_cpp)
@@ -37,6 +39,9 @@ class LlamaCpp:
 
     def slots(self, argv: list[str] | None) -> int | None:
         return command.slots_in(argv)
+
+    def served_model(self, record: InstanceRecord) -> str | None:
+        return None  # one model per server: llama-server answers whatever the request names
 
     def parse_log_line(self, line: str) -> LogLine | None:
         return log_lines.parse_log_line(line)

@@ -8,11 +8,9 @@ it is installed (scripts/install-llama-server builds it from PyPI).
 from __future__ import annotations
 
 import importlib
-import os
-import shutil
 from pathlib import Path
 
-from llamactl.backends.base import BackendNotFound
+from llamactl.backends.base import BackendNotFound, which
 from llamactl.config import LlamaCppBackendConfig
 
 DEFAULT_COMMAND = "llama-server"
@@ -23,7 +21,7 @@ DEFAULT_COMMAND = "llama-server"
 def resolve_command(config: LlamaCppBackendConfig) -> list[str]:
     """The argv prefix that runs llama-server, with the executable resolved to a path."""
     argv = [config.command] if isinstance(config.command, str) else list(config.command)
-    executable = _which(argv[0])
+    executable = which(argv[0])
     if executable is None and argv[0] == DEFAULT_COMMAND and len(argv) == 1:
         executable = packaged_binary()
     if executable is None:
@@ -32,13 +30,6 @@ def resolve_command(config: LlamaCppBackendConfig) -> list[str]:
             "backends.llama_cpp.command in the config, or run scripts/install-llama-server"
         )
     return [executable, *argv[1:]]
-
-
-def _which(name: str) -> str | None:
-    if os.sep in name:
-        path = Path(name).expanduser()
-        return str(path) if path.is_file() and os.access(path, os.X_OK) else None
-    return shutil.which(name)
 
 
 def packaged_binary() -> str | None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 
+from llamactl.backends.base import backend_environment
 from llamactl.backends.llama_cpp.options import options_to_args
 from llamactl.instances.models import InstanceRecord
 
@@ -34,20 +34,8 @@ def build_argv(prefix: list[str], record: InstanceRecord) -> list[str]:
     ]
 
 
-# llamactl's own settings and secrets (LLAMACTL_AUTH_SECRET signs every token) never reach a
-# backend: it runs whatever model and arguments it is given, and may be anyone's code.
-OWN_ENV_PREFIX = "LLAMACTL_"
-
-
 def build_env(record: InstanceRecord, base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """llamactl's environment minus every ``LLAMACTL_*`` variable, plus the instance's
-    ``environment``, plus its backend key."""
-    inherited = os.environ if base is None else base
-    env = {name: value for name, value in inherited.items()
-           if not name.upper().startswith(OWN_ENV_PREFIX)}
-    env.update(record.spec.environment)
-    env[API_KEY_ENV] = record.api_key
-    return env
+    return backend_environment(record, API_KEY_ENV, base)
 
 
 def slots_in(argv: list[str] | None) -> int | None:

@@ -9,48 +9,18 @@ that launches, and a test walks the whole table. Flags that llamactl itself cont
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-from llamactl.errors import ValidationFailed
+from llamactl.backends.option_table import (
+    OptionSpec,
+    OptionTable,
+)
+from llamactl.backends.option_table import bool_option as _bool
+from llamactl.backends.option_table import choice_option as _choice
+from llamactl.backends.option_table import float_option as _float
+from llamactl.backends.option_table import int_option as _int
+from llamactl.backends.option_table import str_option as _str
 from llamactl.instances.models import OptionValue
-
-Kind = Literal["int", "float", "bool", "str", "choice", "str_list"]
-
-
-@dataclass(frozen=True)
-class OptionSpec:
-    name: str
-    flag: str
-    kind: Kind
-    help: str
-    choices: tuple[str, ...] = ()
-    minimum: float | None = None
-    # For booleans whose llama-server default is on: the flag that turns them off.
-    false_flag: str | None = None
-    # For choices that also take a JSON boolean (flash_attn: true -> "on").
-    bool_aliases: tuple[str, str] | None = None
-
-
-def _int(name: str, flag: str, help: str, minimum: float | None = None) -> OptionSpec:
-    return OptionSpec(name, flag, "int", help, minimum=minimum)
-
-
-def _float(name: str, flag: str, help: str, minimum: float | None = None) -> OptionSpec:
-    return OptionSpec(name, flag, "float", help, minimum=minimum)
-
-
-def _bool(name: str, flag: str, help: str, false_flag: str | None = None) -> OptionSpec:
-    return OptionSpec(name, flag, "bool", help, false_flag=false_flag)
-
-
-def _str(name: str, flag: str, help: str) -> OptionSpec:
-    return OptionSpec(name, flag, "str", help)
-
-
-def _choice(name: str, flag: str, help: str, *choices: str) -> OptionSpec:
-    return OptionSpec(name, flag, "choice", help, choices=choices)
-
 
 _CACHE_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
 
@@ -141,88 +111,16 @@ RESERVED_FLAGS: frozenset[str] = frozenset({
 })
 
 
+TABLE = OptionTable(OPTIONS, RESERVED_FLAGS)
+
+
 def validate_options(options: Mapping[str, Any]) -> dict[str, OptionValue]:
-    """Check every option against the table; the first bad one raises with its key named."""
-    checked: dict[str, OptionValue] = {}
-    for key, value in options.items():
-        spec = OPTIONS_BY_NAME.get(key)
-        if spec is None:
-            raise ValidationFailed(f"unknown option '{key}'", f"options.{key}: unknown option")
-        checked[key] = _check_value(spec, value)
-    return checked
-
-
-def _check_value(spec: OptionSpec, value: Any) -> OptionValue:
-    where = f"options.{spec.name}"
-    if spec.kind == "bool":
-        if isinstance(value, bool):
-            return value
-        raise _bad(spec, where, "must be a boolean")
-    if spec.kind == "int":
-        if isinstance(value, int) and not isinstance(value, bool):
-            return _at_least(spec, where, value)
-        raise _bad(spec, where, "must be an integer")
-    if spec.kind == "float":
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return _at_least(spec, where, float(value))
-        raise _bad(spec, where, "must be a number")
-    if spec.kind == "str":
-        if isinstance(value, str) and value and "\x00" not in value:
-            return value
-        raise _bad(spec, where, "must be a non-empty string")
-    if spec.kind == "str_list":
-        if isinstance(value, list) and all(isinstance(v, str) and v for v in value):
-            return list(value)
-        raise _bad(spec, where, "must be a list of non-empty strings")
-    if isinstance(value, bool) and spec.bool_aliases is not None:
-        return spec.bool_aliases[0] if value else spec.bool_aliases[1]
-    if isinstance(value, str) and value in spec.choices:
-        return value
-    raise _bad(spec, where, f"must be one of {', '.join(spec.choices)}")
-
-
-def _at_least(spec: OptionSpec, where: str, value: int | float) -> int | float:
-    if spec.minimum is not None and value < spec.minimum:
-        raise _bad(spec, where, f"must be at least {spec.minimum:g}")
-    return value
-
-
-def _bad(spec: OptionSpec, where: str, problem: str) -> ValidationFailed:
-    return ValidationFailed(f"invalid value for option '{spec.name}'", f"{where}: {problem}")
+    return TABLE.validate(options)
 
 
 def options_to_args(options: Mapping[str, OptionValue]) -> list[str]:
-    """The llama-server flags for already validated options, in table order."""
-    args: list[str] = []
-    for spec in OPTIONS:
-        if spec.name not in options:
-            continue
-        value = options[spec.name]
-        if spec.kind == "bool":
-            if value:
-                args.append(spec.flag)
-            elif spec.false_flag:
-                args.append(spec.false_flag)
-        elif spec.kind == "str_list":
-            assert isinstance(value, list)
-            for item in value:
-                args += [spec.flag, item]
-        else:
-            args += [spec.flag, _format(value)]
-    return args
-
-
-def _format(value: OptionValue) -> str:
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
+    return TABLE.to_args(options)
 
 
 def check_extra_args(extra_args: list[str]) -> None:
-    for arg in extra_args:
-        flag = arg.split("=", 1)[0]
-        if flag in RESERVED_FLAGS:
-            raise ValidationFailed(
-                f"extra_args may not set {flag}",
-                f"extra_args: {flag} is set by llamactl itself",
-            )
+    TABLE.check_extra_args(extra_args)

@@ -1,0 +1,95 @@
+"""MLX's OpenAI-compatible server (``mlx_lm.server``, Apple silicon): what llamactl knows.
+
+The command line: ``<command> --model <model_path> --host 127.0.0.1 --port <port>``, then the
+options as flags, then ``extra_args``. ``mlx_lm.server`` takes no API key: it stays on
+loopback, where only llamactl reaches it (the gateway's and the proxy's key checks are the
+door). Ready when ``GET /health`` answers 200, or, for versions without it, ``GET /v1/models``.
+Its log lines read ``2025-01-02 03:04:05,678 - INFO - message`` (Python's logging, local
+time); request lines from its HTTP server carry no level. ``model_path`` is a local model
+directory or a Hugging Face repo id (``mlx-community/...``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from llamactl.backends.base import Level, LogLine, backend_environment, find_program
+from llamactl.backends.option_table import OptionTable
+from llamactl.backends.option_table import bool_option as _bool
+from llamactl.backends.option_table import choice_option as _choice
+from llamactl.backends.option_table import float_option as _float
+from llamactl.backends.option_table import int_option as _int
+from llamactl.backends.option_table import str_option as _str
+from llamactl.config import BackendsConfig
+from llamactl.instances.models import InstanceRecord, OptionValue
+
+TABLE = OptionTable(
+    options=(
+        _int("max_tokens", "--max-tokens", "default answer length, in tokens", minimum=1),
+        _float("temp", "--temp", "default sampling temperature", minimum=0),
+        _float("top_p", "--top-p", "default nucleus sampling", minimum=0),
+        _bool("trust_remote_code", "--trust-remote-code", "run the tokenizer repo's own code"),
+        _str("chat_template", "--chat-template", "chat template to use instead of the model's"),
+        _bool("use_default_chat_template", "--use-default-chat-template",
+              "the tokenizer's default chat template"),
+        _str("adapter_path", "--adapter-path", "LoRA adapter weights"),
+        _str("draft_model", "--draft-model", "a smaller model for speculative decoding"),
+        _int("num_draft_tokens", "--num-draft-tokens", "tokens drafted per step", minimum=1),
+        _choice("log_level", "--log-level", "log level",
+                "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+    ),
+    reserved_flags=frozenset({"--model", "--host", "--port"}),
+)
+
+_LINE = re.compile(
+    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)(?:,\d+)? - (DEBUG|INFO|WARNING|ERROR|CRITICAL) - (.*)$")
+_LEVELS: dict[str, Level] = {"DEBUG": "debug", "INFO": "info", "WARNING": "warn",
+                             "ERROR": "error", "CRITICAL": "error"}
+
+
+class MlxLm:
+    name: str = "mlx_lm"
+    health_paths: tuple[str, ...] = ("/health", "/v1/models")
+    model_files_only: bool = False
+
+    def command(self, settings: BackendsConfig) -> list[str]:
+        command = settings.mlx_lm.command
+        argv = [command] if isinstance(command, str) else list(command)
+        return find_program(argv, "backends.mlx_lm.command")
+
+    def validate_options(self, given: Mapping[str, Any]) -> dict[str, OptionValue]:
+        return TABLE.validate(given)
+
+    def check_extra_args(self, extra_args: list[str]) -> None:
+        TABLE.check_extra_args(extra_args)
+
+    def argv(self, prefix: list[str], record: InstanceRecord) -> list[str]:
+        spec = record.spec
+        return [*prefix, "--model", spec.model_path, "--host", "127.0.0.1",
+                "--port", str(spec.port), *TABLE.to_args(spec.options), *spec.extra_args]
+
+    def env(self, record: InstanceRecord, base: Mapping[str, str] | None = None
+            ) -> dict[str, str]:
+        return backend_environment(record, None, base)  # no key to give it
+
+    def slots(self, argv: list[str] | None) -> int | None:
+        return None  # one request at a time: the gateway's default few connections
+
+    def served_model(self, record: InstanceRecord) -> str | None:
+        # mlx_lm.server loads whatever model a request names: naming the one it was started
+        # with keeps it on that one.
+        return record.spec.model_path
+
+    def parse_log_line(self, line: str) -> LogLine | None:
+        match = _LINE.match(line)
+        if match is None:
+            return None
+        stamp, level, message = match.groups()
+        at = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S").astimezone()
+        return LogLine(_LEVELS[level], message, at=at)
+
+
+MLX_LM = MlxLm()

@@ -1,0 +1,127 @@
+"""vLLM's OpenAI-compatible server (``vllm serve``): everything llamactl knows about it.
+
+The command line: ``<command> serve <model_path> --host 127.0.0.1 --port <port>
+--served-model-name <instance>`` (unless the option ``served_model_name`` names it), then the
+options as flags, then ``extra_args``. The key goes in ``VLLM_API_KEY``, never on the command
+line. vLLM listens only once the model is loaded, so ``GET /health`` answering 200 is
+readiness. Its log lines read ``INFO 11-28 03:04:05 [file.py:12] message`` (newer versions put
+``(APIServer pid=N)`` in front), in local time without a year. ``model_path`` is a file or
+directory on this host, or a Hugging Face repo id (``org/name``) that vLLM downloads itself.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from llamactl.backends.base import Level, LogLine, backend_environment, find_program, flag_value
+from llamactl.backends.option_table import OptionTable
+from llamactl.backends.option_table import bool_option as _bool
+from llamactl.backends.option_table import choice_option as _choice
+from llamactl.backends.option_table import float_option as _float
+from llamactl.backends.option_table import int_option as _int
+from llamactl.backends.option_table import str_option as _str
+from llamactl.config import BackendsConfig
+from llamactl.instances.models import InstanceRecord, OptionValue
+
+API_KEY_ENV = "VLLM_API_KEY"
+# An async server that batches many sequences: with no --max-num-seqs on its command line,
+# the gateway keeps this many connections to it (vLLM's own default is higher still).
+DEFAULT_SLOTS = 64
+
+TABLE = OptionTable(
+    options=(
+        _int("tensor_parallel_size", "--tensor-parallel-size", "GPUs to shard each layer over",
+             minimum=1),
+        _int("pipeline_parallel_size", "--pipeline-parallel-size", "pipeline stages",
+             minimum=1),
+        _float("gpu_memory_utilization", "--gpu-memory-utilization",
+               "share of each GPU's memory vLLM may use (0-1)", minimum=0),
+        _int("max_model_len", "--max-model-len", "context length", minimum=1),
+        _int("max_num_seqs", "--max-num-seqs", "sequences batched at once", minimum=1),
+        _choice("dtype", "--dtype", "weights' data type",
+                "auto", "half", "float16", "bfloat16", "float", "float32"),
+        _str("quantization", "--quantization", "quantization method (awq, gptq, fp8, ...)"),
+        _choice("kv_cache_dtype", "--kv-cache-dtype", "KV cache data type",
+                "auto", "fp8", "fp8_e5m2", "fp8_e4m3"),
+        _bool("enforce_eager", "--enforce-eager", "no CUDA graphs"),
+        _bool("trust_remote_code", "--trust-remote-code", "run the model repo's own code"),
+        _str("download_dir", "--download-dir", "where Hugging Face models are downloaded"),
+        _int("seed", "--seed", "random seed"),
+        _bool("enable_prefix_caching", "--enable-prefix-caching", "reuse cached prefixes",
+              "--no-enable-prefix-caching"),
+        _str("chat_template", "--chat-template", "chat template file or string"),
+        _str("served_model_name", "--served-model-name",
+             "the model's name in answers (default: the instance's name)"),
+    ),
+    reserved_flags=frozenset({"--host", "--port", "--api-key", "--model", "--uds"}),
+)
+
+_LINE = re.compile(
+    r"^(?:\(\S+ pid=\d+\) )?(DEBUG|INFO|WARNING|ERROR|CRITICAL) "
+    r"(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)(?:\.\d+)? (?:\[[^\]]*\] ?)?(.*)$")
+_LEVELS: dict[str, Level] = {"DEBUG": "debug", "INFO": "info", "WARNING": "warn",
+                             "ERROR": "error", "CRITICAL": "error"}
+
+
+def local_time(month: int, day: int, hour: int, minute: int, second: int,
+               now: datetime | None = None) -> datetime | None:
+    """A time of the current year (of the previous one when it would be in the future)."""
+    now = now or datetime.now().astimezone()
+    try:
+        moment = now.replace(month=month, day=day, hour=hour, minute=minute, second=second,
+                             microsecond=0)
+    except ValueError:
+        return None
+    if (moment - now).days > 1:
+        moment = moment.replace(year=now.year - 1)
+    return moment
+
+
+class Vllm:
+    name: str = "vllm"
+    health_paths: tuple[str, ...] = ("/health",)
+    model_files_only: bool = False
+
+    def command(self, settings: BackendsConfig) -> list[str]:
+        command = settings.vllm.command
+        argv = [command] if isinstance(command, str) else list(command)
+        return find_program(argv, "backends.vllm.command")
+
+    def validate_options(self, given: Mapping[str, Any]) -> dict[str, OptionValue]:
+        return TABLE.validate(given)
+
+    def check_extra_args(self, extra_args: list[str]) -> None:
+        TABLE.check_extra_args(extra_args)
+
+    def argv(self, prefix: list[str], record: InstanceRecord) -> list[str]:
+        spec = record.spec
+        name = [] if "served_model_name" in spec.options else [
+            "--served-model-name", spec.name]
+        return [*prefix, "serve", spec.model_path, "--host", "127.0.0.1",
+                "--port", str(spec.port), *name, *TABLE.to_args(spec.options), *spec.extra_args]
+
+    def env(self, record: InstanceRecord, base: Mapping[str, str] | None = None
+            ) -> dict[str, str]:
+        return backend_environment(record, API_KEY_ENV, base)
+
+    def slots(self, argv: list[str] | None) -> int | None:
+        value = flag_value(argv, "--max-num-seqs")
+        return int(value) if value and value.isdigit() else DEFAULT_SLOTS
+
+    def served_model(self, record: InstanceRecord) -> str | None:
+        name = record.spec.options.get("served_model_name")
+        return name if isinstance(name, str) else record.spec.name
+
+    def parse_log_line(self, line: str) -> LogLine | None:
+        match = _LINE.match(line)
+        if match is None:
+            return None
+        level, month, day, hour, minute, second, message = match.groups()
+        at = local_time(int(month), int(day), int(hour), int(minute), int(second))
+        return LogLine(_LEVELS[level], message, at=at)
+
+
+VLLM = Vllm()
