@@ -427,3 +427,19 @@ def test_openai_without_the_package_says_how_to_get_it() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=60, check=True)
     assert "pip install 'llamactl-server[openai]'" in result.stdout
+
+
+def test_a_hub_id_for_vllm_is_sent_as_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recorder = Recorder({
+        "/api/instances": lambda _: httpx.Response(201, json={"instance": INSTANCE})})
+    client = client_with(recorder)
+    monkeypatch.chdir(tmp_path)
+    client.create_instance("a", "Qwen/Qwen2.5-0.5B", backend="vllm")
+    client.create_instance("a", "Qwen/Qwen2.5-0.5B")  # llama.cpp: a relative file path
+    (tmp_path / "org" / "local").mkdir(parents=True)
+    client.create_instance("a", "org/local", backend="mlx_lm")  # it names something here
+    sent = [json.loads(request.content)["model_path"] for request in recorder.requests]
+    assert sent == ["Qwen/Qwen2.5-0.5B", str(tmp_path / "Qwen" / "Qwen2.5-0.5B"),
+                    str(tmp_path / "org" / "local")]

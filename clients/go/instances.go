@@ -4,7 +4,9 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"time"
@@ -44,7 +46,7 @@ func (c *Client) GetInstance(ctx context.Context, name string) (*Instance, error
 // ModelPath is made absolute against this process's working directory, where it was
 // meant (the server refuses relative paths).
 func (c *Client) CreateInstance(ctx context.Context, req CreateInstanceRequest) (*Instance, error) {
-	path, err := callerPath(req.ModelPath)
+	path, err := callerPath(req.ModelPath, req.Backend)
 	if err != nil {
 		return nil, err
 	}
@@ -62,7 +64,7 @@ func (c *Client) CreateInstance(ctx context.Context, req CreateInstanceRequest) 
 // absolute as in CreateInstance.
 func (c *Client) UpdateInstance(ctx context.Context, name string, req UpdateInstanceRequest) (*InstanceUpdated, error) {
 	if req.ModelPath != nil {
-		path, err := callerPath(*req.ModelPath)
+		path, err := callerPath(*req.ModelPath, "")
 		if err != nil {
 			return nil, err
 		}
@@ -226,10 +228,19 @@ func (c *Client) StopAll(ctx context.Context) (*StopAllResult, error) {
 }
 
 // callerPath makes a relative model path absolute against the working directory: the
-// caller's directory is what a relative path means, and only the caller knows it.
-func callerPath(path string) (string, error) {
+// caller's directory is what a relative path means, and only the caller knows it. A hub id
+// ("org/name") that names nothing here is sent as it is for a backend that takes them (vLLM,
+// MLX).
+func callerPath(path, backend string) (string, error) {
 	if path == "" || filepath.IsAbs(path) {
 		return path, nil
 	}
+	if backend != "" && backend != "llama_cpp" && hubID.MatchString(path) {
+		if _, err := os.Stat(path); err != nil {
+			return path, nil
+		}
+	}
 	return filepath.Abs(path)
 }
+
+var hubID = regexp.MustCompile(`^[A-Za-z0-9][\w.-]*/[\w.-]+$`)

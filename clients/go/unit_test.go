@@ -185,7 +185,13 @@ func TestRelativeModelPathsAreTheCallers(t *testing.T) {
 	if _, err := c.UpdateInstance(ctx, "a", UpdateInstanceRequest{ModelPath: &relative}); err != nil {
 		t.Fatalf("UpdateInstance: %v", err)
 	}
-	want := []string{filepath.Join(wd, relative), "/abs/m.gguf", filepath.Join(wd, relative)}
+	// A hub id for a backend that takes them (vLLM) goes as it is.
+	hub := CreateInstanceRequest{Name: "c", ModelPath: "Qwen/Qwen2.5-0.5B", Backend: "vllm"}
+	if _, err := c.CreateInstance(ctx, hub); err != nil {
+		t.Fatalf("CreateInstance: %v", err)
+	}
+	want := []string{filepath.Join(wd, relative), "/abs/m.gguf", filepath.Join(wd, relative),
+		"Qwen/Qwen2.5-0.5B"}
 	if strings.Join(sent, "|") != strings.Join(want, "|") {
 		t.Fatalf("model paths sent: %q, want %q", sent, want)
 	}

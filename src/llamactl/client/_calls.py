@@ -7,6 +7,7 @@ contract (``/api/instances/...``, ``{"instances": [...]}``, ``{"instance": {...}
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
@@ -66,17 +67,25 @@ def get_instance(name: str) -> Call[Instance]:
     return Call("GET", instance_path(name), Instance.model_validate)
 
 
-def caller_path(model_path: str | os.PathLike[str]) -> str:
+def caller_path(model_path: str | os.PathLike[str], backend: object = None) -> str:
     """A model path as the server takes it: absolute. A relative one (or ``~/...``) means the
     caller's directory, which the server cannot know: it is resolved here, where it was
-    typed. Symlinks are left alone; the server resolves them."""
+    typed. Symlinks are left alone; the server resolves them. For a backend that takes hub
+    ids (vLLM, MLX), an ``org/name`` that names nothing here is sent as it is."""
     path = os.fspath(model_path)
-    return os.path.abspath(os.path.expanduser(path)) if path else path
+    hub = backend not in (None, "llama_cpp") and _HUB_ID.match(path) is not None
+    if not path or (hub and not os.path.exists(path)):
+        return path
+    return os.path.abspath(os.path.expanduser(path))
+
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 def create_instance(name: str, model_path: str | os.PathLike[str],
                     fields: Mapping[str, Any]) -> Call[Instance]:
-    body = {**fields, "name": name, "model_path": caller_path(model_path)}
+    body = {**fields, "name": name,
+            "model_path": caller_path(model_path, fields.get("backend"))}
     return Call("POST", INSTANCES, lambda answer: Instance.model_validate(answer["instance"]),
                 body=body)
 
@@ -84,7 +93,7 @@ def create_instance(name: str, model_path: str | os.PathLike[str],
 def update_instance(name: str, changes: Mapping[str, Any], restart: bool) -> Call[InstanceUpdated]:
     body = dict(changes)
     if isinstance(body.get("model_path"), str | os.PathLike):
-        body["model_path"] = caller_path(body["model_path"])
+        body["model_path"] = caller_path(body["model_path"], body.get("backend"))
     return Call("PUT", instance_path(name), InstanceUpdated.model_validate,
                 params={"restart": True} if restart else None, body=body)
 
