@@ -183,3 +183,77 @@ async def test_a_flag_the_real_server_lacks_fails_the_start(
     started = await app.client.post("/api/instances/m/start?wait=true")
     assert started.status_code == 502
     assert "unrecognized arguments: --ctx-size" in started.json()["details"]
+
+
+@pytest.mark.parametrize(("backend", "command", "instance", "ignored"), [
+    ("llama_cpp",
+     "llama-server -m /models/x.gguf --port 8081 -c 4096 -ngl 99 --host 0.0.0.0",
+     {"model_path": "/models/x.gguf", "port": 8081,
+      "options": {"context_size": 4096, "gpu_layers": 99}, "extra_args": []},
+     ["--host", "0.0.0.0"]),
+    ("llama_cpp",
+     "LLAMA_ARG_CTX_SIZE=8192 LLAMA_ARG_FLASH_ATTN=on CUDA_VISIBLE_DEVICES=0 "
+     "/opt/bin/llama-server --model '/m/my model.gguf' -np=2 --jinja --no-webui "
+     "--api-key secret --metrics --mystery 3 --lora a.gguf --lora b.gguf",
+     {"model_path": "/m/my model.gguf", "port": None,
+      "options": {"parallel": 2, "jinja": True, "webui": False, "lora": ["a.gguf", "b.gguf"],
+                  "context_size": 8192, "flash_attn": "on"},
+      "extra_args": ["--mystery", "3"]},
+     ["CUDA_VISIBLE_DEVICES=0", "--api-key", "secret", "--metrics"]),
+    ("vllm",
+     "vllm serve Qwen/Qwen2.5-7B-Instruct --port 8000 -tp 2 --max-model-len 8192 "
+     "--enforce-eager --api-key k",
+     {"model_path": "Qwen/Qwen2.5-7B-Instruct", "port": 8000,
+      "options": {"tensor_parallel_size": 2, "max_model_len": 8192, "enforce_eager": True},
+      "extra_args": []},
+     ["--api-key", "k"]),
+    ("mlx_lm",
+     "python -m mlx_lm.server --model mlx-community/Qwen3-4B-4bit --temp 0.7 --host 0.0.0.0",
+     {"model_path": "mlx-community/Qwen3-4B-4bit", "port": None, "options": {"temp": 0.7},
+      "extra_args": []},
+     ["--host", "0.0.0.0"]),
+])
+async def test_a_command_line_is_imported_as_an_instance(
+    make_settings: Any, make_app: Any, backend: str, command: str,
+    instance: dict[str, Any], ignored: list[str],
+) -> None:
+    app = await _app(make_settings, make_app)
+    answer = await app.client.post(f"/api/backends/{backend}/parse-command",
+                                   json={"command": command})
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"instance": {"backend": backend, **instance}, "ignored": ignored}
+
+
+@pytest.mark.parametrize(("backend", "command", "problem"), [
+    ("llama_cpp", "vllm serve x", "'vllm' is not a llama_cpp command"),
+    ("llama_cpp", "llama-server -m /x.gguf -c many", "-c many: not an integer"),
+    ("llama_cpp", "llama-server -m '/x.gguf", "cannot be split"),
+    ("llama_cpp", "llama-server -c 4096", "names no model"),
+    ("vllm", "vllm run m", "expected 'serve'"),
+    ("llama_cpp", "llama-server -m /x.gguf --port 80", "not a port llamactl can use"),
+])
+async def test_a_command_line_that_cannot_be_imported_is_400_naming_the_token(
+    make_settings: Any, make_app: Any, backend: str, command: str, problem: str
+) -> None:
+    app = await _app(make_settings, make_app)
+    answer = await app.client.post(f"/api/backends/{backend}/parse-command",
+                                   json={"command": command})
+    assert answer.status_code == 400
+    assert answer.json()["code"] == "VALIDATION_ERROR"
+    assert problem in answer.json()["details"]
+
+
+async def test_an_imported_instance_with_a_name_is_a_valid_create(
+    make_settings: Any, make_app: Any, model: Path
+) -> None:
+    app = await _app(make_settings, make_app)
+    parsed = await app.client.post("/api/backends/llama_cpp/parse-command", json={
+        "command": f"llama-server -m {model} -c 512 -t 1 --host 0.0.0.0 --port 8080"})
+    body = {**parsed.json()["instance"], "name": "imported"}
+    body["port"] = None  # the command's port may be taken here: any free one
+    created = await app.client.post("/api/instances", json=body)
+    assert created.status_code == 201, created.text
+    listed = (await app.client.get("/api/backends")).json()["backends"]
+    assert [b["name"] for b in listed] == ["llama_cpp", "vllm", "mlx_lm"]
+    assert {"name": "context_size", "flag": "--ctx-size", "type": "int", "choices": [],
+            "help": "prompt context size (0: from the model)"} in listed[0]["options"]

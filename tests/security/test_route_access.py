@@ -72,6 +72,9 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/system/status"): Rule("viewer", "/api/system/status", 200),
     ("GET", "/api/system/info"): Rule("viewer", "/api/system/info", 200),
     ("GET", "/api/config"): Rule("viewer", "/api/config", 200),
+    ("GET", "/api/backends"): Rule("viewer", "/api/backends", 200),
+    ("POST", "/api/backends/{backend}/parse-command"): Rule(
+        "operator", "/api/backends/llama_cpp/parse-command", 400, {"command": "ls -l"}),
     ("PUT", "/api/config"): Rule("admin", "/api/config", 400, {"server": {"port": 0}}),
     ("GET", "/api/events"): Rule("viewer", "/api/events", 200, stream=True),
     ("WS", "/api/ws"): Rule("viewer", "/api/ws", 101),

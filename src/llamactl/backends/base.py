@@ -13,6 +13,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, Protocol
 
+from llamactl.backends.command_import import CommandSyntax
+from llamactl.backends.option_table import OptionTable
 from llamactl.config import BackendsConfig
 from llamactl.instances.models import InstanceRecord, OptionValue
 
@@ -32,6 +34,8 @@ class LogLine(NamedTuple):
 
 class Backend(Protocol):
     name: str
+    table: OptionTable  # its options: llamactl's names, types and the flags they become
+    syntax: CommandSyntax  # how its command lines read, to import one
     # GET paths that tell readiness and health, in order: a 404 moves on to the next.
     health_paths: tuple[str, ...]
     # True: model_path is a file on this host. False: also a directory, or a hub id

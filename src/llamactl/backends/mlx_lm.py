@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from llamactl.backends.base import Level, LogLine, backend_environment, find_program
+from llamactl.backends.command_import import CommandSyntax
 from llamactl.backends.option_table import OptionTable
 from llamactl.backends.option_table import bool_option as _bool
 from llamactl.backends.option_table import choice_option as _choice
@@ -52,6 +53,10 @@ _LEVELS: dict[str, Level] = {"DEBUG": "debug", "INFO": "info", "WARNING": "warn"
 
 class MlxLm:
     name: str = "mlx_lm"
+    table: OptionTable = TABLE
+    # ``mlx_lm.server ...`` or ``python -m mlx_lm.server ...``
+    syntax: CommandSyntax = CommandSyntax(programs=frozenset({"mlx_lm.server"}),
+                                          model_flags=frozenset({"--model"}))
     health_paths: tuple[str, ...] = ("/health", "/v1/models")
     model_files_only: bool = False
 

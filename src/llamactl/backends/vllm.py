@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from llamactl.backends.base import Level, LogLine, backend_environment, find_program, flag_value
+from llamactl.backends.command_import import CommandSyntax
 from llamactl.backends.option_table import OptionTable
 from llamactl.backends.option_table import bool_option as _bool
 from llamactl.backends.option_table import choice_option as _choice
@@ -82,6 +83,11 @@ def local_time(month: int, day: int, hour: int, minute: int, second: int,
 
 class Vllm:
     name: str = "vllm"
+    table: OptionTable = TABLE
+    syntax: CommandSyntax = CommandSyntax(
+        programs=frozenset({"vllm"}), subcommand="serve", positional_model=True,
+        model_flags=frozenset({"--model"}), short_flags={"-tp": "--tensor-parallel-size",
+                                                          "-pp": "--pipeline-parallel-size"})
     health_paths: tuple[str, ...] = ("/health",)
     model_files_only: bool = False
 

@@ -8,16 +8,39 @@ from collections.abc import Mapping
 from typing import Any
 
 from llamactl.backends.base import LogLine
+from llamactl.backends.command_import import CommandSyntax
 from llamactl.backends.llama_cpp import command, log_lines, options
 from llamactl.backends.llama_cpp.binary import packaged_binary, resolve_command
+from llamactl.backends.option_table import OptionTable
 from llamactl.config import BackendsConfig
 from llamactl.instances.models import InstanceRecord, OptionValue
 
 __all__ = ["LLAMA_CPP", "LlamaCpp", "packaged_binary"]
 
 
+# llama-server's short flags and other spellings, for imported command lines.
+SHORT_FLAGS = {
+    "-m": "--model", "-c": "--ctx-size", "-ngl": "--n-gpu-layers", "--gpu-layers": "--n-gpu-layers",
+    "-t": "--threads", "-tb": "--threads-batch", "-b": "--batch-size", "-ub": "--ubatch-size",
+    "-np": "--parallel", "-cb": "--cont-batching", "-nocb": "--no-cont-batching",
+    "-n": "--n-predict", "-fa": "--flash-attn", "-ctk": "--cache-type-k",
+    "-ctv": "--cache-type-v", "-mg": "--main-gpu", "-sm": "--split-mode",
+    "-ts": "--tensor-split", "-ncmoe": "--n-cpu-moe", "-cmoe": "--cpu-moe", "-dev": "--device",
+    "-kvu": "--kv-unified", "-a": "--alias", "-s": "--seed", "-to": "--timeout",
+    "-md": "--spec-draft-model", "-ngld": "--spec-draft-ngl", "-v": "--verbose",
+    "-lv": "--log-verbosity", "-hf": "--hf-repo", "-mu": "--model-url",
+    "--temperature": "--temp", "--ctx_size": "--ctx-size",
+}
+
+
 class LlamaCpp:
     name: str = "llama_cpp"
+    table: OptionTable = options.TABLE
+    syntax: CommandSyntax = CommandSyntax(
+        programs=frozenset({"llama-server", "server", "llama-cpp-server"}),
+        model_flags=frozenset({"--model"}), short_flags=SHORT_FLAGS, env_prefix="LLAMA_ARG_",
+        switches=frozenset({"--metrics", "--slots", "--log-prefix", "--log-timestamps",
+                            "--no-log-prefix", "--no-log-timestamps"}))
     health_paths: tuple[str, ...] = ("/health",)  # 503 while loading, 200 once ready
     model_files_only: bool = True
 

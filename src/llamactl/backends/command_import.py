@@ -1,0 +1,169 @@
+"""Importing a command line (``llama-server -m x.gguf -c 4096 ...``) as an instance.
+
+One parser for every backend, driven by the backend's option table and its ``CommandSyntax``:
+which programs it is, where the model and the port are, its short flags and its environment
+variables. Tokens are split as a shell would (``shlex``); the flags llamactl sets itself go to
+``ignored``, flags the table does not know go to ``extra_args`` as they were, and a value that
+does not fit its option is a 400 naming the token.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from dataclasses import dataclass, field
+from typing import Any
+
+from llamactl.backends.option_table import OptionSpec, OptionTable
+from llamactl.errors import ValidationFailed
+
+
+@dataclass(frozen=True)
+class CommandSyntax:
+    programs: frozenset[str]  # the program's names (a path's last part is matched)
+    model_flags: frozenset[str] = frozenset()
+    port_flags: frozenset[str] = frozenset({"--port"})
+    subcommand: str | None = None  # "serve" for vllm
+    positional_model: bool = False  # vllm serve <model>
+    short_flags: dict[str, str] = field(default_factory=dict)  # "-c" -> "--ctx-size"
+    env_prefix: str | None = None  # LLAMA_ARG_CTX_SIZE=4096 -> --ctx-size 4096
+    # Reserved flags that take no value (the rest of the reserved ones take one).
+    switches: frozenset[str] = frozenset()
+
+
+@dataclass
+class Imported:
+    backend: str
+    model_path: str | None = None
+    port: int | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    extra_args: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+
+    def answer(self) -> dict[str, Any]:
+        return {"instance": {"backend": self.backend, "model_path": self.model_path,
+                             "port": self.port, "options": self.options,
+                             "extra_args": self.extra_args},
+                "ignored": self.ignored}
+
+
+def import_command(command: str, backend: str, syntax: CommandSyntax,
+                   table: OptionTable) -> Imported:
+    try:
+        tokens = shlex.split(command)
+    except ValueError as exc:
+        raise _bad(f"command: cannot be split as a shell would ({exc})") from None
+    imported = Imported(backend)
+    args = _environment(tokens, syntax, imported)
+    args = _program(args, backend, syntax)
+    _arguments(args, syntax, table, imported)
+    if imported.model_path is None:
+        raise _bad("command: names no model")
+    return imported
+
+
+def _environment(tokens: list[str], syntax: CommandSyntax, imported: Imported) -> list[str]:
+    """Leading NAME=value words: the backend's own variables become its flags."""
+    flags: list[str] = []
+    index = 0
+    while index < len(tokens) and "=" in tokens[index] and not tokens[index].startswith("-"):
+        name, value = tokens[index].split("=", 1)
+        if syntax.env_prefix and name.startswith(syntax.env_prefix):
+            flag = "--" + name[len(syntax.env_prefix):].lower().replace("_", "-")
+            flags.append(f"{flag}={value}")
+        else:
+            imported.ignored.append(tokens[index])
+        index += 1
+    return tokens[index:] + flags
+
+
+def _program(tokens: list[str], backend: str, syntax: CommandSyntax) -> list[str]:
+    words = list(tokens)
+    if words and os.path.basename(words[0]).startswith("python"):
+        words = words[2:] if len(words) > 2 and words[1] == "-m" else words[1:]
+    if not words or os.path.basename(words[0]) not in syntax.programs:
+        found = words[0] if words else "(nothing)"
+        raise _bad(f"command: '{found}' is not a {backend} command "
+                   f"({' or '.join(sorted(syntax.programs))})")
+    words = words[1:]
+    if syntax.subcommand is not None:
+        if not words or words[0] != syntax.subcommand:
+            raise _bad(f"command: expected '{syntax.subcommand}' after the program")
+        words = words[1:]
+    return words
+
+
+def _arguments(args: list[str], syntax: CommandSyntax, table: OptionTable,
+               imported: Imported) -> None:
+    specs = {spec.flag: spec for spec in table.options}
+    false_flags = {spec.false_flag: spec for spec in table.options if spec.false_flag}
+    index = 0
+    while index < len(args):
+        token = args[index]
+        index += 1
+        if not token.startswith("-"):
+            if syntax.positional_model and imported.model_path is None:
+                imported.model_path = token
+                continue
+            raise _bad(f"command: unexpected '{token}'")
+        flag, equals, inline = token.partition("=")
+        flag = syntax.short_flags.get(flag, flag)
+        takes_value = flag not in syntax.switches and not (
+            flag in specs and specs[flag].kind == "bool") and flag not in false_flags
+        value: str | None = inline if equals else None
+        if takes_value and value is None:
+            value = args[index] if index < len(args) else None
+            index += 1 if value is not None else 0
+        if flag in syntax.model_flags or flag in syntax.port_flags:
+            _placement(flag, value, syntax, imported)
+        elif flag in table.reserved_flags:
+            imported.ignored += [token] if value is None or equals else [token, value]
+        elif flag in specs:
+            _option(specs[flag], value, token, imported, inline=bool(equals))
+        elif flag in false_flags:
+            imported.options[false_flags[flag].name] = False
+        else:
+            imported.extra_args += [token] if value is None or equals else [token, value]
+
+
+def _placement(flag: str, value: str | None, syntax: CommandSyntax,
+               imported: Imported) -> None:
+    if value is None:
+        raise _bad(f"command: {flag} needs a value")
+    if flag in syntax.model_flags:
+        imported.model_path = value
+        return
+    if not value.isdigit() or not 1024 <= int(value) <= 65535:
+        raise _bad(f"command: {flag} {value} is not a port llamactl can use (1024-65535)")
+    imported.port = int(value)
+
+
+_TRUE = frozenset({"1", "true", "on", "yes", "enabled"})
+_FALSE = frozenset({"0", "false", "off", "no", "disabled"})
+
+
+def _option(spec: OptionSpec, value: str | None, token: str, imported: Imported, *,
+            inline: bool) -> None:
+    if spec.kind == "bool":
+        if inline and value is not None and value.lower() not in _TRUE | _FALSE:
+            raise _bad(f"command: {token}: not a boolean")
+        imported.options[spec.name] = not (inline and value is not None
+                                           and value.lower() in _FALSE)
+        return
+    if value is None:
+        raise _bad(f"command: {token} needs a value")
+    try:
+        converted: Any = {"int": int, "float": float}.get(spec.kind, str)(value)
+    except ValueError:
+        what = "an integer" if spec.kind == "int" else "a number"
+        raise _bad(f"command: {token} {value}: not {what}") from None
+    if spec.kind == "str_list":
+        imported.options.setdefault(spec.name, []).append(value)
+    elif spec.kind == "choice" and value not in spec.choices:
+        raise _bad(f"command: {token} {value}: one of {', '.join(spec.choices)}")
+    else:
+        imported.options[spec.name] = converted
+
+
+def _bad(details: str) -> ValidationFailed:
+    return ValidationFailed("The command line cannot be imported", details)
