@@ -266,7 +266,7 @@ def test_the_top_level_help_lists_each_command_with_its_own_summary() -> None:
 def test_every_client_command_has_help_with_examples() -> None:
     runner = CliRunner()
     paths = [p for p in _commands(main, ()) if p[0] in CLIENT_COMMANDS]
-    assert len(paths) == 21  # 5 entries, 12 instance commands, 2 system, 2 config
+    assert len(paths) == 22  # 5 entries, 13 instance commands, 2 system, 2 config
     for path in paths:
         result = runner.invoke(main, [*path, "--help"])
         assert result.exit_code == 0, (path, result.output)
@@ -280,3 +280,18 @@ def test_option_values_are_json_when_they_parse() -> None:
         "lora": ["a.gguf"], "text": "a=b"}
     with pytest.raises(click.BadParameter):
         parse_pairs(["novalue"], "--option")
+
+
+def test_import_creates_an_instance_from_a_command_line(server: LlamactlProcess, model: Path,
+                                                         home: Path) -> None:
+    imported = cli("instances", "import", "imp", "-o", "json", "--", "llama-server",
+                   "-m", str(model), "-c", "512", "-t", "1", "--host", "0.0.0.0",
+                   url=server.url, home=home)
+    instance = json.loads(ok(imported))
+    assert instance["options"] == {"context_size": 512, "threads": 1}
+    assert instance["model_path"] == str(model)
+    assert "ignored (llamactl sets it or cannot use it): --host" in imported.stderr
+    refused = cli("instances", "import", "bad", "--", "vllm", "serve", "x",
+                  url=server.url, home=home)
+    assert refused.returncode == 1
+    assert "is not a llama_cpp command" in refused.stderr

@@ -41,6 +41,8 @@ PYTHON: list[tuple[Any, str, str]] = [
     (py.SystemStatus, "SystemStatus", "answer"), (py.Gpu, "Gpu", "answer"),
     (py.SystemInfo, "SystemInfo", "answer"), (py.ConfigUpdated, "ConfigUpdated", "answer"),
     (py.Token, "TokenAnswer", "answer"),
+    (py.ImportedCommand, "ImportedCommand", "answer"),
+    (py.ImportedInstance, "ImportedInstance", "answer"),
     (py.InstanceFields, "InstanceCreate", "request"),
     (py.InstanceChanges, "InstanceUpdate", "request"),
 ]
@@ -58,6 +60,8 @@ GO: list[tuple[str, str, str]] = [
     ("Token", "TokenAnswer", "answer"), ("Model", "#/v1/models/{model}", "answer"),
     ("CreateInstanceRequest", "InstanceCreate", "request"),
     ("UpdateInstanceRequest", "InstanceUpdate", "request"),
+    ("ImportedCommand", "ImportedCommand", "answer"),
+    ("ImportedInstance", "ImportedInstance", "answer"),
 ]
 
 

@@ -199,3 +199,33 @@ func TestRelativeModelPathsAreTheCallers(t *testing.T) {
 		t.Fatalf("the caller's request was changed: %q", relative)
 	}
 }
+
+func TestParseCommandPostsTheCommandToItsBackend(t *testing.T) {
+	var path, command string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var doc struct {
+			Command string `json:"command"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&doc)
+		path, command = r.URL.Path, doc.Command
+		_, _ = io.WriteString(w, `{"instance": {"backend": "vllm", "model_path": "org/m",
+			"port": null, "options": {"max_model_len": 4096}, "extra_args": []},
+			"ignored": ["--api-key", "k"]}`)
+	}))
+	t.Cleanup(srv.Close)
+	got, err := NewClient(srv.URL).ParseCommand(context.Background(), "vllm", "vllm serve org/m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if path != "/api/backends/vllm/parse-command" || command != "vllm serve org/m" {
+		t.Fatalf("sent %s %q", path, command)
+	}
+	if got.Instance.ModelPath != "org/m" || got.Instance.Port != nil || len(got.Ignored) != 2 {
+		t.Fatalf("read %+v", got)
+	}
+	if n, ok := got.Instance.Options["max_model_len"].(json.Number); !ok || n.String() != "4096" {
+		if f, ok := got.Instance.Options["max_model_len"].(float64); !ok || f != 4096 {
+			t.Fatalf("options %#v", got.Instance.Options)
+		}
+	}
+}

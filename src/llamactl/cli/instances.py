@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shlex
 from typing import Any, cast
 
 import click
@@ -144,6 +145,33 @@ def create_instance(client: Client, name: str, model_path: str, port: int | None
     if port is not None:
         extra["port"] = port
     instance = client.create_instance(name, model_path, **cast(InstanceFields, extra))
+    if not echoed_as_json(instance, output):
+        click.echo(f"created {instance.name} on port {instance.port} (stopped)")
+
+
+@instances.command("import")
+@click.argument("name")
+@click.argument("command", nargs=-1, required=True)
+@click.option("--backend", type=click.Choice(["llama_cpp", "vllm", "mlx_lm"]),
+              default="llama_cpp", show_default=True, help="Whose command line it is.")
+@OUTPUT_OPTION
+@with_client
+def import_instance(client: Client, name: str, command: tuple[str, ...], backend: str,
+                    output: str) -> None:
+    """Create a (stopped) instance from a command line you already run.
+
+    \b
+    Examples:
+      llamactl instances import qwen -- llama-server -m ~/models/qwen.gguf -c 8192 -ngl 99
+      llamactl instances import big --backend vllm -- vllm serve Qwen/Qwen2.5-7B-Instruct
+    """
+    words = list(command)
+    imported = client.parse_command(shlex.join(words), backend)
+    fields = imported.instance.model_dump()
+    model_path = fields.pop("model_path")
+    for word in imported.ignored:
+        click.echo(f"ignored (llamactl sets it or cannot use it): {word}", err=True)
+    instance = client.create_instance(name, model_path, **cast(InstanceFields, fields))
     if not echoed_as_json(instance, output):
         click.echo(f"created {instance.name} on port {instance.port} (stopped)")
 

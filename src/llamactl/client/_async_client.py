@@ -42,6 +42,7 @@ from llamactl.client._models import (
     BatchResult,
     ConfigUpdated,
     Health,
+    ImportedCommand,
     Instance,
     InstanceChanges,
     InstanceFields,
@@ -253,6 +254,10 @@ class AsyncClient(BaseClient):
 
     async def system_status(self) -> SystemStatus:
         return await self._call(calls.system_status())
+
+    async def parse_command(self, command: str, backend: str = "llama_cpp") -> ImportedCommand:
+        """As ``Client.parse_command``."""
+        return await self._call(calls.parse_command(backend, command))
 
     async def system_info(self) -> SystemInfo:
         return await self._call(calls.system_info())

@@ -17,6 +17,7 @@ from llamactl.client._models import (
     BatchResult,
     ConfigUpdated,
     Health,
+    ImportedCommand,
     Instance,
     InstanceUpdated,
     LogEntry,
@@ -157,6 +158,11 @@ def stop_all() -> Call[BatchResult]:
 
 def system_status() -> Call[SystemStatus]:
     return Call("GET", "/api/system/status", SystemStatus.model_validate)
+
+
+def parse_command(backend: str, command: str) -> Call[ImportedCommand]:
+    return Call("POST", f"/api/backends/{quote(backend, safe='')}/parse-command",
+                ImportedCommand.model_validate, body={"command": command})
 
 
 def system_info() -> Call[SystemInfo]:

@@ -37,6 +37,7 @@ from llamactl.client._models import (
     BatchResult,
     ConfigUpdated,
     Health,
+    ImportedCommand,
     Instance,
     InstanceChanges,
     InstanceFields,
@@ -262,6 +263,11 @@ class Client(BaseClient):
 
     def system_status(self) -> SystemStatus:
         return self._call(calls.system_status())
+
+    def parse_command(self, command: str, backend: str = "llama_cpp") -> ImportedCommand:
+        """Read a ``llama-server`` (``vllm serve``, ``mlx_lm.server``) command line as an
+        instance: ``create_instance(name, **imported.instance.model_dump())`` creates it."""
+        return self._call(calls.parse_command(backend, command))
 
     def system_info(self) -> SystemInfo:
         return self._call(calls.system_info())

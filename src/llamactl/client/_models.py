@@ -21,6 +21,8 @@ __all__ = [
     "Gpu",
     "Health",
     "HealthChecks",
+    "ImportedCommand",
+    "ImportedInstance",
     "Instance",
     "InstanceChanges",
     "InstanceCounts",
@@ -174,6 +176,22 @@ class ConfigUpdated(_Model):
     message: str
     restart_required: bool = True
     config: dict[str, Any] = Field(default_factory=dict)
+
+
+class ImportedInstance(_Model):
+    backend: str
+    model_path: str
+    port: int | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+    extra_args: list[str] = Field(default_factory=list)
+
+
+class ImportedCommand(_Model):
+    """A command line read as an instance: ``instance`` with a name added is a valid
+    ``create_instance``; ``ignored`` is what llamactl sets itself or could not use."""
+
+    instance: ImportedInstance
+    ignored: list[str] = Field(default_factory=list)
 
 
 class Token(_Model):
