@@ -13,12 +13,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from llamactl.backends import BACKENDS, backend_named
 from llamactl.errors import ValidationFailed
 from llamactl.instances.models import InstanceRecord, InstanceSpec
 from tests.conftest import AppHarness
+from tests.support.helpers import llamactl_server, port_block, wait_until, write_config
 
 SUPPORT = Path(__file__).resolve().parent / "support"
 STAND_INS = {"vllm": [sys.executable, str(SUPPORT / "stand_in_vllm.py")],
@@ -257,3 +259,34 @@ async def test_an_imported_instance_with_a_name_is_a_valid_create(
     assert [b["name"] for b in listed] == ["llama_cpp", "vllm", "mlx_lm"]
     assert {"name": "context_size", "flag": "--ctx-size", "type": "int", "choices": [],
             "help": "prompt context size (0: from the model)"} in listed[0]["options"]
+
+
+def test_a_stand_in_vllm_is_adopted_after_a_kill_9_of_llamactl(tmp_path: Path) -> None:
+    """As for llama-server (test_adoption.py): the process outlives llamactl, the next one
+    takes it back by pid and start time, and stops it."""
+    model = tmp_path / "models" / "weights"
+    model.mkdir(parents=True)
+    low, high = port_block()
+    config = write_config(tmp_path / "config.yaml", {
+        "backends": {"vllm": {"command": STAND_INS["vllm"]}},
+        "instances": {"port_range": [low, high]}})
+    data = tmp_path / "data"
+    with llamactl_server(data, config) as first:
+        with first.client() as client:
+            created = client.post("/api/instances", json={
+                "name": "v", "model_path": str(model), "backend": "vllm"})
+            assert created.status_code == 201, created.text
+            assert client.post("/api/instances/v/start?wait=true").status_code == 200
+            before = client.get("/api/instances/v").json()
+        first.kill9()
+    with llamactl_server(data, config) as second, second.client() as client:
+        adopted = client.get("/api/instances/v").json()
+        assert adopted["status"] == "running"
+        assert adopted["pid"] == before["pid"]
+        answer = client.post("/v1/completions", json={"model": "v", "prompt": "hi"})
+        assert answer.status_code == 200, answer.text
+        assert client.post("/api/instances/v/stop").status_code == 200
+        wait_until(lambda: client.get("/api/instances/v").json()["status"] == "stopped",
+                   what="the adopted stand-in to stop")
+    assert not psutil.pid_exists(before["pid"]) or (
+        psutil.Process(before["pid"]).status() == psutil.STATUS_ZOMBIE)
