@@ -151,6 +151,7 @@ class InstanceManager:
                 idle_timeout=body.idle_timeout, group=body.group,
                 environment=dict(body.environment or {}), extra_args=list(body.extra_args or []),
                 aliases=list(body.aliases or []),
+                resources=dict(body.resources or {}),  # ray: issue 18
             )
             record = InstanceRecord(spec=spec)
             await self._ctx.repository.insert(record)  # StorageUnavailable: nothing created
@@ -351,6 +352,8 @@ def _updater(
             spec.extra_args = list(body.extra_args or [])
         if "aliases" in given:
             spec.aliases = list(body.aliases or [])
+        if "resources" in given:  # ray: issue 18
+            spec.resources = dict(body.resources or {})
 
     return apply
 
