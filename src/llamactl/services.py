@@ -41,6 +41,7 @@ from llamactl.store.database import open_database
 from llamactl.store.instances import InstanceRepository
 from llamactl.store.writer import StoreWriter
 from llamactl.supervisor.context import OwnerContext
+from llamactl.supervisor.host import LocalHost, ProcessHost
 from llamactl.supervisor.manager import InstanceManager
 from llamactl.version import DISTRIBUTION, package_version
 
@@ -61,12 +62,14 @@ async def running_services(settings: Settings, config_path: Path | None,
         events = EventHub()
         writer = StoreWriter(connection, events)  # every statement after boot runs on it
         stack.push_async_callback(writer.close, timeout=WRITER_CLOSE_SECONDS)
+        host = build_host(settings)  # issue 18: this machine, or a Ray cluster
+        stack.callback(host.close)
         manager = InstanceManager(
             OwnerContext(config=settings.instances,
                          backend_command=lambda: resolve_command(settings.backends.llama_cpp),
                          logs_dir=settings.logs_dir,
                          repository=InstanceRepository(connection, writer),
-                         events=events, metrics=metrics),
+                         events=events, metrics=metrics, host=host),
             reserved_ports=[settings.server.port])
         auth = build_auth(settings, connection, writer, config_path)
         manager.boot()
@@ -104,6 +107,15 @@ async def _front(settings: Settings, config_path: Path | None, metrics: Llamactl
     finally:
         await monitoring.stop()
         await gateway.close()
+
+
+def build_host(settings: Settings) -> ProcessHost:
+    """Where backends run: this machine, or the Ray cluster of ``cluster`` (engine: ray)."""
+    if settings.cluster.engine == "ray":
+        from llamactl.cluster.ray_host import connect
+
+        return connect(settings.cluster)
+    return LocalHost()
 
 
 def shared_http_client() -> httpx.AsyncClient:

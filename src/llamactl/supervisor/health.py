@@ -18,17 +18,18 @@ PROBE_TIMEOUT_SECONDS = 2.0
 _REQUEST = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
 
 
-async def probe_health(port: int, timeout: float = PROBE_TIMEOUT_SECONDS) -> Probe:
+async def probe_health(port: int, timeout: float = PROBE_TIMEOUT_SECONDS,
+                       host: str = "127.0.0.1") -> Probe:
     try:
         async with asyncio.timeout(timeout):
-            return await _probe(port)
+            return await _probe(port, host)
     except TimeoutError:
         return "timeout"
 
 
-async def _probe(port: int) -> Probe:
+async def _probe(port: int, host: str = "127.0.0.1") -> Probe:
     try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        reader, writer = await asyncio.open_connection(host, port)
     except OSError:
         return "closed"
     try:

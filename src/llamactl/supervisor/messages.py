@@ -79,6 +79,11 @@ class Ready(Notice):
 
 
 @dataclass
+class Placed(Notice):
+    """The backend runs on a Ray node now (its pid and node are known)."""
+
+
+@dataclass
 class LoadFailed(Notice):
     reason: str = ""
 

@@ -35,9 +35,10 @@ from llamactl.supervisor import logs
 from llamactl.supervisor import messages as m
 from llamactl.supervisor.command import build_argv, build_env, slots_in
 from llamactl.supervisor.context import Lifecycle, OwnerContext
+from llamactl.supervisor.host import BackendProcess, PlacementError, SpawnRequest
 from llamactl.supervisor.leases import Lease, LeaseBook
 from llamactl.supervisor.ports import port_is_free
-from llamactl.supervisor.process import ProcessHandle, SpawnError, describe_exit
+from llamactl.supervisor.process import SpawnError, describe_exit
 from llamactl.supervisor.stats import ProcessStats
 from llamactl.supervisor.watchers import watch_liveness, watch_readiness
 
@@ -61,7 +62,7 @@ class InstanceOwner:
         self._ctx = context
         self._inbox: asyncio.Queue[m.Message] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
-        self._process: ProcessHandle | None = None
+        self._process: BackendProcess | None = None
         self._generation = 0
         self._exit_watcher: asyncio.Task[None] | None = None
         self._watchers: list[asyncio.Task[None]] = []  # readiness or liveness of this process
@@ -100,6 +101,13 @@ class InstanceOwner:
     def port(self) -> int:
         """Where the instance listens: its running process's port, else its configured one."""
         return self.record.runtime.serving_port or self.record.spec.port
+
+    @property
+    def backend_host(self) -> str:
+        """The host its backend listens on: the node's address on Ray, else loopback. The
+        gateway, proxy, health and metrics scrapers read this one field (issue 18)."""
+        node = self.record.runtime.node
+        return node["address"] if node else "127.0.0.1"
 
     @property
     def log_path(self) -> Path:
@@ -253,6 +261,8 @@ class InstanceOwner:
             self._on_exited(notice.code)
         elif isinstance(notice, m.Ready):
             self._on_ready()
+        elif isinstance(notice, m.Placed):
+            self._on_placed()
         elif isinstance(notice, m.LoadFailed):
             self._kill_now("fail", f"start failed: {notice.reason}")
         elif isinstance(notice, m.Unhealthy):
@@ -366,22 +376,26 @@ class InstanceOwner:
         runtime = self.record.runtime
         try:
             argv = build_argv(self._ctx.backend_command(), self.record)
-            _check_launchable(self.record, self._ctx.config.model_dirs)
+            if self._ctx.host.local:  # on a Ray node the node checks (cluster/actor.py)
+                _check_launchable(self.record, self._ctx.config.model_dirs)
             logs.rotate_if_needed(path, self._ctx.config.log_max_bytes,
                                   self._ctx.config.log_backups, None, live=False)
             self._own_log("info", f"starting: {' '.join(argv)}")
-            handle = ProcessHandle.spawn(argv, build_env(self.record), path)
+            handle = self._ctx.host.spawn(SpawnRequest(
+                self.name, argv, build_env(self.record), path, self.record.spec.resources,
+                self.record.spec.model_path))
         except (BackendNotFound, LaunchError, SpawnError) as exc:
             self._fail(f"start failed: {exc}")
             return
         self._process = handle
-        self.stats.reset(handle.pid)
+        self.stats.reset(handle.pid if self._ctx.host.local else None)
         runtime.pid, runtime.pid_start_time, runtime.command = (
             handle.pid, handle.start_time, handle.command)
         runtime.started_at = utc_now()
         runtime.serving_port = self.record.spec.port
         runtime.last_error = None
-        self._own_log("info", f"started pid {handle.pid}")
+        runtime.node = handle.node
+        self._own_log("info", f"started pid {handle.pid}" if handle.pid else "placing on a node")
         self._ctx.metrics.launched(self.name, retry=retry)
         self._set_status("starting")
         self._watch_exit(handle)
@@ -397,7 +411,8 @@ class InstanceOwner:
             return
         handle = None
         if runtime.pid and runtime.pid_start_time is not None and runtime.command:
-            handle = ProcessHandle.adopt(runtime.pid, runtime.pid_start_time, runtime.command)
+            handle = self._ctx.host.adopt(
+                self.name, runtime.pid, runtime.pid_start_time, runtime.command)
         if handle is None:
             self._own_log("warn", f"process pid {runtime.pid} from before is gone: stopped")
             runtime.pid = runtime.pid_start_time = runtime.serving_port = None
@@ -406,7 +421,8 @@ class InstanceOwner:
             return
         self._generation += 1
         self._process = handle
-        self.stats.reset(handle.pid)
+        self.stats.reset(handle.pid if self._ctx.host.local else None)
+        runtime.node = handle.node
         self._own_log("info", f"adopted pid {handle.pid}")
         self._watch_exit(handle)
         if runtime.status == "running":
@@ -416,6 +432,17 @@ class InstanceOwner:
         else:
             self._set_status("starting")
             self._watch_readiness()
+
+    def _on_placed(self) -> None:
+        """A backend on a Ray node runs now: record its pid and node (for adoption)."""
+        handle, runtime = self._process, self.record.runtime
+        if handle is None or self.status != "starting":
+            return
+        runtime.pid, runtime.pid_start_time, runtime.command = (
+            handle.pid, handle.start_time, handle.command)
+        runtime.node = handle.node
+        self._own_log("info", f"started pid {handle.pid} on node {handle.node}")
+        self._persist()
 
     def _on_ready(self) -> None:
         if self.status != "starting":
@@ -437,7 +464,7 @@ class InstanceOwner:
         self._cancel_timer()
         runtime = self.record.runtime
         runtime.pid = runtime.pid_start_time = runtime.serving_port = None
-        runtime.started_at = None
+        runtime.started_at = runtime.node = None
         self.stats.reset(None)
         what = describe_exit(code)
         pid = handle.pid if handle else "?"
@@ -618,7 +645,7 @@ class InstanceOwner:
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         return asyncio.create_task(coroutine, name=f"owner:{self.name}:helper")
 
-    def _watch_exit(self, handle: ProcessHandle) -> None:
+    def _watch_exit(self, handle: BackendProcess) -> None:
         generation = self._generation
 
         async def wait_exit() -> None:
@@ -629,16 +656,29 @@ class InstanceOwner:
 
     def _watch_readiness(self) -> None:
         assert self._process is not None
-        self._watchers.append(self._spawn(watch_readiness(
-            self._post, self._generation, self.port,
-            self.log_path, self._ctx.config.load_timeout,
-        )))
+        handle, generation = self._process, self._generation
+        load_timeout = self._ctx.config.load_timeout
+
+        async def placed_then_ready() -> None:
+            if handle.pid is None:  # a Ray node: placement first, within the load timeout
+                try:
+                    await asyncio.wait_for(handle.placed(), load_timeout)
+                except (PlacementError, TimeoutError) as exc:
+                    self._post(m.LoadFailed(generation, str(exc) or (
+                        f"not placed after {load_timeout:g} s: no node has "
+                        f"{self.record.spec.resources}")))
+                    return
+                self._post(m.Placed(generation))
+            await watch_readiness(self._post, generation, self.port, self.log_path,
+                                  load_timeout, host=handle.address)
+
+        self._watchers.append(self._spawn(placed_then_ready()))
 
     def _watch_liveness(self) -> None:
         self._watchers.append(self._spawn(watch_liveness(
             self._post, self._generation, self.port,
             self._ctx.config.health_interval, self._ctx.config.health_failures,
-            self._ctx.stable_after,
+            self._ctx.stable_after, host=self.backend_host,
         )))
 
     async def _after(self, delay: float, notice: m.Notice) -> None:
