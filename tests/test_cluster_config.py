@@ -38,7 +38,7 @@ def test_cluster_defaults_and_bad_values() -> None:
     cluster = Settings().cluster
     assert (cluster.engine, cluster.address, cluster.namespace, cluster.host) == (
         "local", None, "llamactl", None)
-    with pytest.raises(ValidationError, match="cluster.engine"):
+    with pytest.raises(ValidationError, match=r"cluster\.engine"):
         Settings.model_validate({"cluster": {"engine": "k8s"}})
 
 
