@@ -22,7 +22,14 @@ import psutil
 import pytest
 
 from tests.conftest import AppHarness
-from tests.support.helpers import wait_instance, wait_status
+from tests.support.helpers import (
+    llamactl_server,
+    port_block,
+    wait_instance,
+    wait_status,
+    wait_until,
+    write_config,
+)
 from tests.support.netns import LoopbackNamespace, unavailable_reason
 from tests.support.ray_cluster import RayCluster
 
@@ -95,6 +102,12 @@ async def test_placed_by_resource_serves_logs_and_stops_clean(
     assert ray_cluster.raylets()[box_b] in backend.parents()  # it runs under box_b's raylet
     chat = await app.client.post("/v1/chat/completions", json={"model": "b", **CHAT})
     assert chat.status_code == 200, chat.text
+    nodes = (await app.client.get("/api/system/status")).json()["nodes"]
+    assert len(nodes) == 3
+    assert {n["id"]: n["instances"] for n in nodes}[box_b] == ["b"]
+    on_b = next(n for n in nodes if n["id"] == box_b)
+    assert on_b["resources"]["total"]["box_b"] == 1
+    assert on_b["resources"]["available"].get("box_b", 0) == 0  # taken by the instance
     lines = (await app.client.get("/api/instances/b/logs")).json()
     assert any("llama" in str(line).lower() for line in lines["logs"])
     stopped = await app.client.post("/api/instances/b/stop")
@@ -140,6 +153,52 @@ async def test_no_node_with_the_resources_fails_naming_them(
             break
         await asyncio.sleep(0.1)
     assert named_actors(app) == []
+
+
+async def test_a_node_without_the_model_file_answers_model_not_found(
+        app: AppHarness, model: Path) -> None:
+    elsewhere = model.with_name("only-here.gguf")
+    elsewhere.symlink_to(model.resolve())
+    created = await app.client.post("/api/instances", json={
+        "name": "m", "model_path": str(elsewhere), "resources": {"box_a": 1}})
+    assert created.status_code == 201, created.text
+    elsewhere.unlink()  # every node shares this disk: now no node has the file
+    started = await app.client.post("/api/instances/m/start", params={"wait": "true"})
+    assert started.status_code == 400, started.text
+    assert started.json()["code"] == "MODEL_NOT_FOUND"
+    assert f"not found on node {node_with('box_a')}" in started.json()["error"]
+    failed = await wait_status(app.client, "m", "failed")
+    assert node_with("box_a") in failed["last_error"]
+
+
+def test_adopted_after_kill9_of_llamactl(
+        ray_cluster: RayCluster, tmp_path: Path, model: Path, llama_server_bin: str) -> None:
+    low, high = port_block()
+    config = write_config(tmp_path / "config.yaml", {
+        "backends": {"llama_cpp": {"command": llama_server_bin}},
+        "instances": {"port_range": [low, high]},
+        "cluster": {"engine": "ray", "address": ray_cluster.address, "host": "127.0.0.1",
+                    "namespace": f"test-{uuid.uuid4().hex[:8]}"}})
+    with llamactl_server(tmp_path / "data", config) as server:
+        with server.client() as client:
+            client.post("/api/instances", json={
+                "name": "k", "model_path": str(model), "resources": {"box_a": 1}})
+            client.post("/api/instances/k/start", params={"wait": "true"})
+            before = client.get("/api/instances/k").json()
+        assert before["status"] == "running"
+        server.kill9()
+        assert psutil.pid_exists(before["pid"])  # the backend outlived llamactl
+        server.start()
+        with server.client() as client:
+            after = client.get("/api/instances/k").json()
+            assert after["status"] == "running"
+            assert (after["pid"], after["node"]) == (before["pid"], before["node"])
+            chat = client.post("/v1/chat/completions", json={"model": "k", **CHAT})
+            assert chat.status_code == 200, chat.text
+            client.post("/api/instances/k/stop")
+            wait_until(lambda: client.get("/api/instances/k").json()["status"] == "stopped",
+                       what="stopped")
+        wait_until(lambda: not psutil.pid_exists(before["pid"]), what="backend gone")
 
 
 async def test_node_loss_places_the_instance_again(

@@ -47,9 +47,9 @@ class BackendActor:
         context = ray.get_runtime_context()
         node_id = context.get_node_id()
         address = host or ray.util.get_node_ip_address()
+        # A failed start leaves wait() pending: the owner kills this actor on the error, so
+        # the error, not an exit, is what it hears first.
         if model_path and not os.path.isfile(model_path):
-            self._started.set()
-            self._exited.set()
             raise FileNotFoundError(f"model file {model_path} not found on node {node_id}")
         command = [sys.executable, "-m", "llamactl.cluster.shim", str(os.getpid()), "--",
                    *listen_on(argv, address)]

@@ -14,7 +14,9 @@ import contextlib
 import importlib
 import logging
 import signal
+import threading
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from llamactl.config import ClusterConfig
@@ -122,6 +124,20 @@ class RayProcess:
         return result
 
 
+@contextlib.contextmanager
+def _keep_signal_handlers() -> Iterator[None]:
+    """ray.init replaces SIGTERM's handler with one that exits at once (status 15): keep
+    uvicorn's, which shuts llamactl down gracefully."""
+    kept = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            for signum, handler in kept.items():
+                if handler is not None:  # None: set outside Python, left as it is
+                    signal.signal(signum, handler)
+
+
 class RayHost:
     """Connects to the Ray cluster at construction (``ray.init``)."""
 
@@ -132,8 +148,9 @@ class RayHost:
 
         self._ray = ray
         self._config = config
-        ray.init(address=config.address or "auto", namespace=config.namespace,
-                 log_to_driver=False, configure_logging=False, ignore_reinit_error=True)
+        with _keep_signal_handlers():
+            ray.init(address=config.address or "auto", namespace=config.namespace,
+                     log_to_driver=False, configure_logging=False, ignore_reinit_error=True)
         from llamactl.cluster.actor import BackendActor
 
         self._actor_class: Any = ray.remote(BackendActor)

@@ -86,6 +86,7 @@ class Placed(Notice):
 @dataclass
 class LoadFailed(Notice):
     reason: str = ""
+    model_missing: bool = False  # on a Ray node: answered as MODEL_NOT_FOUND (issue 18)
 
 
 @dataclass

@@ -27,6 +27,7 @@ from llamactl.errors import (
     InstanceNotRunning,
     InstanceRunning,
     LlamactlError,
+    ModelNotFound,
     StartFailed,
 )
 from llamactl.instances.model_paths import outside_model_dirs
@@ -264,7 +265,8 @@ class InstanceOwner:
         elif isinstance(notice, m.Placed):
             self._on_placed()
         elif isinstance(notice, m.LoadFailed):
-            self._kill_now("fail", f"start failed: {notice.reason}")
+            outcome = "model" if notice.model_missing else "fail"  # model: on a Ray node
+            self._kill_now(outcome, f"start failed: {notice.reason}")
         elif isinstance(notice, m.Unhealthy):
             self._kill_now("crash", notice.reason)
         elif isinstance(notice, m.KillTimer):
@@ -473,7 +475,9 @@ class InstanceOwner:
         if after_kill is not None:
             outcome, reason = after_kill
             self._own_log("info", f"pid {pid} {what}")
-            if outcome == "fail":
+            if outcome == "model":  # the node has no such model file (issue 18)
+                self._fail(reason, ModelNotFound(f"Instance '{self.name}' failed: {reason}"))
+            elif outcome == "fail":
                 self._fail(reason)
             else:
                 self._crashed(reason)
@@ -522,14 +526,14 @@ class InstanceOwner:
         self._timer = self._spawn(self._after(delay, m.RestartTimer(generation)))
         return delay
 
-    def _fail(self, reason: str) -> None:
+    def _fail(self, reason: str, error: Exception | None = None) -> None:
         runtime = self.record.runtime
         runtime.last_error = reason
         runtime.pid = runtime.pid_start_time = runtime.serving_port = None
         self._own_log("error", reason)
         tail = logs.last_messages(self.log_path, FAILURE_LOG_LINES)
         self._set_status("failed")
-        self._resolve_ready(self._start_failed(reason, tail))
+        self._resolve_ready(error or self._start_failed(reason, tail))
         self._ctx.events.alert("error", f"Instance '{self.name}' failed: {reason}", self.name)
 
     def _start_failed(self, reason: str, tail: list[str] | None = None) -> StartFailed:
@@ -666,7 +670,8 @@ class InstanceOwner:
                 except (PlacementError, TimeoutError) as exc:
                     self._post(m.LoadFailed(generation, str(exc) or (
                         f"not placed after {load_timeout:g} s: no node has "
-                        f"{self.record.spec.resources}")))
+                        f"{self.record.spec.resources}"),
+                        model_missing=getattr(exc, "model_missing", False)))
                     return
                 self._post(m.Placed(generation))
             await watch_readiness(self._post, generation, self.port, self.log_path,
