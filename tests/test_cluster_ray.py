@@ -58,7 +58,8 @@ async def app(ray_cluster: RayCluster, make_settings: Any, make_app: Any) -> App
     cluster = {"engine": "ray", "address": ray_cluster.address, "host": "127.0.0.1",
                "namespace": f"test-{uuid.uuid4().hex[:8]}"}
     harness: AppHarness = await make_app(make_settings(
-        sections={"cluster": cluster}, load_timeout=20, restart_delay=0.2))
+        sections={"cluster": cluster}, load_timeout=20, restart_delay=0.2,
+        stats_interval=0.3))
     return harness
 
 
@@ -108,6 +109,9 @@ async def test_placed_by_resource_serves_logs_and_stops_clean(
     on_b = next(n for n in nodes if n["id"] == box_b)
     assert on_b["resources"]["total"]["box_b"] == 1
     assert on_b["resources"]["available"].get("box_b", 0) == 0  # taken by the instance
+    measured = await wait_instance(app.client, "b", lambda i: i["stats"]["memory_usage"] > 0,
+                                   what="stats from the node")
+    assert measured["stats"]["memory_usage"] > 1_000_000  # llama-server's RSS, read on box_b
     lines = (await app.client.get("/api/instances/b/logs")).json()
     assert any("llama" in str(line).lower() for line in lines["logs"])
     stopped = await app.client.post("/api/instances/b/stop")

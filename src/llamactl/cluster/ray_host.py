@@ -119,7 +119,9 @@ class RayProcess:
         with contextlib.suppress(Exception):
             self._ray.kill(self._actor, no_restart=True)
 
-    async def stats(self) -> dict[str, float]:
+    async def node_stats(self) -> dict[str, float] | None:
+        if self.pid is None:
+            return None
         result: dict[str, float] = await self._actor.stats.remote()
         return result
 

@@ -55,6 +55,9 @@ class BackendProcess(Protocol):
     async def wait(self) -> int | None: ...
     def signal_group(self, signum: signal.Signals) -> None: ...
 
+    async def node_stats(self) -> dict[str, float] | None:
+        """Memory and CPU measured where it runs; None: sample it here (psutil)."""
+
 
 class ProcessHost(Protocol):
     local: bool  # backends run on this machine: local checks (model file, port) apply
@@ -95,6 +98,9 @@ class LocalProcess:
 
     def signal_group(self, signum: signal.Signals) -> None:
         self.handle.signal_group(signum)
+
+    async def node_stats(self) -> dict[str, float] | None:
+        return None  # a local process: ProcessStats samples it with psutil
 
 
 class LocalHost:

@@ -114,6 +114,8 @@ class InstanceManager:
         while True:
             await asyncio.sleep(config.stats_interval)
             running = []
+            if not self._ctx.host.local:  # Ray: measured on the nodes (issue 18)
+                await asyncio.gather(*(o.sample_node_stats() for o in list(self._owners.values())))
             for owner in list(self._owners.values()):
                 owner.stats.sample()
                 if owner.pid is not None:

@@ -46,6 +46,7 @@ from llamactl.supervisor.watchers import watch_liveness, watch_readiness
 log = logging.getLogger(__name__)
 
 FAILURE_LOG_LINES = 20
+NODE_STATS_TIMEOUT = 2.0  # seconds for a Ray node to answer for its backend
 
 
 class LaunchError(Exception):
@@ -134,11 +135,26 @@ class InstanceOwner:
             return self._take_lease()
         return None
 
+    async def sample_node_stats(self) -> None:
+        """On a Ray node, its actor measures the backend there (issue 18); locally a no-op."""
+        handle = self._process
+        if handle is None or self._ctx.host.local:
+            return
+        try:
+            measured = await asyncio.wait_for(handle.node_stats(), NODE_STATS_TIMEOUT)
+        except Exception as exc:  # a lost node or a busy actor: keep the last sample
+            log.debug("stats of %s from its node: %s", self.name, exc)
+            return
+        if measured is not None and handle is self._process:
+            self.stats.memory_usage = int(measured["memory_usage"])
+            self.stats.cpu_usage = float(measured["cpu_usage"])
+
     def _take_lease(self) -> Lease:
         command = self.record.runtime.command
         if self._slots[0] is not command:  # launched or adopted since: read its --parallel
             self._slots = (command, slots_in(command))
-        return self.leases.take(self.port, self.record.api_key, self._slots[1])
+        return self.leases.take(self.port, self.record.api_key, self._slots[1],
+                                self.backend_host)
 
     async def acquire(self) -> Lease:
         """A lease, waiting for a start in progress; InstanceNotRunning when nothing runs."""

@@ -83,7 +83,7 @@ async def _send(request: Request, lease: Lease, name: str,
                 (b"authorization", edge.backend_authorization(lease.api_key))]
     try:
         upstream_request = client.build_request(
-            request.method, f"http://127.0.0.1:{lease.port}/{_raw_rest(request)}",
+            request.method, f"http://{lease.host}:{lease.port}/{_raw_rest(request)}",
             params=request.query_params, headers=headers, content=await request.body(),
             timeout=PROXY_TIMEOUT,
         )
