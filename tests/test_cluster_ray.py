@@ -109,6 +109,8 @@ async def test_placed_by_resource_serves_logs_and_stops_clean(
     on_b = next(n for n in nodes if n["id"] == box_b)
     assert on_b["resources"]["total"]["box_b"] == 1
     assert on_b["resources"]["available"].get("box_b", 0) == 0  # taken by the instance
+    health = (await app.client.get("/api/instances/b/health")).json()
+    assert health["status"] == "healthy", health
     measured = await wait_instance(app.client, "b", lambda i: i["stats"]["memory_usage"] > 0,
                                    what="stats from the node")
     assert measured["stats"]["memory_usage"] > 1_000_000  # llama-server's RSS, read on box_b

@@ -51,7 +51,8 @@ async def _probe(port: int, host: str = "127.0.0.1") -> Probe:
     return "error"
 
 
-async def health_report(status: str, port: int, process_alive: bool) -> dict[str, object]:
+async def health_report(status: str, port: int, process_alive: bool,
+                        host: str = "127.0.0.1") -> dict[str, object]:
     """The contract's health answer, from a live check of process, port and /health."""
     from llamactl.instances.models import format_time, utc_now
 
@@ -60,7 +61,7 @@ async def health_report(status: str, port: int, process_alive: bool) -> dict[str
         process = "exited" if status == "failed" else "stopped"
         checks = {"process": process, "port": "closed", "response": "skipped"}
         return {"status": "stopped", "checks": checks, "last_check": checked}
-    result = await probe_health(port) if process_alive else "closed"
+    result = await probe_health(port, host=host) if process_alive else "closed"
     port_state = "closed" if result == "closed" else "open"
     response = "error" if result == "closed" else result
     if not process_alive:

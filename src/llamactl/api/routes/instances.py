@@ -141,7 +141,7 @@ async def restart_instance(name: str, manager: ManagerDep) -> Response:
 async def instance_health(name: str, manager: ManagerDep) -> Response:
     owner = manager.owner(name)
     alive = owner.pid is not None
-    report = await health_report(owner.status, owner.port, alive)
+    report = await health_report(owner.status, owner.port, alive, host=owner.backend_host)
     return _json(report)
 
 
