@@ -207,6 +207,37 @@ def test_adopted_after_kill9_of_llamactl(
         wait_until(lambda: not psutil.pid_exists(before["pid"]), what="backend gone")
 
 
+def test_a_start_under_way_at_kill9_leaves_no_actor_holding_a_node(
+        ray_cluster: RayCluster, tmp_path: Path, model: Path, llama_server_bin: str) -> None:
+    space = f"test-{uuid.uuid4().hex[:8]}"
+    low, high = port_block()
+    config = write_config(tmp_path / "config.yaml", {
+        "backends": {"llama_cpp": {"command": llama_server_bin}},
+        "instances": {"port_range": [low, high], "load_timeout": 600},
+        "cluster": {"engine": "ray", "address": ray_cluster.address, "host": "127.0.0.1",
+                    "namespace": space}})
+    ray: Any = importlib.import_module("ray")
+    ray.init(address=ray_cluster.address, namespace=space, log_to_driver=False)
+    try:
+        def actors() -> list[str]:
+            return [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
+                    if a["namespace"] == space]
+
+        with llamactl_server(tmp_path / "data", config) as server:
+            with server.client() as client:
+                client.post("/api/instances", json={
+                    "name": "p", "model_path": str(model), "resources": {"box_z": 1}})
+                client.post("/api/instances/p/start")  # never placed: no node has box_z
+            wait_until(actors, what="the pending actor")
+            server.kill9()
+            server.start()
+            wait_until(lambda: not actors(), what="the stray actor ended")
+            with server.client() as client:
+                assert client.get("/api/instances/p").json()["status"] == "stopped"
+    finally:
+        ray.shutdown()
+
+
 async def test_node_loss_places_the_instance_again(
         app: AppHarness, ray_cluster: RayCluster, model: Path) -> None:
     """Last in the module: it kills a node."""

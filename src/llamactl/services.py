@@ -9,6 +9,7 @@ order: instances are stopped (or left running for adoption when
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 from collections.abc import AsyncIterator
@@ -45,6 +46,8 @@ from llamactl.supervisor.host import LocalHost, ProcessHost
 from llamactl.supervisor.manager import InstanceManager
 from llamactl.version import DISTRIBUTION, package_version
 
+log = logging.getLogger(__name__)
+
 # At shutdown, how long the last writes may take (SQLite's busy timeout is 5 s).
 WRITER_CLOSE_SECONDS = 8.0
 
@@ -73,6 +76,8 @@ async def running_services(settings: Settings, config_path: Path | None,
             reserved_ports=[settings.server.port])
         auth = build_auth(settings, connection, writer, config_path)
         manager.boot()
+        for stray in host.end_strays():  # Ray: actors no instance adopted (issue 18)
+            log.warning("ended Ray actor %s: no instance adopted it", stray)
         writer.start()
         auth.keys.start()
         stack.push_async_callback(auth.keys.stop)

@@ -156,6 +156,7 @@ class RayHost:
         from llamactl.cluster.actor import BackendActor
 
         self._actor_class: Any = ray.remote(BackendActor)
+        self._adopted: set[str] = set()  # names of the actors adopted at boot
 
     def spawn(self, request: SpawnRequest) -> BackendProcess:
         options = actor_options(dict(request.resources), actor_name(request.name),
@@ -172,27 +173,45 @@ class RayHost:
               command: list[str]) -> BackendProcess | None:
         """The instance's actor whose backend is the recorded one; others of its are killed."""
         found: BackendProcess | None = None
-        for actor in self._actors_of(name):
+        for actor_name, actor in self._actors_of(name):
             try:
                 info = self._ray.get(actor.info.remote(), timeout=INFO_TIMEOUT_SECONDS)
             except self._ray.exceptions.RayError:
                 info = {}
             if found is None and info.get("alive") and info.get("pid") == pid:
                 found = RayProcess(self._ray, actor, info=info)
+                self._adopted.add(actor_name)
             else:
                 with contextlib.suppress(Exception):
                     self._ray.kill(actor, no_restart=True)
         return found
 
-    def _actors_of(self, name: str) -> list[Any]:
-        prefix = f"{ACTOR_PREFIX}{name}/"
+    def end_strays(self) -> list[str]:
+        """After boot's adoptions: end every actor of llamactl's namespace not adopted (a
+        start under way, or an instance deleted, when the last llamactl went away), so that
+        none holds a node's resources forever. The names ended."""
+        ended = []
+        for name in self._names(ACTOR_PREFIX):
+            if name in self._adopted:
+                continue
+            with contextlib.suppress(ValueError, self._ray.exceptions.RayError):
+                self._ray.kill(self._ray.get_actor(name, namespace=self._config.namespace),
+                               no_restart=True)
+                ended.append(name)
+        return ended
+
+    def _names(self, prefix: str) -> list[str]:
+        return [str(entry["name"])
+                for entry in self._ray.util.list_named_actors(all_namespaces=True)
+                if entry.get("namespace") == self._config.namespace
+                and str(entry.get("name", "")).startswith(prefix)]
+
+    def _actors_of(self, name: str) -> list[tuple[str, Any]]:
         actors = []
-        for entry in self._ray.util.list_named_actors(all_namespaces=True):
-            if entry.get("namespace") == self._config.namespace and \
-                    str(entry.get("name", "")).startswith(prefix):
-                with contextlib.suppress(ValueError):
-                    actors.append(self._ray.get_actor(entry["name"],
-                                                      namespace=self._config.namespace))
+        for actor_name in self._names(f"{ACTOR_PREFIX}{name}/"):
+            with contextlib.suppress(ValueError):
+                actors.append((actor_name, self._ray.get_actor(
+                    actor_name, namespace=self._config.namespace)))
         return actors
 
     def nodes(self) -> list[dict[str, Any]] | None:

@@ -66,6 +66,7 @@ class ProcessHost(Protocol):
     def adopt(self, name: str, pid: int, start_time: float,
               command: list[str]) -> BackendProcess | None: ...
     def nodes(self) -> list[dict[str, Any]] | None: ...  # None: no cluster
+    def end_strays(self) -> list[str]: ...  # after boot's adoptions: what nothing adopted
     def close(self) -> None: ...
 
 
@@ -118,6 +119,9 @@ class LocalHost:
 
     def nodes(self) -> list[dict[str, Any]] | None:
         return None
+
+    def end_strays(self) -> list[str]:
+        return []  # local children that were not adopted are left to the process table
 
     def close(self) -> None:
         return None
