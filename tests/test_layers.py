@@ -23,7 +23,7 @@ LAYERS: list[set[str]] = [
     {"store", "backends"},  # SQLite, its writer thread, the data dir's lock; each backend
     {"security"},  # tokens, users, keys (cached over the store's writer), rate limits
     {"supervisor"},  # one owner per instance, the manager, capacity
-    {"monitoring", "gateway"},  # host and metrics; the /v1 gateway
+    {"monitoring", "gateway", "cluster"},  # host and metrics; the /v1 gateway; Ray placement
     {"api"},  # the REST API's routes, schemas and middleware
     {"services"},  # the app's running services: built at start, stopped in reverse order
     {"app"},  # create_app: builds the services and mounts the routes

@@ -33,27 +33,29 @@ type InstanceStats struct {
 // Instance is one llama-server instance as the server describes it. The lifecycle fields
 // hold their effective values (the configuration's defaults where the instance sets none).
 type Instance struct {
-	Name          string            `json:"name"`
-	Status        Status            `json:"status"`
-	ModelPath     string            `json:"model_path"`
-	Port          int               `json:"port"`
-	PID           *int              `json:"pid"` // nil while stopped
-	Backend       string            `json:"backend"`
-	Options       Options           `json:"options"`
-	Stats         InstanceStats     `json:"stats"`
-	AutoRestart   bool              `json:"auto_restart"`
-	MaxRestarts   int               `json:"max_restarts"`
-	RestartDelay  float64           `json:"restart_delay"`   // seconds
-	OnDemandStart bool              `json:"on_demand_start"` // started by the /v1 gateway
-	IdleTimeout   float64           `json:"idle_timeout"`    // minutes; 0 = never
-	Group         *string           `json:"group"`
-	Environment   map[string]string `json:"environment"`
-	ExtraArgs     []string          `json:"extra_args"`
-	Aliases       []string          `json:"aliases"`
-	RestartCount  int               `json:"restart_count"`
-	LastError     *string           `json:"last_error"`
-	CreatedAt     time.Time         `json:"created_at"`
-	UpdatedAt     time.Time         `json:"updated_at"`
+	Name          string             `json:"name"`
+	Status        Status             `json:"status"`
+	ModelPath     string             `json:"model_path"`
+	Port          int                `json:"port"`
+	PID           *int               `json:"pid"` // nil while stopped
+	Backend       string             `json:"backend"`
+	Options       Options            `json:"options"`
+	Stats         InstanceStats      `json:"stats"`
+	AutoRestart   bool               `json:"auto_restart"`
+	MaxRestarts   int                `json:"max_restarts"`
+	RestartDelay  float64            `json:"restart_delay"`   // seconds
+	OnDemandStart bool               `json:"on_demand_start"` // started by the /v1 gateway
+	IdleTimeout   float64            `json:"idle_timeout"`    // minutes; 0 = never
+	Group         *string            `json:"group"`
+	Environment   map[string]string  `json:"environment"`
+	ExtraArgs     []string           `json:"extra_args"`
+	Aliases       []string           `json:"aliases"`
+	Resources     map[string]float64 `json:"resources"` // Ray resources (cluster.engine: ray)
+	Node          map[string]string  `json:"node"`      // {id, address} while on a Ray node
+	RestartCount  int                `json:"restart_count"`
+	LastError     *string            `json:"last_error"`
+	CreatedAt     time.Time          `json:"created_at"`
+	UpdatedAt     time.Time          `json:"updated_at"`
 }
 
 // CreateInstanceRequest is the body of CreateInstance. Name and ModelPath are required;
@@ -254,6 +256,22 @@ type SystemStatus struct {
 	Instances InstanceCounts `json:"instances"`
 	Resources Resources      `json:"resources"`
 	Storage   *Storage       `json:"storage,omitempty"` // nil from servers before it was added
+	Nodes     []ClusterNode  `json:"nodes,omitempty"`   // cluster.engine: ray only
+}
+
+// ClusterNode is a Ray node (cluster.engine: ray) and the instances placed on it.
+type ClusterNode struct {
+	ID        string        `json:"id"`
+	Address   string        `json:"address"`
+	Alive     bool          `json:"alive"`
+	Resources NodeResources `json:"resources"`
+	Instances []string      `json:"instances"`
+}
+
+// NodeResources are a Ray node's resources, in all and not yet taken.
+type NodeResources struct {
+	Total     map[string]float64 `json:"total"`
+	Available map[string]float64 `json:"available"`
 }
 
 // Storage says whether llamactl's database can be written.

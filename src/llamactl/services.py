@@ -9,6 +9,7 @@ order: instances are stopped (or left running for adoption when
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 from collections.abc import AsyncIterator
@@ -41,8 +42,11 @@ from llamactl.store.database import open_database
 from llamactl.store.instances import InstanceRepository
 from llamactl.store.writer import StoreWriter
 from llamactl.supervisor.context import OwnerContext
+from llamactl.supervisor.host import LocalHost, ProcessHost
 from llamactl.supervisor.manager import InstanceManager
 from llamactl.version import DISTRIBUTION, package_version
+
+log = logging.getLogger(__name__)
 
 # At shutdown, how long the last writes may take (SQLite's busy timeout is 5 s).
 WRITER_CLOSE_SECONDS = 8.0
@@ -61,16 +65,20 @@ async def running_services(settings: Settings, config_path: Path | None,
         events = EventHub()
         writer = StoreWriter(connection, events)  # every statement after boot runs on it
         stack.push_async_callback(writer.close, timeout=WRITER_CLOSE_SECONDS)
+        host = build_host(settings)  # issue 18: this machine, or a Ray cluster
+        stack.callback(host.close)
         manager = InstanceManager(
             OwnerContext(config=settings.instances,
                          backend_command=lambda name: backend_named(name).command(
                              settings.backends),
                          logs_dir=settings.logs_dir,
                          repository=InstanceRepository(connection, writer),
-                         events=events, metrics=metrics),
+                         events=events, metrics=metrics, host=host),
             reserved_ports=[settings.server.port])
         auth = build_auth(settings, connection, writer, config_path)
         manager.boot()
+        for stray in host.end_strays():  # Ray: actors no instance adopted (issue 18)
+            log.warning("ended Ray actor %s: no instance adopted it", stray)
         writer.start()
         auth.keys.start()
         stack.push_async_callback(auth.keys.stop)
@@ -105,6 +113,15 @@ async def _front(settings: Settings, config_path: Path | None, metrics: Llamactl
     finally:
         await monitoring.stop()
         await gateway.close()
+
+
+def build_host(settings: Settings) -> ProcessHost:
+    """Where backends run: this machine, or the Ray cluster of ``cluster`` (engine: ray)."""
+    if settings.cluster.engine == "ray":
+        from llamactl.cluster.ray_host import connect
+
+        return connect(settings.cluster)
+    return LocalHost()
 
 
 def shared_http_client() -> httpx.AsyncClient:

@@ -35,6 +35,11 @@ class LifecycleFields(_Body):
     aliases: list[Annotated[str, Field(min_length=1, max_length=128)]] | None = Field(
         default=None, description="other names the /v1 gateway routes to this instance",
         examples=[["gpt-3.5-turbo"]])
+    resources: dict[Annotated[str, Field(min_length=1, max_length=128)],
+                    Annotated[float, Field(ge=0)]] | None = Field(
+        default=None, description=("Ray resources the instance needs where it runs "
+                                   "(cluster.engine: ray): GPU, CPU, memory in bytes, or custom"),
+        examples=[{"GPU": 1}])
 
     @field_validator("environment")
     @classmethod

@@ -33,6 +33,8 @@ class Instance(BaseModel):
     environment: dict[str, str]
     extra_args: list[str]
     aliases: list[str]
+    resources: dict[str, float] = Field(description="Ray resources it needs (engine: ray)")
+    node: dict[str, str] | None = Field(description="{id, address} while placed on a Ray node")
     restart_count: int
     last_error: str | None
     created_at: str = Field(examples=["2024-01-15T10:30:00Z"])

@@ -47,6 +47,19 @@ class Storage(BaseModel):
     pending_writes: int = Field(description="changes kept in memory, not yet written")
 
 
+class NodeResources(BaseModel):
+    total: dict[str, float]
+    available: dict[str, float]
+
+
+class ClusterNode(BaseModel):
+    id: str = Field(description="Ray node id")
+    address: str
+    alive: bool
+    resources: NodeResources
+    instances: list[str] = Field(description="instances placed on it")
+
+
 class SystemStatus(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "version": "1.0.0", "uptime": 86400,
@@ -62,6 +75,8 @@ class SystemStatus(BaseModel):
     instances: InstanceCounts
     resources: Resources
     storage: Storage
+    nodes: list[ClusterNode] | None = Field(default=None, description=(
+        "cluster.engine: ray only: the Ray cluster's nodes and the instances placed on each"))
 
 
 class Gpu(BaseModel):

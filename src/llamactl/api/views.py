@@ -32,6 +32,7 @@ def instance_json(owner: InstanceOwner, config: InstancesConfig) -> dict[str, An
     document["stats"] = contract_stats(owner.stats, pid, runtime.started_at)
     document["restart_count"] = runtime.restart_count
     document["last_error"] = runtime.last_error
+    document["node"] = runtime.node
     return document
 
 
@@ -61,6 +62,8 @@ def _settled_part(owner: InstanceOwner, config: InstancesConfig) -> dict[str, An
         "environment": spec.environment,
         "extra_args": spec.extra_args,
         "aliases": spec.aliases,
+        "resources": spec.resources,
+        "node": None,
         "restart_count": None,
         "last_error": None,
         "created_at": format_time(record.created_at),

@@ -47,6 +47,10 @@ def serve(host: str | None, port: int | None, config_path: Path | None,
         )
         settings = loaded.settings
         _refuse_insecure(settings, loaded.config_path)
+        if settings.cluster.engine == "ray":  # issue 18: the [ray] extra must be installed
+            from llamactl.cluster.settings import require_ray
+
+            require_ray()
         # The data dir's lock, then the port, then the database: a second server, or one whose
         # port is taken, exits here having adopted, started and stopped nothing.
         prepared = prepare_to_serve(settings)

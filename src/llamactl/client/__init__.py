@@ -30,6 +30,7 @@ from llamactl.client._exceptions import (
 from llamactl.client._models import (
     BatchFailure,
     BatchResult,
+    ClusterNode,
     ConfigUpdated,
     Event,
     Gpu,
@@ -66,6 +67,7 @@ __all__ = [
     "BatchFailure",
     "BatchResult",
     "Client",
+    "ClusterNode",
     "ConfigUpdated",
     "ConflictError",
     "ConnectionError",

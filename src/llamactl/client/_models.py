@@ -68,6 +68,10 @@ class Instance(_Model):
     environment: dict[str, str] = Field(default_factory=dict)
     extra_args: list[str] = Field(default_factory=list)
     aliases: list[str] = Field(default_factory=list, description="more names in /v1's model")
+    resources: dict[str, float] = Field(
+        default_factory=dict, description="Ray resources it needs (cluster.engine: ray)")
+    node: dict[str, str] | None = Field(
+        default=None, description="{id, address} while placed on a Ray node")
     restart_count: int = 0
     last_error: str | None = None
     created_at: datetime
@@ -146,12 +150,28 @@ class Storage(_Model):
     pending_writes: int = Field(default=0, description="changes not yet written")
 
 
+class NodeResources(_Model):
+    total: dict[str, float] = Field(default_factory=dict)
+    available: dict[str, float] = Field(default_factory=dict)
+
+
+class ClusterNode(_Model):
+    """A Ray node (cluster.engine: ray) and the instances placed on it."""
+
+    id: str
+    address: str
+    alive: bool
+    resources: NodeResources = Field(default_factory=NodeResources)
+    instances: list[str] = Field(default_factory=list)
+
+
 class SystemStatus(_Model):
     version: str
     uptime: int = Field(description="seconds since llamactl started")
     instances: InstanceCounts
     resources: Resources
     storage: Storage | None = None  # absent from servers before it was added
+    nodes: list[ClusterNode] | None = None  # cluster.engine: ray only
 
 
 class Gpu(_Model):

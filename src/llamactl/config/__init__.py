@@ -9,6 +9,7 @@ here is a module-level singleton. The names below are the ones the rest of llama
 from llamactl.config.settings import (
     AuthConfig,
     BackendsConfig,
+    ClusterConfig,
     EventsConfig,
     InstancesConfig,
     LlamaCppBackendConfig,
@@ -30,6 +31,7 @@ from llamactl.config.settings import (
 __all__ = [
     "AuthConfig",
     "BackendsConfig",
+    "ClusterConfig",
     "EventsConfig",
     "InstancesConfig",
     "LlamaCppBackendConfig",

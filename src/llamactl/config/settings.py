@@ -206,6 +206,20 @@ class EventsConfig(_Strict):
         "Send a system_alert when the host's memory is fuller than this (percent)."))
 
 
+class ClusterConfig(_Strict):
+    """Where backends run: this machine, or the nodes of a Ray cluster (docs/machines.md)."""
+
+    engine: Literal["local", "ray"] = Field(default="local", description=(
+        "local: backends run on this machine. ray: Ray places each backend on a node that has "
+        "the instance's resources (needs the [ray] extra)."))
+    address: str | None = Field(default=None, description=(
+        "The Ray cluster to join: host:port of its head, or auto. null = auto."))
+    namespace: str = Field(default="llamactl", min_length=1, description=(
+        "The Ray namespace of llamactl's named actors (one per running instance)."))
+    host: str | None = Field(default=None, description=(
+        "The address backends listen on, on every node. null = the node's own address."))
+
+
 def default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "llamactl"
@@ -234,6 +248,8 @@ class Settings(_Strict):
         "Per-caller request limits."))
     events: EventsConfig = Field(default_factory=EventsConfig, description=(
         "The event feeds and the host sampling behind alerts."))
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig, description=(
+        "Where backends run: this machine (local) or a Ray cluster (ray)."))
 
     @field_validator("data_dir")
     @classmethod

@@ -192,11 +192,11 @@ class Exchange:
 
     def _leased(self, lease: Lease) -> None:
         self._lease = lease
-        self.gateway.pool.checkout(lease.port, self, slots=lease.slots)
+        self.gateway.pool.checkout(lease.port, self, slots=lease.slots, host=lease.host)
 
     def _request(self, lease: Lease) -> bytes:
-        parts = [b"%s %s HTTP/1.1\r\nhost: 127.0.0.1:%d\r\n" % (
-            self.method.encode(), self.target, lease.port)]
+        parts = [b"%s %s HTTP/1.1\r\nhost: %s:%d\r\n" % (
+            self.method.encode(), self.target, lease.host.encode(), lease.port)]
         # edge.request_headers, inlined: this runs for every /v1 request
         parts += [name + b": " + value + b"\r\n" for name, value in self.headers
                   if name not in _REQUEST_DROP]
@@ -282,7 +282,7 @@ class Exchange:
                 # request did not reach it, so sending it again on a new one is safe.
                 self._retries -= 1
                 self.gateway.pool.checkout(self._lease.port, self, slots=self._lease.slots,
-                                           fresh=True)
+                                           fresh=True, host=self._lease.host)
                 return
             self.fail(GatewayError(502, edge.not_answering(self._name, "it closed the connection"),
                                    "server_error", "upstream_unavailable"))
@@ -309,7 +309,7 @@ class Exchange:
             self._connection.abort()
             self._connection = None
         elif self._lease is not None:
-            self.gateway.pool.cancel(self._lease.port, self)
+            self.gateway.pool.cancel(self._lease.port, self, host=self._lease.host)
         self._release_lease()
 
     def pause_answer(self) -> None:

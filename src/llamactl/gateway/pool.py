@@ -36,7 +36,7 @@ import httptools
 
 log = logging.getLogger(__name__)
 
-HOST = "127.0.0.1"  # backends listen on loopback; llamactl launches them so
+HOST = "127.0.0.1"  # where local backends listen; on Ray, each lease names its node
 # Connections to one backend with no --parallel of its own (see above): llama-server's default
 # four slots do the work anyway; requests beyond them wait here instead of inside it.
 CONNECTIONS_PER_BACKEND = 4
@@ -85,9 +85,8 @@ class ConnectionWaiter(Protocol):
 class BackendConnection(asyncio.Protocol):
     """One keep-alive connection to a backend, reporting each answer to its holder."""
 
-    def __init__(self, pool: BackendPool, port: int, lane: Lane = "work"):
-        self.port = port
-        self.lane: Lane = lane
+    def __init__(self, pool: BackendPool, key: tuple[str, int, Lane]):
+        self.host, self.port, self.lane = key
         self.requests = 0  # sent on this connection: above 1, it is a reused one
         self.answered = False  # the current answer's head has been reported
         self._pool = pool
@@ -230,13 +229,13 @@ class BackendPool:
         self.per_backend = per_backend
         self.connect_timeout = connect_timeout
         self.idle_seconds = idle_seconds
-        self._backends: dict[tuple[int, Lane], _Backend] = {}
+        self._backends: dict[tuple[str, int, Lane], _Backend] = {}
         self._connections: set[BackendConnection] = set()  # every open one, idle or busy
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
 
     def checkout(self, port: int, waiter: ConnectionWaiter, *, slots: int | None = None,
-                 fresh: bool = False, lane: Lane = "work") -> None:
+                 fresh: bool = False, lane: Lane = "work", host: str = HOST) -> None:
         """Hand ``waiter`` a connection to ``port``: at once when one is idle, else as soon as
         one is opened or given back. ``slots``: the backend's --parallel, if given. ``fresh``
         skips the idle ones (a retry after a reused connection turned out to be closed)."""
@@ -244,7 +243,7 @@ class BackendPool:
             waiter.on_connect_failed("llamactl is shutting down")
             return
         limit = self._limit(lane, slots)
-        key = (port, lane)
+        key = (host, port, lane)
         backend = self._backends.get(key)
         if backend is None:
             backend = self._backends[key] = _Backend(limit)
@@ -261,14 +260,15 @@ class BackendPool:
     def _limit(self, lane: Lane, slots: int | None) -> int:
         return OPERATOR_CONNECTIONS if lane == "operator" else max(self.per_backend, slots or 0)
 
-    def idle_connections(self, port: int, lane: Lane = "work") -> int:
+    def idle_connections(self, port: int, lane: Lane = "work", host: str = HOST) -> int:
         """Open connections to ``port`` that no request holds."""
-        backend = self._backends.get((port, lane))
+        backend = self._backends.get((host, port, lane))
         return sum(1 for c, _ in backend.idle if c.usable) if backend is not None else 0
 
-    def cancel(self, port: int, waiter: ConnectionWaiter, lane: Lane = "work") -> None:
+    def cancel(self, port: int, waiter: ConnectionWaiter, lane: Lane = "work",
+               host: str = HOST) -> None:
         """``waiter`` no longer wants a connection (its client left)."""
-        backend = self._backends.get((port, lane))
+        backend = self._backends.get((host, port, lane))
         if backend is not None:
             for entry in backend.waiters:
                 if entry[0] is waiter:
@@ -281,7 +281,7 @@ class BackendPool:
         opens another one ahead of need (after an event stream, which llama-server ends by
         closing the connection: the next stream, often the same chat's next turn, then finds
         a connection ready rather than waits for one)."""
-        key = (connection.port, connection.lane)
+        key = (connection.host, connection.port, connection.lane)
         backend = self._backends.get(key)
         if backend is None:
             connection.abort()
@@ -299,7 +299,7 @@ class BackendPool:
     def forget(self, connection: BackendConnection) -> None:
         """A connection closed: it no longer counts against its backend's cap."""
         self._connections.discard(connection)
-        key = (connection.port, connection.lane)
+        key = (connection.host, connection.port, connection.lane)
         backend = self._backends.get(key)
         if backend is None:
             return
@@ -310,7 +310,7 @@ class BackendPool:
         backend.open -= 1
         self._dispatch(key, backend)
 
-    def _dispatch(self, key: tuple[int, Lane], backend: _Backend) -> None:
+    def _dispatch(self, key: tuple[str, int, Lane], backend: _Backend) -> None:
         while backend.waiters:
             waiter, fresh = backend.waiters[0]
             connection = None if fresh else self._take_idle(backend)
@@ -337,18 +337,18 @@ class BackendPool:
             connection.abort()
         return None
 
-    def _spawn_connect(self, key: tuple[int, Lane], waiter: ConnectionWaiter) -> None:
+    def _spawn_connect(self, key: tuple[str, int, Lane], waiter: ConnectionWaiter) -> None:
         task = asyncio.get_running_loop().create_task(self._connect(key, waiter))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _connect(self, key: tuple[int, Lane], waiter: ConnectionWaiter) -> None:
+    async def _connect(self, key: tuple[str, int, Lane], waiter: ConnectionWaiter) -> None:
         loop = asyncio.get_running_loop()
-        port, lane = key
-        connection = BackendConnection(self, port, lane)
+        host, port, lane = key
+        connection = BackendConnection(self, key)
         try:
             await asyncio.wait_for(
-                loop.create_connection(lambda: connection, HOST, port), self.connect_timeout
+                loop.create_connection(lambda: connection, host, port), self.connect_timeout
             )
         except (OSError, TimeoutError) as exc:
             backend = self._backends.setdefault(key, _Backend(self._limit(lane, None)))

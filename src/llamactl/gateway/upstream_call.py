@@ -27,8 +27,9 @@ class UpstreamError(Exception):
 
 class UpstreamCall:
     def __init__(self, pool: BackendPool, port: int, request: bytes, *,
-                 slots: int | None = None, lane: Lane = "work", retries: int = 1):
-        self._pool, self._port, self._request = pool, port, request
+                 slots: int | None = None, lane: Lane = "work", retries: int = 1,
+                 host: str = "127.0.0.1"):
+        self._pool, self._port, self._request, self._host = pool, port, request, host
         self._slots, self._lane, self._retries = slots, lane, retries
         self._connection: BackendConnection | None = None
         self._head: asyncio.Future[tuple[int, list[tuple[bytes, bytes]], bool]] = (
@@ -44,7 +45,8 @@ class UpstreamCall:
     async def answer(self) -> tuple[int, list[tuple[bytes, bytes]], bool]:
         """Send the request; the answer's status, headers (lower-case names) and whether it
         is an event stream. UpstreamError when there is none."""
-        self._pool.checkout(self._port, self, slots=self._slots, lane=self._lane)
+        self._pool.checkout(self._port, self, slots=self._slots, lane=self._lane,
+                            host=self._host)
         try:
             return await self._head
         except BaseException:
@@ -74,7 +76,7 @@ class UpstreamCall:
             return
         self.closed = True
         if not self._head.done():
-            self._pool.cancel(self._port, self, self._lane)
+            self._pool.cancel(self._port, self, self._lane, self._host)
         connection, self._connection = self._connection, None
         if connection is not None and not self._ended:
             connection.abort()  # the pool forgets it when it is lost
@@ -124,7 +126,7 @@ class UpstreamCall:
                 # request did not reach it, so sending it again on a new one is safe.
                 self._retries -= 1
                 self._pool.checkout(self._port, self, slots=self._slots, lane=self._lane,
-                                    fresh=True)
+                                    fresh=True, host=self._host)
                 return
             self._head.set_exception(UpstreamError("it closed the connection"))
             return

@@ -27,6 +27,7 @@ class NewInstance:
     environment: dict[str, str] | None = None
     extra_args: list[str] | None = None
     aliases: list[str] | None = None
+    resources: dict[str, float] | None = None  # Ray resources (cluster.engine: ray)
 
 
 @dataclass(frozen=True)
@@ -49,3 +50,4 @@ class InstanceChanges:
     environment: dict[str, str] | None = None
     extra_args: list[str] | None = None
     aliases: list[str] | None = None
+    resources: dict[str, float] | None = None

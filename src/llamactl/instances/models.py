@@ -59,6 +59,8 @@ class InstanceSpec:
     environment: dict[str, str] = field(default_factory=dict)
     extra_args: list[str] = field(default_factory=list)
     aliases: list[str] = field(default_factory=list)
+    # Ray resources the backend needs where it runs (cluster.engine: ray); kept, unused, locally.
+    resources: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -73,6 +75,9 @@ class RuntimeState:
     restart_count: int = 0
     last_error: str | None = None
     serving_port: int | None = None  # the port of the running process, if any
+    # Where the backend runs: {"id": Ray node id, "address": host it listens on}; None when
+    # local or not placed. Not stored: found again from the named actor at adoption.
+    node: dict[str, str] | None = None
 
 
 @dataclass

@@ -30,6 +30,7 @@ class ScrapeTarget:
     name: str  # the instance
     port: int
     api_key: str
+    host: str = "127.0.0.1"  # the instance's backend_host: its Ray node's address (issue 18)
 
 
 @dataclass
@@ -53,7 +54,7 @@ async def scrape_backends(http: httpx.AsyncClient, targets: Sequence[ScrapeTarge
 
 
 async def _fetch(http: httpx.AsyncClient, target: ScrapeTarget) -> str | None:
-    url = f"http://127.0.0.1:{target.port}/metrics"
+    url = f"http://{target.host}:{target.port}/metrics"
     try:
         answer = await http.get(url, headers={"Authorization": f"Bearer {target.api_key}"},
                                 timeout=SCRAPE_TIMEOUT)

@@ -19,7 +19,7 @@ from llamactl.store.writer import Op, StoreWriter
 _LIFECYCLE_FIELDS = (
     "auto_restart", "max_restarts", "restart_delay", "on_demand_start", "idle_timeout", "group",
 )
-_LISTS = ("aliases",)  # kept in the lifecycle JSON too; an absent key is an empty list
+_LISTS = ("aliases", "resources")  # kept in the lifecycle JSON too; an absent key is an empty list
 _COLUMNS = (
     "name", "backend", "model_path", "port", "options", "lifecycle", "environment", "extra_args",
     "api_key", "status", "pid", "pid_start_time", "command", "started_at", "restart_count",
@@ -112,6 +112,7 @@ def _from_row(row: dict[str, Any]) -> InstanceRecord:
         environment=json.loads(row["environment"]),
         extra_args=json.loads(row["extra_args"]),
         aliases=list(lifecycle.get("aliases") or []),
+        resources=dict(lifecycle.get("resources") or {}),
         **{f: lifecycle.get(f) for f in _LIFECYCLE_FIELDS},
     )
     status: Status = row["status"]

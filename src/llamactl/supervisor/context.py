@@ -10,6 +10,7 @@ from llamactl.config import InstancesConfig
 from llamactl.events import EventHub
 from llamactl.instances.models import InstanceRecord
 from llamactl.store.instances import InstanceRepository
+from llamactl.supervisor.host import LocalHost, ProcessHost
 from llamactl.supervisor.metrics import NoMetrics, SupervisorMetrics
 
 # Crash restarts are counted until an instance has run this long without trouble.
@@ -27,6 +28,8 @@ class OwnerContext:
     # Called when an instance may have freed capacity: it stopped, failed or became idle.
     on_capacity_change: Callable[[], None] = lambda: None
     metrics: SupervisorMetrics = field(default_factory=NoMetrics)  # launches, crashes, readiness
+    # Where backends run: this machine, or Ray nodes (cluster.engine, issue 18).
+    host: ProcessHost = field(default_factory=LocalHost)
 
     def log_path(self, name: str) -> Path:
         return self.logs_dir / f"{name}.log"

@@ -19,13 +19,14 @@ HEALTH_PATHS = ("/health",)
 
 
 async def probe_health(port: int, timeout: float = PROBE_TIMEOUT_SECONDS,
-                       paths: tuple[str, ...] = HEALTH_PATHS) -> Probe:
+                       paths: tuple[str, ...] = HEALTH_PATHS,
+                       host: str = "127.0.0.1") -> Probe:
     """The first of the backend's health paths that exists (a 404 moves on to the next)."""
     result: Probe = "missing"
     try:
         async with asyncio.timeout(timeout):
             for path in paths:
-                result = await _probe(port, path)
+                result = await _probe(port, path, host)
                 if result != "missing":
                     return result
     except TimeoutError:
@@ -33,9 +34,9 @@ async def probe_health(port: int, timeout: float = PROBE_TIMEOUT_SECONDS,
     return "error" if result == "missing" else result
 
 
-async def _probe(port: int, path: str) -> Probe:
+async def _probe(port: int, path: str, host: str = "127.0.0.1") -> Probe:
     try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        reader, writer = await asyncio.open_connection(host, port)
     except OSError:
         return "closed"
     try:
@@ -59,7 +60,8 @@ async def _probe(port: int, path: str) -> Probe:
 
 
 async def health_report(status: str, port: int, process_alive: bool,
-                        paths: tuple[str, ...] = HEALTH_PATHS) -> dict[str, object]:
+                        paths: tuple[str, ...] = HEALTH_PATHS,
+                        host: str = "127.0.0.1") -> dict[str, object]:
     """The contract's health answer, from a live check of process, port and /health."""
     from llamactl.instances.models import format_time, utc_now
 
@@ -68,7 +70,7 @@ async def health_report(status: str, port: int, process_alive: bool,
         process = "exited" if status == "failed" else "stopped"
         checks = {"process": process, "port": "closed", "response": "skipped"}
         return {"status": "stopped", "checks": checks, "last_check": checked}
-    result = await probe_health(port, paths=paths) if process_alive else "closed"
+    result = await probe_health(port, paths=paths, host=host) if process_alive else "closed"
     port_state = "closed" if result == "closed" else "open"
     response = "error" if result == "closed" else result
     if not process_alive:

@@ -13,8 +13,10 @@ from collections.abc import Callable
 
 
 class Lease:
-    def __init__(self, book: LeaseBook, port: int, api_key: str, slots: int | None = None):
+    def __init__(self, book: LeaseBook, port: int, api_key: str, slots: int | None = None,
+                 host: str = "127.0.0.1"):
         self.port = port
+        self.host = host  # where the backend listens: its Ray node's address (issue 18)
         self.api_key = api_key
         self.slots = slots  # the backend's --parallel, when it was given one
         self._book = book
@@ -33,10 +35,11 @@ class LeaseBook:
         self.last_used = time.monotonic()  # end of the last request, or its start if running
         self._on_idle = on_idle
 
-    def take(self, port: int, api_key: str, slots: int | None = None) -> Lease:
+    def take(self, port: int, api_key: str, slots: int | None = None,
+             host: str = "127.0.0.1") -> Lease:
         self.inflight += 1
         self.last_used = time.monotonic()
-        return Lease(self, port, api_key, slots)
+        return Lease(self, port, api_key, slots, host)
 
     def release(self) -> None:
         self.inflight -= 1

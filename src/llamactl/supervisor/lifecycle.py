@@ -54,11 +54,12 @@ class _Step:
         self.emit(t.CancelWatchers(), t.Launch(retry))
         self.set(retrying=retry)
 
-    def fail(self, reason: str) -> None:
+    def fail(self, reason: str, *, model_missing: bool = False) -> None:
         self.set(last_error=reason, process=False)
         self.emit(t.Log("error", reason))
         self.set_status("failed")
-        self.emit(t.FailWaiters(f"Instance '{self.s.name}' failed: {reason}", log_tail=True),
+        self.emit(t.FailWaiters(f"Instance '{self.s.name}' failed: {reason}", log_tail=True,
+                                model_missing=model_missing),
                   t.Alert("error", f"Instance '{self.s.name}' failed: {reason}"))
 
     def crashed(self, reason: str) -> None:
@@ -220,10 +221,17 @@ def _boot(step: _Step, message: t.Boot) -> None:
 
 def _launched(step: _Step, message: t.Launched) -> None:
     step.set(process=True, last_error=None)
-    step.emit(t.Log("info", f"started pid {message.pid}"),
+    started = "placing on a node" if message.pid is None else f"started pid {message.pid}"
+    step.emit(t.Log("info", started),
               t.Count("relaunched" if step.s.retrying else "launched"))
     step.set_status("starting")
     step.emit(t.WatchExit(), t.WatchReadiness())
+
+
+def _placed(step: _Step, message: t.Placed) -> None:
+    if step.s.status == "starting" and step.s.process:
+        step.emit(t.Log("info", f"started pid {message.pid} on node {message.node}"),
+                  t.Persist())  # the pid and node, for adoption
 
 
 def _launch_failed(step: _Step, message: t.LaunchFailed) -> None:
@@ -259,8 +267,8 @@ def _exited(step: _Step, message: t.Exited) -> None:
     if after_kill is not None:
         step.emit(t.Log("info", exit_line))
         outcome, reason = after_kill
-        if outcome == "fail":
-            step.fail(reason)
+        if outcome in ("fail", "model"):
+            step.fail(reason, model_missing=outcome == "model")
         else:
             step.crashed(reason)
     elif status == "stopping":
@@ -293,7 +301,8 @@ def _ready(step: _Step, message: t.Ready) -> None:
 
 
 def _load_failed(step: _Step, message: t.LoadFailed) -> None:
-    step.kill_now("fail", f"start failed: {message.reason}")
+    step.kill_now("model" if message.model_missing else "fail",
+                  f"start failed: {message.reason}")
 
 
 def _unhealthy(step: _Step, message: t.Unhealthy) -> None:
@@ -343,7 +352,7 @@ def _idle(step: _Step, message: t.Idle) -> None:
 _HANDLERS: dict[type[Any], Callable[[_Step, Any], None]] = {
     t.Start: _start, t.Acquire: _acquire, t.Stop: _stop, t.Restart: _restart,
     t.Delete: _delete, t.Update: _update, t.Shutdown: _shutdown, t.Boot: _boot,
-    t.Launched: _launched, t.LaunchFailed: _launch_failed, t.Adopted: _adopted,
+    t.Launched: _launched, t.Placed: _placed, t.LaunchFailed: _launch_failed, t.Adopted: _adopted,
     t.AdoptFailed: _adopt_failed, t.Exited: _exited, t.Ready: _ready,
     t.LoadFailed: _load_failed, t.Unhealthy: _unhealthy, t.KillTimer: _kill_timer,
     t.RestartTimer: _restart_timer, t.Stable: _stable, t.IdleTimer: _idle_timer,

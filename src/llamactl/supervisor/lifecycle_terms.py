@@ -13,7 +13,9 @@ from typing import Literal
 
 from llamactl.instances.models import Status
 
-Outcome = Literal["fail", "crash"]  # what the exit of a process killed on purpose means
+# What the exit of a process killed on purpose means: a failed start, a crash, or a start
+# whose node has no such model file (a Ray node: MODEL_NOT_FOUND).
+Outcome = Literal["fail", "crash", "model"]
 TimerKind = Literal["kill", "restart", "idle"]
 Level = Literal["debug", "info", "warn", "error"]
 RefusalKind = Literal["already_running", "not_running", "stopping", "busy", "running"]
@@ -98,7 +100,15 @@ class Boot:
 
 @dataclass(frozen=True)
 class Launched:
-    pid: int
+    pid: int | None  # None: on a Ray node, being placed (Placed follows)
+
+
+@dataclass(frozen=True)
+class Placed:
+    """The backend runs on a Ray node now."""
+
+    pid: int | None
+    node: str
 
 
 @dataclass(frozen=True)
@@ -108,7 +118,7 @@ class LaunchFailed:
 
 @dataclass(frozen=True)
 class Adopted:
-    pid: int
+    pid: int | None
 
 
 @dataclass(frozen=True)
@@ -130,6 +140,7 @@ class Ready:
 @dataclass(frozen=True)
 class LoadFailed:
     reason: str
+    model_missing: bool = False  # the node had no such model file
 
 
 @dataclass(frozen=True)
@@ -164,7 +175,7 @@ class Idle:
 
 
 Message = (Start | Stop | Acquire | Restart | Delete | Update | Shutdown | Boot | Launched
-           | LaunchFailed | Adopted | AdoptFailed | Exited | Ready | LoadFailed | Unhealthy
+           | Placed | LaunchFailed | Adopted | AdoptFailed | Exited | Ready | LoadFailed | Unhealthy
            | KillTimer | RestartTimer | Stable | IdleTimer | Idle)
 
 
@@ -275,6 +286,7 @@ class FailWaiters:
 
     message: str
     log_tail: bool
+    model_missing: bool = False  # MODEL_NOT_FOUND rather than START_FAILED
 
 
 @dataclass(frozen=True)

@@ -114,6 +114,8 @@ class InstanceManager:
         while True:
             await asyncio.sleep(config.stats_interval)
             running = []
+            if not self._ctx.host.local:  # Ray: measured on the nodes (issue 18)
+                await asyncio.gather(*(o.sample_node_stats() for o in list(self._owners.values())))
             for owner in list(self._owners.values()):
                 owner.stats.sample()
                 if owner.pid is not None:
@@ -152,6 +154,7 @@ class InstanceManager:
                 idle_timeout=body.idle_timeout, group=body.group,
                 environment=dict(body.environment or {}), extra_args=list(body.extra_args or []),
                 aliases=list(body.aliases or []),
+                resources=dict(body.resources or {}),  # ray: issue 18
             )
             record = InstanceRecord(spec=spec)
             await self._ctx.repository.insert(record)  # StorageUnavailable: nothing created
@@ -357,6 +360,8 @@ def _updater(
             spec.extra_args = list(body.extra_args or [])
         if "aliases" in given:
             spec.aliases = list(body.aliases or [])
+        if "resources" in given:  # ray: issue 18
+            spec.resources = dict(body.resources or {})
 
     return apply
 

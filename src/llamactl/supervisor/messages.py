@@ -79,8 +79,14 @@ class Ready(Notice):
 
 
 @dataclass
+class Placed(Notice):
+    """The backend runs on a Ray node now (its pid and node are known)."""
+
+
+@dataclass
 class LoadFailed(Notice):
     reason: str = ""
+    model_missing: bool = False  # on a Ray node: answered as MODEL_NOT_FOUND (issue 18)
 
 
 @dataclass

@@ -28,6 +28,7 @@ from llamactl.instances.models import InstanceRecord, Status, utc_now
 from llamactl.supervisor import lifecycle_terms as t
 from llamactl.supervisor import messages as m
 from llamactl.supervisor.context import OwnerContext
+from llamactl.supervisor.host import BackendProcess
 from llamactl.supervisor.leases import Lease, LeaseBook
 from llamactl.supervisor.lifecycle import transition
 from llamactl.supervisor.owner_effects import (
@@ -36,12 +37,14 @@ from llamactl.supervisor.owner_effects import (
     OwnerEffects,
     policy_of,
 )
-from llamactl.supervisor.process import ProcessHandle, describe_exit
+from llamactl.supervisor.process import describe_exit
 from llamactl.supervisor.stats import ProcessStats
 
 __all__ = ["InstanceOwner", "InstanceStopping", "LaunchError"]
 
 log = logging.getLogger(__name__)
+
+NODE_STATS_TIMEOUT = 2.0  # seconds for a Ray node to answer for its backend
 
 
 class InstanceOwner(OwnerEffects):
@@ -51,7 +54,7 @@ class InstanceOwner(OwnerEffects):
         self._ctx = context
         self._inbox: asyncio.Queue[m.Message] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
-        self._process: ProcessHandle | None = None
+        self._process: BackendProcess | None = None
         self._generation = 0
         self._exit_watcher: asyncio.Task[None] | None = None
         self._watchers: list[asyncio.Task[None]] = []  # readiness or liveness of this process
@@ -91,8 +94,29 @@ class InstanceOwner(OwnerEffects):
         return self.record.runtime.serving_port or self.record.spec.port
 
     @property
+    def backend_host(self) -> str:
+        """The host its backend listens on: the node's address on Ray, else loopback. The
+        gateway, proxy, health and metrics scrapers read this one field (issue 18)."""
+        node = self.record.runtime.node
+        return node["address"] if node else "127.0.0.1"
+
+    @property
     def log_path(self) -> Path:
         return self._ctx.log_path(self.name)
+
+    async def sample_node_stats(self) -> None:
+        """On a Ray node, its actor measures the backend there (issue 18); locally a no-op."""
+        handle = self._process
+        if handle is None or self._ctx.host.local:
+            return
+        try:
+            measured = await asyncio.wait_for(handle.node_stats(), NODE_STATS_TIMEOUT)
+        except Exception as exc:  # a lost node or a busy actor: keep the last sample
+            log.debug("stats of %s from its node: %s", self.name, exc)
+            return
+        if measured is not None and handle is self._process:
+            self.stats.memory_usage = int(measured["memory_usage"])
+            self.stats.cpu_usage = float(measured["cpu_usage"])
 
     async def start(self, *, wait: bool = False) -> None:
         # A process llamactl cannot record could not be adopted after a crash of llamactl:
@@ -118,7 +142,8 @@ class InstanceOwner(OwnerEffects):
         command = self.record.runtime.command
         if self._slots[0] is not command:  # launched or adopted since: read its --parallel
             self._slots = (command, backend_named(self.record.spec.backend).slots(command))
-        return self.leases.take(self.port, self.record.api_key, self._slots[1])
+        return self.leases.take(self.port, self.record.api_key, self._slots[1],
+                                self.backend_host)
 
     async def acquire(self) -> Lease:
         """A lease, waiting for a start in progress; InstanceNotRunning when nothing runs."""
@@ -250,20 +275,33 @@ class InstanceOwner(OwnerEffects):
             return t.Shutdown(stop=message.stop)
         if isinstance(message, m.Ready):
             return t.Ready(inflight=self.leases.inflight)
-        if isinstance(message, (m.LoadFailed, m.Unhealthy)):
-            kind = t.LoadFailed if isinstance(message, m.LoadFailed) else t.Unhealthy
-            return kind(message.reason)
+        if isinstance(message, m.LoadFailed):
+            return t.LoadFailed(message.reason, model_missing=message.model_missing)
+        if isinstance(message, m.Unhealthy):
+            return t.Unhealthy(message.reason)
+        if isinstance(message, m.Placed):
+            return self._placed()
         if isinstance(message, (m.KillTimer, m.RestartTimer, m.IdleTimer)):
             self._timers.pop(_TIMER_OF[type(message)], None)  # it has fired
         if isinstance(message, m.IdleTimer):
             return t.IdleTimer(inflight=self.leases.inflight, idle_for=self.leases.idle_for())
         return _PLAIN[type(message)]()
 
+    def _placed(self) -> t.Placed:
+        """A backend on a Ray node runs now: record its pid and node (for adoption)."""
+        handle, runtime = self._process, self.record.runtime
+        if handle is not None and self.status == "starting":
+            runtime.pid, runtime.pid_start_time, runtime.command = (
+                handle.pid, handle.start_time, handle.command)
+            runtime.node = handle.node
+        node = handle.node if handle is not None and handle.node else {}
+        return t.Placed(pid=handle.pid if handle else None, node=node.get("id", "?"))
+
     def _reaped(self, code: int | None) -> t.Exited:
         handle, self._process, self._exit_watcher = self._process, None, None
         runtime = self.record.runtime
         runtime.pid = runtime.pid_start_time = runtime.serving_port = None
-        runtime.started_at = None
+        runtime.started_at = runtime.node = None
         self.stats.reset(None)
         return t.Exited(pid=handle.pid if handle else None, what=describe_exit(code))
 

@@ -23,6 +23,7 @@ from llamactl.errors import (
     InstanceNotRunning,
     InstanceRunning,
     LlamactlError,
+    ModelNotFound,
     StartFailed,
 )
 from llamactl.instances.model_paths import outside_model_dirs
@@ -31,9 +32,10 @@ from llamactl.supervisor import lifecycle_terms as t
 from llamactl.supervisor import logs
 from llamactl.supervisor import messages as m
 from llamactl.supervisor.context import Lifecycle, OwnerContext
+from llamactl.supervisor.host import BackendProcess, PlacementError, SpawnRequest
 from llamactl.supervisor.leases import Lease, LeaseBook
 from llamactl.supervisor.ports import port_is_free
-from llamactl.supervisor.process import ProcessHandle, SpawnError
+from llamactl.supervisor.process import SpawnError
 from llamactl.supervisor.stats import ProcessStats
 from llamactl.supervisor.watchers import watch_liveness, watch_readiness
 
@@ -78,7 +80,7 @@ class OwnerEffects:
     _life: t.State
     _answer: bool | None
     _current: m.Message | None
-    _process: ProcessHandle | None
+    _process: BackendProcess | None
     _generation: int
     _exit_watcher: asyncio.Task[None] | None
     _watchers: list[asyncio.Task[None]]
@@ -97,6 +99,10 @@ class OwnerEffects:
 
     @property
     def port(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def backend_host(self) -> str:
         raise NotImplementedError
 
     def _apply(self, message: t.Message) -> bool | None:
@@ -120,41 +126,47 @@ class OwnerEffects:
 
     def _launch(self, effect: t.Launch) -> None:
         self._generation += 1
-        runtime, config = self.record.runtime, self._ctx.config
+        runtime, config, host = self.record.runtime, self._ctx.config, self._ctx.host
         try:
             backend = self._backend()
             argv = backend.argv(self._ctx.backend_command(backend.name), self.record)
-            _check_launchable(self.record, config.model_dirs, backend.model_files_only)
+            if host.local:  # on a Ray node, the node checks (cluster/actor.py)
+                _check_launchable(self.record, config.model_dirs, backend.model_files_only)
             logs.rotate_if_needed(self.log_path, config.log_max_bytes, config.log_backups,
                                   None, live=False)
             self._own_log("info", f"starting: {' '.join(argv)}")
-            handle = ProcessHandle.spawn(argv, backend.env(self.record), self.log_path)
+            handle = host.spawn(SpawnRequest(
+                self.name, argv, backend.env(self.record), self.log_path,
+                self.record.spec.resources, self.record.spec.model_path))
         except (BackendNotFound, LaunchError, SpawnError) as exc:
             self._apply(t.LaunchFailed(str(exc)))
             return
         self._process = handle
-        self.stats.reset(handle.pid)
+        self.stats.reset(handle.pid if host.local else None)
         runtime.pid, runtime.pid_start_time, runtime.command = (
             handle.pid, handle.start_time, handle.command)
         runtime.started_at = utc_now()
         runtime.serving_port = self.record.spec.port
+        runtime.node = handle.node
         self._apply(t.Launched(handle.pid))
 
     def _try_adopt(self, effect: t.TryAdopt) -> None:
         runtime = self.record.runtime
         handle = None
         if runtime.pid and runtime.pid_start_time is not None and runtime.command:
-            handle = ProcessHandle.adopt(runtime.pid, runtime.pid_start_time, runtime.command)
+            handle = self._ctx.host.adopt(self.name, runtime.pid, runtime.pid_start_time,
+                                          runtime.command)
         if handle is None:
             pid = runtime.pid
             runtime.pid = runtime.pid_start_time = runtime.serving_port = None
-            runtime.started_at = None
+            runtime.started_at = runtime.node = None
             self._apply(t.AdoptFailed(pid))
             return
         self._generation += 1
         self._process = handle
-        self.stats.reset(handle.pid)
-        self._apply(t.Adopted(handle.pid))
+        self.stats.reset(handle.pid if self._ctx.host.local else None)
+        runtime.node = handle.node
+        self._apply(t.Adopted(runtime.pid))
 
     def _signal(self, effect: t.Signal) -> None:
         if self._process is None:
@@ -201,7 +213,8 @@ class OwnerEffects:
     def _fail_waiters(self, effect: t.FailWaiters) -> None:
         tail = self._last_log_lines() if effect.log_tail else None
         details = "\n".join(tail) if tail is not None else None
-        self._resolve_ready(StartFailed(effect.message, details))
+        error = ModelNotFound(effect.message) if effect.model_missing else None
+        self._resolve_ready(error or StartFailed(effect.message, details))
 
     def _delete_logs(self, effect: t.DeleteLogs) -> None:
         # The manager deleted the row first (it may be refused): here only memory and files.
@@ -266,16 +279,32 @@ class OwnerEffects:
         self._exit_watcher = self._spawn(wait_exit())
 
     def _watch_readiness(self, effect: t.WatchReadiness) -> None:
-        self._watchers.append(self._spawn(watch_readiness(
-            self._post, self._generation, self.port,
-            self.log_path, self._ctx.config.load_timeout, self._backend().health_paths,
-        )))
+        handle, generation = self._process, self._generation
+        if handle is None:
+            return
+        load_timeout, paths = self._ctx.config.load_timeout, self._backend().health_paths
+        resources = self.record.spec.resources
+
+        async def placed_then_ready() -> None:
+            if handle.pid is None:  # a Ray node: placement first, within the load timeout
+                try:
+                    await asyncio.wait_for(handle.placed(), load_timeout)
+                except (PlacementError, TimeoutError) as exc:
+                    self._post(m.LoadFailed(generation, str(exc) or (
+                        f"not placed after {load_timeout:g} s: no node has {resources}"),
+                        model_missing=getattr(exc, "model_missing", False)))
+                    return
+                self._post(m.Placed(generation))
+            await watch_readiness(self._post, generation, self.port, self.log_path,
+                                  load_timeout, paths, host=handle.address)
+
+        self._watchers.append(self._spawn(placed_then_ready()))
 
     def _watch_liveness(self, effect: t.WatchLiveness) -> None:
         self._watchers.append(self._spawn(watch_liveness(
             self._post, self._generation, self.port,
             self._ctx.config.health_interval, self._ctx.config.health_failures,
-            self._ctx.stable_after, self._backend().health_paths,
+            self._ctx.stable_after, self._backend().health_paths, host=self.backend_host,
         )))
 
     def _backend(self) -> Backend:

@@ -32,14 +32,15 @@ def _size(path: Path) -> int:
 
 async def watch_readiness(
     post: Post, generation: int, port: int, log_path: Path,
-    stall_timeout: float, paths: tuple[str, ...],
+    stall_timeout: float, paths: tuple[str, ...], *, host: str = "127.0.0.1",
 ) -> None:
     """Ready when /health answers 200; failed when neither ready nor writing for stall_timeout."""
     delay = READY_POLL_FIRST
     last_size = _size(log_path)
     deadline = time.monotonic() + stall_timeout
     while True:
-        if await probe_health(port, timeout=min(2.0, stall_timeout), paths=paths) == "ok":
+        if await probe_health(port, timeout=min(2.0, stall_timeout), paths=paths,
+                              host=host) == "ok":
             post(Ready(generation))
             return
         size = _size(log_path)
@@ -55,7 +56,8 @@ async def watch_readiness(
 
 async def watch_liveness(
     post: Post, generation: int, port: int, interval: float,
-    failures_allowed: int, stable_after: float, paths: tuple[str, ...],
+    failures_allowed: int, stable_after: float, paths: tuple[str, ...], *,
+    host: str = "127.0.0.1",
 ) -> None:
     """Unhealthy after ``failures_allowed`` failed checks in a row; Stable once, after a while."""
     failures = 0
@@ -64,7 +66,7 @@ async def watch_liveness(
     # Instances started together would be probed together forever: spread the first probe.
     await asyncio.sleep(interval * random.random())  # noqa: S311 (not cryptography)
     while True:
-        result = await probe_health(port, paths=paths)
+        result = await probe_health(port, paths=paths, host=host)
         failures = 0 if result == "ok" else failures + 1
         if failures >= failures_allowed:
             post(Unhealthy(generation, f"health check failed {failures} times in a row ({result})"))

@@ -146,7 +146,8 @@ async def instance_health(name: str, manager: ManagerDep) -> Response:
     owner = manager.owner(name)
     alive = owner.pid is not None
     report = await health_report(owner.status, owner.port, alive,
-                                 backend_named(owner.record.spec.backend).health_paths)
+                                 backend_named(owner.record.spec.backend).health_paths,
+                                 host=owner.backend_host)
     return _json(report)
 
 

@@ -27,7 +27,8 @@ llamacpp:tokens_predicted_total{instance="llama2-7b"} 128
 )
 async def metrics(services: ServicesDep) -> Response:
     manager = services.manager
-    targets = [ScrapeTarget(owner.name, owner.port, owner.record.api_key)
+    targets = [ScrapeTarget(owner.name, owner.port, owner.record.api_key,
+                            owner.backend_host)
                for owner in manager.owners() if owner.status == "running"]
     backends = await scrape_backends(services.http, targets)
     body = services.metrics.render() + backends.encode()

@@ -50,7 +50,8 @@ async def proxy(name: str, path: str, request: Request,
         raise InstanceNotRunning(f"Instance '{name}' is {owner.status}, not running")
     try:
         call = UpstreamCall(services.gateway.pool, lease.port,
-                            await _request_bytes(request, lease), lane="operator")
+                            await _request_bytes(request, lease), lane="operator",
+                            host=lease.host)
         try:
             status, raw_headers, event_stream = await call.answer()
         except UpstreamError as exc:
@@ -92,7 +93,7 @@ async def _request_bytes(request: Request, lease: Lease) -> bytes:
         raise ValidationFailed("Invalid path for the instance: it holds a control character")
     body = await request.body()
     head = [b"%s %s HTTP/1.1" % (request.method.encode(), target),
-            b"host: 127.0.0.1:%d" % lease.port]
+            b"host: %s:%d" % (lease.host.encode(), lease.port)]
     head += [name + b": " + value for name, value in edge.request_headers(request.headers.raw)]
     head += [b"%s: %s" % edge.ACCEPT_IDENTITY,
              b"authorization: " + edge.backend_authorization(lease.api_key),

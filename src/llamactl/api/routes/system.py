@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 
 from llamactl.api.deps import ServicesDep
 from llamactl.api.system_schemas import SystemInfo, SystemStatus, error_responses
+from llamactl.cluster.status import cluster_nodes
 
 router = APIRouter(prefix="/system", tags=["system"],
                    responses=error_responses(401, 403, 429, 500))
@@ -15,7 +16,11 @@ router = APIRouter(prefix="/system", tags=["system"],
 
 @router.get("/status", response_model=SystemStatus, summary="Get system status and metrics")
 async def system_status(services: ServicesDep) -> JSONResponse:
-    return JSONResponse(services.monitoring.status())
+    status = services.monitoring.status()
+    nodes = await cluster_nodes(services.manager)  # issue 18: under cluster.engine: ray
+    if nodes is not None:
+        status["nodes"] = nodes
+    return JSONResponse(status)
 
 
 @router.get("/info", response_model=SystemInfo, summary="Get system information",
