@@ -184,3 +184,21 @@ def test_exceptions_pickle_and_old_names_are_aliases() -> None:
     assert llamactl.ConnectionError is APIConnectionError
     assert "ValidationError" not in llamactl.__all__
     assert "ConnectionError" not in llamactl.__all__
+
+
+def test_with_raw_response_gives_headers_on_success(server: Scripted) -> None:
+    with Client(server.url) as client:
+        raw = client.with_raw_response.list_instances()
+        assert raw.parse() == []
+        assert raw.status_code == 200
+        assert raw.headers["X-REQUEST-ID"] == "req-1"
+        assert raw.request_id == "req-1"
+        assert client._responses is None  # the client itself records nothing
+
+
+async def test_async_with_raw_response(server: Scripted) -> None:
+    server.script = [(429, {"Retry-After": "0"})]
+    async with AsyncClient(server.url) as client:
+        raw = await client.with_raw_response.list_instances()
+    assert raw.value == []
+    assert raw.request_id == "req-2"  # the answer it was parsed from, after the retry

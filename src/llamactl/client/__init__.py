@@ -58,6 +58,7 @@ from llamactl.client._models import (
     SystemStatus,
     Token,
 )
+from llamactl.client._raw import RawResponse
 from llamactl.client._streaming import AsyncLogStream, LogStream
 
 if TYPE_CHECKING:
@@ -98,6 +99,7 @@ __all__ = [
     "PermissionDeniedError",
     "ProtocolError",
     "RateLimitError",
+    "RawResponse",
     "Resources",
     "ServerError",
     "StartFailedError",

@@ -53,6 +53,7 @@ from llamactl.client._models import (
     SystemStatus,
     Token,
 )
+from llamactl.client._raw import AsyncRawResponses
 from llamactl.client._streaming import AsyncLogStream
 
 if TYPE_CHECKING:
@@ -145,6 +146,13 @@ class AsyncClient(BaseClient):
                 await response.aclose()
             await asyncio.sleep(delay)
             attempt += 1
+
+    @property
+    def with_raw_response(self) -> AsyncRawResponses:
+        """The same methods, each answering a ``RawResponse`` (``.headers``,
+        ``.status_code``, ``.request_id``, ``.parse()``): ``client.with_raw_response
+        .list_instances().headers["x-ratelimit-remaining"]``."""
+        return AsyncRawResponses(self)
 
     def with_options(self, *, timeout: TimeoutTypes | None = None,
                      max_retries: int | None = None) -> AsyncClient:

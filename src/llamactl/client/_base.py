@@ -211,6 +211,8 @@ class BaseClient:
         self.timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
         self._headers = {"User-Agent": USER_AGENT, "Accept": "application/json",
                          **(headers or {})}
+        # Where a with_raw_response copy records the answers it parses; None: not recorded.
+        self._responses: list[httpx.Response] | None = None
 
     def _copy_with(self, timeout: TimeoutTypes | None, max_retries: int | None) -> Any:
         """A shallow copy sharing the connection pool and the token, for ``with_options``."""
@@ -271,6 +273,8 @@ class BaseClient:
         return args
 
     def _parse(self, call: Call[T], response: httpx.Response) -> T:
+        if self._responses is not None:
+            self._responses.append(response)
         if response.is_error:
             raise api_error(response)
         try:

@@ -48,6 +48,7 @@ from llamactl.client._models import (
     SystemStatus,
     Token,
 )
+from llamactl.client._raw import RawResponses
 from llamactl.client._streaming import LogStream
 
 if TYPE_CHECKING:
@@ -142,6 +143,13 @@ class Client(BaseClient):
                 response.close()
             time.sleep(delay)
             attempt += 1
+
+    @property
+    def with_raw_response(self) -> RawResponses:
+        """The same methods, each answering a ``RawResponse`` (``.headers``,
+        ``.status_code``, ``.request_id``, ``.parse()``): ``client.with_raw_response
+        .list_instances().headers["x-ratelimit-remaining"]``."""
+        return RawResponses(self)
 
     def with_options(self, *, timeout: TimeoutTypes | None = None,
                      max_retries: int | None = None) -> Client:
