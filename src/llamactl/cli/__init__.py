@@ -30,6 +30,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
               "Manage API users (kept in the config file, passwords as argon2 hashes)."),
     "keys": ("llamactl.cli.admin:keys",
              "Manage inference API keys for the OpenAI-compatible /v1 gateway."),
+    "completion": ("llamactl.cli.completion:completion",
+                   "Print the shell completion script for bash, zsh or fish."),
 }
 
 

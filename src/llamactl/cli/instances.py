@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 from typing import Any, cast
 
 import click
 
 from llamactl.cli.common import (
+    EXIT_ERROR,
     ClientGroup,
     format_time,
     humanize_bytes,
@@ -321,12 +323,14 @@ def instance_logs(client: Client, name: str, lines: int, level: str | None, foll
 
 
 def _echo_batch(result: BatchResult, done: list[str], verb: str, output: str) -> None:
-    if echoed_as_json(result, output):
-        return
-    click.echo(f"{verb}: {', '.join(done) or '-'}")
-    click.echo(f"skipped: {', '.join(result.skipped) or '-'}")
-    for failure in result.failed:
-        click.echo(f"failed: {failure.name}: {failure.error}")
+    """The result; then, when any instance failed, exit 1 so that a script notices."""
+    if not echoed_as_json(result, output):
+        click.echo(f"{verb}: {', '.join(done) or '-'}")
+        click.echo(f"skipped: {', '.join(result.skipped) or '-'}")
+        for failure in result.failed:
+            click.echo(f"failed: {failure.name}: {failure.error}")
+    if result.failed:
+        sys.exit(EXIT_ERROR)
 
 
 @instances.command("start-all")

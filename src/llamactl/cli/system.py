@@ -29,7 +29,7 @@ from llamactl.cli.output import (
     echoed_as_json,
     output_option,
 )
-from llamactl.client import Client
+from llamactl.client import Client, InstanceCounts
 
 
 @click.group(cls=ClientGroup)
@@ -41,6 +41,16 @@ def system() -> None:
       llamactl system status
       llamactl system info -o json
     """
+
+
+def counts_line(counts: InstanceCounts) -> str:
+    """``3 (1 running, 1 stopped, 1 failed)``: failed always shown, since it is what one
+    looks for; the passing states only when some instance is in them."""
+    parts = [f"{counts.running} running", f"{counts.stopped} stopped", f"{counts.failed} failed"]
+    parts += [f"{n} {state}" for n, state in ((counts.starting, "starting"),
+                                              (counts.stopping, "stopping"),
+                                              (counts.restarting, "restarting")) if n]
+    return f"{counts.total} ({', '.join(parts)})"
 
 
 @system.command("status")
@@ -60,7 +70,7 @@ def system_status(client: Client, output: str) -> None:
     counts, resources = status.instances, status.resources
     click.echo(f"version    {status.version}")
     click.echo(f"uptime     {humanize_seconds(status.uptime)}")
-    click.echo(f"instances  {counts.total} ({counts.running} running, {counts.stopped} stopped)")
+    click.echo(f"instances  {counts_line(counts)}")
     click.echo(f"cpu        {resources.cpu_usage:.1f}%")
     click.echo(f"memory     {humanize_bytes(resources.memory_usage)} of "
                f"{humanize_bytes(resources.memory_total)}")
