@@ -76,6 +76,8 @@ class Recorder:
 
 
 def client_with(handler: Handler, **kwargs: Any) -> Client:
+    # No retries: these tests map one answer to one outcome (test_client_retries.py retries).
+    kwargs.setdefault("max_retries", 0)
     return Client("http://llamactl.test", transport=httpx.MockTransport(handler), **kwargs)
 
 
@@ -197,7 +199,7 @@ def test_timeouts_are_ours() -> None:
 
 def test_connection_refused_is_a_connection_error() -> None:
     with pytest.raises(llamactl.ConnectionError, match="cannot reach llamactl"):
-        Client(f"http://127.0.0.1:{free_port()}").list_instances()
+        Client(f"http://127.0.0.1:{free_port()}", max_retries=0).list_instances()
 
 
 # -- requests --------------------------------------------------------------------------------
