@@ -98,3 +98,28 @@ def test_system_status_counts_failed_instances() -> None:
     counts = InstanceCounts(total=4, running=1, stopped=1, starting=1, stopping=0,
                             restarting=0, failed=1)
     assert counts_line(counts) == "4 (1 running, 1 stopped, 1 failed, 1 starting)"
+
+
+@pytest.mark.parametrize("command", ["start", "stop", "restart"])
+def test_start_stop_and_restart_wait_the_same_way(command: str) -> None:
+    from llamactl.cli.instances import instances
+
+    sub = instances.commands[command]
+    wait = next(p for p in sub.params if p.name == "wait")
+    assert wait.default is True
+    assert "--no-wait" in CliRunner().invoke(main, ["instances", command, "--help"]).output
+    names = {p.name for p in sub.params}
+    assert ("grace" in names) == (command == "stop")
+
+
+def test_url_at_the_root_and_on_the_command(batch_server: str, tmp_path: Path) -> None:
+    env = {"XDG_CONFIG_HOME": str(tmp_path), "LLAMACTL_URL": "http://127.0.0.1:9"}
+    runner = CliRunner()
+    at_root = runner.invoke(main, ["--url", batch_server, "instances", "start-all"], env=env)
+    assert "port 8081 in use" in at_root.output  # the root's --url beat $LLAMACTL_URL
+    own = runner.invoke(main, ["--url", "http://127.0.0.1:9", "instances", "start-all",
+                               "--url", batch_server], env=env)
+    assert "port 8081 in use" in own.output  # the command's own --url wins
+    from_env = runner.invoke(main, ["instances", "start-all"],
+                             env={**env, "LLAMACTL_URL": batch_server})
+    assert "port 8081 in use" in from_env.output

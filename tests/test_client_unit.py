@@ -218,7 +218,7 @@ def test_requests_follow_the_contract() -> None:
     created = client.create_instance("a", "/m.gguf", port=8081, options={"threads": 4})
     assert created.created_at.year == 2024
     client.update_instance("a", restart=True, options={"threads": None})
-    client.stop_instance("a", force=True, timeout=5)
+    client.stop_instance("a", force=True, grace=5)
     create, update, stop = recorder.requests
     assert json.loads(create.content) == {"name": "a", "model_path": "/m.gguf", "port": 8081,
                                           "options": {"threads": 4}}

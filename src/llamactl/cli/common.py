@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 import click
 
 from llamactl.atomic_file import atomic_write
+from llamactl.cli.output import ROOT_TOKEN, ROOT_URL
 from llamactl.client import (
     APIConnectionError,
     APIError,
@@ -153,12 +154,16 @@ def with_client(command: F) -> F:
     """Adds ``--url`` and ``--token`` and hands the command a ``Client`` as its first
     argument; a token the client refreshed on the way is saved for next time."""
 
-    @click.option("--url", envvar="LLAMACTL_URL", default=DEFAULT_URL, show_default=True,
-                  show_envvar=True, help="The llamactl server.")
-    @click.option("--token", envvar="LLAMACTL_TOKEN", show_envvar=True,
-                  help="A JWT (default: the one 'llamactl login' saved for this URL).")
+    @click.option("--url", default=None, help="The llamactl server (default: the root's "
+                  "--url, else $LLAMACTL_URL, else http://127.0.0.1:8080).")
+    @click.option("--token", default=None, help="A JWT (default: the root's --token, else "
+                  "$LLAMACTL_TOKEN, else the one 'llamactl login' saved for this URL).")
     @functools.wraps(command)
-    def wrapper(*args: Any, url: str, token: str | None, **kwargs: Any) -> Any:
+    def wrapper(*args: Any, url: str | None, token: str | None, **kwargs: Any) -> Any:
+        root = click.get_current_context().find_root().meta
+        # The command's own option, then the root's, then the environment.
+        url = url or root.get(ROOT_URL) or os.environ.get("LLAMACTL_URL") or DEFAULT_URL
+        token = token or root.get(ROOT_TOKEN) or os.environ.get("LLAMACTL_TOKEN") or None
         with open_client(url, token) as client:
             return command(client, *args, **kwargs)
 

@@ -252,13 +252,15 @@ class AsyncClient(BaseClient):
         except ClientTimeoutError:
             raise not_in_time(f"instance {name!r} was not running", seconds) from None
 
-    async def stop_instance(self, name: str, *, force: bool = False, timeout: float | None = None,
-                      wait: bool = False) -> OperationResult:
-        """Stop: SIGTERM, SIGKILL after ``timeout`` s (the server's default when None), or
-        SIGKILL at once with ``force``. ``wait=True`` returns once it is stopped."""
-        result = await self._call(calls.stop_instance(name, force=force, timeout=timeout))
+    async def stop_instance(self, name: str, *, force: bool = False, grace: float | None = None,
+                      wait: bool = False, timeout: float | None = None) -> OperationResult:
+        """Stop: SIGTERM, then SIGKILL after ``grace`` s (the server's ``stop_timeout`` when
+        None), or SIGKILL at once with ``force``. ``wait=True`` returns once it is stopped,
+        giving up after ``timeout`` s (as start and restart do; default ``grace`` + 30 s, at
+        least 120 s)."""
+        result = await self._call(calls.stop_instance(name, force=force, grace=grace))
         if wait:
-            bound = max(STOP_WAIT_TIMEOUT, (timeout or 0) + 30)
+            bound = max(STOP_WAIT_TIMEOUT, (grace or 0) + 30) if timeout is None else timeout
             instance = await self._wait_status(name, ("stopped", "failed"), bound)
             result = OperationResult(message="Instance stopped", status=instance.status)
         return result
