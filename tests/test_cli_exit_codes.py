@@ -123,3 +123,34 @@ def test_url_at_the_root_and_on_the_command(batch_server: str, tmp_path: Path) -
     from_env = runner.invoke(main, ["instances", "start-all"],
                              env={**env, "LLAMACTL_URL": batch_server})
     assert "port 8081 in use" in from_env.output
+
+
+def test_list_quiet_prints_names_only(tmp_path: Path) -> None:
+    import http.server
+
+    class Listing(http.server.BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            body = json.dumps({"instances": [
+                {"name": n, "model_path": "/m.gguf", "port": 8081, "status": "stopped",
+                 "options": {}, "created_at": "2024-01-01T00:00:00Z"} for n in ("a", "b")]})
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Listing)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        result = CliRunner().invoke(
+            main, ["instances", "list", "-q", "--url", f"http://127.0.0.1:{httpd.server_address[1]}"],
+            env={"XDG_CONFIG_HOME": str(tmp_path)})
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+    assert result.exit_code == 0, result.output
+    assert result.output == "a\nb\n"

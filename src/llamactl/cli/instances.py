@@ -86,16 +86,22 @@ def _inline(value: dict[str, Any]) -> str:
 
 @instances.command("list")
 @OUTPUT_OPTION
+@click.option("-q", "--quiet", is_flag=True, help="Names only, one a line (for scripts).")
 @with_client
-def list_instances(client: Client, output: str) -> None:
+def list_instances(client: Client, output: str, quiet: bool) -> None:
     """List instances.
 
     \b
     Examples:
       llamactl instances list
+      llamactl instances list -q | xargs -n1 llamactl instances stop --no-wait
       llamactl instances list --output json | jq -r '.[].name'
     """
     found = client.list_instances()
+    if quiet:
+        for instance in found:
+            click.echo(instance.name)
+        return
     if echoed_as_json(found, output):
         return
     echo_table(["NAME", "STATUS", "PORT", "PID", "UPTIME", "MODEL"], [
