@@ -95,7 +95,7 @@ def test_walk_through(server: LlamactlProcess, model: Path, home: Path) -> None:
     assert ok(run("instances", "delete", "walk")).strip() == "deleted walk"
 
     missing = run("instances", "get", "walk")
-    assert missing.returncode == 1
+    assert missing.returncode == 3  # not found
     assert missing.stderr == "llamactl: error: Instance 'walk' not found (INSTANCE_NOT_FOUND)\n"
 
 
@@ -113,14 +113,14 @@ def test_batch_update_restart_and_errors(server: LlamactlProcess, model: Path,
     assert ok(run("instances", "restart", "b", "--wait")).strip() == "b is running"
     assert ok(run("instances", "stop-all")).startswith("stopping: b")
     refused = run("instances", "create", "b", "--model", str(model))
-    assert refused.returncode == 1
+    assert refused.returncode == 4  # conflict
     assert "(INSTANCE_EXISTS)" in refused.stderr
     invalid = run("instances", "update", "b", "--option", "threads=four")
     assert invalid.returncode == 1
     assert "(VALIDATION_ERROR)" in invalid.stderr
     assert "options.threads" in invalid.stderr
     unreachable = cli("instances", "list", url="http://127.0.0.1:9", home=home)
-    assert unreachable.returncode == 1
+    assert unreachable.returncode == 5
     assert unreachable.stderr.startswith("llamactl: error: cannot reach llamactl at ")
 
 

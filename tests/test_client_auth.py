@@ -115,8 +115,9 @@ def test_rate_limits_raise_rate_limit_error(
     tmp_path: Path, llama_server_bin: str, model: Path
 ) -> None:
     limits = {"enabled": True, "regular_per_minute": 100, "intensive_per_minute": 2}
+    # max_retries=0: a retried 429 would wait out the server's Retry-After (up to 60 s).
     with running_server(tmp_path, llama_server_bin, rate_limit=limits) as limited, \
-            Client(limited.url) as client:
+            Client(limited.url, max_retries=0) as client:
         client.create_instance("a", str(model))
         client.create_instance("b", str(model))
         with pytest.raises(RateLimitError) as refused:

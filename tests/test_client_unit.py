@@ -76,6 +76,8 @@ class Recorder:
 
 
 def client_with(handler: Handler, **kwargs: Any) -> Client:
+    # No retries: these tests map one answer to one outcome (test_client_retries.py retries).
+    kwargs.setdefault("max_retries", 0)
     return Client("http://llamactl.test", transport=httpx.MockTransport(handler), **kwargs)
 
 
@@ -197,7 +199,7 @@ def test_timeouts_are_ours() -> None:
 
 def test_connection_refused_is_a_connection_error() -> None:
     with pytest.raises(llamactl.ConnectionError, match="cannot reach llamactl"):
-        Client(f"http://127.0.0.1:{free_port()}").list_instances()
+        Client(f"http://127.0.0.1:{free_port()}", max_retries=0).list_instances()
 
 
 # -- requests --------------------------------------------------------------------------------
@@ -216,7 +218,7 @@ def test_requests_follow_the_contract() -> None:
     created = client.create_instance("a", "/m.gguf", port=8081, options={"threads": 4})
     assert created.created_at.year == 2024
     client.update_instance("a", restart=True, options={"threads": None})
-    client.stop_instance("a", force=True, timeout=5)
+    client.stop_instance("a", force=True, grace=5)
     create, update, stop = recorder.requests
     assert json.loads(create.content) == {"name": "a", "model_path": "/m.gguf", "port": 8081,
                                           "options": {"threads": 4}}

@@ -139,6 +139,9 @@ func (c *Client) newRequest(ctx context.Context, r request) (*http.Request, erro
 	if c.baseErr != nil {
 		return nil, c.baseErr
 	}
+	if c.base == nil { // a zero-value Client: an error, not a nil dereference
+		return nil, ErrNoBaseURL
+	}
 	target := c.base.String() + r.path // r.path is escaped already (instancePath)
 	if len(r.query) > 0 {
 		target += "?" + r.query.Encode()
@@ -163,7 +166,11 @@ func (c *Client) newRequest(ctx context.Context, r request) (*http.Request, erro
 		accept = "application/json"
 	}
 	req.Header.Set("Accept", accept)
-	req.Header.Set("User-Agent", c.userAgent)
+	userAgent := c.userAgent
+	if userAgent == "" {
+		userAgent = DefaultUserAgent
+	}
+	req.Header.Set("User-Agent", userAgent)
 	bearer := r.bearer
 	if bearer == "" {
 		bearer = c.Token()
@@ -181,7 +188,11 @@ func (c *Client) send(ctx context.Context, r request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.http.Do(req)
+	hc := c.http
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -203,7 +214,9 @@ func (c *Client) call(ctx context.Context, r request, out any) error {
 		_, err = io.Copy(io.Discard, resp.Body)
 		return err
 	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+	decoder := json.NewDecoder(resp.Body)
+	decoder.UseNumber() // Options keep integers: {"threads": 4} is json.Number("4"), not 4.0
+	if err := decoder.Decode(out); err != nil {
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			return err
 		}

@@ -19,6 +19,32 @@ var (
 	ErrNotFound     = errors.New("llamactl: not found")
 	ErrConflict     = errors.New("llamactl: conflict")
 	ErrRateLimited  = errors.New("llamactl: rate limited")
+	// ErrServer matches every 5xx answer (START_FAILED, STORAGE_UNAVAILABLE, a proxy's 502...).
+	ErrServer = errors.New("llamactl: server error")
+	// ErrNoBaseURL is what calls on a Client not made by NewClient return (never a panic).
+	ErrNoBaseURL = errors.New("llamactl: the Client has no base URL: create it with NewClient")
+)
+
+// The contract's error codes (APIError.Code), to compare with rather than spell out.
+const (
+	CodeValidationError     = "VALIDATION_ERROR"
+	CodeInvalidJSON         = "INVALID_JSON"
+	CodeModelNotFound       = "MODEL_NOT_FOUND"
+	CodeUnauthorized        = "UNAUTHORIZED"
+	CodeTokenExpired        = "TOKEN_EXPIRED"
+	CodeInvalidCredentials  = "INVALID_CREDENTIALS"
+	CodeForbidden           = "FORBIDDEN"
+	CodeNotFound            = "NOT_FOUND"
+	CodeInstanceNotFound    = "INSTANCE_NOT_FOUND"
+	CodeInstanceExists      = "INSTANCE_EXISTS"
+	CodeInstanceRunning     = "INSTANCE_RUNNING"
+	CodeInstanceNotRunning  = "INSTANCE_NOT_RUNNING"
+	CodePortConflict        = "PORT_CONFLICT"
+	CodeRateLimited         = "RATE_LIMITED"
+	CodeStartFailed         = "START_FAILED"
+	CodeStorageUnavailable  = "STORAGE_UNAVAILABLE"
+	CodeInternalError       = "INTERNAL_ERROR"
+	CodeInstanceAlreadyRuns = "INSTANCE_ALREADY_RUNNING"
 )
 
 // APIError is an error answer of the server: every 4xx and 5xx, in the contract's shape
@@ -80,8 +106,11 @@ func (e *APIError) Is(target error) bool {
 	case http.StatusTooManyRequests:
 		return target == ErrRateLimited
 	}
-	return false
+	return e.StatusCode >= 500 && target == ErrServer
 }
+
+// IsServerError reports whether err is a 5xx answer.
+func IsServerError(err error) bool { return errors.Is(err, ErrServer) }
 
 // IsBadRequest reports whether err is a 400 answer (VALIDATION_ERROR, INVALID_JSON,
 // MODEL_NOT_FOUND).

@@ -2,6 +2,7 @@ package llamactl_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"runtime"
 	"testing"
@@ -49,7 +50,7 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("CreateInstance: %v", err)
 	}
 	if inst.Status != llamactl.StatusStopped || inst.PID != nil || inst.Port < 35100 ||
-		inst.CreatedAt.IsZero() || inst.Options["context_size"] != float64(512) ||
+		inst.CreatedAt.IsZero() || inst.Options["context_size"] != json.Number("512") ||
 		inst.MaxRestarts != 0 || inst.Backend != "llama_cpp" {
 		t.Fatalf("created instance: %+v", inst)
 	}
@@ -90,7 +91,7 @@ func TestLifecycle(t *testing.T) {
 	updated, err := c.UpdateInstance(ctx, name, llamactl.UpdateInstanceRequest{
 		Options: llamactl.Options{"threads": 2},
 	})
-	if err != nil || !updated.RestartRequired || updated.Instance.Options["threads"] != float64(2) {
+	if err != nil || !updated.RestartRequired || updated.Instance.Options["threads"] != json.Number("2") {
 		t.Fatalf("UpdateInstance: %+v, %v", updated, err)
 	}
 	restarted, err := c.RestartInstance(ctx, name, llamactl.RestartOptions{Wait: true})
@@ -312,7 +313,7 @@ func TestSystemAndConfig(t *testing.T) {
 		t.Fatalf("UpdateConfig: %+v, %v", updated, err)
 	}
 	after, _ := updated.Config["instances"].(map[string]any)
-	if after["max_restarts"] != float64(7) {
+	if after["max_restarts"] != json.Number("7") {
 		t.Fatalf("UpdateConfig answered %v", updated.Config["instances"])
 	}
 	_, err = c.UpdateConfig(ctx, llamactl.Config{"instances": map[string]any{"max_restarts": "many"}})

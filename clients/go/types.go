@@ -102,16 +102,30 @@ type UpdateInstanceRequest struct {
 	Restart bool `json:"-"`
 }
 
-// MarshalJSON encodes the set fields, and the Reset ones as null.
+// MarshalJSON encodes the set fields, and the Reset ones as null. Environment, ExtraArgs
+// and Aliases are sent when empty but not nil (Aliases: []string{} clears the aliases),
+// which omitempty alone would drop.
 func (r UpdateInstanceRequest) MarshalJSON() ([]byte, error) {
 	type fields UpdateInstanceRequest // without this method
 	data, err := json.Marshal(fields(r))
-	if err != nil || len(r.Reset) == 0 {
+	emptyEnv := r.Environment != nil && len(r.Environment) == 0
+	emptyArgs := r.ExtraArgs != nil && len(r.ExtraArgs) == 0
+	emptyAliases := r.Aliases != nil && len(r.Aliases) == 0
+	if err != nil || (len(r.Reset) == 0 && !emptyEnv && !emptyArgs && !emptyAliases) {
 		return data, err
 	}
 	var doc map[string]any
 	if err := json.Unmarshal(data, &doc); err != nil {
 		return nil, err
+	}
+	if emptyEnv {
+		doc["environment"] = map[string]string{}
+	}
+	if emptyArgs {
+		doc["extra_args"] = []string{}
+	}
+	if emptyAliases {
+		doc["aliases"] = []string{}
 	}
 	for _, name := range r.Reset {
 		doc[name] = nil

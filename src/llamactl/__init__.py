@@ -8,19 +8,24 @@ The client itself (httpx, pydantic) is imported on first use of one of its names
 
 from typing import TYPE_CHECKING, Any
 
+from llamactl._version import __version__
+
 if TYPE_CHECKING:
     from llamactl.client import (
+        APIConnectionError,
         APIError,
+        APITimeoutError,
         AsyncClient,
         AsyncEventStream,
         AsyncLogStream,
         AuthenticationError,
+        BadRequestError,
         BatchFailure,
         BatchResult,
         Client,
+        ClusterNode,
         ConfigUpdated,
         ConflictError,
-        ConnectionError,
         Event,
         EventStream,
         Gpu,
@@ -42,28 +47,39 @@ if TYPE_CHECKING:
         PermissionDeniedError,
         ProtocolError,
         RateLimitError,
+        RawResponse,
         Resources,
         ServerError,
         StartFailedError,
         SystemInfo,
         SystemStatus,
-        TimeoutError,
         Token,
-        ValidationError,
+    )
+    from llamactl.client import (
+        ConnectionError as ConnectionError,
+    )
+    from llamactl.client import (
+        TimeoutError as TimeoutError,
+    )
+    from llamactl.client import (
+        ValidationError as ValidationError,
     )
 
 __all__ = [
+    "APIConnectionError",
     "APIError",
+    "APITimeoutError",
     "AsyncClient",
     "AsyncEventStream",
     "AsyncLogStream",
     "AuthenticationError",
+    "BadRequestError",
     "BatchFailure",
     "BatchResult",
     "Client",
+    "ClusterNode",
     "ConfigUpdated",
     "ConflictError",
-    "ConnectionError",
     "Event",
     "EventStream",
     "Gpu",
@@ -85,19 +101,19 @@ __all__ = [
     "PermissionDeniedError",
     "ProtocolError",
     "RateLimitError",
+    "RawResponse",
     "Resources",
     "ServerError",
     "StartFailedError",
     "SystemInfo",
     "SystemStatus",
-    "TimeoutError",
     "Token",
-    "ValidationError",
+    "__version__",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    if name in __all__:
+    if name in __all__ or name in ("ConnectionError", "TimeoutError", "ValidationError"):
         import llamactl.client
 
         return getattr(llamactl.client, name)

@@ -22,6 +22,7 @@ from llamactl.api.errors import install_error_handlers
 from llamactl.api.middleware import JsonBodies, RateLimits
 from llamactl.api.openapi import install_openapi
 from llamactl.api.request_guard import RequestGuard, SecurityHeaders
+from llamactl.api.request_id import RequestIds
 from llamactl.api.request_metrics import RequestMetrics
 from llamactl.api.routes import auth as auth_routes
 from llamactl.api.routes import backends as backends_routes
@@ -105,6 +106,7 @@ def install_middleware(app: FastAPI, settings: Settings, metrics: LlamactlMetric
     # every answer, refusals included, gets the security headers.
     app.add_middleware(RequestGuard, policy=policy)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(RequestIds)  # on every answer, refusals included
 
 
 def install_routes(app: FastAPI) -> None:

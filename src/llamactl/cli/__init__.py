@@ -14,7 +14,7 @@ import importlib
 
 import click
 
-from llamactl.cli.output import ROOT_OUTPUT
+from llamactl.cli.output import ROOT_OUTPUT, ROOT_TOKEN, ROOT_URL
 from llamactl.cli.serve import serve
 
 # name -> (module:attribute, one-line help for ``llamactl --help``), in the order shown.
@@ -30,6 +30,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
               "Manage API users (kept in the config file, passwords as argon2 hashes)."),
     "keys": ("llamactl.cli.admin:keys",
              "Manage inference API keys for the OpenAI-compatible /v1 gateway."),
+    "completion": ("llamactl.cli.completion:completion",
+                   "Print the shell completion script for bash, zsh or fish."),
 }
 
 
@@ -58,10 +60,16 @@ class LazyGroup(click.Group):
 @click.option("-o", "--output", type=click.Choice(["table", "json"]), default=None,
               help="Output for every command below: json for programs (a command's own -o "
                    "wins).")
+@click.option("--url", default=None, help="The llamactl server, for every command below "
+              "(a command's own --url wins; else $LLAMACTL_URL, else http://127.0.0.1:8080).")
+@click.option("--token", default=None, help="A JWT for every command below (a command's own "
+              "--token wins; else $LLAMACTL_TOKEN, else the one 'llamactl login' saved).")
 @click.pass_context
-def main(ctx: click.Context, output: str | None) -> None:
+def main(ctx: click.Context, output: str | None, url: str | None, token: str | None) -> None:
     """llamactl: create, run, watch and front llama.cpp model servers."""
     ctx.meta[ROOT_OUTPUT] = output
+    ctx.meta[ROOT_URL] = url
+    ctx.meta[ROOT_TOKEN] = token
 
 
 main.add_command(serve)

@@ -20,11 +20,22 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
+from urllib.parse import urlsplit
 
 import click
 
 from llamactl.atomic_file import atomic_write
-from llamactl.client import APIError, AuthenticationError, Client, LlamactlError
+from llamactl.cli.output import ROOT_TOKEN, ROOT_URL
+from llamactl.client import (
+    APIConnectionError,
+    APIError,
+    AuthenticationError,
+    Client,
+    ConflictError,
+    LlamactlError,
+    NotFoundError,
+)
+from llamactl.client._base import normalize_base_url
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 TOKEN_FILE_MODE = 0o600
@@ -32,6 +43,24 @@ SPINNER_FRAMES = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 SPINNER_PERIOD = 0.1
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# Exit statuses scripts can test (documented in docs/cli.md); 2 is click's usage error.
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_NOT_FOUND = 3
+EXIT_CONFLICT = 4
+EXIT_UNREACHABLE = 5
+
+
+def exit_status(exc: LlamactlError) -> int:
+    """The exit status for a client error (a timeout counts as unreachable)."""
+    if isinstance(exc, NotFoundError):
+        return EXIT_NOT_FOUND
+    if isinstance(exc, ConflictError):
+        return EXIT_CONFLICT
+    if isinstance(exc, APIConnectionError):
+        return EXIT_UNREACHABLE
+    return EXIT_ERROR
 
 
 def fail(message: str, details: str | None = None, status: int = 1) -> NoReturn:
@@ -48,12 +77,13 @@ def report(exc: LlamactlError, *, had_token: bool) -> NoReturn:
             json.dumps(exc.details) if exc.details is not None else None)
         if isinstance(exc, AuthenticationError) and not had_token:
             details = "\n".join(filter(None, [details, "log in first: llamactl login"]))
-        fail(f"{exc.message} ({exc.code})", details)
-    fail(exc.message)
+        fail(f"{exc.message} ({exc.code})", details, status=exit_status(exc))
+    fail(exc.message, status=exit_status(exc))
 
 
 class ClientCommand(click.Command):
-    """A command whose client errors end it with a message and status 1, never a traceback."""
+    """A command whose client errors end it with a message and an exit status
+    (``exit_status``), never a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -84,8 +114,20 @@ def _read_tokens() -> dict[str, Any]:
     return tokens if isinstance(tokens, dict) else {}
 
 
+def token_key(base_url: str) -> str:
+    """The key a server's token is saved under: ``localhost`` and ``127.0.0.1`` are one
+    server, and so are ``host``, ``host:80`` (http) and ``host/api``."""
+    parts = urlsplit(normalize_base_url(base_url))
+    host = "127.0.0.1" if parts.hostname in ("localhost", "::1") else (parts.hostname or "")
+    default_port = 443 if parts.scheme == "https" else 80
+    port = parts.port or default_port
+    netloc = host if port == default_port else f"{host}:{port}"
+    return f"{parts.scheme}://{netloc}"
+
+
 def stored_token(base_url: str) -> str | None:
-    entry = _read_tokens().get(base_url)
+    tokens = _read_tokens()
+    entry = tokens.get(token_key(base_url), tokens.get(base_url))
     token = entry.get("token") if isinstance(entry, dict) else None
     return token if isinstance(token, str) else None
 
@@ -94,10 +136,11 @@ def store_token(base_url: str, token: str | None, expires_at: str | None = None)
     """Save (or with None, forget) the token for a server, atomically and with mode 0600, so
     no other user can read it at any moment and a crash never leaves half a file."""
     tokens = _read_tokens()
+    tokens.pop(base_url, None)  # saved under the URL as typed by earlier releases
     if token is None:
-        tokens.pop(base_url, None)
+        tokens.pop(token_key(base_url), None)
     else:
-        tokens[base_url] = {"token": token, "expires_at": expires_at}
+        tokens[token_key(base_url)] = {"token": token, "expires_at": expires_at}
     path = token_file()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     atomic_write(path, json.dumps({"tokens": tokens}, indent=2), mode=TOKEN_FILE_MODE)
@@ -111,12 +154,16 @@ def with_client(command: F) -> F:
     """Adds ``--url`` and ``--token`` and hands the command a ``Client`` as its first
     argument; a token the client refreshed on the way is saved for next time."""
 
-    @click.option("--url", envvar="LLAMACTL_URL", default=DEFAULT_URL, show_default=True,
-                  show_envvar=True, help="The llamactl server.")
-    @click.option("--token", envvar="LLAMACTL_TOKEN", show_envvar=True,
-                  help="A JWT (default: the one 'llamactl login' saved for this URL).")
+    @click.option("--url", default=None, help="The llamactl server (default: the root's "
+                  "--url, else $LLAMACTL_URL, else http://127.0.0.1:8080).")
+    @click.option("--token", default=None, help="A JWT (default: the root's --token, else "
+                  "$LLAMACTL_TOKEN, else the one 'llamactl login' saved for this URL).")
     @functools.wraps(command)
-    def wrapper(*args: Any, url: str, token: str | None, **kwargs: Any) -> Any:
+    def wrapper(*args: Any, url: str | None, token: str | None, **kwargs: Any) -> Any:
+        root = click.get_current_context().find_root().meta
+        # The command's own option, then the root's, then the environment.
+        url = url or root.get(ROOT_URL) or os.environ.get("LLAMACTL_URL") or DEFAULT_URL
+        token = token or root.get(ROOT_TOKEN) or os.environ.get("LLAMACTL_TOKEN") or None
         with open_client(url, token) as client:
             return command(client, *args, **kwargs)
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import contextlib
 import json
 import shlex
-from typing import Any, cast
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 import click
 
 from llamactl.cli.common import (
+    EXIT_ERROR,
     ClientGroup,
     format_time,
     humanize_bytes,
@@ -84,16 +87,22 @@ def _inline(value: dict[str, Any]) -> str:
 
 @instances.command("list")
 @OUTPUT_OPTION
+@click.option("-q", "--quiet", is_flag=True, help="Names only, one a line (for scripts).")
 @with_client
-def list_instances(client: Client, output: str) -> None:
+def list_instances(client: Client, output: str, quiet: bool) -> None:
     """List instances.
 
     \b
     Examples:
       llamactl instances list
+      llamactl instances list -q | xargs -n1 llamactl instances stop --no-wait
       llamactl instances list --output json | jq -r '.[].name'
     """
     found = client.list_instances()
+    if quiet:
+        for instance in found:
+            click.echo(instance.name)
+        return
     if echoed_as_json(found, output):
         return
     echo_table(["NAME", "STATUS", "PORT", "PID", "UPTIME", "MODEL"], [
@@ -230,19 +239,32 @@ def delete_instance(client: Client, name: str) -> None:
     click.echo(f"deleted {name}")
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+# start, stop and restart wait the same way: by default, --no-wait to return at once.
+WAIT_OPTION = click.option("--wait/--no-wait", default=True, show_default=True,
+                           help="Return once it is done (running, or stopped), or fail with "
+                                "the reason.")
+
+
+def _timeout_option(default: str) -> Callable[[F], F]:
+    return click.option("--timeout", type=click.FloatRange(min=0),
+                        help=f"While waiting: give up after this many seconds ({default}).")
+
+
 @instances.command("start")
 @click.argument("name")
-@click.option("--wait", is_flag=True, help="Return once it serves, or fail with the reason.")
-@click.option("--timeout", type=click.FloatRange(min=0), help="With --wait: give up after "
-              "this many seconds (default 600).")
+@WAIT_OPTION
+@_timeout_option("default 600")
 @with_client
 def start_instance(client: Client, name: str, wait: bool, timeout: float | None) -> None:
-    """Start an instance; with --wait, wait until its model is loaded.
+    """Start an instance and wait until its model is loaded (--no-wait: return at once).
 
     \b
     Examples:
       llamactl instances start qwen
-      llamactl instances start qwen --wait --timeout 300
+      llamactl instances start qwen --timeout 300
+      llamactl instances start qwen --no-wait
     """
     with spinner(f"starting {name}") if wait else contextlib.nullcontext():
         result = client.start_instance(name, wait=wait, timeout=timeout)
@@ -252,38 +274,40 @@ def start_instance(client: Client, name: str, wait: bool, timeout: float | None)
 @instances.command("stop")
 @click.argument("name")
 @click.option("--force", is_flag=True, help="SIGKILL at once instead of SIGTERM first.")
-@click.option("--timeout", type=click.FloatRange(min=0),
+@click.option("--grace", type=click.FloatRange(min=0),
               help="Seconds between SIGTERM and SIGKILL (default: the server's stop_timeout).")
-@click.option("--wait/--no-wait", default=True, show_default=True,
-              help="Return once it has stopped.")
+@WAIT_OPTION
+@_timeout_option("default: the grace period + 30, at least 120")
 @with_client
-def stop_instance(client: Client, name: str, force: bool, timeout: float | None,
-                  wait: bool) -> None:
-    """Stop an instance.
+def stop_instance(client: Client, name: str, force: bool, grace: float | None,
+                  wait: bool, timeout: float | None) -> None:
+    """Stop an instance and wait until it has stopped (--no-wait: return at once).
 
     \b
     Examples:
       llamactl instances stop qwen
-      llamactl instances stop qwen --timeout 5
+      llamactl instances stop qwen --grace 5
       llamactl instances stop qwen --force --no-wait
     """
     with spinner(f"stopping {name}") if wait else contextlib.nullcontext():
-        result = client.stop_instance(name, force=force, timeout=timeout, wait=wait)
+        result = client.stop_instance(name, force=force, grace=grace, wait=wait,
+                                      timeout=timeout)
     click.echo(f"{name} is {result.status}")
 
 
 @instances.command("restart")
 @click.argument("name")
-@click.option("--wait", is_flag=True, help="Return once it serves again.")
-@click.option("--timeout", type=click.FloatRange(min=0),
-              help="With --wait: give up after this many seconds (default 600).")
+@WAIT_OPTION
+@_timeout_option("default 600")
 @with_client
 def restart_instance(client: Client, name: str, wait: bool, timeout: float | None) -> None:
-    """Restart an instance (stop, then start; a stopped one is just started).
+    """Restart an instance (stop, then start; a stopped one is just started) and wait until
+    it serves again (--no-wait: return at once).
 
     \b
     Examples:
-      llamactl instances restart qwen --wait
+      llamactl instances restart qwen
+      llamactl instances restart qwen --no-wait
     """
     with spinner(f"restarting {name}") if wait else contextlib.nullcontext():
         result = client.restart_instance(name, wait=wait, timeout=timeout)
@@ -349,12 +373,14 @@ def instance_logs(client: Client, name: str, lines: int, level: str | None, foll
 
 
 def _echo_batch(result: BatchResult, done: list[str], verb: str, output: str) -> None:
-    if echoed_as_json(result, output):
-        return
-    click.echo(f"{verb}: {', '.join(done) or '-'}")
-    click.echo(f"skipped: {', '.join(result.skipped) or '-'}")
-    for failure in result.failed:
-        click.echo(f"failed: {failure.name}: {failure.error}")
+    """The result; then, when any instance failed, exit 1 so that a script notices."""
+    if not echoed_as_json(result, output):
+        click.echo(f"{verb}: {', '.join(done) or '-'}")
+        click.echo(f"skipped: {', '.join(result.skipped) or '-'}")
+        for failure in result.failed:
+            click.echo(f"failed: {failure.name}: {failure.error}")
+    if result.failed:
+        sys.exit(EXIT_ERROR)
 
 
 @instances.command("start-all")

@@ -13,6 +13,8 @@ import click
 F = TypeVar("F", bound=Callable[..., Any])
 
 ROOT_OUTPUT = "llamactl.output"  # where ``llamactl -o json ...`` leaves its choice
+ROOT_URL = "llamactl.url"  # ``llamactl --url URL ...``
+ROOT_TOKEN = "llamactl.token-option"  # noqa: S105 - where ``llamactl --token T`` is kept
 
 
 def output_option(human: str = "table",

@@ -4,6 +4,7 @@ server-wide commands, through the API like ``llamactl instances``."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from typing import Any
@@ -25,11 +26,12 @@ from llamactl.cli.common import (
 )
 from llamactl.cli.output import (
     OUTPUT_OPTION,
+    ROOT_URL,
     echo_json,
     echoed_as_json,
     output_option,
 )
-from llamactl.client import Client
+from llamactl.client import Client, InstanceCounts
 
 
 @click.group(cls=ClientGroup)
@@ -41,6 +43,16 @@ def system() -> None:
       llamactl system status
       llamactl system info -o json
     """
+
+
+def counts_line(counts: InstanceCounts) -> str:
+    """``3 (1 running, 1 stopped, 1 failed)``: failed always shown, since it is what one
+    looks for; the passing states only when some instance is in them."""
+    parts = [f"{counts.running} running", f"{counts.stopped} stopped", f"{counts.failed} failed"]
+    parts += [f"{n} {state}" for n, state in ((counts.starting, "starting"),
+                                              (counts.stopping, "stopping"),
+                                              (counts.restarting, "restarting")) if n]
+    return f"{counts.total} ({', '.join(parts)})"
 
 
 @system.command("status")
@@ -60,7 +72,7 @@ def system_status(client: Client, output: str) -> None:
     counts, resources = status.instances, status.resources
     click.echo(f"version    {status.version}")
     click.echo(f"uptime     {humanize_seconds(status.uptime)}")
-    click.echo(f"instances  {counts.total} ({counts.running} running, {counts.stopped} stopped)")
+    click.echo(f"instances  {counts_line(counts)}")
     click.echo(f"cpu        {resources.cpu_usage:.1f}%")
     click.echo(f"memory     {humanize_bytes(resources.memory_usage)} of "
                f"{humanize_bytes(resources.memory_total)}")
@@ -209,11 +221,11 @@ def config_set(client: Client, changes: tuple[str, ...], file: Any, output: str,
 
 
 @click.command(cls=ClientCommand)
-@click.option("--url", envvar="LLAMACTL_URL", default=DEFAULT_URL, show_default=True,
-              show_envvar=True, help="The llamactl server.")
+@click.option("--url", default=None, help="The llamactl server (default: the root's --url, "
+              "else $LLAMACTL_URL, else http://127.0.0.1:8080).")
 @click.option("-u", "--username", help="Asked for when not given.")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
-def login(url: str, username: str | None, password_stdin: bool) -> None:
+def login(url: str | None, username: str | None, password_stdin: bool) -> None:
     """Log in and save the token for later commands (in ~/.config/llamactl/token.json, or
     under $XDG_CONFIG_HOME, readable by you only).
 
@@ -237,9 +249,9 @@ def login(url: str, username: str | None, password_stdin: bool) -> None:
 
 
 @click.command(cls=ClientCommand)
-@click.option("--url", envvar="LLAMACTL_URL", default=DEFAULT_URL, show_default=True,
-              show_envvar=True, help="The llamactl server.")
-def logout(url: str) -> None:
+@click.option("--url", default=None, help="The llamactl server (default: the root's --url, "
+              "else $LLAMACTL_URL, else http://127.0.0.1:8080).")
+def logout(url: str | None) -> None:
     """Forget the token saved for a server.
 
     \b
@@ -251,9 +263,13 @@ def logout(url: str) -> None:
     click.echo(f"logged out of {client.base_url}")
 
 
-def _client(url: str) -> Client:
+def _client(url: str | None) -> Client:
     """A client without the saved token (login replaces it, logout forgets it)."""
+    root = click.get_current_context().find_root().meta
+    url = url or root.get(ROOT_URL) or os.environ.get("LLAMACTL_URL") or DEFAULT_URL
     try:
-        return Client(url)
+        client = Client(url)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--url") from None
+    client.token = None  # not $LLAMACTL_TOKEN either, which Client() reads
+    return client

@@ -11,12 +11,15 @@ cheap to import and works against a llamactl running anywhere. ``AsyncClient`` a
 
 from typing import TYPE_CHECKING, Any
 
+from llamactl._version import __version__
 from llamactl.client._client import Client
 from llamactl.client._exceptions import (
+    APIConnectionError,
     APIError,
+    APITimeoutError,
     AuthenticationError,
+    BadRequestError,
     ConflictError,
-    ConnectionError,
     LlamactlError,
     NotFoundError,
     PermissionDeniedError,
@@ -24,8 +27,15 @@ from llamactl.client._exceptions import (
     RateLimitError,
     ServerError,
     StartFailedError,
-    TimeoutError,
-    ValidationError,
+)
+from llamactl.client._exceptions import (
+    ConnectionError as ConnectionError,
+)
+from llamactl.client._exceptions import (
+    TimeoutError as TimeoutError,
+)
+from llamactl.client._exceptions import (
+    ValidationError as ValidationError,
 )
 from llamactl.client._models import (
     BatchFailure,
@@ -51,6 +61,7 @@ from llamactl.client._models import (
     SystemStatus,
     Token,
 )
+from llamactl.client._raw import RawResponse
 from llamactl.client._streaming import AsyncLogStream, LogStream
 
 if TYPE_CHECKING:
@@ -59,18 +70,20 @@ if TYPE_CHECKING:
     from llamactl.client._events import EventStream
 
 __all__ = [
+    "APIConnectionError",
     "APIError",
+    "APITimeoutError",
     "AsyncClient",
     "AsyncEventStream",
     "AsyncLogStream",
     "AuthenticationError",
+    "BadRequestError",
     "BatchFailure",
     "BatchResult",
     "Client",
     "ClusterNode",
     "ConfigUpdated",
     "ConflictError",
-    "ConnectionError",
     "Event",
     "EventStream",
     "Gpu",
@@ -92,23 +105,27 @@ __all__ = [
     "PermissionDeniedError",
     "ProtocolError",
     "RateLimitError",
+    "RawResponse",
     "Resources",
     "ServerError",
     "StartFailedError",
     "SystemInfo",
     "SystemStatus",
-    "TimeoutError",
     "Token",
-    "ValidationError",
+    "__version__",
 ]
+# Earlier names, still importable by name; kept out of __all__ because they shadow the
+# builtins (ConnectionError, TimeoutError) and pydantic's ValidationError.
+ALIASES = ("ConnectionError", "TimeoutError", "ValidationError")
 
 # Clients, streams and exceptions report the public module, as httpx's do: tracebacks say
 # ``llamactl.client.NotFoundError``, not ``llamactl.client._exceptions.NotFoundError``.
 # (Not the pydantic models: pydantic resolves their annotations through their module.)
 for _public in (Client, AsyncLogStream, LogStream,
-                APIError, AuthenticationError, ConflictError, ConnectionError, LlamactlError,
-                NotFoundError, PermissionDeniedError, ProtocolError, RateLimitError, ServerError,
-                StartFailedError, TimeoutError, ValidationError):
+                APIConnectionError, APIError, APITimeoutError, AuthenticationError,
+                BadRequestError, ConflictError, LlamactlError, NotFoundError,
+                PermissionDeniedError, ProtocolError, RateLimitError, ServerError,
+                StartFailedError):
     _public.__module__ = "llamactl.client"
 del _public
 

@@ -17,8 +17,8 @@ from websockets.exceptions import InvalidHandshake
 from llamactl.client import _calls as calls
 from llamactl.client._async_events import AsyncEventStream
 from llamactl.client._base import (
+    DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
-    DEFAULT_URL,
     POLL_INTERVAL,
     START_WAIT_TIMEOUT,
     STOP_WAIT_TIMEOUT,
@@ -30,6 +30,7 @@ from llamactl.client._base import (
     import_openai,
     not_in_time,
     openai_arguments,
+    retry_delay,
     start_failed,
     transport_error,
     wait_timeout,
@@ -53,6 +54,7 @@ from llamactl.client._models import (
     SystemStatus,
     Token,
 )
+from llamactl.client._raw import AsyncRawResponses
 from llamactl.client._streaming import AsyncLogStream
 
 if TYPE_CHECKING:
@@ -69,21 +71,33 @@ class AsyncClient(BaseClient):
 
     ``token=`` is a JWT from a login (``client.login(...)`` gets and keeps one, and the client
     refreshes it before it expires); ``api_key=`` is an inference key for the ``/v1``
-    gateway, used by ``openai()``. ``transport=`` replaces httpx's network transport (tests
-    use ``httpx.MockTransport``). Use it as an async context manager, or call ``aclose()``.
+    gateway, used by ``openai()``. ``base_url`` and ``token`` default to ``$LLAMACTL_URL``
+    and ``$LLAMACTL_TOKEN`` (else ``http://127.0.0.1:8080``, no token). Failed calls are
+    retried ``max_retries`` times (429 always; a lost connection and 502/503/504 for
+    idempotent methods), honouring ``Retry-After``; ``with_options(max_retries=...,
+    timeout=...)`` overrides both for some calls. ``http_client=`` is a configured
+    ``httpx.AsyncClient`` (proxies, TLS, event hooks); ``transport=`` replaces httpx's network
+    transport (tests use ``httpx.MockTransport``). Use it as an async context manager, or
+    call ``aclose()``.
     """
 
     def __init__(
-        self, base_url: str = DEFAULT_URL, *, token: str | None = None,
+        self, base_url: str | None = None, *, token: str | None = None,
         api_key: str | None = None, timeout: TimeoutTypes = DEFAULT_TIMEOUT,
         headers: Mapping[str, str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        max_retries: int = DEFAULT_MAX_RETRIES, http_client: httpx.AsyncClient | None = None,
     ) -> None:
         super().__init__(base_url, token=token, api_key=api_key, timeout=timeout,
-                         headers=headers)
-        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=self.timeout,
-                                       transport=transport, headers=self._headers,
-                                       verify=self._tls())
+                         headers=headers, max_retries=max_retries)
+        if http_client is not None:
+            if transport is not None:
+                raise ValueError("give transport= or http_client=, not both")
+            http_client.headers.update(self._headers)
+            self._http = http_client
+        else:
+            self._http = httpx.AsyncClient(timeout=self.timeout, transport=transport,
+                                           headers=self._headers, verify=self._tls())
         self._refresh_lock = asyncio.Lock()
 
     def __repr__(self) -> str:
@@ -111,7 +125,43 @@ class AsyncClient(BaseClient):
         if call.authenticated and call.refresh_first:
             await self._refresh_if_due()
         request = self._http.build_request(**self._request_args(call))
-        return self._parse(call, await self._send(request))
+        return self._parse(call, await self._send_retrying(call, request))
+
+    async def _send_retrying(self, call: Call[Any], request: httpx.Request) -> httpx.Response:
+        """Send, and send again as ``retry_delay`` allows (the request's body is bytes by
+        now, so it can be sent as many times as needed)."""
+        attempt = 0
+        while True:
+            try:
+                response = await self._http.send(request)
+            except httpx.TransportError as exc:
+                delay = retry_delay(call, attempt, self.max_retries, None)
+                if delay is None:
+                    raise transport_error(exc, self.base_url) from None
+            else:
+                if not response.is_error:
+                    return response
+                delay = retry_delay(call, attempt, self.max_retries, response)
+                if delay is None:
+                    return response
+                await response.aclose()
+            await asyncio.sleep(delay)
+            attempt += 1
+
+    @property
+    def with_raw_response(self) -> AsyncRawResponses:
+        """The same methods, each answering a ``RawResponse`` (``.headers``,
+        ``.status_code``, ``.request_id``, ``.parse()``): ``client.with_raw_response
+        .list_instances().headers["x-ratelimit-remaining"]``."""
+        return AsyncRawResponses(self)
+
+    def with_options(self, *, timeout: TimeoutTypes | None = None,
+                     max_retries: int | None = None) -> AsyncClient:
+        """This client with another timeout or retry count, for some calls:
+        ``client.with_options(max_retries=0).get_instance("a")``. It shares the connection
+        pool and the token; closing either closes both."""
+        clone: AsyncClient = self._copy_with(timeout, max_retries)
+        return clone
 
     async def _refresh_if_due(self) -> None:
         if not self._tokens.refresh_due():
@@ -203,13 +253,15 @@ class AsyncClient(BaseClient):
         except ClientTimeoutError:
             raise not_in_time(f"instance {name!r} was not running", seconds) from None
 
-    async def stop_instance(self, name: str, *, force: bool = False, timeout: float | None = None,
-                      wait: bool = False) -> OperationResult:
-        """Stop: SIGTERM, SIGKILL after ``timeout`` s (the server's default when None), or
-        SIGKILL at once with ``force``. ``wait=True`` returns once it is stopped."""
-        result = await self._call(calls.stop_instance(name, force=force, timeout=timeout))
+    async def stop_instance(self, name: str, *, force: bool = False, grace: float | None = None,
+                      wait: bool = False, timeout: float | None = None) -> OperationResult:
+        """Stop: SIGTERM, then SIGKILL after ``grace`` s (the server's ``stop_timeout`` when
+        None), or SIGKILL at once with ``force``. ``wait=True`` returns once it is stopped,
+        giving up after ``timeout`` s (as start and restart do; default ``grace`` + 30 s, at
+        least 120 s)."""
+        result = await self._call(calls.stop_instance(name, force=force, grace=grace))
         if wait:
-            bound = max(STOP_WAIT_TIMEOUT, (timeout or 0) + 30)
+            bound = max(STOP_WAIT_TIMEOUT, (grace or 0) + 30) if timeout is None else timeout
             instance = await self._wait_status(name, ("stopped", "failed"), bound)
             result = OperationResult(message="Instance stopped", status=instance.status)
         return result

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import json
+import os
+import random
 import ssl
 import time
 from collections.abc import Callable, Mapping
@@ -20,6 +23,8 @@ from urllib.parse import urlsplit
 import httpx
 import pydantic
 
+from llamactl._version import __version__
+from llamactl.client._exceptions import APIConnectionError as ClientConnectionError
 from llamactl.client._exceptions import (
     APIError,
     LlamactlError,
@@ -28,15 +33,27 @@ from llamactl.client._exceptions import (
     StartFailedError,
     error_class,
 )
-from llamactl.client._exceptions import ConnectionError as ClientConnectionError
-from llamactl.client._exceptions import TimeoutError as ClientTimeoutError
+from llamactl.client._exceptions import APITimeoutError as ClientTimeoutError
 from llamactl.client._models import Token
 
 T = TypeVar("T")
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 DEFAULT_TIMEOUT = httpx.Timeout(30.0)
-USER_AGENT = "llamactl-python-client"
+USER_AGENT = f"llamactl-python/{__version__}"
+# Read by Client() and AsyncClient() as by the command line, when not given as arguments.
+URL_ENV = "LLAMACTL_URL"
+TOKEN_ENV = "LLAMACTL_TOKEN"  # noqa: S105 - a variable's name, not a secret
+
+# Retries as the openai SDK makes them: 2 by default, 0.5 s doubling up to 8 s, less up to a
+# quarter at random (so that many clients refused at once do not come back at once); a
+# Retry-After of up to a minute is honoured as said.
+DEFAULT_MAX_RETRIES = 2
+INITIAL_RETRY_DELAY = 0.5
+MAX_RETRY_DELAY = 8.0
+MAX_RETRY_AFTER = 60.0
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+RETRIED_SERVER_STATUSES = frozenset({502, 503, 504})
 
 # Refresh a token when less than 10 % of its lifetime or 5 minutes remain, whichever is more,
 # but never in the first half of its life: a 4-second token would otherwise be refreshed
@@ -150,20 +167,64 @@ class Call(Generic[T]):
     extra_headers: Mapping[str, str] = field(default_factory=dict)
 
 
+def retry_delay(call: Call[Any], attempt: int, max_retries: int,
+                response: httpx.Response | None) -> float | None:
+    """Seconds to wait before retrying ``call`` after its ``attempt``-th try (0-based), or None
+    not to retry. ``response`` is None when the connection failed or timed out.
+
+    429 is retried whatever the method (the server refused before doing anything); a lost
+    connection and 502/503/504 only for idempotent methods, since a POST may have been done.
+    """
+    if attempt >= max_retries:
+        return None
+    if response is None or response.status_code in RETRIED_SERVER_STATUSES:
+        if call.method not in IDEMPOTENT_METHODS:
+            return None
+    elif response.status_code != 429:
+        return None
+    if response is not None:
+        said = _retry_after(response)
+        if said is not None and 0 <= said <= MAX_RETRY_AFTER:
+            return said
+    backoff = min(INITIAL_RETRY_DELAY * 2.0**attempt, MAX_RETRY_DELAY)
+    return backoff * (1 - 0.25 * random.random())  # noqa: S311 - jitter, not a secret
+
+
 class BaseClient:
     """Configuration and the I/O-free half of every call."""
 
     def __init__(
-        self, base_url: str = DEFAULT_URL, *, token: str | None = None,
+        self, base_url: str | None = None, *, token: str | None = None,
         api_key: str | None = None, timeout: TimeoutTypes = DEFAULT_TIMEOUT,
-        headers: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None, max_retries: int = DEFAULT_MAX_RETRIES,
     ) -> None:
+        if base_url is None:
+            base_url = os.environ.get(URL_ENV) or DEFAULT_URL
+        if token is None:
+            token = os.environ.get(TOKEN_ENV) or None
+        if max_retries < 0:
+            raise ValueError("max_retries cannot be negative")
         self._base_url = normalize_base_url(base_url)
         self._tokens = TokenState(token)
         self.api_key = api_key
+        self.max_retries = max_retries
         self.timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
         self._headers = {"User-Agent": USER_AGENT, "Accept": "application/json",
                          **(headers or {})}
+        # Where a with_raw_response copy records the answers it parses; None: not recorded.
+        self._responses: list[httpx.Response] | None = None
+
+    def _copy_with(self, timeout: TimeoutTypes | None, max_retries: int | None) -> Any:
+        """A shallow copy sharing the connection pool and the token, for ``with_options``."""
+        if max_retries is not None and max_retries < 0:
+            raise ValueError("max_retries cannot be negative")
+        clone = copy.copy(self)
+        if timeout is not None:
+            clone.timeout = (timeout if isinstance(timeout, httpx.Timeout)
+                             else httpx.Timeout(timeout))
+        if max_retries is not None:
+            clone.max_retries = max_retries
+        return clone
 
     def _tls(self) -> ssl.SSLContext | bool:
         """What httpx verifies TLS with. Over plain http this client never makes a TLS
@@ -201,16 +262,19 @@ class BaseClient:
         headers = dict(call.extra_headers)
         if call.authenticated:
             headers.update(self._auth_headers())
-        args: dict[str, Any] = {"method": call.method, "url": call.path, "headers": headers}
+        # Absolute: an ``http_client=`` given by the caller has no base_url of ours.
+        args: dict[str, Any] = {"method": call.method, "url": f"{self._base_url}{call.path}",
+                                "headers": headers}
         if call.params:
             args["params"] = {k: _query_value(v) for k, v in call.params.items()}
         if call.body is not None:
             args["json"] = call.body
-        if call.timeout is not None:
-            args["timeout"] = call.timeout
+        args["timeout"] = call.timeout if call.timeout is not None else self.timeout
         return args
 
     def _parse(self, call: Call[T], response: httpx.Response) -> T:
+        if self._responses is not None:
+            self._responses.append(response)
         if response.is_error:
             raise api_error(response)
         try:
@@ -246,11 +310,10 @@ def api_error(response: httpx.Response) -> APIError:
         message = f"HTTP {status} {response.reason_phrase}".strip()
         code, details = f"HTTP_{status}", response.text[:500] or None
     cls = error_class(status, code)
-    headers = dict(response.headers)
     if cls is RateLimitError:
         return RateLimitError(message, status_code=status, code=code, details=details,
-                              headers=headers, retry_after=_retry_after(response))
-    return cls(message, status_code=status, code=code, details=details, headers=headers)
+                              response=response, retry_after=_retry_after(response))
+    return cls(message, status_code=status, code=code, details=details, response=response)
 
 
 def _retry_after(response: httpx.Response) -> float | None:

@@ -108,10 +108,10 @@ def start_instance(name: str, *, wait: bool, timeout: TimeoutTypes) -> Call[Oper
                 params={"wait": True} if wait else None, timeout=timeout)
 
 
-def stop_instance(name: str, *, force: bool, timeout: float | None) -> Call[OperationResult]:
+def stop_instance(name: str, *, force: bool, grace: float | None) -> Call[OperationResult]:
     body: dict[str, Any] = {"force": force}
-    if timeout is not None:
-        body["timeout"] = timeout
+    if grace is not None:
+        body["timeout"] = grace  # the API's name for the grace period
     return Call("POST", instance_path(name, "stop"), OperationResult.model_validate, body=body)
 
 

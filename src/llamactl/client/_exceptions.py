@@ -4,7 +4,7 @@ Our exception hierarchy::
 
     LlamactlError
     ├── APIError                   the server answered an error: status_code, code, details
-    │   ├── ValidationError        400 (VALIDATION_ERROR, INVALID_JSON, MODEL_NOT_FOUND, ...)
+    │   ├── BadRequestError        400 (VALIDATION_ERROR, INVALID_JSON, MODEL_NOT_FOUND, ...)
     │   ├── AuthenticationError    401 (UNAUTHORIZED, TOKEN_EXPIRED, INVALID_CREDENTIALS)
     │   ├── PermissionDeniedError  403 (FORBIDDEN)
     │   ├── NotFoundError          404 (INSTANCE_NOT_FOUND, NOT_FOUND)
@@ -12,25 +12,38 @@ Our exception hierarchy::
     │   ├── RateLimitError         429 (RATE_LIMITED), with retry_after
     │   └── ServerError            5xx
     │       └── StartFailedError   502 START_FAILED: details hold the backend's last log lines
-    ├── ConnectionError            the server cannot be reached (also a builtin ConnectionError)
-    ├── TimeoutError               no answer in time (also a builtin TimeoutError)
+    ├── APIConnectionError         the server cannot be reached (also a builtin ConnectionError)
+    │   └── APITimeoutError        no answer in time (also a builtin TimeoutError)
     └── ProtocolError              an answer that is not the contract's shape
 
 This tree is the client's own: the server's ``llamactl.errors`` is a different module that the
 client never imports. Errors of the libraries below (httpx, websockets, pydantic) are mapped to
 these at the boundary, so callers never need to import those libraries to handle failures.
+
+The older names stay as aliases: ``ValidationError`` (= ``BadRequestError``; not in
+``__all__``, so ``import *`` does not shadow pydantic's), ``ConnectionError`` and
+``TimeoutError`` (also kept out of ``__all__``, so they do not shadow the builtins).
+
+Every exception pickles (multiprocessing, task queues): ``response`` is dropped on the way,
+``headers``, ``request_id`` and the rest are kept.
 """
 
 from __future__ import annotations
 
 import builtins
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
+    "APIConnectionError",
     "APIError",
+    "APITimeoutError",
     "AuthenticationError",
+    "BadRequestError",
     "ConflictError",
-    "ConnectionError",
     "LlamactlError",
     "NotFoundError",
     "PermissionDeniedError",
@@ -38,8 +51,6 @@ __all__ = [
     "RateLimitError",
     "ServerError",
     "StartFailedError",
-    "TimeoutError",
-    "ValidationError",
 ]
 
 
@@ -50,19 +61,40 @@ class LlamactlError(Exception):
         super().__init__(message)
         self.message = message
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exception's own pickling calls cls(*args), which keyword-only fields break; the
+        # httpx response (sockets, a stream) does not travel.
+        state = {k: v for k, v in self.__dict__.items() if k != "response"}
+        return (_rebuild, (type(self), self.message, state))
+
+
+def _rebuild(cls: type[LlamactlError], message: str,
+             state: dict[str, Any]) -> LlamactlError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    error.__dict__.setdefault("response", None)
+    return error
+
 
 class APIError(LlamactlError):
     """The server answered with the contract's ``{"error", "code", "details"}``."""
 
     def __init__(
         self, message: str, *, status_code: int, code: str, details: Any = None,
-        headers: dict[str, str] | None = None,
+        headers: Mapping[str, str] | None = None, response: httpx.Response | None = None,
     ) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.code = code
         self.details = details
-        self.headers = headers or {}
+        import httpx  # the client's own dependency; here only for its case-insensitive map
+
+        # The answer's headers, case-insensitive as HTTP's are.
+        self.headers: httpx.Headers = (response.headers if response is not None
+                                       else httpx.Headers(dict(headers or {})))
+        self.response = response
+        self.request_id: str | None = self.headers.get("x-request-id")
 
     def __str__(self) -> str:
         return f"{self.message} ({self.code}, HTTP {self.status_code})"
@@ -72,8 +104,11 @@ class APIError(LlamactlError):
                 f"code={self.code!r})")
 
 
-class ValidationError(APIError):
+class BadRequestError(APIError):
     """400: the request was refused as invalid; ``details`` names the field."""
+
+
+ValidationError = BadRequestError
 
 
 class AuthenticationError(APIError):
@@ -97,10 +132,11 @@ class RateLimitError(APIError):
 
     def __init__(
         self, message: str, *, status_code: int, code: str, details: Any = None,
-        headers: dict[str, str] | None = None, retry_after: float | None = None,
+        headers: Mapping[str, str] | None = None, retry_after: float | None = None,
+        response: httpx.Response | None = None,
     ) -> None:
         super().__init__(message, status_code=status_code, code=code, details=details,
-                         headers=headers)
+                         headers=headers, response=response)
         self.retry_after = retry_after
 
 
@@ -112,16 +148,18 @@ class StartFailedError(ServerError):
     """A start waited for (``wait=True``) ended in ``failed``: ``details`` says why."""
 
 
-class ConnectionError(LlamactlError, builtins.ConnectionError):
-    """The server could not be reached, or the connection dropped mid-answer.
-
-    Also a builtin ``ConnectionError``, so shadowing the builtin name by
-    ``from llamactl import *`` changes nothing for code that catches it.
-    """
+class APIConnectionError(LlamactlError, builtins.ConnectionError):
+    """The server could not be reached, or the connection dropped mid-answer (also a
+    builtin ``ConnectionError``)."""
 
 
-class TimeoutError(LlamactlError, builtins.TimeoutError):
+class APITimeoutError(APIConnectionError, builtins.TimeoutError):
     """The server did not answer within the timeout (also a builtin ``TimeoutError``)."""
+
+
+# The names of earlier releases; not in __all__, since they shadow the builtins.
+ConnectionError = APIConnectionError
+TimeoutError = APITimeoutError
 
 
 class ProtocolError(LlamactlError):
@@ -129,7 +167,7 @@ class ProtocolError(LlamactlError):
 
 
 _BY_STATUS: dict[int, type[APIError]] = {
-    400: ValidationError,
+    400: BadRequestError,
     401: AuthenticationError,
     403: PermissionDeniedError,
     404: NotFoundError,

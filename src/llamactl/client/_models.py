@@ -131,10 +131,10 @@ class InstanceCounts(_Model):
     total: int
     running: int
     stopped: int
-    starting: int = 0
-    stopping: int = 0
-    restarting: int = 0
-    failed: int = 0
+    starting: int
+    stopping: int
+    restarting: int
+    failed: int
 
 
 class Resources(_Model):
