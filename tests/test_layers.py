@@ -25,7 +25,7 @@ LAYERS: list[set[str]] = [
     {"supervisor"},  # one owner per instance, the manager, capacity
     {"monitoring", "gateway"},  # host and metrics; the /v1 gateway
     {"api"},  # the REST API's routes, schemas and middleware
-    {"services"},  # the app's running services: built at start, stopped in reverse order
+    {"services", "dashboard"},  # the running services; the web dashboard's page and assets
     {"app"},  # create_app: builds the services and mounts the routes
     {"serving"},  # what `llamactl serve` does around the app
     {"cli", "devtools"},  # the command line; tools for the tests and benchmarks

@@ -1,0 +1,149 @@
+"""The dashboard at ``/`` in a real browser (Debian's chromium), against a real
+``llamactl serve`` with real llama-server children."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from playwright.sync_api import Locator, Page, expect
+
+from tests.dashboard.conftest import Dashboard, sign_in
+
+pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
+_names = itertools.count()
+
+
+def create(server: Dashboard, model: str = "tiny.gguf") -> str:
+    name = f"dash-{next(_names)}"
+    with server.api() as api:
+        answer = api.post("/api/instances", json={
+            "name": name, "model_path": str(server.models / model),
+            "options": {"context_size": 256}})
+        assert answer.status_code == 201, answer.text
+    return name
+
+
+def row(page: Page, name: str) -> Locator:
+    return page.locator(f'tr[data-name="{name}"]')
+
+
+def test_page_is_served_with_its_csp_and_no_inline_script(dashboard_server: Dashboard,
+                                                         page: Page) -> None:
+    answer = page.goto(dashboard_server.url + "/")
+    assert answer is not None
+    assert answer.status == 200
+    assert "script-src 'self'" in answer.headers["content-security-policy"]
+    assert page.locator("script:not([src])").count() == 0
+
+
+def test_wrong_password_says_so(dashboard_server: Dashboard, page: Page) -> None:
+    page.goto(dashboard_server.url + "/")
+    page.get_by_label("Username", exact=True).fill("admin")
+    page.get_by_label("Password", exact=True).fill("not the password")
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    expect(page.get_by_role("alert")).to_contain_text("Wrong username or password")
+
+
+def test_start_updates_the_row_live_and_stop(dashboard_server: Dashboard, page: Page) -> None:
+    name = create(dashboard_server)
+    sign_in(page, dashboard_server, "op")
+    line = row(page, name)
+    expect(line.locator(".status")).to_have_text("stopped")
+    line.get_by_role("button", name="Start", exact=True).click()
+    expect(line.locator(".status")).to_have_text("running", timeout=60_000)
+    line.get_by_role("button", name="Stop", exact=True).click()
+    expect(line.locator(".status")).to_have_text("stopped", timeout=30_000)
+
+
+def test_status_changed_elsewhere_reaches_the_row(dashboard_server: Dashboard,
+                                                  page: Page) -> None:
+    name = create(dashboard_server)
+    sign_in(page, dashboard_server, "view")
+    with dashboard_server.api() as api:
+        assert api.post(f"/api/instances/{name}/start").status_code == 200
+        expect(row(page, name).locator(".status")).to_have_text("running", timeout=60_000)
+        assert api.post(f"/api/instances/{name}/stop").status_code == 200
+    expect(row(page, name).locator(".status")).to_have_text("stopped", timeout=30_000)
+
+
+def test_viewer_sees_no_action_buttons(dashboard_server: Dashboard, page: Page) -> None:
+    name = create(dashboard_server)
+    sign_in(page, dashboard_server, "view")
+    line = row(page, name)
+    expect(line).to_be_visible()
+    for action in ("Start", "Stop", "Restart", "Edit", "Delete"):
+        expect(line.get_by_role("button", name=action, exact=True)).to_have_count(0)
+    expect(page.get_by_role("button", name="New instance", exact=True)).to_be_hidden()
+
+
+def test_logs_follow_what_llama_server_prints(dashboard_server: Dashboard, page: Page) -> None:
+    name = create(dashboard_server)
+    sign_in(page, dashboard_server, "admin")
+    row(page, name).get_by_role("button", name="Logs", exact=True).click()
+    row(page, name).get_by_role("button", name="Start", exact=True).click()
+    # llama-server's own start-up lines, as it prints them, without reopening the panel.
+    expect(page.locator("#log-lines")).to_contain_text("llama", timeout=60_000)
+    expect(row(page, name).locator(".status")).to_have_text("running", timeout=60_000)
+    with dashboard_server.api() as api:
+        api.post(f"/api/instances/{name}/stop")
+    expect(row(page, name).locator(".status")).to_have_text("stopped", timeout=30_000)
+
+
+def test_bad_model_path_shows_by_the_field_and_keeps_the_input(
+        dashboard_server: Dashboard, page: Page) -> None:
+    sign_in(page, dashboard_server, "admin")
+    page.get_by_role("button", name="New instance", exact=True).click()
+    page.get_by_label("Name", exact=True).fill("dash-bad-path")
+    page.get_by_label("Model path", exact=True).fill("/no/such/model.gguf")
+    page.get_by_label("Port", exact=True).fill("")
+    page.get_by_role("button", name="Create", exact=True).click()
+    error = page.locator('.error[data-for="model_path"]')
+    expect(error).not_to_be_empty()
+    expect(page.get_by_label("Name", exact=True)).to_have_value("dash-bad-path")
+    expect(page.get_by_label("Model path", exact=True)).to_have_value("/no/such/model.gguf")
+    expect(row(page, "dash-bad-path")).to_have_count(0)
+
+
+def test_create_edit_delete(dashboard_server: Dashboard, page: Page) -> None:
+    sign_in(page, dashboard_server, "admin")
+    page.get_by_role("button", name="New instance", exact=True).click()
+    page.get_by_label("Name", exact=True).fill("dash-made")
+    page.get_by_label("Model path", exact=True).fill(str(dashboard_server.models / "tiny.gguf"))
+    page.get_by_role("button", name="Create", exact=True).click()
+    line = row(page, "dash-made")
+    expect(line.locator(".status")).to_have_text("stopped")
+
+    line.get_by_role("button", name="Edit", exact=True).click()
+    page.get_by_label("Group", exact=True).fill("team-a")
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(line.locator("td").nth(9)).to_have_text("team-a")
+
+    line.get_by_role("button", name="Delete", exact=True).click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_be_visible()
+    dialog.get_by_role("button", name="Delete", exact=True).click()
+    expect(row(page, "dash-made")).to_have_count(0)
+    with dashboard_server.api() as api:
+        assert api.get("/api/instances/dash-made").status_code == 404
+
+
+def test_import_command_line_fills_the_form(dashboard_server: Dashboard, page: Page) -> None:
+    sign_in(page, dashboard_server, "admin")
+    page.get_by_role("button", name="New instance", exact=True).click()
+    page.get_by_label("Import command line", exact=True).fill(
+        "llama-server -m /models/qwen.gguf --port 8123 --ctx-size 4096")
+    page.get_by_role("button", name="Import", exact=True).click()
+    expect(page.get_by_label("Model path", exact=True)).to_have_value("/models/qwen.gguf")
+    expect(page.get_by_label("Port", exact=True)).to_have_value("8123")
+    expect(page.get_by_label("Name", exact=True)).to_have_value("qwen")
+    expect(page.locator("#instance-form [name=options]")).to_have_value('{"ctx_size":4096}')
+
+
+def test_alert_shows_as_a_toast(dashboard_server: Dashboard, page: Page) -> None:
+    name = create(dashboard_server, "broken.gguf")
+    sign_in(page, dashboard_server, "op")
+    row(page, name).get_by_role("button", name="Start", exact=True).click()
+    toast = page.locator("#toasts .toast", has_text=name)
+    expect(toast).to_be_visible(timeout=60_000)
+    expect(row(page, name).locator(".status")).to_have_text("failed", timeout=30_000)
