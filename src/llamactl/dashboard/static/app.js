@@ -85,6 +85,8 @@ async function loadInstances() {
   const rows = instances.map((inst) => rowFor(inst));
   body.replaceChildren(...rows);
   $("#empty").hidden = instances.length > 0;
+  // bench/dashboard.py reads this: time from navigation to the table shown.
+  if (!performance.getEntriesByName("llamactl:table").length) performance.mark("llamactl:table");
 }
 function cell(text, cls) {
   const td = document.createElement("td");
