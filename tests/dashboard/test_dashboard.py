@@ -147,3 +147,23 @@ def test_alert_shows_as_a_toast(dashboard_server: Dashboard, page: Page) -> None
     toast = page.locator("#toasts .toast", has_text=name)
     expect(toast).to_be_visible(timeout=60_000)
     expect(row(page, name).locator(".status")).to_have_text("failed", timeout=30_000)
+
+
+def test_new_instance_leaves_lifecycle_to_the_server_unless_set(dashboard_server: Dashboard,
+                                                               page: Page) -> None:
+    """Untouched lifecycle fields are not sent (instances.* defaults apply); a set one is."""
+    sign_in(page, dashboard_server, "admin")
+    page.get_by_role("button", name="New instance", exact=True).click()
+    page.get_by_label("Name", exact=True).fill("dash-defaults")
+    page.get_by_label("Model path", exact=True).fill(str(dashboard_server.models / "tiny.gguf"))
+    page.locator("#instance-form [name=on_demand_start]").select_option("true")
+    with page.expect_request(lambda r: r.method == "POST"
+                             and r.url.endswith("/api/instances")) as sent:
+        page.get_by_role("button", name="Create", exact=True).click()
+    body = sent.value.post_data_json
+    assert "auto_restart" not in body
+    assert body["on_demand_start"] is True
+    expect(row(page, "dash-defaults")).to_have_count(1)
+    with dashboard_server.api() as api:
+        assert api.get("/api/instances/dash-defaults").json()["on_demand_start"] is True
+        assert api.delete("/api/instances/dash-defaults").status_code == 200

@@ -144,7 +144,8 @@ function setStats(name, stats) {
   if (!row || !stats) return;
   row.tr.querySelector(".uptime").textContent = duration(stats.uptime);
   row.tr.querySelector(".memory").textContent = bytes(stats.memory_usage);
-  row.tr.querySelector(".cpu").textContent = stats.cpu_usage == null ? "" : stats.cpu_usage.toFixed(1) + "%";
+  const live = row.inst.status === "running";  // a stopped instance's zeros say nothing
+  row.tr.querySelector(".cpu").textContent = !live || stats.cpu_usage == null ? "" : stats.cpu_usage.toFixed(1) + "%";
 }
 function duration(s) {
   if (!s) return "";
@@ -241,8 +242,8 @@ function openEditor(inst) {
     form.port.value = inst.port ?? ""; form.backend.value = inst.backend || "llama_cpp";
     form.options.value = JSON.stringify(inst.options || {});
     form.group.value = inst.group || "";
-    form.auto_restart.checked = !!inst.auto_restart;
-    form.on_demand_start.checked = !!inst.on_demand_start;
+    form.auto_restart.value = String(!!inst.auto_restart);
+    form.on_demand_start.value = String(!!inst.on_demand_start);
     form.idle_timeout.value = inst.idle_timeout ?? "";
     form.environment.value = JSON.stringify(inst.environment || {});
     form.extra_args.value = (inst.extra_args || []).join("\n");
@@ -259,8 +260,10 @@ function formBody(form) {
   if (form.port.value !== "") body.port = Number(form.port.value);
   body.options = parseJson(form.options.value, "options");
   if (form.group.value) body.group = form.group.value;
-  body.auto_restart = form.auto_restart.checked;
-  body.on_demand_start = form.on_demand_start.checked;
+  // "server default" sends nothing, so instances.* defaults apply.
+  for (const key of ["auto_restart", "on_demand_start"]) {
+    if (form[key].value) body[key] = form[key].value === "true";
+  }
   if (form.idle_timeout.value !== "") body.idle_timeout = Number(form.idle_timeout.value);
   if (may("admin")) {
     const env = parseJson(form.environment.value, "environment");
