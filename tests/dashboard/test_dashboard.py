@@ -132,12 +132,13 @@ def test_import_command_line_fills_the_form(dashboard_server: Dashboard, page: P
     sign_in(page, dashboard_server, "admin")
     page.get_by_role("button", name="New instance", exact=True).click()
     page.get_by_label("Import command line", exact=True).fill(
-        "llama-server -m /models/qwen.gguf --port 8123 --ctx-size 4096")
+        "llama-server -m /models/qwen.gguf --port 8123 --ctx-size 4096 --weird x")
     page.get_by_role("button", name="Import", exact=True).click()
     expect(page.get_by_label("Model path", exact=True)).to_have_value("/models/qwen.gguf")
     expect(page.get_by_label("Port", exact=True)).to_have_value("8123")
     expect(page.get_by_label("Name", exact=True)).to_have_value("qwen")
-    expect(page.locator("#instance-form [name=options]")).to_have_value('{"ctx_size":4096}')
+    expect(page.locator("#instance-form [name=extra_args]")).to_have_value("--weird\nx")
+    expect(page.locator('[data-option="context_size"]')).to_have_value("4096")
 
 
 def test_alert_shows_as_a_toast(dashboard_server: Dashboard, page: Page) -> None:
@@ -167,3 +168,25 @@ def test_new_instance_leaves_lifecycle_to_the_server_unless_set(dashboard_server
     with dashboard_server.api() as api:
         assert api.get("/api/instances/dash-defaults").json()["on_demand_start"] is True
         assert api.delete("/api/instances/dash-defaults").status_code == 200
+
+
+def test_option_fields_come_from_the_api_with_their_types(dashboard_server: Dashboard,
+                                                         page: Page) -> None:
+    with dashboard_server.api("view") as api:
+        table = api.get("/api/backends").json()["backends"][0]["options"]
+    kinds = {option["name"]: option["type"] for option in table}
+    assert kinds["context_size"] == "int"
+    sign_in(page, dashboard_server, "admin")
+    page.get_by_role("button", name="New instance", exact=True).click()
+    fields = page.locator("#option-fields [data-option]")
+    expect(fields).to_have_count(len(table))
+    expect(page.locator('[data-option="context_size"]')).to_have_attribute("type", "number")
+    a_bool = next(name for name, kind in kinds.items() if kind == "bool")
+    assert page.locator(f'[data-option="{a_bool}"]').evaluate("e => e.tagName") == "SELECT"
+    # An option the API refuses shows by its own field, and the typed value stays.
+    page.get_by_label("Name", exact=True).fill("dash-bad-option")
+    page.get_by_label("Model path", exact=True).fill(str(dashboard_server.models / "tiny.gguf"))
+    page.locator('[data-option="context_size"]').fill("-5")
+    page.get_by_role("button", name="Create", exact=True).click()
+    expect(page.locator('.error[data-for="options.context_size"]')).not_to_be_empty()
+    expect(page.locator('[data-option="context_size"]')).to_have_value("-5")

@@ -71,6 +71,8 @@ async function enter() {
     $("#who").hidden = false; $("#sign-out").hidden = false;
   }
   $("#new-instance").hidden = !may("operator");
+  state.backends = (await api("GET", "/api/backends")).backends;
+  renderOptionFields();
   for (const el of document.querySelectorAll(".admin-only")) el.hidden = !may("admin");
   await loadInstances();
   startFeed();
@@ -240,7 +242,7 @@ function openEditor(inst) {
   if (inst) {
     form.name.value = inst.name; form.model_path.value = inst.model_path || "";
     form.port.value = inst.port ?? ""; form.backend.value = inst.backend || "llama_cpp";
-    form.options.value = JSON.stringify(inst.options || {});
+    setOptionValues(inst.options || {});
     form.group.value = inst.group || "";
     form.auto_restart.value = String(!!inst.auto_restart);
     form.on_demand_start.value = String(!!inst.on_demand_start);
@@ -258,7 +260,7 @@ function formBody(form) {
   const body = { model_path: form.model_path.value, backend: form.backend.value };
   if (!state.editing) body.name = form.name.value;
   if (form.port.value !== "") body.port = Number(form.port.value);
-  body.options = parseJson(form.options.value, "options");
+  body.options = optionValues();
   if (form.group.value) body.group = form.group.value;
   // "server default" sends nothing, so instances.* defaults apply.
   for (const key of ["auto_restart", "on_demand_start"]) {
@@ -295,8 +297,8 @@ function showApiErrors(e) {
     placed = showFieldError("name", doc.error);
   }
   for (const part of (doc.details || "").split(/;\s*|\n/)) {
-    const m = /^([A-Za-z_]+)[\w.[\]]*:\s*(.*)$/.exec(part);
-    if (m && showFieldError(m[1], m[2])) placed = true;
+    const m = /^(([A-Za-z_]+)(?:\.([A-Za-z_]+))?)[\w.[\]]*:\s*(.*)$/.exec(part);
+    if (m && (showFieldError(m[1], m[4]) || showFieldError(m[2], m[4]))) placed = true;
   }
   if (!placed) $("#form-error").textContent = doc.error ? doc.error + (doc.details ? ": " + doc.details : "") : e.message;
 }
@@ -319,10 +321,12 @@ async function submitInstance(ev) {
   state.editing = null;
   await loadInstances();
 }
-// "llama-server -m X --port N -c 4096 ..." -> the form's fields; the rest as options.
+// "llama-server -m X --port N --ctx-size 4096 ..." -> the form: the option table's flags
+// (from /api/backends) fill their fields, anything else goes to extra args.
 const FLAG_NAMES = { "-m": "model_path", "--model": "model_path", "--port": "port" };
 function importCommand() {
   const form = $("#instance-form");
+  const byFlag = new Map(currentOptions().map((o) => [o.flag, o]));
   const words = $("#import-cmd").value.trim().split(/\s+/).filter(Boolean);
   const options = {};
   const extra = [];
@@ -330,18 +334,71 @@ function importCommand() {
     const flag = words[i];
     const next = words[i + 1];
     const value = next !== undefined && !next.startsWith("-") ? next : null;
-    if (value !== null) i++;
-    if (FLAG_NAMES[flag]) { form[FLAG_NAMES[flag]].value = value ?? ""; continue; }
-    if (flag.startsWith("--")) {
-      const key = flag.slice(2).replace(/-/g, "_");
-      options[key] = value === null ? true : /^-?\d+(\.\d+)?$/.test(value) ? Number(value) : value;
-    } else extra.push(flag, ...(value === null ? [] : [value]));
+    const spec = byFlag.get(flag);
+    if (value !== null && !(spec && spec.type === "bool")) i++;
+    if (FLAG_NAMES[flag]) form[FLAG_NAMES[flag]].value = value ?? "";
+    else if (spec) options[spec.name] = spec.type === "bool" ? true : value;
+    else extra.push(flag, ...(value === null ? [] : [value]));
   }
-  form.options.value = JSON.stringify(options);
+  setOptionValues(options);
   if (extra.length) form.extra_args.value = extra.join("\n");
   if (!form.name.value && form.model_path.value) {
     form.name.value = form.model_path.value.split("/").pop().replace(/\.gguf$/i, "").replace(/[^A-Za-z0-9_-]/g, "-");
   }
+}
+
+// ---- Option fields, from the backend's option table ------------------------------------------
+function currentOptions() {
+  const name = $("#instance-form").backend.value;
+  return (state.backends || []).find((b) => b.name === name)?.options || [];
+}
+function renderOptionFields() {
+  const select = $("#instance-form").backend;
+  select.replaceChildren(...state.backends.map((b) => new Option(b.name, b.name)));
+  const set = $("#option-fields");
+  set.querySelectorAll(".field").forEach((el) => el.remove());
+  for (const o of currentOptions()) {
+    let input;
+    if (o.type === "bool" || o.type === "choice") {
+      input = document.createElement("select");
+      const values = o.type === "bool" ? [["true", "on"], ["false", "off"]] : o.choices.map((c) => [c, c]);
+      input.append(new Option("default", ""), ...values.map(([v, t]) => new Option(t, v)));
+    } else {
+      input = document.createElement("input");
+      if (o.type === "int" || o.type === "float") {
+        input.type = "number"; input.step = o.type === "int" ? "1" : "any";
+        if (o.minimum !== null) input.min = String(o.minimum);
+      }
+      if (o.type === "str_list") input.placeholder = "comma-separated";
+    }
+    input.dataset.option = o.name;
+    input.dataset.type = o.type;
+    const label = document.createElement("label");
+    label.title = o.help + " (" + o.flag + ")";
+    label.append(o.name + " ", input);
+    const error = document.createElement("span");
+    error.className = "error"; error.dataset.for = "options." + o.name;
+    const div = document.createElement("div");
+    div.className = "field"; div.append(label, error);
+    set.append(div);
+  }
+}
+function setOptionValues(options) {
+  for (const input of document.querySelectorAll("#option-fields [data-option]")) {
+    const value = options[input.dataset.option];
+    input.value = value === undefined || value === null ? "" : Array.isArray(value) ? value.join(",") : String(value);
+  }
+}
+function optionValues() {
+  const options = {};
+  for (const input of document.querySelectorAll("#option-fields [data-option]")) {
+    const raw = input.value.trim();
+    if (raw === "") continue;
+    const type = input.dataset.type;
+    options[input.dataset.option] = type === "int" || type === "float" ? Number(raw)
+      : type === "bool" ? raw === "true" : type === "str_list" ? raw.split(",").map((s) => s.trim()) : raw;
+  }
+  return options;
 }
 
 // ---- Logs ----------------------------------------------------------------------------------
