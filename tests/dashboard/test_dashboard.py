@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 
+import httpx
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
@@ -190,3 +191,32 @@ def test_option_fields_come_from_the_api_with_their_types(dashboard_server: Dash
     page.get_by_role("button", name="Create", exact=True).click()
     expect(page.locator('.error[data-for="options.context_size"]')).not_to_be_empty()
     expect(page.locator('[data-option="context_size"]')).to_have_value("-5")
+
+
+def test_admin_creates_sees_once_and_revokes_a_key(dashboard_server: Dashboard,
+                                                   page: Page) -> None:
+    sign_in(page, dashboard_server, "admin")
+    page.get_by_label("Key name", exact=True).fill("dash-key")
+    page.get_by_role("button", name="Create key", exact=True).click()
+    shown = page.locator("#new-key-value")
+    expect(shown).to_contain_text("llk_")
+    key = shown.text_content() or ""
+    with httpx.Client(base_url=dashboard_server.url, trust_env=False) as plain:
+        answer = plain.get("/v1/models", headers={"Authorization": f"Bearer {key}"})
+        assert answer.status_code == 200
+    line = page.locator('tr[data-key="dash-key"]')
+    expect(line).to_have_count(1)
+    with dashboard_server.api() as api:
+        assert [k["name"] for k in api.get("/api/keys").json()["keys"]].count("dash-key") == 1
+    page.reload()
+    page.get_by_role("heading", name="API keys").wait_for()
+    expect(page.locator("#new-key")).to_be_hidden()  # shown once
+    line.get_by_role("button", name="Revoke", exact=True).click()
+    expect(line).to_have_count(0)
+    with dashboard_server.api() as api:
+        assert "dash-key" not in [k["name"] for k in api.get("/api/keys").json()["keys"]]
+
+
+def test_operator_has_no_keys_section(dashboard_server: Dashboard, page: Page) -> None:
+    sign_in(page, dashboard_server, "op")
+    expect(page.get_by_role("heading", name="API keys")).to_be_hidden()

@@ -77,6 +77,8 @@ async function enter() {
   await loadInstances();
   startFeed();
   loadSystem();
+  $("#keys").hidden = !may("admin") || me.kind === "anonymous";
+  if (!$("#keys").hidden) loadKeys();
 }
 const may = (role) => RANK[state.role] >= RANK[role];
 
@@ -482,6 +484,36 @@ async function loadSystem() {
   }));
 }
 
+// ---- API keys (admins) -------------------------------------------------------------------------
+async function loadKeys() {
+  const { keys } = await api("GET", "/api/keys");
+  $("#key-list tbody").replaceChildren(...keys.map((k) => {
+    const tr = document.createElement("tr");
+    tr.dataset.key = k.name;
+    const expired = k.expires_at && Date.parse(k.expires_at) < Date.now();
+    tr.append(cell(k.name), cell(k.prefix + "…"), cell(k.created_at),
+      cell(k.expires_at ? k.expires_at + (expired ? " (expired)" : "") : "never"),
+      cell(k.last_used_at || "never"), cell("", "actions"));
+    tr.lastChild.append(button("Revoke", async () => {
+      try { await api("DELETE", "/api/keys/" + encodeURIComponent(k.name)); } catch (e) { toast("error", e.message); }
+      loadKeys();
+    }));
+    return tr;
+  }));
+}
+async function createKey(ev) {
+  ev.preventDefault();
+  const form = ev.target;
+  $("#key-error").textContent = "";
+  try {
+    const made = await api("POST", "/api/keys", { name: form.name.value });
+    $("#new-key-value").textContent = made.key;  // never stored: gone on reload
+    $("#new-key").hidden = false;
+    form.reset();
+  } catch (e) { $("#key-error").textContent = e.message + (e.doc.details ? ": " + e.doc.details : ""); }
+  loadKeys();
+}
+
 // ---- Start ---------------------------------------------------------------------------------
 document.addEventListener("DOMContentLoaded", () => {
   $("#v1-url").textContent = location.origin + "/v1";
@@ -498,6 +530,8 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#log-pause").addEventListener("click", togglePause);
   $("#log-copy").addEventListener("click", () => navigator.clipboard?.writeText($("#log-lines").textContent));
   $("#log-download").addEventListener("click", downloadLog);
+  $("#key-form").addEventListener("submit", createKey);
+  $("#copy-key").addEventListener("click", () => navigator.clipboard?.writeText($("#new-key-value").textContent));
   $("#log-close").addEventListener("click", () => { state.logAbort?.abort(); $("#logs").hidden = true; });
   enter().catch(() => { if ($("#app").hidden) showSignIn(); });
 });
