@@ -220,3 +220,13 @@ def test_admin_creates_sees_once_and_revokes_a_key(dashboard_server: Dashboard,
 def test_operator_has_no_keys_section(dashboard_server: Dashboard, page: Page) -> None:
     sign_in(page, dashboard_server, "op")
     expect(page.get_by_role("heading", name="API keys")).to_be_hidden()
+
+
+def test_system_shows_status_and_configuration_without_secrets(dashboard_server: Dashboard,
+                                                               page: Page) -> None:
+    sign_in(page, dashboard_server, "view")
+    expect(page.locator("#system-facts")).to_contain_text("CPUs")
+    page.get_by_text("Configuration (secrets hidden)").click()
+    config = page.locator("#config-text")
+    expect(config).to_contain_text('"secret": "***"')
+    expect(config).not_to_contain_text("client-tests-secret")

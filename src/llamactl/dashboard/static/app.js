@@ -478,6 +478,9 @@ async function loadSystem() {
     ["Instances", status.instances.running + " running of " + status.instances.total],
   ];
   for (const gpu of info.gpus || []) items.push(["GPU", gpu.name + ": " + bytes(gpu.memory_used) + " of " + bytes(gpu.memory_total)]);
+  // The server hides every secret as "***" (docs/api.md, Configuration).
+  api("GET", "/api/config").then((config) => { $("#config-text").textContent = JSON.stringify(config, null, 2); })
+    .catch(() => { $("#config").hidden = true; });
   facts.replaceChildren(...items.flatMap(([k, v]) => {
     const dt = document.createElement("dt"), dd = document.createElement("dd");
     dt.textContent = k; dd.textContent = v; return [dt, dd];
