@@ -71,11 +71,13 @@ async function enter() {
     $("#who").hidden = false; $("#sign-out").hidden = false;
   }
   $("#new-instance").hidden = !may("operator");
-  state.backends = (await api("GET", "/api/backends")).backends;
-  renderOptionFields();
+  // The option table is for the form: fetched beside the table, never before it.
+  const backends = api("GET", "/api/backends");
   for (const el of document.querySelectorAll(".admin-only")) el.hidden = !may("admin");
   await loadInstances();
   startFeed();
+  state.backends = (await backends).backends;
+  renderOptionFields();
   loadSystem();
   $("#keys").hidden = !may("admin") || me.kind === "anonymous";
   if (!$("#keys").hidden) loadKeys();
