@@ -18,14 +18,15 @@ PACKAGE = Path(__file__).resolve().parent.parent / "src" / "llamactl"
 # Lowest first.
 LAYERS: list[set[str]] = [
     # leaves: the standard library and third parties only
-    {"errors", "atomic_file", "client", "events", "version"},
+    {"errors", "atomic_file", "events", "version", "_version"},
+    {"client"},  # the Python client: leaves only (its version number among them)
     {"config", "instances"},  # settings; the instance data model and its option table
     {"store", "backends"},  # SQLite, its writer thread, the data dir's lock; each backend
     {"security"},  # tokens, users, keys (cached over the store's writer), rate limits
     {"supervisor"},  # one owner per instance, the manager, capacity
     {"monitoring", "gateway", "cluster"},  # host and metrics; the /v1 gateway; Ray placement
     {"api"},  # the REST API's routes, schemas and middleware
-    {"services"},  # the app's running services: built at start, stopped in reverse order
+    {"services", "dashboard"},  # the running services; the web dashboard's page and assets
     {"app"},  # create_app: builds the services and mounts the routes
     {"serving"},  # what `llamactl serve` does around the app
     {"cli", "devtools"},  # the command line; tools for the tests and benchmarks
@@ -91,4 +92,5 @@ def test_imports_point_down_only() -> None:
 
 def test_the_client_imports_nothing_of_the_server() -> None:
     arrows = imports()
-    assert [b for (a, b) in arrows if a == "client"] == []
+    # llamactl._version is a constant, shared so that both distributions agree on it.
+    assert [b for (a, b) in arrows if a == "client" and b != "_version"] == []

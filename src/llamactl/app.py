@@ -28,9 +28,10 @@ from llamactl.api.routes import auth as auth_routes
 from llamactl.api.routes import backends as backends_routes
 from llamactl.api.routes import config as config_routes
 from llamactl.api.routes import events as events_routes
-from llamactl.api.routes import instances, keys, proxy, system, ws
+from llamactl.api.routes import instances, keys, proxy, session, system, ws
 from llamactl.api.routes import metrics as metrics_routes
 from llamactl.config import Settings
+from llamactl.dashboard.page import install_dashboard
 from llamactl.gateway.http_protocol import gateway_protocol
 from llamactl.gateway.outside import GatewayOutside
 from llamactl.monitoring.metrics import LlamactlMetrics
@@ -84,6 +85,7 @@ def create_app(settings: Settings, *, config_path: Path | None = None) -> FastAP
     install_routes(app)
     install_openapi(app)
     install_docs_page(app)
+    install_dashboard(app)
     return app
 
 
@@ -114,7 +116,7 @@ def install_routes(app: FastAPI) -> None:
     public.include_router(auth_routes.public)
     # Every route below needs a token when auth is on: the dependency sits on the router.
     api = APIRouter(prefix="/api", dependencies=[Depends(authorize)])
-    for routes in (instances, proxy, auth_routes, keys, system, config_routes, ws,
+    for routes in (instances, proxy, auth_routes, session, keys, system, config_routes, ws,
                    events_routes, backends_routes):
         api.include_router(routes.router)
     app.include_router(public)

@@ -47,6 +47,7 @@ LOGIN = {"username": "view", "password": PASSWORDS["view"]}
 RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/auth/login"): Rule("public", "/api/auth/login", 200, LOGIN),
     ("POST", "/api/auth/refresh"): Rule("viewer", "/api/auth/refresh", 200),
+    ("GET", "/api/auth/me"): Rule("viewer", "/api/auth/me", 200),
     ("GET", "/api/instances"): Rule("viewer", "/api/instances", 200),
     ("POST", "/api/instances"): Rule("operator", "/api/instances", 400, {"name": "x"}),
     ("POST", "/api/instances/start-all"): Rule("operator", "/api/instances/start-all", 200),

@@ -23,6 +23,7 @@ class OptionInfo(BaseModel):
     type: Literal["int", "float", "bool", "str", "choice", "str_list"]
     choices: list[str] = Field(description="the values a choice takes")
     help: str
+    minimum: float | None = Field(default=None, description="the least value a number takes")
 
 
 class BackendInfo(BaseModel):
@@ -60,7 +61,7 @@ async def list_backends() -> dict[str, Any]:
     return {"backends": [
         {"name": name, "options": [
             {"name": spec.name, "flag": spec.flag, "type": spec.kind,
-             "choices": list(spec.choices), "help": spec.help}
+             "choices": list(spec.choices), "help": spec.help, "minimum": spec.minimum}
             for spec in backend.table.options]}
         for name, backend in BACKENDS.items()]}
 

@@ -1,0 +1,82 @@
+"""A real ``llamactl serve`` (auth on: an admin, an operator, a viewer) and Debian's chromium
+driven by Playwright, shared by the dashboard's tests."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.support.clients import PASSWORDS, ServerProcess, auth_section, server_document
+from tests.support.helpers import free_port, write_config
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@dataclass
+class Dashboard:
+    url: str
+    models: Path  # the tiny model and a broken one
+    tokens: dict[str, str]
+
+    def api(self, user: str = "admin") -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=60, trust_env=False,
+                            headers={"Authorization": f"Bearer {self.tokens[user]}"})
+
+
+@pytest.fixture(scope="session")
+def dashboard_server(tmp_path_factory: pytest.TempPathFactory, llama_server_bin: str,
+                     tiny_model_file: Path) -> Iterator[Dashboard]:
+    root = tmp_path_factory.mktemp("dashboard")
+    models = root / "models"
+    models.mkdir()
+    shutil.copy(tiny_model_file, models / "tiny.gguf")
+    (models / "broken.gguf").write_bytes(b"not a model at all" * 64)  # llama-server fails
+    document = server_document(llama_server_bin, auth=auth_section())
+    document["instances"]["auto_restart"] = False  # a broken model fails once, then stays
+    config = write_config(root / "config.yaml", document)
+    process = ServerProcess(root / "data", config, free_port())
+    try:
+        process.start()
+        tokens: dict[str, str] = {}
+        for user, password in PASSWORDS.items():
+            answer = httpx.post(f"{process.url}/api/auth/login", trust_env=False,
+                                json={"username": user, "password": password})
+            tokens[user] = answer.json()["token"]
+        yield Dashboard(process.url, models, tokens)
+    finally:
+        process.stop()
+
+
+# Module-scoped, not session-scoped: Playwright's sync API keeps an event loop running in the
+# main thread while it is open, and every asyncio test after it would then fail to start its
+# own ("Runner.run() cannot be called from a running event loop").
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing: scripts/setup installs it")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context()
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def sign_in(page: Page, server: Dashboard, user: str) -> None:
+    page.goto(server.url + "/")
+    page.get_by_label("Username", exact=True).fill(user)
+    page.get_by_label("Password", exact=True).fill(PASSWORDS[user])
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    page.get_by_role("heading", name="Instances").wait_for()
