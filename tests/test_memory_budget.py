@@ -72,3 +72,20 @@ async def test_an_instance_larger_than_the_budget_is_refused(
     assert gateway.status_code == 503
     assert gateway.json()["error"]["code"] == "insufficient_memory"
     assert await statuses(app) == {"huge": "stopped"}
+
+
+async def test_instances_show_their_estimate_and_it_follows_updates(
+    make_settings: Any, make_app: Any, big_model: Path, tmp_path: Path
+) -> None:
+    app: AppHarness = await make_app(make_settings())
+    await create(app, "m", big_model)
+    first = (await app.client.get("/api/instances/m")).json()["memory_estimate"]
+    assert first == {"ram": one_estimate(big_model), "vram": 0}
+    answer = await app.client.put("/api/instances/m", json={"options": {"context_size": 8192}})
+    assert answer.status_code == 200, answer.text
+    second = (await app.client.get("/api/instances/m")).json()["memory_estimate"]
+    assert second["ram"] - first["ram"] >= (8192 - 1024) * 12 * 256 * 2 * 2  # the KV cache
+    not_gguf = tmp_path / "not.gguf"
+    not_gguf.write_bytes(b"GGUF but not really")
+    await create(app, "odd", not_gguf)
+    assert (await app.client.get("/api/instances/odd")).json()["memory_estimate"] is None

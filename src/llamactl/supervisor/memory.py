@@ -58,6 +58,10 @@ class MemoryEstimator:
         return self._facts[key]
 
 
+# One cache for the process: the API's instance JSON and the capacity keeper share it.
+ESTIMATES = MemoryEstimator()
+
+
 def resolve_budget(config: MemoryBudgetConfig, gpu_total: int | None) -> MemoryBudget | None:
     """Bytes per kind; ``vram: auto`` is the GPUs' total less the reserve, or no limit when
     the total is unknown (no NVML). None: nothing is limited."""
