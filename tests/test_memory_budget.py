@@ -89,3 +89,27 @@ async def test_instances_show_their_estimate_and_it_follows_updates(
     not_gguf.write_bytes(b"GGUF but not really")
     await create(app, "odd", not_gguf)
     assert (await app.client.get("/api/instances/odd")).json()["memory_estimate"] is None
+
+
+async def test_the_estimate_route_answers_without_an_instance(
+    make_settings: Any, make_app: Any, big_model: Path, tmp_path: Path
+) -> None:
+    app: AppHarness = await make_app(make_settings())
+    url = "/api/backends/llama_cpp/estimate"
+    answer = await app.client.post(url, json={"model_path": str(big_model), "options": OPTIONS})
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"ram": one_estimate(big_model), "vram": 0}
+    bigger = await app.client.post(url, json={"model_path": str(big_model),
+                                              "options": {"context_size": 4096}})
+    assert bigger.json()["ram"] > answer.json()["ram"]
+    bad = await app.client.post(url, json={"model_path": str(big_model),
+                                           "options": {"context_size": "big"}})
+    assert bad.status_code == 400
+    assert bad.json()["code"] == "VALIDATION_ERROR"
+    missing = await app.client.post(url, json={"model_path": str(tmp_path / "none.gguf")})
+    assert missing.status_code == 400
+    assert missing.json()["code"] == "MODEL_NOT_FOUND"  # as creating an instance says
+    other = await app.client.post("/api/backends/vllm/estimate",
+                                  json={"model_path": str(big_model)})
+    assert other.status_code == 404
+    assert (await app.client.get("/api/instances")).json()["instances"] == []
