@@ -140,3 +140,16 @@ def test_measured_rss_of_a_real_llama_server_is_within_15_percent(
 def test_facts_are_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         FACTS.n_layers = 1  # type: ignore[misc]
+
+
+def test_sliding_window_layers_hold_only_the_window() -> None:
+    gemma_like = dataclasses.replace(FACTS, n_layers=18, swa_layers=15, n_swa=512)
+    small = estimate_llama_cpp(gemma_like, {"context_size": 8192}, has_gpu=False)
+    large = estimate_llama_cpp(gemma_like, {"context_size": 32768}, has_gpu=False)
+    per_cell_layer = 8 * 128 * 2 * 2
+    mask_growth = 512 * (32768 - 8192) * 2
+    # Only the 3 full-attention layers grow; the 15 windowed ones stay at 512 x 4 + 512 cells.
+    assert large.ram - small.ram == 3 * (32768 - 8192) * per_cell_layer + mask_growth
+    full = estimate_llama_cpp(gemma_like, {"context_size": 8192, "swa_full": True},
+                              has_gpu=False)
+    assert full.ram - small.ram == 15 * (8192 - 2560) * per_cell_layer

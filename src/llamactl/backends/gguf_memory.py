@@ -34,6 +34,10 @@ LLAMA_SERVER_FIXED_BYTES = 21 * MIB
 DEFAULT_UBATCH = 512
 DEFAULT_PARALLEL = 4  # llama-server's "auto"
 
+# Architectures whose layers alternate sliding-window and full attention, as llama.cpp sets
+# them (not in the GGUF header): one full layer in every N.
+SWA_PATTERN = {"gemma2": 2, "gemma3": 6, "gemma3n": 5, "cohere2": 4}
+
 # Bytes per element of each KV cache type (ggml block size / elements per block).
 CACHE_TYPE_BYTES: dict[str, float] = {
     "f32": 4.0, "f16": 2.0, "bf16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32, "q4_1": 20 / 32,
@@ -57,6 +61,9 @@ class ModelFacts:
     layer_bytes: int  # tensor data of the repeating blocks (blk.*)
     output_bytes: int  # output head and final norm
     other_bytes: int  # token embeddings and the rest: always on the host
+    # Sliding-window attention (Gemma 2/3): how many layers use a window, and its width.
+    swa_layers: int = 0
+    n_swa: int = 0
 
 
 @dataclass(frozen=True)
@@ -81,9 +88,9 @@ def estimate_llama_cpp(
     if on_device > facts.n_layers:  # llama.cpp offloads the output layer last
         weights_device += facts.output_bytes
     weights_total = facts.layer_bytes + facts.output_bytes + facts.other_bytes
-    kv_per_layer = kv_bytes(facts, options, n_ctx) // max(facts.n_layers, 1)
-    kv_device = kv_per_layer * min(on_device, facts.n_layers)
-    kv_host = kv_per_layer * facts.n_layers - kv_device
+    kv_total = kv_bytes(facts, options, n_ctx)
+    kv_device = kv_total * min(on_device, facts.n_layers) // max(facts.n_layers, 1)
+    kv_host = kv_total - kv_device
     compute = compute_bytes(facts, options, n_ctx)
     parallel = _int_option(options, "parallel", DEFAULT_PARALLEL, auto=-1)
     output = facts.n_vocab * 4 * parallel
@@ -102,11 +109,19 @@ def kv_cells(facts: ModelFacts, options: Mapping[str, Any]) -> int:
 
 
 def kv_bytes(facts: ModelFacts, options: Mapping[str, Any], n_ctx: int) -> int:
+    """The KV cache. Sliding-window layers hold only window x slots + ubatch cells (padded),
+    unless ``swa_full``."""
     k_type = str(options.get("cache_type_k") or "f16")
     v_type = str(options.get("cache_type_v") or "f16")
     k_width = facts.n_head_kv * facts.head_dim_k * CACHE_TYPE_BYTES.get(k_type, 2.0)
     v_width = facts.n_head_kv * facts.head_dim_v * CACHE_TYPE_BYTES.get(v_type, 2.0)
-    return int(n_ctx * facts.n_layers * (k_width + v_width))
+    swa_cells = n_ctx
+    if facts.swa_layers and not options.get("swa_full"):
+        slots = _int_option(options, "parallel", DEFAULT_PARALLEL, auto=-1)
+        window = facts.n_swa * slots + _int_option(options, "ubatch_size", DEFAULT_UBATCH)
+        swa_cells = min(n_ctx, -(-window // 256) * 256)
+    cells = n_ctx * (facts.n_layers - facts.swa_layers) + swa_cells * facts.swa_layers
+    return int(cells * (k_width + v_width))
 
 
 def compute_bytes(facts: ModelFacts, options: Mapping[str, Any], n_ctx: int) -> int:
@@ -153,16 +168,20 @@ def read_model_facts(path: Path) -> ModelFacts:
             output += size
         else:
             other += size
+    n_layers, n_swa = num("block_count"), num("attention.sliding_window")
+    pattern = SWA_PATTERN.get(str(arch))
+    swa_layers = n_layers - n_layers // pattern if pattern and n_swa else 0
     tokens = reader.fields.get("tokenizer.ggml.tokens")
     n_vocab = int(_field(reader, f"{arch}.vocab_size", 0)) or (
         len(tokens.data) if tokens is not None else 0)
     return ModelFacts(
-        n_layers=num("block_count"), n_embd=n_embd, n_head=n_head,
+        n_layers=n_layers, n_embd=n_embd, n_head=n_head,
         n_head_kv=num("attention.head_count_kv", n_head),
         head_dim_k=num("attention.key_length", head_dim),
         head_dim_v=num("attention.value_length", head_dim), n_ff=num("feed_forward_length"),
         n_vocab=n_vocab, n_ctx_train=num("context_length", 4096),
-        layer_bytes=layer, output_bytes=output, other_bytes=other)
+        layer_bytes=layer, output_bytes=output, other_bytes=other, swa_layers=swa_layers,
+        n_swa=n_swa)
 
 
 def _field(reader: Any, key: str, default: Any) -> Any:
