@@ -5,6 +5,8 @@ instance's estimate (~80 MiB at 1024 context) dwarfs rounding."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ import pytest
 from llamactl.backends.gguf_memory import estimate_llama_cpp, read_model_facts
 from llamactl.devtools.tiny_model import Shape, write_tiny_model
 from tests.conftest import AppHarness
+from tests.support.helpers import wait_status
 
 COMPLETION = {"prompt": "hello", "max_tokens": 4, "ignore_eos": True}
 OPTIONS = {"context_size": 1024, "parallel": 1}
@@ -113,3 +116,38 @@ async def test_the_estimate_route_answers_without_an_instance(
                                   json={"model_path": str(big_model)})
     assert other.status_code == 404
     assert (await app.client.get("/api/instances")).json()["instances"] == []
+
+
+async def test_a_busy_instance_is_never_evicted_the_start_waits_for_it(
+    make_settings: Any, make_app: Any, big_model: Path
+) -> None:
+    budget = int(one_estimate(big_model) * 1.5)
+    app: AppHarness = await make_app(make_settings(memory_budget={"ram": budget}))
+    for name in ("a", "b"):
+        await create(app, name, big_model)
+    assert (await app.client.post("/api/instances/a/start")).status_code == 200
+    await wait_status(app.client, "a", "running")
+    finished: dict[str, float] = {}
+
+    async def long_request() -> None:
+        answer = await app.client.post("/v1/completions", timeout=120, json={
+            "model": "a", "prompt": "hi", "max_tokens": 900, "ignore_eos": True})
+        assert answer.status_code == 200, answer.text
+        finished["a"] = time.monotonic()
+
+    busy = asyncio.create_task(long_request())
+
+    async def a_is_busy() -> bool:
+        slots = (await app.client.get("/api/instances/a/proxy/slots")).json()
+        return any(slot["is_processing"] for slot in slots)
+
+    while not await a_is_busy():
+        assert not busy.done()
+        await asyncio.sleep(0.02)
+    answer = await app.client.post("/v1/completions", timeout=120,
+                                   json={"model": "b", **COMPLETION})
+    finished["b"] = time.monotonic()
+    await busy
+    assert answer.status_code == 200, answer.text
+    assert finished["b"] >= finished["a"]  # b started only once a's request had ended
+    assert await statuses(app) == {"a": "stopped", "b": "running"}
