@@ -59,6 +59,8 @@ class MemoryEstimator:
 
 
 # One cache for the process: the API's instance JSON and the capacity keeper share it.
+# Hook for engine: ray (not built here): ESTIMATES.estimate(spec).ram is the placement's
+# ``memory`` request, and .vram its ``vram`` custom resource where nodes declare one.
 ESTIMATES = MemoryEstimator()
 
 
