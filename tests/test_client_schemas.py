@@ -32,6 +32,7 @@ ANY = frozenset({"string", "integer", "number", "boolean", "array", "object", "n
 # ways; "request" may send a part of it; "part" reads a part (one type for two answers).
 PYTHON: list[tuple[Any, str, str]] = [
     (py.InstanceStats, "InstanceStats", "answer"), (py.Instance, "Instance", "answer"),
+    (py.MemoryEstimate, "MemoryEstimateBody", "answer"),
     (py.InstanceUpdated, "InstanceUpdated", "answer"),
     (py.OperationResult, "OperationStarted", "answer"),
     (py.BatchFailure, "BatchFailure", "answer"), (py.BatchResult, "StartAllResult", "part"),
@@ -48,6 +49,7 @@ PYTHON: list[tuple[Any, str, str]] = [
 ]
 GO: list[tuple[str, str, str]] = [
     ("InstanceStats", "InstanceStats", "answer"), ("Instance", "Instance", "answer"),
+    ("MemoryEstimate", "MemoryEstimateBody", "answer"),
     ("InstanceCreated", "InstanceCreated", "answer"),
     ("InstanceUpdated", "InstanceUpdated", "answer"),
     ("OperationResult", "OperationStarted", "answer"),

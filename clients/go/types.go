@@ -56,6 +56,15 @@ type Instance struct {
 	LastError     *string            `json:"last_error"`
 	CreatedAt     time.Time          `json:"created_at"`
 	UpdatedAt     time.Time          `json:"updated_at"`
+
+	// MemoryEstimate is nil where it cannot be known (not a readable GGUF file).
+	MemoryEstimate *MemoryEstimate `json:"memory_estimate"`
+}
+
+// MemoryEstimate is what an instance is expected to hold, in bytes. VRAM is nil if unknown.
+type MemoryEstimate struct {
+	RAM  int64  `json:"ram"`
+	VRAM *int64 `json:"vram"`
 }
 
 // CreateInstanceRequest is the body of CreateInstance. Name and ModelPath are required;

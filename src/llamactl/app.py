@@ -27,6 +27,7 @@ from llamactl.api.request_metrics import RequestMetrics
 from llamactl.api.routes import auth as auth_routes
 from llamactl.api.routes import backends as backends_routes
 from llamactl.api.routes import config as config_routes
+from llamactl.api.routes import estimate as estimate_routes
 from llamactl.api.routes import events as events_routes
 from llamactl.api.routes import instances, keys, proxy, session, system, ws
 from llamactl.api.routes import metrics as metrics_routes
@@ -117,7 +118,7 @@ def install_routes(app: FastAPI) -> None:
     # Every route below needs a token when auth is on: the dependency sits on the router.
     api = APIRouter(prefix="/api", dependencies=[Depends(authorize)])
     for routes in (instances, proxy, auth_routes, session, keys, system, config_routes, ws,
-                   events_routes, backends_routes):
+                   events_routes, backends_routes, estimate_routes):
         api.include_router(routes.router)
     app.include_router(public)
     app.include_router(api)

@@ -129,6 +129,13 @@ class InstanceNotRunning(Conflict):
     code = "INSTANCE_NOT_RUNNING"
 
 
+class InsufficientMemory(Conflict):
+    """The instance's memory estimate exceeds instances.memory_budget even with nothing else
+    running (issue 20): waiting or evicting cannot help."""
+
+    code = "INSUFFICIENT_MEMORY"
+
+
 class CapacityExhausted(LlamactlError):
     status_code = 503
     code = "CAPACITY_EXHAUSTED"

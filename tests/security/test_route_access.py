@@ -76,6 +76,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/backends"): Rule("viewer", "/api/backends", 200),
     ("POST", "/api/backends/{backend}/parse-command"): Rule(
         "operator", "/api/backends/llama_cpp/parse-command", 400, {"command": "ls -l"}),
+    ("POST", "/api/backends/{backend}/estimate"): Rule(
+        "operator", "/api/backends/llama_cpp/estimate", 400, {"model_path": "relative.gguf"}),
     ("PUT", "/api/config"): Rule("admin", "/api/config", 400, {"server": {"port": 0}}),
     ("GET", "/api/events"): Rule("viewer", "/api/events", 200, stream=True),
     ("WS", "/api/ws"): Rule("viewer", "/api/ws", 101),

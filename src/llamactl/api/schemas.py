@@ -15,6 +15,13 @@ class InstanceStats(BaseModel):
     uptime: int = Field(description="seconds")
 
 
+class MemoryEstimateBody(BaseModel):
+    """What an instance is expected to hold, in bytes (issue 20). vram null: unknown."""
+
+    ram: int = Field(examples=[4_500_000_000])
+    vram: int | None = Field(examples=[0])
+
+
 class Instance(BaseModel):
     name: str
     status: Status
@@ -39,6 +46,8 @@ class Instance(BaseModel):
     last_error: str | None
     created_at: str = Field(examples=["2024-01-15T10:30:00Z"])
     updated_at: str = Field(examples=["2024-01-15T12:45:00Z"])
+    memory_estimate: MemoryEstimateBody | None = Field(description=(
+        "from the model file's GGUF header and the options; null where it cannot be known"))
 
 
 class InstanceList(BaseModel):

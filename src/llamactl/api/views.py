@@ -15,6 +15,7 @@ from typing import Any
 from llamactl.config import InstancesConfig
 from llamactl.instances.models import format_time
 from llamactl.supervisor.context import Lifecycle
+from llamactl.supervisor.memory import ESTIMATES
 from llamactl.supervisor.owner import InstanceOwner
 from llamactl.supervisor.stats import contract_stats
 
@@ -68,6 +69,13 @@ def _settled_part(owner: InstanceOwner, config: InstancesConfig) -> dict[str, An
         "last_error": None,
         "created_at": format_time(record.created_at),
         "updated_at": format_time(record.updated_at),
+        # Issue 20: computed at create and update (this part is rebuilt once per update).
+        "memory_estimate": _estimate_json(owner),
     }
     _SETTLED[owner] = (record.updated_at, part)
     return part
+
+
+def _estimate_json(owner: InstanceOwner) -> dict[str, int | None] | None:
+    estimate = ESTIMATES.estimate(owner.record.spec)
+    return estimate.as_json() if estimate is not None else None

@@ -50,6 +50,13 @@ class InstanceStats(_Model):
     uptime: int = Field(default=0, description="seconds")
 
 
+class MemoryEstimate(_Model):
+    """Bytes an instance is expected to hold; vram None where it cannot be known."""
+
+    ram: int
+    vram: int | None = None
+
+
 class Instance(_Model):
     name: str
     status: str = Field(description="stopped, starting, running, stopping, restarting, failed")
@@ -76,6 +83,7 @@ class Instance(_Model):
     last_error: str | None = None
     created_at: datetime
     updated_at: datetime | None = None
+    memory_estimate: MemoryEstimate | None = None
 
 
 class InstanceUpdated(_Model):

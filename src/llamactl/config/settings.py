@@ -16,6 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from llamactl.config.sizes import parse_size
 from llamactl.errors import StartupError
 
 
@@ -83,6 +84,20 @@ class BackendsConfig(_Strict):
         default_factory=MlxLmBackendConfig, description="MLX on Apple silicon (backend: mlx_lm).")
 
 
+class MemoryBudgetConfig(_Strict):
+    """instances.memory_budget: bytes, or strings such as "12GiB"; null = not limited."""
+
+    ram: int | None = Field(default=None, ge=0, description="Bytes of RAM; null = no limit.")
+    vram: int | Literal["auto"] | None = Field(default=None, description=(
+        "Bytes of GPU memory; auto = the GPUs' total from NVML less a reserve (unknown, so "
+        "not limited, where NVML sees no GPU); null = no limit."))
+
+    @field_validator("ram", "vram", mode="before")
+    @classmethod
+    def _sizes(cls, value: object) -> object:
+        return parse_size(value) if isinstance(value, str) and value != "auto" else value
+
+
 class InstancesConfig(_Strict):
     """Defaults for instances, supervision timings, capacity, logs and model locations."""
 
@@ -121,6 +136,11 @@ class InstancesConfig(_Strict):
         "recently used idle instance, or waits for one to become idle."))
     group_limits: dict[str, int] = Field(default_factory=dict, description=(
         "Instances that may run at once per group, by group name."))
+    memory_budget: MemoryBudgetConfig = Field(  # issue 20
+        default_factory=lambda: MemoryBudgetConfig(), description=(
+            "Memory instances may claim at once (estimate or measured use, the larger). A "
+            "start beyond it evicts least recently used idle instances; an instance larger "
+            "than the budget alone is refused with 409 INSUFFICIENT_MEMORY."))
     queue_size: int = Field(default=100, ge=0, description=(
         "Requests that may wait for room (capacity) at once; beyond it they get 503."))
     queue_timeout: float = Field(default=120.0, gt=0, description=(

@@ -117,17 +117,27 @@ def _normal(rng: np.random.Generator, shape: tuple[int, ...], std: float) -> Mat
     return rng.normal(0.0, std, size=shape).astype(np.float32)
 
 
-def _token_embedding(rng: np.random.Generator, vocab: Vocab) -> Matrix:
-    emb = _normal(rng, (len(vocab.pieces), N_EMBD), 1.0)
+@dataclass(frozen=True)
+class Shape:
+    """The model's size. The default is the 2-layer test model; a bigger one (more layers,
+    wider) makes memory differences visible (bench/memory.py, tests/test_memory_*)."""
+
+    n_layers: int = N_LAYERS
+    n_embd: int = N_EMBD
+    n_ff: int = N_FF
+
+
+def _token_embedding(rng: np.random.Generator, vocab: Vocab, n_embd: int = N_EMBD) -> Matrix:
+    emb = _normal(rng, (len(vocab.pieces), n_embd), 1.0)
     emb[:, _STOP_DIM] = -1.0
     emb[vocab.stop, _STOP_DIM] = 8.0
     emb[:, _BIAS_DIM] = 2.0
     return emb
 
 
-def _output(rng: np.random.Generator, vocab: Vocab) -> Matrix:
+def _output(rng: np.random.Generator, vocab: Vocab, n_embd: int = N_EMBD) -> Matrix:
     """LM head: random over plain pieces, EOS only after STOP_PIECE, never other specials."""
-    out = _normal(rng, (len(vocab.pieces), N_EMBD), 0.1)
+    out = _normal(rng, (len(vocab.pieces), n_embd), 0.1)
     out[:, _STOP_DIM] = 0.0
     out[:, _BIAS_DIM] = 0.0
     special = [i for i, t in enumerate(vocab.types) if t != gguf.TokenType.NORMAL]
@@ -138,48 +148,48 @@ def _output(rng: np.random.Generator, vocab: Vocab) -> Matrix:
     return out
 
 
-def _layer(rng: np.random.Generator, bid: int) -> dict[str, Matrix]:
+def _layer(rng: np.random.Generator, bid: int, shape: Shape) -> dict[str, Matrix]:
     """One transformer block with small weights, so embeddings dominate the residual."""
-    head_dim = N_EMBD // N_HEAD
-    kv_width = head_dim * N_HEAD_KV
+    n_embd, n_ff = shape.n_embd, shape.n_ff
+    kv_width = n_embd // N_HEAD * N_HEAD_KV
     shapes = {
-        "attn_q": (N_EMBD, N_EMBD),
-        "attn_k": (kv_width, N_EMBD),
-        "attn_v": (kv_width, N_EMBD),
-        "attn_output": (N_EMBD, N_EMBD),
-        "ffn_gate": (N_FF, N_EMBD),
-        "ffn_up": (N_FF, N_EMBD),
-        "ffn_down": (N_EMBD, N_FF),
+        "attn_q": (n_embd, n_embd),
+        "attn_k": (kv_width, n_embd),
+        "attn_v": (kv_width, n_embd),
+        "attn_output": (n_embd, n_embd),
+        "ffn_gate": (n_ff, n_embd),
+        "ffn_up": (n_ff, n_embd),
+        "ffn_down": (n_embd, n_ff),
     }
-    ones = np.ones(N_EMBD, dtype=np.float32)
+    ones = np.ones(n_embd, dtype=np.float32)
     tensors = {"attn_norm": ones, "ffn_norm": ones.copy()}
     tensors |= {name: _normal(rng, shape, 0.02) for name, shape in shapes.items()}
     return {f"blk.{bid}.{name}": t for name, t in tensors.items()}
 
 
-def build_tensors(vocab: Vocab, seed: int) -> dict[str, Matrix]:
+def build_tensors(vocab: Vocab, seed: int, shape: Shape = Shape()) -> dict[str, Matrix]:
     """All tensors by GGUF name (numpy shapes are the reverse of ggml's)."""
     rng = np.random.default_rng(seed)
-    tensors = {"token_embd.weight": _token_embedding(rng, vocab)}
-    for bid in range(N_LAYERS):
-        tensors |= {f"{k}.weight": v for k, v in _layer(rng, bid).items()}
-    tensors["output_norm.weight"] = np.ones(N_EMBD, dtype=np.float32)
-    tensors["output.weight"] = _output(rng, vocab)
+    tensors = {"token_embd.weight": _token_embedding(rng, vocab, shape.n_embd)}
+    for bid in range(shape.n_layers):
+        tensors |= {f"{k}.weight": v for k, v in _layer(rng, bid, shape).items()}
+    tensors["output_norm.weight"] = np.ones(shape.n_embd, dtype=np.float32)
+    tensors["output.weight"] = _output(rng, vocab, shape.n_embd)
     return tensors
 
 
-def _add_hparams(writer: gguf.GGUFWriter, n_vocab: int) -> None:
+def _add_hparams(writer: gguf.GGUFWriter, n_vocab: int, shape: Shape) -> None:
     writer.add_name("llamactl-tiny-test")
     writer.add_description("Random weights for tests; outputs are gibberish.")
     writer.add_file_type(gguf.LlamaFileType.ALL_F32)
     writer.add_vocab_size(n_vocab)
     writer.add_context_length(N_CTX)
-    writer.add_embedding_length(N_EMBD)
-    writer.add_block_count(N_LAYERS)
-    writer.add_feed_forward_length(N_FF)
+    writer.add_embedding_length(shape.n_embd)
+    writer.add_block_count(shape.n_layers)
+    writer.add_feed_forward_length(shape.n_ff)
     writer.add_head_count(N_HEAD)
     writer.add_head_count_kv(N_HEAD_KV)
-    writer.add_rope_dimension_count(N_EMBD // N_HEAD)
+    writer.add_rope_dimension_count(shape.n_embd // N_HEAD)
     writer.add_rope_freq_base(ROPE_FREQ_BASE)
     writer.add_layer_norm_rms_eps(RMS_EPS)
     # Only read in --embedding mode; lets /v1/embeddings work without --pooling.
@@ -200,16 +210,18 @@ def _add_tokenizer(writer: gguf.GGUFWriter, vocab: Vocab) -> None:
     writer.add_chat_template(CHATML_TEMPLATE)
 
 
-def write_tiny_model(path: pathlib.Path, *, seed: int = 0) -> pathlib.Path:
+def write_tiny_model(
+    path: pathlib.Path, *, seed: int = 0, shape: Shape = Shape()
+) -> pathlib.Path:
     """Write the tiny model to ``path`` (parents created) and return ``path``."""
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     vocab = build_vocab()
     writer = gguf.GGUFWriter(path, "llama")
     try:
-        _add_hparams(writer, len(vocab.pieces))
+        _add_hparams(writer, len(vocab.pieces), shape)
         _add_tokenizer(writer, vocab)
-        for name, tensor in build_tensors(vocab, seed).items():
+        for name, tensor in build_tensors(vocab, seed, shape).items():
             writer.add_tensor(name, tensor)
         writer.write_header_to_file()
         writer.write_kv_data_to_file()
@@ -223,8 +235,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("out", type=pathlib.Path, help="where to write the .gguf file")
     parser.add_argument("--seed", type=int, default=0, help="weights seed (default 0)")
+    parser.add_argument("--layers", type=int, default=N_LAYERS, help="block count")
+    parser.add_argument("--embd", type=int, default=N_EMBD, help="width (a multiple of 4)")
+    parser.add_argument("--ff", type=int, default=N_FF, help="feed-forward width")
     args = parser.parse_args(argv)
-    path = write_tiny_model(args.out, seed=args.seed)
+    shape = Shape(args.layers, args.embd, args.ff)
+    path = write_tiny_model(args.out, seed=args.seed, shape=shape)
     print(f"{path} ({path.stat().st_size} bytes)")
     return 0
 

@@ -7,6 +7,7 @@ import json
 from llamactl.errors import (
     CapacityExhausted,
     InstanceNotRunning,
+    InsufficientMemory,
     LlamactlError,
     StartFailed,
     TokenExpired,
@@ -56,6 +57,9 @@ def from_domain(error: LlamactlError) -> GatewayError:
                             "capacity_exhausted", dict(error.headers or {}))
     if isinstance(error, InstanceNotRunning):
         return GatewayError(503, error.message, "server_error", "model_not_running")
+    if isinstance(error, InsufficientMemory):  # issue 20: too big for the memory budget
+        return GatewayError(503, f"{error.message} ({error.details})", "server_error",
+                            "insufficient_memory")
     if error.status_code == 404:
         return GatewayError(404, error.message, "invalid_request_error", "model_not_found")
     return GatewayError(error.status_code, error.message,

@@ -15,8 +15,14 @@ import time
 from collections.abc import Mapping
 
 from llamactl.config import InstancesConfig
-from llamactl.errors import CapacityExhausted, Conflict, InstanceAlreadyRunning
-from llamactl.supervisor.capacity import Plan, Slot, plan_start
+from llamactl.errors import (
+    CapacityExhausted,
+    Conflict,
+    InstanceAlreadyRunning,
+    InsufficientMemory,
+)
+from llamactl.supervisor.capacity import HOLDING, Plan, Slot, plan_start
+from llamactl.supervisor.memory import ESTIMATES, resolve_budget
 from llamactl.supervisor.owner import InstanceOwner
 
 log = logging.getLogger(__name__)
@@ -26,6 +32,7 @@ class CapacityKeeper:
     def __init__(self, config: InstancesConfig, owners: Mapping[str, InstanceOwner]):
         self._config = config
         self._owners = owners
+        self.estimator = ESTIMATES  # issue 20: the memory budget's estimates
         self._lock = asyncio.Lock()
         self._room = asyncio.Event()  # set, then replaced, whenever room may have appeared
         self._queued = 0
@@ -83,8 +90,13 @@ class CapacityKeeper:
                 if join:
                     return None
                 raise InstanceAlreadyRunning(f"Instance '{owner.name}' is already {owner.status}")
-            plan = plan_start(_slot(owner), [_slot(o) for o in self._owners.values()],
-                              self._config.max_running, self._config.group_limits)
+            budget = resolve_budget(self._config.memory_budget, gpu_total=None)
+            slot = self._slot if budget is not None else _slot
+            plan = plan_start(slot(owner), [slot(o) for o in self._owners.values()],
+                              self._config.max_running, self._config.group_limits, budget)
+            if plan.refuse:
+                raise InsufficientMemory(f"Instance '{owner.name}' does not fit in "
+                                         "instances.memory_budget", plan.reason)
             if plan.wait:
                 return plan
             for victim in plan.evict:
@@ -101,6 +113,17 @@ class CapacityKeeper:
                 if not join:
                     raise
             return None
+
+
+    def _slot(self, owner: InstanceOwner) -> Slot:
+        """With memory: a running instance claims the larger of its estimate and its
+        measured use (RSS; VRAM is not measured per process yet)."""
+        estimate = self.estimator.estimate(owner.record.spec)
+        ram = estimate.ram if estimate else None
+        if owner.status in HOLDING:
+            ram = max(ram or 0, owner.stats.memory_usage)
+        return Slot(owner.name, owner.record.spec.group, owner.status, owner.leases.inflight,
+                    owner.leases.last_used, ram, estimate.vram if estimate else None)
 
 
 def _slot(owner: InstanceOwner) -> Slot:
