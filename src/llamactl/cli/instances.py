@@ -14,13 +14,12 @@ import click
 from llamactl.cli.common import (
     EXIT_ERROR,
     ClientGroup,
-    format_time,
-    humanize_bytes,
     humanize_seconds,
     parse_pairs,
     spinner,
     with_client,
 )
+from llamactl.cli.instance_view import echo_instance
 from llamactl.cli.output import (
     OUTPUT_OPTION,
     as_json,
@@ -31,7 +30,6 @@ from llamactl.cli.output import (
 from llamactl.client import (
     BatchResult,
     Client,
-    Instance,
     InstanceChanges,
     InstanceFields,
     LogEntry,
@@ -60,29 +58,6 @@ def instances() -> None:
       llamactl instances stop qwen
       llamactl instances delete qwen
     """
-
-
-def _echo_instance(instance: Instance) -> None:
-    rows: list[tuple[str, Any]] = [
-        ("name", instance.name), ("status", instance.status),
-        ("model_path", instance.model_path), ("port", instance.port),
-        ("pid", instance.pid if instance.pid is not None else "-"),
-        ("options", _inline(instance.options)),
-        ("memory", humanize_bytes(instance.stats.memory_usage)),
-        ("cpu", f"{instance.stats.cpu_usage:.1f}%"),
-        ("uptime", humanize_seconds(instance.stats.uptime)),
-        ("restart_count", instance.restart_count),
-        ("last_error", instance.last_error or "-"),
-        ("created_at", format_time(instance.created_at)),
-        ("updated_at", format_time(instance.updated_at)),
-    ]
-    width = max(len(key) for key, _ in rows)
-    for key, value in rows:
-        click.echo(f"{key.ljust(width)}  {value}")
-
-
-def _inline(value: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in value.items()) or "-"
 
 
 @instances.command("list")
@@ -126,7 +101,7 @@ def get_instance(client: Client, name: str, output: str) -> None:
     """
     instance = client.get_instance(name)
     if not echoed_as_json(instance, output):
-        _echo_instance(instance)
+        echo_instance(instance)
 
 
 @instances.command("create")

@@ -6,13 +6,15 @@ The settings are built once by ``load_settings`` and passed to whatever needs th
 here is a module-level singleton. The names below are the ones the rest of llamactl uses.
 """
 
+from llamactl.config.backend_settings import (
+    BackendsConfig,
+    LlamaCppBackendConfig,
+)
 from llamactl.config.settings import (
     AuthConfig,
-    BackendsConfig,
     ClusterConfig,
     EventsConfig,
     InstancesConfig,
-    LlamaCppBackendConfig,
     LoadedSettings,
     RateLimitConfig,
     Role,
