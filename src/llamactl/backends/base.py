@@ -70,6 +70,25 @@ class Backend(Protocol):
         """A line in the backend's own log format, or None for a line without its prefix."""
 
 
+class TableBackend:
+    """What the backends share: options checked against their table, and their program
+    found from ``backends.<name>.command`` (llama.cpp overrides it with its packaged binary)."""
+
+    name: str
+    table: OptionTable
+
+    def command(self, settings: BackendsConfig) -> list[str]:
+        command: str | list[str] = getattr(settings, self.name).command
+        argv = [command] if isinstance(command, str) else list(command)
+        return find_program(argv, f"backends.{self.name}.command")
+
+    def validate_options(self, given: Mapping[str, Any]) -> dict[str, OptionValue]:
+        return self.table.validate(given)
+
+    def check_extra_args(self, extra_args: list[str]) -> None:
+        self.table.check_extra_args(extra_args)
+
+
 def find_program(argv: list[str], setting: str) -> list[str]:
     """The argv prefix with its program resolved to a path (a name on PATH, or a path)."""
     executable = which(argv[0])

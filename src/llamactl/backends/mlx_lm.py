@@ -14,9 +14,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
 
-from llamactl.backends.base import Level, LogLine, backend_environment, find_program
+from llamactl.backends.base import Level, LogLine, TableBackend, backend_environment
 from llamactl.backends.command_import import CommandSyntax
 from llamactl.backends.option_table import OptionTable
 from llamactl.backends.option_table import bool_option as _bool
@@ -24,8 +23,7 @@ from llamactl.backends.option_table import choice_option as _choice
 from llamactl.backends.option_table import float_option as _float
 from llamactl.backends.option_table import int_option as _int
 from llamactl.backends.option_table import str_option as _str
-from llamactl.config import BackendsConfig
-from llamactl.instances.models import InstanceRecord, OptionValue
+from llamactl.instances.models import InstanceRecord
 
 TABLE = OptionTable(
     options=(
@@ -51,7 +49,7 @@ _LEVELS: dict[str, Level] = {"DEBUG": "debug", "INFO": "info", "WARNING": "warn"
                              "ERROR": "error", "CRITICAL": "error"}
 
 
-class MlxLm:
+class MlxLm(TableBackend):
     name: str = "mlx_lm"
     table: OptionTable = TABLE
     # ``mlx_lm.server ...`` or ``python -m mlx_lm.server ...``
@@ -59,17 +57,6 @@ class MlxLm:
                                           model_flags=frozenset({"--model"}))
     health_paths: tuple[str, ...] = ("/health", "/v1/models")
     model_files_only: bool = False
-
-    def command(self, settings: BackendsConfig) -> list[str]:
-        command = settings.mlx_lm.command
-        argv = [command] if isinstance(command, str) else list(command)
-        return find_program(argv, "backends.mlx_lm.command")
-
-    def validate_options(self, given: Mapping[str, Any]) -> dict[str, OptionValue]:
-        return TABLE.validate(given)
-
-    def check_extra_args(self, extra_args: list[str]) -> None:
-        TABLE.check_extra_args(extra_args)
 
     def argv(self, prefix: list[str], record: InstanceRecord) -> list[str]:
         spec = record.spec

@@ -14,9 +14,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
 
-from llamactl.backends.base import Level, LogLine, backend_environment, find_program, flag_value
+from llamactl.backends.base import Level, LogLine, TableBackend, backend_environment, flag_value
 from llamactl.backends.command_import import CommandSyntax
 from llamactl.backends.option_table import OptionTable
 from llamactl.backends.option_table import bool_option as _bool
@@ -24,8 +23,7 @@ from llamactl.backends.option_table import choice_option as _choice
 from llamactl.backends.option_table import float_option as _float
 from llamactl.backends.option_table import int_option as _int
 from llamactl.backends.option_table import str_option as _str
-from llamactl.config import BackendsConfig
-from llamactl.instances.models import InstanceRecord, OptionValue
+from llamactl.instances.models import InstanceRecord
 
 API_KEY_ENV = "VLLM_API_KEY"
 # An async server that batches many sequences: with no --max-num-seqs on its command line,
@@ -81,7 +79,7 @@ def local_time(month: int, day: int, hour: int, minute: int, second: int,
     return moment
 
 
-class Vllm:
+class Vllm(TableBackend):
     name: str = "vllm"
     table: OptionTable = TABLE
     syntax: CommandSyntax = CommandSyntax(
@@ -90,17 +88,6 @@ class Vllm:
                                                           "-pp": "--pipeline-parallel-size"})
     health_paths: tuple[str, ...] = ("/health",)
     model_files_only: bool = False
-
-    def command(self, settings: BackendsConfig) -> list[str]:
-        command = settings.vllm.command
-        argv = [command] if isinstance(command, str) else list(command)
-        return find_program(argv, "backends.vllm.command")
-
-    def validate_options(self, given: Mapping[str, Any]) -> dict[str, OptionValue]:
-        return TABLE.validate(given)
-
-    def check_extra_args(self, extra_args: list[str]) -> None:
-        TABLE.check_extra_args(extra_args)
 
     def argv(self, prefix: list[str], record: InstanceRecord) -> list[str]:
         spec = record.spec

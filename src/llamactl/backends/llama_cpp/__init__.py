@@ -5,15 +5,14 @@ and its log lines (log_lines.py), behind the ``Backend`` interface (backends/bas
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
-from llamactl.backends.base import LogLine
+from llamactl.backends.base import LogLine, TableBackend
 from llamactl.backends.command_import import CommandSyntax
 from llamactl.backends.llama_cpp import command, log_lines, options
 from llamactl.backends.llama_cpp.binary import packaged_binary, resolve_command
 from llamactl.backends.option_table import OptionTable
 from llamactl.config import BackendsConfig
-from llamactl.instances.models import InstanceRecord, OptionValue
+from llamactl.instances.models import InstanceRecord
 
 __all__ = ["LLAMA_CPP", "LlamaCpp", "packaged_binary"]
 
@@ -33,7 +32,7 @@ SHORT_FLAGS = {
 }
 
 
-class LlamaCpp:
+class LlamaCpp(TableBackend):
     name: str = "llama_cpp"
     table: OptionTable = options.TABLE
     syntax: CommandSyntax = CommandSyntax(
@@ -46,12 +45,6 @@ class LlamaCpp:
 
     def command(self, settings: BackendsConfig) -> list[str]:
         return resolve_command(settings.llama_cpp)
-
-    def validate_options(self, given: Mapping[str, Any]) -> dict[str, OptionValue]:
-        return options.validate_options(given)
-
-    def check_extra_args(self, extra_args: list[str]) -> None:
-        options.check_extra_args(extra_args)
 
     def argv(self, prefix: list[str], record: InstanceRecord) -> list[str]:
         return command.build_argv(prefix, record)
