@@ -12,6 +12,7 @@ import asyncio
 import importlib
 import shutil
 import signal
+import socket
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -238,6 +239,55 @@ def test_a_start_under_way_at_kill9_leaves_no_actor_holding_a_node(
         ray.shutdown()
 
 
+async def test_a_start_waits_for_its_port_on_the_node(
+        app: AppHarness, model: Path) -> None:
+    """A backend placed again may land where the old one still holds the port for a moment:
+    the node waits for it rather than start a backend that cannot bind (while the old one
+    would still answer the readiness probe)."""
+    created = await app.client.post("/api/instances", json={
+        "name": "q", "model_path": str(model), "resources": {"box_a": 1}})
+    assert created.status_code == 201, created.text
+    holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    holder.bind(("127.0.0.1", created.json()["instance"]["port"]))
+    holder.listen()
+    try:
+        await app.client.post("/api/instances/q/start")
+        await asyncio.sleep(1.5)  # placed by now, and waiting for the port
+        assert (await app.client.get("/api/instances/q")).json()["status"] == "starting"
+    finally:
+        holder.close()
+    running = await wait_status(app.client, "q", "running", timeout=PLACED_TIMEOUT)
+    assert running["restart_count"] == 0  # it did not start, fail to bind and crash
+    chat = await app.client.post("/v1/chat/completions", json={"model": "q", **CHAT})
+    assert chat.status_code == 200, chat.text
+    await app.client.post("/api/instances/q/stop")
+    await wait_status(app.client, "q", "stopped")
+
+
+async def test_capacity_counts_instances_on_every_node(
+        ray_cluster: RayCluster, make_settings: Any, make_app: Any, model: Path) -> None:
+    """max_running is cluster-wide: an on-demand start on one node evicts the least recently
+    used idle instance on another."""
+    cluster = {"engine": "ray", "address": ray_cluster.address, "host": "127.0.0.1",
+               "namespace": f"test-{uuid.uuid4().hex[:8]}"}
+    app: AppHarness = await make_app(make_settings(
+        sections={"cluster": cluster}, load_timeout=20, max_running=1))
+    first = await create_started(app, "c1", model, {"box_a": 1})
+    await app.client.post("/api/instances", json={
+        "name": "c2", "model_path": str(model), "resources": {"box_b": 1},
+        "on_demand_start": True})
+    chat = await app.client.post("/v1/chat/completions", json={"model": "c2", **CHAT})
+    assert chat.status_code == 200, chat.text
+    second = (await app.client.get("/api/instances/c2")).json()
+    assert second["node"]["id"] == node_with("box_b") != first["node"]["id"]
+    evicted = await wait_status(app.client, "c1", "stopped")
+    assert evicted["node"] is None
+    await wait_gone(first["pid"])
+    await app.client.post("/api/instances/c2/stop")
+    await wait_status(app.client, "c2", "stopped")
+
+
 async def test_node_loss_places_the_instance_again(
         app: AppHarness, ray_cluster: RayCluster, model: Path) -> None:
     """Last in the module: it kills a node."""
@@ -245,10 +295,18 @@ async def test_node_loss_places_the_instance_again(
     lost = instance["node"]["id"]
     backend = psutil.Process(instance["pid"])
     ray_cluster.raylets()[lost].send_signal(signal.SIGKILL)
+    await wait_instance(app.client, "s", lambda i: i["status"] != "running",
+                        timeout=PLACED_TIMEOUT, what="the loss noticed")
+    # A request that arrives while it is placed again waits, as for an on-demand start.
+    meanwhile = asyncio.create_task(
+        app.client.post("/v1/chat/completions", json={"model": "s", **CHAT},
+                        timeout=PLACED_TIMEOUT))
     again = await wait_instance(
         app.client, "s", lambda i: i["status"] == "running" and i["node"]["id"] != lost,
         timeout=PLACED_TIMEOUT, what="running on another node")
     assert again["restart_count"] == 1
+    answered = await meanwhile
+    assert answered.status_code == 200, answered.text
     await wait_gone(backend.pid)
     chat = await app.client.post("/v1/chat/completions", json={"model": "s", **CHAT})
     assert chat.status_code == 200, chat.text

@@ -15,11 +15,32 @@ import os
 import signal
 import sys
 import threading
+import time
 from typing import Any
 
 import psutil
 
+from llamactl.supervisor.ports import port_is_free
+
 HOST_FLAG = "--host"
+# A backend placed again after its node or worker was lost may land where the old one still
+# holds the port for a moment (it dies with its worker, cluster/shim.py): wait that out rather
+# than start a backend that cannot bind while the old one still answers health checks.
+PORT_WAIT_SECONDS = 10.0
+PORT_POLL_SECONDS = 0.1
+
+
+class PortBusy(RuntimeError):
+    """The instance's port stayed in use on the node."""
+
+
+def wait_for_port(port: int, host: str, node_id: str,
+                  timeout: float = PORT_WAIT_SECONDS) -> None:
+    deadline = time.monotonic() + timeout
+    while not port_is_free(port, host):
+        if time.monotonic() > deadline:
+            raise PortBusy(f"port {port} is in use on node {node_id} ({host})")
+        time.sleep(PORT_POLL_SECONDS)
 
 
 def listen_on(argv: list[str], host: str) -> list[str]:
@@ -40,7 +61,7 @@ class BackendActor:
         self._started = threading.Event()
 
     def start(self, argv: list[str], env: dict[str, str], log_path: str,
-              model_path: str, host: str | None) -> dict[str, Any]:
+              model_path: str, host: str | None, port: int = 0) -> dict[str, Any]:
         """Start the backend; its pid, start time, command, node id and listening address."""
         ray: Any = importlib.import_module("ray")  # Ray's API is untyped: held as Any
 
@@ -51,6 +72,8 @@ class BackendActor:
         # the error, not an exit, is what it hears first.
         if model_path and not os.path.isfile(model_path):
             raise FileNotFoundError(f"model file {model_path} not found on node {node_id}")
+        if port:
+            wait_for_port(port, address, node_id)
         command = [sys.executable, "-m", "llamactl.cluster.shim", str(os.getpid()), "--",
                    *listen_on(argv, address)]
         os.makedirs(os.path.dirname(log_path) or ".", exist_ok=True)

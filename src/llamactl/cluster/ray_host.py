@@ -166,7 +166,7 @@ class RayHost:
         except (ValueError, self._ray.exceptions.RayError) as exc:
             raise SpawnError(f"cannot create its Ray actor: {exc}") from None
         start = actor.start.remote(list(request.argv), dict(request.env), str(request.log_path),
-                                   request.model_path, self._config.host)
+                                   request.model_path, self._config.host, request.port)
         return RayProcess(self._ray, actor, start=start)
 
     def adopt(self, name: str, pid: int, start_time: float,

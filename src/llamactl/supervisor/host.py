@@ -35,6 +35,7 @@ class SpawnRequest:
     log_path: Path
     resources: Mapping[str, float] = field(default_factory=dict)
     model_path: str = ""
+    port: int = 0  # where the backend will listen (a node checks it is free first)
 
 
 class BackendProcess(Protocol):

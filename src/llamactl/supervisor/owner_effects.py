@@ -137,7 +137,7 @@ class OwnerEffects:
             self._own_log("info", f"starting: {' '.join(argv)}")
             handle = host.spawn(SpawnRequest(
                 self.name, argv, backend.env(self.record), self.log_path,
-                self.record.spec.resources, self.record.spec.model_path))
+                self.record.spec.resources, self.record.spec.model_path, self.record.spec.port))
         except (BackendNotFound, LaunchError, SpawnError) as exc:
             self._apply(t.LaunchFailed(str(exc)))
             return
