@@ -110,6 +110,9 @@ async def test_placed_by_resource_serves_logs_and_stops_clean(
     on_b = next(n for n in nodes if n["id"] == box_b)
     assert on_b["resources"]["total"]["box_b"] == 1
     assert on_b["resources"]["available"].get("box_b", 0) == 0  # taken by the instance
+    # Its memory estimate is the placement's memory request (issue 20).
+    taken = on_b["resources"]["total"]["memory"] - on_b["resources"]["available"]["memory"]
+    assert taken == pytest.approx(instance["memory_estimate"]["ram"], rel=0.001)
     health = (await app.client.get("/api/instances/b/health")).json()
     assert health["status"] == "healthy", health
     measured = await wait_instance(app.client, "b", lambda i: i["stats"]["memory_usage"] > 0,

@@ -63,7 +63,7 @@ type Instance struct {
 
 // MemoryEstimate is what an instance is expected to hold, in bytes. VRAM is nil if unknown.
 type MemoryEstimate struct {
-	RAM  int64  `json:"ram"`
+	RAM  *int64 `json:"ram"` // nil where it cannot be known (vLLM)
 	VRAM *int64 `json:"vram"`
 }
 
@@ -279,7 +279,21 @@ type SystemStatus struct {
 	Instances InstanceCounts `json:"instances"`
 	Resources Resources      `json:"resources"`
 	Storage   *Storage       `json:"storage,omitempty"` // nil from servers before it was added
+	Memory    *MemoryStatus  `json:"memory,omitempty"`  // nil from servers before it was added
 	Nodes     []ClusterNode  `json:"nodes,omitempty"`   // cluster.engine: ray only
+}
+
+// MemoryAmounts are bytes of RAM and VRAM; nil: not limited.
+type MemoryAmounts struct {
+	RAM  *int64 `json:"ram"`
+	VRAM *int64 `json:"vram"`
+}
+
+// MemoryStatus is instances.memory_budget, what instances claim against it, and what is free.
+type MemoryStatus struct {
+	Budget  MemoryAmounts `json:"budget"`
+	Claimed MemoryAmounts `json:"claimed"`
+	Free    MemoryAmounts `json:"free"`
 }
 
 // ClusterNode is a Ray node (cluster.engine: ray) and the instances placed on it.

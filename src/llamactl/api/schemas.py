@@ -16,9 +16,10 @@ class InstanceStats(BaseModel):
 
 
 class MemoryEstimateBody(BaseModel):
-    """What an instance is expected to hold, in bytes (issue 20). vram null: unknown."""
+    """What an instance is expected to hold, in bytes (issue 20). null: unknown (vLLM's RAM;
+    its VRAM claim is gpu_memory_utilization of its GPUs, unknown without a readable GPU)."""
 
-    ram: int = Field(examples=[4_500_000_000])
+    ram: int | None = Field(examples=[4_500_000_000])
     vram: int | None = Field(examples=[0])
 
 

@@ -47,6 +47,25 @@ class Storage(BaseModel):
     pending_writes: int = Field(description="changes kept in memory, not yet written")
 
 
+class MemoryAmounts(BaseModel):
+    ram: int | None = Field(description="bytes; null: not limited")
+    vram: int | None = Field(description="bytes; null: not limited")
+
+
+class MemoryClaimed(BaseModel):
+    ram: int = Field(description="bytes")
+    vram: int = Field(description="bytes")
+
+
+class MemoryStatus(BaseModel):
+    budget: MemoryAmounts = Field(description=(
+        "instances.memory_budget in bytes (vram: auto resolved from the GPUs' memory)"))
+    claimed: MemoryClaimed = Field(description=(
+        "what instances holding memory claim, as the budget counts them: the larger of each "
+        "one's estimate and its measured use"))
+    free: MemoryAmounts = Field(description="budget less claimed; null where not limited")
+
+
 class NodeResources(BaseModel):
     total: dict[str, float]
     available: dict[str, float]
@@ -68,6 +87,9 @@ class SystemStatus(BaseModel):
         "resources": {"cpu_usage": 45.2, "memory_usage": 8589934592,
                       "memory_total": 17179869184, "disk_usage": 75.5},
         "storage": {"available": True, "error": None, "pending_writes": 0},
+        "memory": {"budget": {"ram": 12884901888, "vram": None},
+                   "claimed": {"ram": 4563402752, "vram": 0},
+                   "free": {"ram": 8321499136, "vram": None}},
     }]})
 
     version: str
@@ -75,6 +97,7 @@ class SystemStatus(BaseModel):
     instances: InstanceCounts
     resources: Resources
     storage: Storage
+    memory: MemoryStatus
     nodes: list[ClusterNode] | None = Field(default=None, description=(
         "cluster.engine: ray only: the Ray cluster's nodes and the instances placed on each"))
 

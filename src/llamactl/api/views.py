@@ -19,8 +19,9 @@ from llamactl.supervisor.memory import ESTIMATES
 from llamactl.supervisor.owner import InstanceOwner
 from llamactl.supervisor.stats import contract_stats
 
-# owner -> (the record's updated_at it was built for, the settled part)
-_SETTLED: weakref.WeakKeyDictionary[InstanceOwner, tuple[datetime, dict[str, Any]]] = (
+# owner -> ((updated_at, the estimates' generation) it was built for, the settled part)
+Settled = tuple[tuple[datetime, int], dict[str, Any]]
+_SETTLED: weakref.WeakKeyDictionary[InstanceOwner, Settled] = (
     weakref.WeakKeyDictionary())
 
 
@@ -41,7 +42,8 @@ def _settled_part(owner: InstanceOwner, config: InstancesConfig) -> dict[str, An
     """Everything but the live fields, in the answer's key order (live ones as None)."""
     record = owner.record
     cached = _SETTLED.get(owner)
-    if cached is not None and cached[0] == record.updated_at:
+    version = (record.updated_at, ESTIMATES.generation)  # GPUs found later change estimates
+    if cached is not None and cached[0] == version:
         return cached[1]
     spec = record.spec
     life = Lifecycle.of(record, config)
@@ -72,7 +74,7 @@ def _settled_part(owner: InstanceOwner, config: InstancesConfig) -> dict[str, An
         # Issue 20: computed at create and update (this part is rebuilt once per update).
         "memory_estimate": _estimate_json(owner),
     }
-    _SETTLED[owner] = (record.updated_at, part)
+    _SETTLED[owner] = (version, part)
     return part
 
 

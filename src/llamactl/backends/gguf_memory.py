@@ -69,8 +69,8 @@ class ModelFacts:
 
 @dataclass(frozen=True)
 class MemoryEstimate:
-    ram: int
-    vram: int | None  # None: cannot be known (e.g. vram: auto without NVML)
+    ram: int | None  # None: cannot be known (vLLM's host memory)
+    vram: int | None  # None: cannot be known
 
     def as_json(self) -> dict[str, int | None]:
         return {"ram": self.ram, "vram": self.vram}

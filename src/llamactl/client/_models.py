@@ -51,9 +51,9 @@ class InstanceStats(_Model):
 
 
 class MemoryEstimate(_Model):
-    """Bytes an instance is expected to hold; vram None where it cannot be known."""
+    """Bytes an instance is expected to hold; None where it cannot be known (vLLM's RAM)."""
 
-    ram: int
+    ram: int | None = None
     vram: int | None = None
 
 
@@ -173,12 +173,26 @@ class ClusterNode(_Model):
     instances: list[str] = Field(default_factory=list)
 
 
+class MemoryAmounts(_Model):
+    ram: int | None = Field(default=None, description="bytes; None: not limited")
+    vram: int | None = Field(default=None, description="bytes; None: not limited")
+
+
+class MemoryStatus(_Model):
+    """The memory budget, what instances claim against it, and what is free (bytes)."""
+
+    budget: MemoryAmounts
+    claimed: MemoryAmounts
+    free: MemoryAmounts
+
+
 class SystemStatus(_Model):
     version: str
     uptime: int = Field(description="seconds since llamactl started")
     instances: InstanceCounts
     resources: Resources
     storage: Storage | None = None  # absent from servers before it was added
+    memory: MemoryStatus | None = None  # absent from servers before it was added
     nodes: list[ClusterNode] | None = None  # cluster.engine: ray only
 
 

@@ -16,9 +16,10 @@ import logging
 import signal
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
+from llamactl.backends.gguf_memory import MemoryEstimate
 from llamactl.config import ClusterConfig
 from llamactl.supervisor.host import BackendProcess, PlacementError, SpawnRequest
 from llamactl.supervisor.process import SpawnError
@@ -55,15 +56,30 @@ def actor_options(resources: dict[str, float], name: str, namespace: str) -> dic
     return options
 
 
+def placement_resources(resources: Mapping[str, float], memory: MemoryEstimate | None,
+                        vram_declared: bool) -> dict[str, float]:
+    """The instance's resources plus its memory estimate: RAM as Ray's ``memory``, VRAM as a
+    ``vram`` custom resource when nodes declare one (Ray knows no GPU memory of its own).
+    What the instance names itself wins."""
+    out = dict(resources)
+    if memory is not None and memory.ram and "memory" not in out:
+        out["memory"] = float(memory.ram)
+    if vram_declared and memory is not None and memory.vram and "vram" not in out:
+        out["vram"] = float(memory.vram)
+    return out
+
+
 class RayProcess:
     """One instance's actor, seen as a ``BackendProcess``."""
 
     def __init__(self, ray: Any, actor: Any, *, start: Any = None,
-                 info: dict[str, Any] | None = None):
+                 info: dict[str, Any] | None = None,
+                 resources: Mapping[str, float] | None = None):
         self._ray = ray
         self._actor = actor
         self._start = start  # the pending start call, until placed
         self._info = info or {}
+        self.resources: Mapping[str, float] = dict(resources or {})
 
     @property
     def pid(self) -> int | None:
@@ -159,15 +175,16 @@ class RayHost:
         self._adopted: set[str] = set()  # names of the actors adopted at boot
 
     def spawn(self, request: SpawnRequest) -> BackendProcess:
-        options = actor_options(dict(request.resources), actor_name(request.name),
-                                self._config.namespace)
+        resources = placement_resources(request.resources, request.memory,
+                                        "vram" in self._ray.cluster_resources())
+        options = actor_options(resources, actor_name(request.name), self._config.namespace)
         try:
             actor = self._actor_class.options(**options).remote()
         except (ValueError, self._ray.exceptions.RayError) as exc:
             raise SpawnError(f"cannot create its Ray actor: {exc}") from None
         start = actor.start.remote(list(request.argv), dict(request.env), str(request.log_path),
                                    request.model_path, self._config.host, request.port)
-        return RayProcess(self._ray, actor, start=start)
+        return RayProcess(self._ray, actor, start=start, resources=resources)
 
     def adopt(self, name: str, pid: int, start_time: float,
               command: list[str]) -> BackendProcess | None:

@@ -29,6 +29,7 @@ from llamactl.monitoring.host import (
     read_resources,
 )
 from llamactl.supervisor.manager import InstanceManager
+from llamactl.supervisor.memory import ESTIMATES
 from llamactl.supervisor.stats import contract_stats
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,7 @@ class Monitoring:
                 await task
         if self._gpu_reader is not None:
             self._gpu_reader.close()
+        ESTIMATES.set_gpus([])  # no longer watched (the estimator is the process's)
 
     @staticmethod
     def _spawn(coroutine: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
@@ -95,7 +97,8 @@ class Monitoring:
             instances[status] = counts.get(status, 0)
         return {"version": self.version, "uptime": self.uptime, "instances": instances,
                 "resources": self.resources.to_json(),
-                "storage": self._manager.context.repository.writer.status()}
+                "storage": self._manager.context.repository.writer.status(),
+                "memory": self._manager.memory_status()}
 
     def info(self) -> dict[str, Any]:
         answer = {**host_facts(), "version": self.version, "build_time": self.build_time}
@@ -140,6 +143,8 @@ class Monitoring:
                 log.info("no GPU readings: %s", exc)
                 reader.close()
                 self._gpu_reader = None
+        # Estimates split by gpu_layers, vLLM's claim and vram: auto follow the GPUs.
+        ESTIMATES.set_gpus([gpu.memory_total for gpu in self.gpus or []])
 
     async def _publish_stats_forever(self) -> None:
         interval = self._settings.events.stats_interval

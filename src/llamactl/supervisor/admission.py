@@ -90,7 +90,7 @@ class CapacityKeeper:
                 if join:
                     return None
                 raise InstanceAlreadyRunning(f"Instance '{owner.name}' is already {owner.status}")
-            budget = resolve_budget(self._config.memory_budget, gpu_total=None)
+            budget = resolve_budget(self._config.memory_budget, self.estimator.gpu_total)
             slot = self._slot if budget is not None else _slot
             plan = plan_start(slot(owner), [slot(o) for o in self._owners.values()],
                               self._config.max_running, self._config.group_limits, budget)
@@ -114,6 +114,20 @@ class CapacityKeeper:
                     raise
             return None
 
+    def memory_status(self) -> dict[str, dict[str, int | None]]:
+        """``memory`` of ``GET /api/system/status``: the budget in bytes (null: not limited),
+        what instances holding memory claim (as the budget counts them) and what is free."""
+        budget = resolve_budget(self._config.memory_budget, self.estimator.gpu_total)
+        limits = {"ram": budget.ram if budget else None, "vram": budget.vram if budget else None}
+        claimed = {"ram": 0, "vram": 0}
+        for owner in self._owners.values():
+            if owner.status in HOLDING:
+                slot = self._slot(owner)
+                claimed["ram"] += slot.ram or 0
+                claimed["vram"] += slot.vram or 0
+        free = {kind: None if limit is None else max(limit - claimed[kind], 0)
+                for kind, limit in limits.items()}
+        return {"budget": limits, "claimed": dict(claimed), "free": free}
 
     def _slot(self, owner: InstanceOwner) -> Slot:
         """With memory: a running instance claims the larger of its estimate and its

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from llamactl.backends.gguf_memory import MemoryEstimate
 from llamactl.supervisor.process import ProcessHandle
 
 LOCAL_ADDRESS = "127.0.0.1"  # where a local backend listens (supervisor/command.py)
@@ -36,6 +37,7 @@ class SpawnRequest:
     resources: Mapping[str, float] = field(default_factory=dict)
     model_path: str = ""
     port: int = 0  # where the backend will listen (a node checks it is free first)
+    memory: MemoryEstimate | None = None  # what it will hold: a Ray node must have room
 
 
 class BackendProcess(Protocol):
@@ -49,6 +51,9 @@ class BackendProcess(Protocol):
     def node(self) -> dict[str, str] | None: ...  # {"id", "address"} on a Ray node
     @property
     def address(self) -> str: ...  # the host the backend listens on
+    @property
+    def resources(self) -> Mapping[str, float]: ...  # what it asked its node for
+
 
     async def placed(self) -> None:
         """Return once the process runs somewhere; PlacementError when it cannot."""
@@ -76,6 +81,7 @@ class LocalProcess:
 
     node = None
     address = LOCAL_ADDRESS
+    resources: Mapping[str, float] = {}
 
     def __init__(self, handle: ProcessHandle):
         self.handle = handle

@@ -126,6 +126,9 @@ class InstanceManager:
 
     # ---- reads ----
 
+    def memory_status(self) -> dict[str, dict[str, int | None]]:
+        return self._capacity.memory_status()
+
     def owners(self) -> list[InstanceOwner]:
         return [self._owners[name] for name in sorted(self._owners)]
 

@@ -34,6 +34,7 @@ from llamactl.supervisor import messages as m
 from llamactl.supervisor.context import Lifecycle, OwnerContext
 from llamactl.supervisor.host import BackendProcess, PlacementError, SpawnRequest
 from llamactl.supervisor.leases import Lease, LeaseBook
+from llamactl.supervisor.memory import ESTIMATES
 from llamactl.supervisor.ports import port_is_free
 from llamactl.supervisor.process import SpawnError
 from llamactl.supervisor.stats import ProcessStats
@@ -135,9 +136,10 @@ class OwnerEffects:
             logs.rotate_if_needed(self.log_path, config.log_max_bytes, config.log_backups,
                                   None, live=False)
             self._own_log("info", f"starting: {' '.join(argv)}")
+            spec = self.record.spec
             handle = host.spawn(SpawnRequest(
-                self.name, argv, backend.env(self.record), self.log_path,
-                self.record.spec.resources, self.record.spec.model_path, self.record.spec.port))
+                self.name, argv, backend.env(self.record), self.log_path, spec.resources,
+                spec.model_path, spec.port, None if host.local else ESTIMATES.estimate(spec)))
         except (BackendNotFound, LaunchError, SpawnError) as exc:
             self._apply(t.LaunchFailed(str(exc)))
             return
@@ -283,7 +285,7 @@ class OwnerEffects:
         if handle is None:
             return
         load_timeout, paths = self._ctx.config.load_timeout, self._backend().health_paths
-        resources = self.record.spec.resources
+        resources = dict(handle.resources)  # with the memory its estimate asks for
 
         async def placed_then_ready() -> None:
             if handle.pid is None:  # a Ray node: placement first, within the load timeout
