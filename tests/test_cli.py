@@ -102,7 +102,7 @@ def test_keys_commands(tmp_path: Path) -> None:
     assert "2099-01-01T00:00:00Z" in listed
     assert key not in listed
     assert llamactl("keys", "revoke", "ci", *where).returncode == 0
-    assert llamactl("keys", "revoke", "ci", *where).returncode == 1
+    assert llamactl("keys", "revoke", "ci", *where).returncode == 3  # not found
     assert llamactl("keys", "list", *where).stdout == ""
 
 

@@ -31,8 +31,14 @@ type Client struct {
 	userAgent string
 	apiKey    string
 
+	retry *RetryPolicy // nil: DefaultRetryPolicy
+
 	mu    sync.RWMutex
 	token string
+	creds *credentials // set by Login: the token is then refreshed before it expires
+	times tokenTimes   // when the token Login or RefreshToken got is due for a refresh
+
+	refreshing sync.Mutex // held while a refresh or a new sign-in is under way
 }
 
 // Option configures a Client in NewClient.
@@ -118,11 +124,12 @@ func (c *Client) Token() string {
 	return c.token
 }
 
-// SetToken replaces the JWT the client sends ("" sends none).
+// SetToken replaces the JWT the client sends ("" sends none). The client no longer
+// refreshes it, nor signs in again with what Login was given.
 func (c *Client) SetToken(token string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.token = token
+	c.token, c.creds, c.times = token, nil, tokenTimes{}
 }
 
 // request describes one call: what to send, and where to decode the answer.
@@ -133,6 +140,7 @@ type request struct {
 	body   any    // JSON-encoded when not nil
 	accept string // "" for application/json
 	bearer string // "" for the client's token
+	noAuth bool   // login and refresh: no refresh first, no new sign-in on a 401
 }
 
 func (c *Client) newRequest(ctx context.Context, r request) (*http.Request, error) {
@@ -182,25 +190,70 @@ func (c *Client) newRequest(ctx context.Context, r request) (*http.Request, erro
 }
 
 // send makes the call and returns the answer when it is a success; an error answer becomes
-// an *APIError (its body read and closed).
+// an *APIError (its body read and closed). It refreshes a token that is due first, retries
+// as the RetryPolicy allows, and signs in again once when a token Login got is refused.
 func (c *Client) send(ctx context.Context, r request) (*http.Response, error) {
-	req, err := c.newRequest(ctx, r)
-	if err != nil {
-		return nil, err
+	if !r.noAuth && r.bearer == "" {
+		c.refreshIfDue(ctx)
 	}
 	hc := c.http
 	if hc == nil {
 		hc = http.DefaultClient
 	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, err
+	policy := c.retryPolicy()
+	signedInAgain := false
+	for attempt := 0; ; attempt++ {
+		req, err := c.newRequest(ctx, r) // anew each time: a body is read by the sending
+		if err != nil {
+			return nil, err
+		}
+		resp, err := hc.Do(req)
+		if err == nil && resp.StatusCode == http.StatusUnauthorized && !signedInAgain &&
+			c.mayRenewFor(r) && c.renew(ctx, bearerOf(req)) {
+			discard(resp)
+			signedInAgain, attempt = true, attempt-1 // a new sign-in is not a retry
+			continue
+		}
+		wait, again := policy.delay(r.method, attempt, resp, err)
+		if again && (err == nil || retryable(ctx, err)) {
+			if resp != nil {
+				discard(resp)
+			}
+			if err := sleep(ctx, wait); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode >= 400 {
+			defer resp.Body.Close()
+			return nil, newAPIError(resp)
+		}
+		return resp, nil
 	}
-	if resp.StatusCode >= 400 {
-		defer resp.Body.Close()
-		return nil, newAPIError(resp)
+}
+
+// mayRenewFor reports whether a 401 to r may be answered by signing in again.
+func (c *Client) mayRenewFor(r request) bool {
+	if r.noAuth || r.bearer != "" {
+		return false
 	}
-	return resp, nil
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.creds != nil
+}
+
+// renew signs in again after refused was refused; true when there is a new token to try.
+func (c *Client) renew(ctx context.Context, refused string) bool {
+	c.refreshing.Lock()
+	defer c.refreshing.Unlock()
+	return c.signInAgain(ctx, refused)
+}
+
+func bearerOf(req *http.Request) string {
+	return strings.TrimPrefix(req.Header.Get("Authorization"), "Bearer ")
 }
 
 // call makes the call and decodes a successful JSON answer into out (nil: discarded).

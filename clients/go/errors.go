@@ -45,6 +45,8 @@ const (
 	CodeStorageUnavailable  = "STORAGE_UNAVAILABLE"
 	CodeInternalError       = "INTERNAL_ERROR"
 	CodeInstanceAlreadyRuns = "INSTANCE_ALREADY_RUNNING"
+	CodeKeyExists           = "KEY_EXISTS"
+	CodeKeyNotFound         = "KEY_NOT_FOUND"
 )
 
 // APIError is an error answer of the server: every 4xx and 5xx, in the contract's shape

@@ -74,7 +74,8 @@ func TestErrorsOfTheSecuredServer(t *testing.T) {
 	e := requireEnv(t)
 	ctx := testContext(t)
 
-	anonymous := llamactl.NewClient(e.secured.url)
+	// No retries: the 429 below is what is tested (a retry would wait out its Retry-After).
+	anonymous := llamactl.NewClient(e.secured.url, llamactl.WithRetry(llamactl.RetryPolicy{}))
 	_, err := anonymous.ListInstancesContext(ctx)
 	apiError(t, "no token", err, 401, "UNAUTHORIZED", llamactl.IsUnauthorized)
 	_, err = llamactl.NewClient(e.secured.url, llamactl.WithToken("forged")).ListInstancesContext(ctx)
@@ -139,9 +140,11 @@ func TestLoginAndRefresh(t *testing.T) {
 	if _, err := other.ListInstancesContext(ctx); err != nil {
 		t.Fatalf("WithToken: %v", err)
 	}
-	if _, err := other.Events(ctx); err != nil {
+	events, err := other.Events(ctx)
+	if err != nil {
 		t.Fatalf("Events with a token: %v", err)
 	}
+	events.Close()
 }
 
 func TestAPIKeyListsModels(t *testing.T) {

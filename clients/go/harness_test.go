@@ -4,8 +4,9 @@ package llamactl_test
 // config and data dir, and stops at the end (which stops their instances):
 //
 //   - open: auth off, rate limits off;
-//   - secured: auth on with a viewer, rate limits on with intensive_per_minute: 1, and an
-//     inference API key.
+//   - secured: auth on with a viewer and an admin, rate limits on with
+//     intensive_per_minute: 1, and an inference API key;
+//   - shortLived: auth on with tokens valid for shortTokenTTL seconds, for the refresh.
 //
 // They need, from the environment (scripts/test sets them):
 //
@@ -55,6 +56,11 @@ const (
 const (
 	viewerName     = "viewer"
 	viewerPassword = "viewer-password-for-go-tests"
+	adminName      = "admin"
+	adminPassword  = "admin-password-for-go-tests"
+	// shortTokenTTL is the shortLived server's token lifetime in seconds: long enough for a
+	// call to finish with one token, short enough for a test to outlive a few.
+	shortTokenTTL = 4
 )
 
 // testEnv is what TestMain prepared for the tests; nil when they skip.
@@ -63,7 +69,9 @@ type testEnv struct {
 	model   string
 	open    *server
 	secured *server
-	apiKey  string // an inference key of the secured server
+	// shortLived has auth on and tokens that expire after shortTokenTTL seconds.
+	shortLived *server
+	apiKey     string // an inference key of the secured server
 }
 
 type server struct {
@@ -150,8 +158,8 @@ func setUp(t tools) (*testEnv, error) {
 	}
 	e := &testEnv{dir: dir, model: filepath.Join(dir, "tiny.gguf")}
 	var wg sync.WaitGroup
-	errs := make([]error, 3)
-	wg.Add(3)
+	errs := make([]error, 4)
+	wg.Add(4)
 	go func() { // the model: linked or written under dir, so backends' command lines name dir
 		defer wg.Done()
 		if t.model != "" {
@@ -172,8 +180,10 @@ func setUp(t tools) (*testEnv, error) {
 		e.secured, errs[2] = startServer(t, dir, "secured", ports, map[string]any{
 			"auth": auth, "rate_limit": limits,
 		}, func(config, data string) error {
-			if _, err := runCommand(t.llamactl, viewerPassword, "users", "add", viewerName,
-				"--role", "viewer", "--password-stdin", "--config", config); err != nil {
+			if err := addUser(t, config, viewerName, "viewer", viewerPassword); err != nil {
+				return err
+			}
+			if err := addUser(t, config, adminName, "admin", adminPassword); err != nil {
 				return err
 			}
 			out, err := runCommand(t.llamactl, "", "keys", "create", "go-tests",
@@ -185,8 +195,24 @@ func setUp(t tools) (*testEnv, error) {
 			return err
 		})
 	}()
+	go func() {
+		defer wg.Done()
+		auth := map[string]any{"enabled": true, "token_ttl": shortTokenTTL}
+		e.shortLived, errs[3] = startServer(t, dir, "short-lived", ports, map[string]any{
+			"auth": auth,
+		}, func(config, _ string) error {
+			return addUser(t, config, viewerName, "viewer", viewerPassword)
+		})
+	}()
 	wg.Wait()
 	return e, errors.Join(errs...)
+}
+
+// addUser adds a user to a config file with `llamactl users add`.
+func addUser(t tools, config, name, role, password string) error {
+	_, err := runCommand(t.llamactl, password, "users", "add", name, "--role", role,
+		"--password-stdin", "--config", config)
+	return err
 }
 
 // runCommand runs a command to its end with stdin, and returns its standard output.
@@ -355,7 +381,7 @@ func (s *server) stop() {
 // reported.
 func (e *testEnv) tearDown() error {
 	var wg sync.WaitGroup
-	for _, s := range []*server{e.open, e.secured} {
+	for _, s := range []*server{e.open, e.secured, e.shortLived} {
 		if s != nil {
 			wg.Add(1)
 			go func() { defer wg.Done(); s.stop() }()

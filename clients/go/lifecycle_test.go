@@ -124,36 +124,24 @@ func followLogs(t *testing.T, c *llamactl.Client, name string) {
 	if err != nil {
 		t.Fatalf("FollowLogs: %v", err)
 	}
+	defer entries.Close()
 	for i := 0; i < 3; i++ {
-		select {
-		case entry, ok := <-entries:
-			if !ok || entry.Message == "" || entry.Timestamp.IsZero() {
-				t.Fatalf("FollowLogs entry %d: %+v (open: %v)", i, entry, ok)
-			}
-		case <-time.After(callTimeout):
-			t.Fatal("FollowLogs: no entry")
+		if !entries.Next() {
+			t.Fatalf("FollowLogs entry %d: the stream ended: %v", i, entries.Err())
+		}
+		if entry := entries.Event(); entry.Message == "" || entry.Timestamp.IsZero() {
+			t.Fatalf("FollowLogs entry %d: %+v", i, entry)
 		}
 	}
 	cancel()
-	select { // ended with the context: closed (an entry already read may come first)
-	case <-drained(entries):
-	case <-time.After(10 * time.Second):
-		t.Fatal("FollowLogs: the channel was not closed after the context ended")
+	for entries.Next() { // ended with the context (an entry already read may come first)
+	}
+	if !errors.Is(entries.Err(), context.Canceled) {
+		t.Fatalf("FollowLogs after the context ended: %v, want context.Canceled", entries.Err())
 	}
 	if _, err := c.FollowLogs(testContext(t), "no-such-instance", llamactl.LogOptions{}); !llamactl.IsNotFound(err) {
 		t.Fatalf("FollowLogs of an unknown instance: %v, want not found", err)
 	}
-}
-
-// drained is closed once ch is.
-func drained[T any](ch <-chan T) <-chan struct{} {
-	done := make(chan struct{})
-	go func() {
-		for range ch {
-		}
-		close(done)
-	}()
-	return done
 }
 
 // removeInstance stops and deletes an instance a failed test may have left.
@@ -177,10 +165,12 @@ func TestEventsWhileAnInstanceStarts(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Events: %v", err)
 	}
+	defer mine.Close()
 	others, err := c.Events(streamCtx, "nobody")
 	if err != nil {
 		t.Fatalf("Events(nobody): %v", err)
 	}
+	defer others.Close()
 	if _, err := c.CreateInstance(ctx, llamactl.CreateInstanceRequest{
 		Name: name, ModelPath: e.model, Options: llamactl.Options{"threads": 1, "context_size": 512},
 	}); err != nil {
@@ -191,22 +181,18 @@ func TestEventsWhileAnInstanceStarts(t *testing.T) {
 	}
 	var seen []llamactl.Status
 	for len(seen) == 0 || seen[len(seen)-1] != llamactl.StatusRunning {
-		select {
-		case ev, ok := <-mine:
-			if !ok {
-				t.Fatalf("the stream ended; statuses so far %v", seen)
+		if !mine.Next() {
+			t.Fatalf("the stream ended (%v); statuses so far %v", mine.Err(), seen)
+		}
+		ev := mine.Event()
+		if ev.Data.Name != name && ev.Data.Instance != name && ev.Data.Instance != "" {
+			t.Fatalf("filtered stream got another instance's event: %+v", ev)
+		}
+		if ev.Type == llamactl.EventInstanceStatusChanged {
+			if ev.Timestamp.IsZero() || ev.Data.PreviousStatus == "" {
+				t.Fatalf("status change: %+v", ev)
 			}
-			if ev.Data.Name != name && ev.Data.Instance != name && ev.Data.Instance != "" {
-				t.Fatalf("filtered stream got another instance's event: %+v", ev)
-			}
-			if ev.Type == llamactl.EventInstanceStatusChanged {
-				if ev.Timestamp.IsZero() || ev.Data.PreviousStatus == "" {
-					t.Fatalf("status change: %+v", ev)
-				}
-				seen = append(seen, ev.Data.Status)
-			}
-		case <-ctx.Done():
-			t.Fatalf("no running status; saw %v", seen)
+			seen = append(seen, ev.Data.Status)
 		}
 	}
 	if want := []llamactl.Status{llamactl.StatusStarting, llamactl.StatusRunning}; !equal(seen, want) {
@@ -216,12 +202,13 @@ func TestEventsWhileAnInstanceStarts(t *testing.T) {
 		t.Fatalf("StopInstance: %v", err)
 	}
 	cancel()
-	for ev := range others {
-		if ev.Data.Name != "" || ev.Data.Instance != "" {
+	for others.Next() {
+		if ev := others.Event(); ev.Data.Name != "" || ev.Data.Instance != "" {
 			t.Fatalf("a stream for no instance got %+v", ev)
 		}
 	}
-	for range mine {
+	if !errors.Is(others.Err(), context.Canceled) {
+		t.Fatalf("Events(nobody) after the context ended: %v", others.Err())
 	}
 }
 

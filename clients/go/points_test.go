@@ -18,6 +18,19 @@ func TestZeroValueClientReturnsAnErrorNotAPanic(t *testing.T) {
 	if _, err := c.GetInstance(context.Background(), "a"); !errors.Is(err, ErrNoBaseURL) {
 		t.Fatalf("zero-value GetInstance: %v, want ErrNoBaseURL", err)
 	}
+	if _, err := c.Events(context.Background()); !errors.Is(err, ErrNoBaseURL) {
+		t.Fatalf("zero-value Events: %v, want ErrNoBaseURL", err)
+	}
+	if _, err := c.Login(context.Background(), "a", "b"); !errors.Is(err, ErrNoBaseURL) {
+		t.Fatalf("zero-value Login: %v, want ErrNoBaseURL", err)
+	}
+	if _, err := c.ListKeys(context.Background()); !errors.Is(err, ErrNoBaseURL) {
+		t.Fatalf("zero-value ListKeys: %v, want ErrNoBaseURL", err)
+	}
+	var stream *Stream[Event] // a nil stream (from a call that failed) is safe too
+	if stream.Next() || stream.Err() != nil || stream.Close() != nil {
+		t.Fatal("a nil Stream is not empty")
+	}
 }
 
 // A real local HTTP server that records the last body and answers with body.
@@ -60,7 +73,8 @@ func TestEmptySlicesInAnUpdateAreSentAndOptionsKeepIntegers(t *testing.T) {
 func TestErrServerMatchesEvery5xx(t *testing.T) {
 	srv, _ := recordingServer(t, http.StatusBadGateway,
 		`{"error":"failed","code":"START_FAILED","details":"x"}`)
-	_, err := NewClient(srv.URL).GetInstance(context.Background(), "a")
+	// No retries: a 502 to a GET would otherwise be sent again twice.
+	_, err := NewClient(srv.URL, WithRetry(RetryPolicy{})).GetInstance(context.Background(), "a")
 	var apiErr *APIError
 	if !errors.Is(err, ErrServer) || !IsServerError(err) || !errors.As(err, &apiErr) ||
 		apiErr.Code != CodeStartFailed {

@@ -45,27 +45,6 @@ func (c *Client) UpdateConfig(ctx context.Context, changes Config) (*ConfigUpdat
 	return &out, nil
 }
 
-// Login exchanges a user's name and password for a token, which the client keeps and sends
-// from then on. Wrong credentials are an unauthorized error (INVALID_CREDENTIALS).
-func (c *Client) Login(ctx context.Context, username, password string) (*Token, error) {
-	body := map[string]string{"username": username, "password": password}
-	return c.keepToken(ctx, request{method: http.MethodPost, path: "/api/auth/login", body: body})
-}
-
-// RefreshToken exchanges the client's still valid token for a new one, and keeps it.
-func (c *Client) RefreshToken(ctx context.Context) (*Token, error) {
-	return c.keepToken(ctx, request{method: http.MethodPost, path: "/api/auth/refresh"})
-}
-
-func (c *Client) keepToken(ctx context.Context, r request) (*Token, error) {
-	var out Token
-	if err := c.call(ctx, r, &out); err != nil {
-		return nil, err
-	}
-	c.SetToken(out.Token)
-	return &out, nil
-}
-
 // ListModels lists the models of the OpenAI-compatible gateway (GET /v1/models): every
 // instance, or those the API key may use. It authenticates with the API key (WithAPIKey),
 // else with the token.

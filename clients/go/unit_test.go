@@ -2,6 +2,7 @@ package llamactl
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -63,7 +64,8 @@ func answer(t *testing.T, status int, header map[string]string, body string) (*C
 		_, _ = io.WriteString(w, body)
 	}))
 	t.Cleanup(srv.Close)
-	return NewClient(srv.URL, WithUserAgent("unit"), WithToken("tok")), seen
+	// No retries: the error answers are what is tested.
+	return NewClient(srv.URL, WithUserAgent("unit"), WithToken("tok"), WithRetry(RetryPolicy{})), seen
 }
 
 func TestErrorShapes(t *testing.T) {
@@ -126,22 +128,21 @@ func TestRequests(t *testing.T) {
 func TestReadEvents(t *testing.T) {
 	stream := ": ping\n\ndata: {\"a\":1}\n\nevent: x\ndata: first\ndata: second\nid: 3\n\n" +
 		"data:tight\n\n: ping\n\ndata: {\"unterminated\"\n"
+	reader := newSSEReader(strings.NewReader(stream))
 	var got []string
-	readEvents(strings.NewReader(stream), func(data []byte) bool {
+	for {
+		data, err := reader.next()
+		if err != nil {
+			if err != io.EOF {
+				t.Fatalf("next: %v", err)
+			}
+			break
+		}
 		got = append(got, string(data))
-		return true
-	})
+	}
 	want := []string{`{"a":1}`, "first\nsecond", "tight"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("events %q, want %q", got, want)
-	}
-	got = nil
-	readEvents(strings.NewReader(stream), func(data []byte) bool {
-		got = append(got, string(data))
-		return false
-	})
-	if len(got) != 1 {
-		t.Fatalf("emit returning false did not stop the reading: %q", got)
 	}
 }
 
@@ -227,5 +228,42 @@ func TestParseCommandPostsTheCommandToItsBackend(t *testing.T) {
 		if f, ok := got.Instance.Options["max_model_len"].(float64); !ok || f != 4096 {
 			t.Fatalf("options %#v", got.Instance.Options)
 		}
+	}
+}
+
+func TestRetryBackoffDoublesWithJitterUpToTheCap(t *testing.T) {
+	p := RetryPolicy{MaxRetries: 10, InitialDelay: 500 * time.Millisecond, MaxDelay: 8 * time.Second,
+		MaxRetryAfter: time.Minute}
+	busy := &http.Response{StatusCode: http.StatusServiceUnavailable, Header: http.Header{}}
+	for attempt, full := range []time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second,
+		4 * time.Second, 8 * time.Second, 8 * time.Second} {
+		d, ok := p.delay(http.MethodGet, attempt, busy, nil)
+		if !ok || d > full || d < full*3/4 {
+			t.Fatalf("attempt %d: %v (%v), want within [%v, %v]", attempt, d, ok, full*3/4, full)
+		}
+	}
+	if _, ok := p.delay(http.MethodGet, 10, busy, nil); ok {
+		t.Fatal("retried past MaxRetries")
+	}
+	long := &http.Response{StatusCode: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {"3600"}}}
+	if d, ok := p.delay(http.MethodPost, 0, long, nil); !ok || d > 500*time.Millisecond {
+		t.Fatalf("a Retry-After past MaxRetryAfter: %v, %v, want the backoff", d, ok)
+	}
+	if _, ok := p.delay(http.MethodPost, 0, nil, errors.New("connection reset")); ok {
+		t.Fatal("a POST that lost its connection was retried")
+	}
+}
+
+func TestTokenTimesFromTheClaims(t *testing.T) {
+	payload := base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"a","iat":1000,"exp":1004}`))
+	token := "e30." + payload + ".sig"
+	now := time.Now()
+	times := timesOf(token, time.Time{}, now) // lifetime 4 s less the rounding: 3 s
+	if times.lifetime != 3*time.Second || times.due(now) || !times.due(now.Add(1600*time.Millisecond)) {
+		t.Fatalf("%+v: want a 3 s lifetime, due after 1.5 s", times)
+	}
+	day := timesOf("not-a-jwt", now.Add(24*time.Hour), now)
+	if day.due(now.Add(21*time.Hour)) || !day.due(now.Add(22*time.Hour)) {
+		t.Fatalf("%+v: want due in the last 2.4 h of a day", day)
 	}
 }

@@ -1,7 +1,8 @@
 """The ``llamactl`` command: the root group. ``serve`` (serve.py) runs the API server;
-``instances``, ``system``, ``config``, ``login`` and ``logout`` (instances.py, system.py) are
-clients of a running server; ``users`` and ``keys`` (admin.py) work on the config file and
-the data dir. common.py holds what the client commands share, output.py how they print.
+``instances``, ``system``, ``config``, ``login``, ``logout`` (instances.py, system.py),
+``events`` and ``complete`` (watch.py) are clients of a running server; ``users`` (admin.py)
+works on the config file, ``keys`` (keys.py) on the data dir or, with ``--url``, a server.
+common.py holds what the client commands share, output.py how they print.
 
 Every call pays for what it imports before it does anything, ``--help`` included: so the
 subcommands' modules (the HTTP client, the server, argon2) are imported only when that
@@ -14,7 +15,7 @@ import importlib
 
 import click
 
-from llamactl.cli.output import ROOT_OUTPUT, ROOT_TOKEN, ROOT_URL
+from llamactl.cli.output import OUTPUTS, ROOT_OUTPUT, ROOT_TOKEN, ROOT_URL
 from llamactl.cli.serve import serve
 
 # name -> (module:attribute, one-line help for ``llamactl --help``), in the order shown.
@@ -26,9 +27,13 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
                "Read and change the server's configuration (changing it needs an admin)."),
     "login": ("llamactl.cli.system:login", "Log in and save the token for later commands."),
     "logout": ("llamactl.cli.system:logout", "Forget the token saved for a server."),
+    "events": ("llamactl.cli.watch:events",
+               "Follow the server's events: status changes, stats and alerts."),
+    "complete": ("llamactl.cli.watch:complete",
+                 "Complete a prompt with an instance through the /v1 gateway, streaming it."),
     "users": ("llamactl.cli.admin:users",
               "Manage API users (kept in the config file, passwords as argon2 hashes)."),
-    "keys": ("llamactl.cli.admin:keys",
+    "keys": ("llamactl.cli.keys:keys",
              "Manage inference API keys for the OpenAI-compatible /v1 gateway."),
     "completion": ("llamactl.cli.completion:completion",
                    "Print the shell completion script for bash, zsh or fish."),
@@ -57,9 +62,9 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="llamactl-server", prog_name="llamactl")
-@click.option("-o", "--output", type=click.Choice(["table", "json"]), default=None,
-              help="Output for every command below: json for programs (a command's own -o "
-                   "wins).")
+@click.option("-o", "--output", type=click.Choice(OUTPUTS), default=None,
+              help="Output for every command below: table for people, json or yaml for "
+                   "programs (a command's own -o wins).")
 @click.option("--url", default=None, help="The llamactl server, for every command below "
               "(a command's own --url wins; else $LLAMACTL_URL, else http://127.0.0.1:8080).")
 @click.option("--token", default=None, help="A JWT for every command below (a command's own "

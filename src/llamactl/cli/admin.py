@@ -1,17 +1,21 @@
-"""``llamactl users ...`` and ``llamactl keys ...``: work on the config file and the data dir
-directly, so the first admin can be added before any server runs. A running server sees
-user changes at once (it re-reads the file) and key changes at once (they are in SQLite)."""
+"""``llamactl users ...``: works on the config file directly, so the first admin can be added
+before any server runs; a running server sees the changes at once (it re-reads the file).
+llamactl has no users API, so ``--url`` and ``--token`` are refused with the reason (they are
+accepted by every command, and here they would otherwise mislead). ``keys`` is in keys.py.
+"""
 
 from __future__ import annotations
 
+import functools
 import getpass
 import sys
-from datetime import UTC, datetime
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import click
 
+from llamactl.cli.output import OUTPUT_OPTION, ROOT_TOKEN, ROOT_URL, echoed_as_data
 from llamactl.config import LoadedSettings, Settings, load_settings
 from llamactl.config.file import update_config_file
 from llamactl.errors import LlamactlError
@@ -23,6 +27,7 @@ CONFIG_OPTION = click.option(
     help="Config file (env LLAMACTL_CONFIG; default ~/.config/llamactl/config.yaml).",
 )
 MIN_PASSWORD_LENGTH = 8
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _loaded(config_path: Path | None) -> LoadedSettings:
@@ -36,9 +41,32 @@ def _loaded(config_path: Path | None) -> LoadedSettings:
         _fail(exc.message)
 
 
-def _fail(message: str) -> NoReturn:
+def fail_with(message: str, status: int = 1) -> NoReturn:
     click.echo(f"llamactl: error: {message}", err=True)
-    sys.exit(1)
+    sys.exit(status)
+
+
+def _fail(message: str) -> NoReturn:
+    fail_with(message)
+
+
+def local_only(command: F) -> F:
+    """``--url``, ``--token`` and ``-o`` as on every command; a server named is refused."""
+
+    @click.option("--url", default=None, hidden=False,
+                  help="Refused: users live in the config file of the server's machine.")
+    @click.option("--token", default=None, help="Refused, as --url.")
+    @OUTPUT_OPTION
+    @functools.wraps(command)
+    def wrapper(*args: Any, url: str | None, token: str | None, **kwargs: Any) -> Any:
+        root = click.get_current_context().find_root().meta
+        if url or token or root.get(ROOT_URL) or root.get(ROOT_TOKEN):
+            raise click.UsageError(
+                "users are kept in the config file on the server's machine and llamactl has "
+                "no users API: run 'llamactl users ...' there, without --url/--token")
+        return command(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -63,6 +91,10 @@ def _users(document: dict[str, Any]) -> list[dict[str, Any]]:
 def users() -> None:
     """Manage API users (kept in the config file, passwords as argon2 hashes).
 
+    Always the local config file (--config, else $LLAMACTL_CONFIG, else
+    ~/.config/llamactl/config.yaml): llamactl has no users API, so run these on the server's
+    machine; --url is refused.
+
     \b
     Examples:
       llamactl users add admin --role admin
@@ -76,7 +108,9 @@ def users() -> None:
 @click.option("--role", type=click.Choice(ROLES), default="viewer", show_default=True)
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 @CONFIG_OPTION
-def users_add(username: str, role: str, password_stdin: bool, config_path: Path | None) -> None:
+@local_only
+def users_add(username: str, role: str, password_stdin: bool, config_path: Path | None,
+              output: str) -> None:
     """Add a user; the password is asked for without echo."""
     loaded = _loaded(config_path)
     if any(u.username == username for u in loaded.settings.auth.users):
@@ -84,21 +118,33 @@ def users_add(username: str, role: str, password_stdin: bool, config_path: Path 
     entry = {"username": username, "password_hash": hash_password(_read_password(password_stdin)),
              "role": role}
     _update(loaded, lambda doc: _users(doc).append(entry))
-    click.echo(f"added {role} '{username}' to {loaded.config_path}")
+    if not echoed_as_data({"username": username, "role": role,
+                           "config": str(loaded.config_path)}, output):
+        click.echo(f"added {role} '{username}' to {loaded.config_path}")
 
 
 @users.command("list")
+@click.option("-q", "--quiet", is_flag=True, help="Names only, one a line (for scripts).")
 @CONFIG_OPTION
-def users_list(config_path: Path | None) -> None:
-    """List users and their roles."""
-    for user in _loaded(config_path).settings.auth.users:
-        click.echo(f"{user.username}\t{user.role}")
+@local_only
+def users_list(quiet: bool, config_path: Path | None, output: str) -> None:
+    """List users and their roles (of the local config file, named on stderr)."""
+    loaded = _loaded(config_path)
+    click.echo(f"users: in {loaded.config_path}", err=True)
+    found = [{"username": u.username, "role": u.role} for u in loaded.settings.auth.users]
+    if quiet:
+        for user in found:
+            click.echo(user["username"])
+    elif not echoed_as_data(found, output):
+        for user in found:
+            click.echo(f"{user['username']}\t{user['role']}")
 
 
 @users.command("remove")
 @click.argument("username")
 @CONFIG_OPTION
-def users_remove(username: str, config_path: Path | None) -> None:
+@local_only
+def users_remove(username: str, config_path: Path | None, output: str) -> None:
     """Remove a user; their tokens stop working at once."""
     loaded = _loaded(config_path)
     if not any(u.username == username for u in loaded.settings.auth.users):
@@ -108,14 +154,18 @@ def users_remove(username: str, config_path: Path | None) -> None:
         doc["auth"]["users"] = [u for u in _users(doc) if u.get("username") != username]
 
     _update(loaded, remove)
-    click.echo(f"removed '{username}'")
+    if not echoed_as_data({"username": username, "removed": True,
+                           "config": str(loaded.config_path)}, output):
+        click.echo(f"removed '{username}' from {loaded.config_path}")
 
 
 @users.command("passwd")
 @click.argument("username")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 @CONFIG_OPTION
-def users_passwd(username: str, password_stdin: bool, config_path: Path | None) -> None:
+@local_only
+def users_passwd(username: str, password_stdin: bool, config_path: Path | None,
+                 output: str) -> None:
     """Set a user's password; their old tokens stop working."""
     loaded = _loaded(config_path)
     if not any(u.username == username for u in loaded.settings.auth.users):
@@ -128,7 +178,9 @@ def users_passwd(username: str, password_stdin: bool, config_path: Path | None) 
                 user["password_hash"] = new_hash
 
     _update(loaded, change)
-    click.echo(f"password of '{username}' changed")
+    if not echoed_as_data({"username": username, "password_changed": True,
+                           "config": str(loaded.config_path)}, output):
+        click.echo(f"password of '{username}' changed in {loaded.config_path}")
 
 
 def _update(loaded: LoadedSettings, change: Any) -> None:
@@ -142,79 +194,3 @@ def _update(loaded: LoadedSettings, change: Any) -> None:
 
 DATA_DIR_OPTION = click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
                                help="Data dir (env LLAMACTL_DATA_DIR).")
-
-
-@click.group()
-def keys() -> None:
-    """Manage inference API keys for the OpenAI-compatible /v1 gateway.
-
-    \b
-    Examples:
-      llamactl keys create my-app
-      llamactl keys create ci --instances llama-8b,qwen --expires 2026-12-31
-      llamactl keys list
-      llamactl keys revoke my-app
-    """
-
-
-def _key_store(config_path: Path | None, data_dir: Path | None) -> Any:
-    import os
-
-    from llamactl.security.keys import KeyStore
-    from llamactl.security.secret import load_secret
-    from llamactl.services import prepare_data_dir
-
-    try:
-        overrides = {"data_dir": str(data_dir) if data_dir else None}
-        settings = load_settings(config_path=config_path, overrides=overrides).settings
-        connection = prepare_data_dir(settings)
-        return KeyStore(connection, load_secret(settings.auth.secret, settings.data_dir,
-                                                os.environ))
-    except LlamactlError as exc:
-        _fail(exc.message)
-
-
-@keys.command("create")
-@click.argument("name")
-@click.option("--instances", help="Comma-separated instances the key may use (default: all).")
-@click.option("--expires", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
-              help="Expiry, UTC (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS).")
-@CONFIG_OPTION
-@DATA_DIR_OPTION
-def keys_create(name: str, instances: str | None, expires: datetime | None,
-                config_path: Path | None, data_dir: Path | None) -> None:
-    """Create a key and print it (the only time it is shown)."""
-    allowed = [i.strip() for i in instances.split(",") if i.strip()] if instances else None
-    store = _key_store(config_path, data_dir)
-    try:
-        _, plaintext = store.create(name, allowed, expires.replace(tzinfo=UTC) if expires else None)
-    except LlamactlError as exc:
-        _fail(exc.message)
-    click.echo(plaintext)
-    click.echo("store it now: it is not shown again", err=True)
-
-
-@keys.command("list")
-@CONFIG_OPTION
-@DATA_DIR_OPTION
-def keys_list(config_path: Path | None, data_dir: Path | None) -> None:
-    """List keys (never the keys themselves)."""
-    for key in _key_store(config_path, data_dir).list():
-        info = key.to_json()
-        scope = ",".join(key.instances) if key.instances is not None else "*"
-        expiry = "expired" if key.expired() else "expires"
-        click.echo(f"{key.name}\t{key.prefix}…\t{scope}\t{expiry}={info['expires_at']}\t"
-                   f"last_used={info['last_used_at']}")
-
-
-@keys.command("revoke")
-@click.argument("name")
-@CONFIG_OPTION
-@DATA_DIR_OPTION
-def keys_revoke(name: str, config_path: Path | None, data_dir: Path | None) -> None:
-    """Revoke a key; it stops working at once."""
-    try:
-        _key_store(config_path, data_dir).revoke(name)
-    except LlamactlError as exc:
-        _fail(exc.message)
-    click.echo(f"revoked '{name}'")

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from llamactl.cli.common import format_time, humanize_bytes, humanize_seconds
+from llamactl.cli.output import coloured
 
 if TYPE_CHECKING:
     from llamactl.client import Instance
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
 
 def echo_instance(instance: Instance) -> None:
     rows: list[tuple[str, Any]] = [
-        ("name", instance.name), ("status", instance.status),
+        ("name", instance.name), ("status", coloured(instance.status)),
         ("model_path", instance.model_path), ("port", instance.port),
         ("pid", instance.pid if instance.pid is not None else "-"),
         ("options", inline(instance.options)),

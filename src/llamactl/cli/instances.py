@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import shlex
 import sys
 from collections.abc import Callable
@@ -22,10 +21,10 @@ from llamactl.cli.common import (
 from llamactl.cli.instance_view import echo_instance
 from llamactl.cli.output import (
     OUTPUT_OPTION,
-    as_json,
+    coloured,
+    echo_line,
     echo_table,
-    echoed_as_json,
-    output_option,
+    echoed_as_data,
 )
 from llamactl.client import (
     BatchResult,
@@ -33,6 +32,7 @@ from llamactl.client import (
     InstanceChanges,
     InstanceFields,
     LogEntry,
+    OperationResult,
 )
 
 LEVELS = click.Choice(["debug", "info", "warn", "error"])
@@ -78,13 +78,13 @@ def list_instances(client: Client, output: str, quiet: bool) -> None:
         for instance in found:
             click.echo(instance.name)
         return
-    if echoed_as_json(found, output):
+    if echoed_as_data(found, output):
         return
     echo_table(["NAME", "STATUS", "PORT", "PID", "UPTIME", "MODEL"], [
         [i.name, i.status, i.port, i.pid or "-",
          humanize_seconds(i.stats.uptime) if i.pid else "-", i.model_path]
         for i in found
-    ])
+    ], status_column=1)
 
 
 @instances.command("get")
@@ -100,7 +100,7 @@ def get_instance(client: Client, name: str, output: str) -> None:
       llamactl instances get qwen -o json
     """
     instance = client.get_instance(name)
-    if not echoed_as_json(instance, output):
+    if not echoed_as_data(instance, output):
         echo_instance(instance)
 
 
@@ -129,7 +129,7 @@ def create_instance(client: Client, name: str, model_path: str, port: int | None
     if port is not None:
         extra["port"] = port
     instance = client.create_instance(name, model_path, **cast(InstanceFields, extra))
-    if not echoed_as_json(instance, output):
+    if not echoed_as_data(instance, output):
         click.echo(f"created {instance.name} on port {instance.port} (stopped)")
 
 
@@ -156,7 +156,7 @@ def import_instance(client: Client, name: str, command: tuple[str, ...], backend
     for word in imported.ignored:
         click.echo(f"ignored (llamactl sets it or cannot use it): {word}", err=True)
     instance = client.create_instance(name, model_path, **cast(InstanceFields, fields))
-    if not echoed_as_json(instance, output):
+    if not echoed_as_data(instance, output):
         click.echo(f"created {instance.name} on port {instance.port} (stopped)")
 
 
@@ -192,7 +192,7 @@ def update_instance(client: Client, name: str, model_path: str | None, port: int
     if not changes:
         raise click.UsageError("nothing to change: give --model, --port, --option or --set")
     result = client.update_instance(name, restart=restart, **cast(InstanceChanges, changes))
-    if echoed_as_json(result, output):
+    if echoed_as_data(result, output):
         return
     click.echo(f"updated {name}")
     if result.restart_required:
@@ -202,8 +202,9 @@ def update_instance(client: Client, name: str, model_path: str | None, port: int
 
 @instances.command("delete")
 @click.argument("name")
+@OUTPUT_OPTION
 @with_client
-def delete_instance(client: Client, name: str) -> None:
+def delete_instance(client: Client, name: str, output: str) -> None:
     """Delete a stopped instance (its logs go with it).
 
     \b
@@ -211,7 +212,8 @@ def delete_instance(client: Client, name: str) -> None:
       llamactl instances delete qwen
     """
     client.delete_instance(name)
-    click.echo(f"deleted {name}")
+    if not echoed_as_data({"name": name, "deleted": True}, output):
+        click.echo(f"deleted {name}")
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -231,8 +233,10 @@ def _timeout_option(default: str) -> Callable[[F], F]:
 @click.argument("name")
 @WAIT_OPTION
 @_timeout_option("default 600")
+@OUTPUT_OPTION
 @with_client
-def start_instance(client: Client, name: str, wait: bool, timeout: float | None) -> None:
+def start_instance(client: Client, name: str, wait: bool, timeout: float | None,
+                   output: str) -> None:
     """Start an instance and wait until its model is loaded (--no-wait: return at once).
 
     \b
@@ -243,7 +247,7 @@ def start_instance(client: Client, name: str, wait: bool, timeout: float | None)
     """
     with spinner(f"starting {name}") if wait else contextlib.nullcontext():
         result = client.start_instance(name, wait=wait, timeout=timeout)
-    click.echo(f"{name} is {result.status}")
+    _echo_status(name, result, output)
 
 
 @instances.command("stop")
@@ -253,9 +257,10 @@ def start_instance(client: Client, name: str, wait: bool, timeout: float | None)
               help="Seconds between SIGTERM and SIGKILL (default: the server's stop_timeout).")
 @WAIT_OPTION
 @_timeout_option("default: the grace period + 30, at least 120")
+@OUTPUT_OPTION
 @with_client
 def stop_instance(client: Client, name: str, force: bool, grace: float | None,
-                  wait: bool, timeout: float | None) -> None:
+                  wait: bool, timeout: float | None, output: str) -> None:
     """Stop an instance and wait until it has stopped (--no-wait: return at once).
 
     \b
@@ -267,15 +272,17 @@ def stop_instance(client: Client, name: str, force: bool, grace: float | None,
     with spinner(f"stopping {name}") if wait else contextlib.nullcontext():
         result = client.stop_instance(name, force=force, grace=grace, wait=wait,
                                       timeout=timeout)
-    click.echo(f"{name} is {result.status}")
+    _echo_status(name, result, output)
 
 
 @instances.command("restart")
 @click.argument("name")
 @WAIT_OPTION
 @_timeout_option("default 600")
+@OUTPUT_OPTION
 @with_client
-def restart_instance(client: Client, name: str, wait: bool, timeout: float | None) -> None:
+def restart_instance(client: Client, name: str, wait: bool, timeout: float | None,
+                     output: str) -> None:
     """Restart an instance (stop, then start; a stopped one is just started) and wait until
     it serves again (--no-wait: return at once).
 
@@ -286,7 +293,12 @@ def restart_instance(client: Client, name: str, wait: bool, timeout: float | Non
     """
     with spinner(f"restarting {name}") if wait else contextlib.nullcontext():
         result = client.restart_instance(name, wait=wait, timeout=timeout)
-    click.echo(f"{name} is {result.status}")
+    _echo_status(name, result, output)
+
+
+def _echo_status(name: str, result: OperationResult, output: str) -> None:
+    if not echoed_as_data({"name": name, **result.model_dump(mode="json")}, output):
+        click.echo(f"{name} is {coloured(result.status)}")
 
 
 @instances.command("health")
@@ -302,7 +314,7 @@ def instance_health(client: Client, name: str, output: str) -> None:
       llamactl instances health qwen -o json
     """
     health = client.instance_health(name)
-    if echoed_as_json(health, output):
+    if echoed_as_data(health, output):
         return
     checks = health.checks
     click.echo(f"{name}: {health.status} (process {checks.process}, port {checks.port}, "
@@ -315,7 +327,7 @@ def instance_health(client: Client, name: str, output: str) -> None:
               show_default=True, help="How many of the last entries to show.")
 @click.option("--level", type=LEVELS, help="Minimum level (warn = warnings and errors).")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new entries (Ctrl-C ends).")
-@output_option("text", help="lines; json: one JSON object per line.")
+@OUTPUT_OPTION
 @with_client
 def instance_logs(client: Client, name: str, lines: int, level: str | None, follow: bool,
                   output: str) -> None:
@@ -327,13 +339,13 @@ def instance_logs(client: Client, name: str, lines: int, level: str | None, foll
       llamactl instances logs qwen --level warn
       llamactl instances logs qwen -f
       llamactl instances logs qwen -f -o json | jq -r .message
+
+    With -o json each entry is one JSON object a line; with -o yaml one document each.
     """
     def show(entry: LogEntry) -> None:
-        if output == "json":
-            click.echo(json.dumps(as_json(entry)))
-        else:
-            stamp = entry.timestamp.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-            click.echo(f"{stamp} {entry.level.upper():5} {entry.message}")
+        stamp = entry.timestamp.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+        level = coloured(f"{entry.level.upper():5}", entry.level)
+        echo_line(entry, output, f"{stamp} {level} {entry.message}")
 
     if not follow:
         for entry in client.instance_logs(name, lines=lines, level=level):
@@ -349,7 +361,7 @@ def instance_logs(client: Client, name: str, lines: int, level: str | None, foll
 
 def _echo_batch(result: BatchResult, done: list[str], verb: str, output: str) -> None:
     """The result; then, when any instance failed, exit 1 so that a script notices."""
-    if not echoed_as_json(result, output):
+    if not echoed_as_data(result, output):
         click.echo(f"{verb}: {', '.join(done) or '-'}")
         click.echo(f"skipped: {', '.join(result.skipped) or '-'}")
         for failure in result.failed:

@@ -26,9 +26,10 @@ from llamactl.cli.common import (
 )
 from llamactl.cli.output import (
     OUTPUT_OPTION,
+    ROOT_TOKEN,
     ROOT_URL,
-    echo_json,
-    echoed_as_json,
+    echo_data,
+    echoed_as_data,
     output_option,
 )
 from llamactl.client import Client, InstanceCounts
@@ -67,7 +68,7 @@ def system_status(client: Client, output: str) -> None:
       llamactl system status -o json
     """
     status = client.system_status()
-    if echoed_as_json(status, output):
+    if echoed_as_data(status, output):
         return
     counts, resources = status.instances, status.resources
     click.echo(f"version    {status.version}")
@@ -91,7 +92,7 @@ def system_info(client: Client, output: str) -> None:
       llamactl system info -o json
     """
     info = client.system_info()
-    if echoed_as_json(info, output):
+    if echoed_as_data(info, output):
         return
     for key, value in (("hostname", info.hostname), ("os", info.os), ("arch", info.arch),
                        ("cpus", info.cpu_count), ("memory", humanize_bytes(info.memory_total)),
@@ -120,18 +121,21 @@ def _pick(document: Any, key: str) -> Any:
     return document
 
 
+# A configuration is a nested document, not a table: for people (-o table, the default) it
+# is shown as YAML too, a scalar as itself.
+CONFIG_OUTPUT_HELP = "table (default, a document shown as YAML) or yaml for people; json."
+
+
 def _echo_document(value: Any, output: str) -> None:
-    if output == "json":
-        echo_json(value)
-    elif isinstance(value, dict | list):
-        click.echo(yaml.safe_dump(value, sort_keys=False).rstrip())
+    if output == "json" or isinstance(value, dict | list):
+        echo_data(value, output)
     else:  # a scalar: YAML would add a "..." document end
         click.echo(value if isinstance(value, str) else json.dumps(value))
 
 
 @config.command("get")
 @click.argument("key", required=False)
-@output_option("yaml")
+@output_option(CONFIG_OUTPUT_HELP)
 @with_client
 def config_get(client: Client, key: str | None, output: str) -> None:
     """Show the effective configuration, or one dotted KEY of it (secrets as ***).
@@ -186,7 +190,7 @@ _PAIR = re.compile(r"^[A-Za-z0-9_.-]+=")
 @click.argument("changes", nargs=-1)
 @click.option("-f", "--file", "file", type=click.File("r"),
               help="A YAML or JSON document of changes ('-' reads standard input).")
-@output_option("yaml")
+@output_option(CONFIG_OUTPUT_HELP)
 @click.option("--show", is_flag=True, help="Print the configuration as it now is.")
 @with_client
 def config_set(client: Client, changes: tuple[str, ...], file: Any, output: str,
@@ -220,12 +224,19 @@ def config_set(client: Client, changes: tuple[str, ...], file: Any, output: str,
         _echo_document(result.config, output)
 
 
+URL_HELP = ("The llamactl server (default: the root's --url, else $LLAMACTL_URL, else "
+            "http://127.0.0.1:8080).")
+
+
 @click.command(cls=ClientCommand)
-@click.option("--url", default=None, help="The llamactl server (default: the root's --url, "
-              "else $LLAMACTL_URL, else http://127.0.0.1:8080).")
+@click.option("--url", default=None, help=URL_HELP)
+@click.option("--token", default=None, help="Save this token (say, one made elsewhere) "
+              "instead of logging in with a password; it is checked first.")
 @click.option("-u", "--username", help="Asked for when not given.")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
-def login(url: str | None, username: str | None, password_stdin: bool) -> None:
+@OUTPUT_OPTION
+def login(url: str | None, token: str | None, username: str | None, password_stdin: bool,
+          output: str) -> None:
     """Log in and save the token for later commands (in ~/.config/llamactl/token.json, or
     under $XDG_CONFIG_HOME, readable by you only).
 
@@ -234,33 +245,45 @@ def login(url: str | None, username: str | None, password_stdin: bool) -> None:
       llamactl login
       llamactl login --url http://gpu-box:8080 -u admin
       echo "$PASSWORD" | llamactl login -u ci --password-stdin
+      llamactl login --token "$TOKEN"
     """
-    username = username or click.prompt("Username")
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = click.prompt("Password", hide_input=True)
+    token = token or click.get_current_context().find_root().meta.get(ROOT_TOKEN)
     with _client(url) as client:
-        token = client.login(username, password)
-    path = store_token(client.base_url, token.token,
-                       token.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        if token:
+            client.token = token
+            client.system_info()  # a token the server refuses is an error, not saved
+            token = client.token or token  # refreshed on the way, maybe
+            username, expires_at = username or "the token's user", None
+        else:
+            username = username or click.prompt("Username")
+            password = (sys.stdin.readline().rstrip("\n") if password_stdin
+                        else click.prompt("Password", hide_input=True))
+            got = client.login(username, password)
+            token, expires_at = got.token, got.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    path = store_token(client.base_url, token, expires_at)
+    if echoed_as_data({"url": client.base_url, "username": username, "expires_at": expires_at,
+                       "token_file": str(path)}, output):
+        return
+    until = f"valid until {expires_at}, " if expires_at else ""
     click.echo(f"logged in to {client.base_url} as {username}; token saved in {path} "
-               f"(valid until {token.expires_at:%Y-%m-%d %H:%M:%S} UTC, refreshed as it is used)")
+               f"({until}refreshed as it is used)")
 
 
 @click.command(cls=ClientCommand)
-@click.option("--url", default=None, help="The llamactl server (default: the root's --url, "
-              "else $LLAMACTL_URL, else http://127.0.0.1:8080).")
-def logout(url: str | None) -> None:
+@click.option("--url", default=None, help=URL_HELP)
+@OUTPUT_OPTION
+def logout(url: str | None, output: str) -> None:
     """Forget the token saved for a server.
 
     \b
     Examples:
       llamactl logout
+      llamactl logout --url http://gpu-box:8080
     """
     with _client(url) as client:
         store_token(client.base_url, None)
-    click.echo(f"logged out of {client.base_url}")
+    if not echoed_as_data({"url": client.base_url, "logged_out": True}, output):
+        click.echo(f"logged out of {client.base_url}")
 
 
 def _client(url: str | None) -> Client:

@@ -1,0 +1,206 @@
+"""``llamactl keys ...``: inference API keys, in one of two places, said on every call.
+
+- With ``--url`` (on the command or before it): on that server, through ``/api/keys`` (an
+  admin's token: ``llamactl login`` first). This works against a remote server.
+- Else: in the local data dir, straight in its SQLite file (``--config``, ``--data-dir``), so
+  that keys can be made before any server runs; a server on that data dir sees them at once.
+
+``$LLAMACTL_URL`` alone does not send these commands to a server: a key made in the wrong
+place is worse than a usage error, so the server is named on the command line.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from llamactl.cli.admin import CONFIG_OPTION, DATA_DIR_OPTION, fail_with
+from llamactl.cli.output import OUTPUT_OPTION, ROOT_TOKEN, ROOT_URL, echo_data
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@click.group()
+def keys() -> None:
+    """Manage inference API keys for the OpenAI-compatible /v1 gateway.
+
+    With --url, on that server through its API (log in as an admin first); without, in the
+    local data dir (--config, --data-dir). Each command says on stderr which it used.
+
+    \b
+    Examples:
+      llamactl keys create my-app
+      llamactl keys create ci --instances llama-8b,qwen --expires 2026-12-31
+      llamactl keys list
+      llamactl keys revoke my-app
+      llamactl keys list --url http://gpu-box:8080
+    """
+
+
+def where_options(command: F) -> F:
+    """``--url``/``--token`` (a server) and ``--config``/``--data-dir`` (local files)."""
+    for option in reversed([
+        click.option("--url", default=None, help="Act on this server through its API "
+                     "(default: the root's --url; without either, on the local data dir)."),
+        click.option("--token", default=None, help="With --url: a JWT (default: the root's "
+                     "--token, else $LLAMACTL_TOKEN, else the one 'llamactl login' saved)."),
+        CONFIG_OPTION, DATA_DIR_OPTION, OUTPUT_OPTION,
+    ]):
+        command = option(command)
+    return command
+
+
+class Place:
+    """Where the keys are: a server (``url``) or the local data dir."""
+
+    def __init__(self, url: str | None, token: str | None, config_path: Path | None,
+                 data_dir: Path | None) -> None:
+        root = click.get_current_context().find_root().meta
+        self.url: str | None = url or root.get(ROOT_URL)
+        self.token: str | None = token or root.get(ROOT_TOKEN) or os.environ.get(
+            "LLAMACTL_TOKEN") or None
+        if self.url and (config_path or data_dir):
+            raise click.UsageError("give either --url (keys on a server) or --config/"
+                                   "--data-dir (keys in a local data dir), not both")
+        if self.token and not self.url:
+            raise click.UsageError("--token needs --url: without it, keys are local")
+        self.config_path, self.data_dir = config_path, data_dir
+
+    def run(self, remote: Callable[[Any], Any], local: Callable[[Any], Any]) -> Any:
+        """``remote(client)`` on the server, or ``local(store)`` in the data dir, after
+        saying which on stderr."""
+        if self.url:
+            from llamactl.cli.common import open_client, report
+            from llamactl.client import LlamactlError
+
+            with open_client(self.url, self.token) as client:
+                click.echo(f"keys: on the server at {client.base_url}", err=True)
+                try:
+                    return remote(client)
+                except LlamactlError as exc:
+                    report(exc, had_token=client.token is not None)
+        from llamactl.errors import LlamactlError as ServerError
+
+        store, data_dir = _key_store(self.config_path, self.data_dir)
+        click.echo(f"keys: in the local data dir {data_dir} (give --url for a server's)",
+                   err=True)
+        try:
+            return local(store)
+        except ServerError as exc:
+            fail_with(exc.message, status=3 if exc.status_code == 404 else (
+                4 if exc.status_code == 409 else 1))
+
+
+def _key_store(config_path: Path | None, data_dir: Path | None) -> tuple[Any, Path]:
+    from llamactl.config import load_settings
+    from llamactl.errors import LlamactlError
+    from llamactl.security.keys import KeyStore
+    from llamactl.security.secret import load_secret
+    from llamactl.services import prepare_data_dir
+
+    try:
+        overrides = {"data_dir": str(data_dir) if data_dir else None}
+        settings = load_settings(config_path=config_path, overrides=overrides).settings
+        connection = prepare_data_dir(settings)
+        secret = load_secret(settings.auth.secret, settings.data_dir, os.environ)
+        return KeyStore(connection, secret), Path(settings.data_dir)
+    except LlamactlError as exc:
+        fail_with(exc.message)
+
+
+def _api_call(client: Any, method: str, path: str, body: Any = None) -> Any:
+    """The API through the client's own request plumbing (the client has no key methods
+    yet): retries, token refresh and errors as for every other call."""
+    from llamactl.client._base import Call
+
+    return client._call(Call(method, path, lambda answer: answer, body=body))
+
+
+def _with_expired(info: dict[str, Any]) -> dict[str, Any]:
+    expires = info.get("expires_at")
+    expired = bool(expires) and datetime.fromisoformat(
+        str(expires).replace("Z", "+00:00")) <= datetime.now(UTC)
+    return {**info, "expired": expired}
+
+
+@keys.command("create")
+@click.argument("name")
+@click.option("--instances", help="Comma-separated instances the key may use (default: all).")
+@click.option("--expires", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+              help="Expiry, UTC (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS).")
+@where_options
+def keys_create(name: str, instances: str | None, expires: datetime | None, url: str | None,
+                token: str | None, config_path: Path | None, data_dir: Path | None,
+                output: str) -> None:
+    """Create a key and print it (the only time it is shown)."""
+    place = Place(url, token, config_path, data_dir)
+    allowed = [i.strip() for i in instances.split(",") if i.strip()] if instances else None
+    expires_at = expires.replace(tzinfo=UTC) if expires else None
+
+    def remote(client: Any) -> tuple[str, dict[str, Any]]:
+        body: dict[str, Any] = {"name": name, "instances": allowed}
+        if expires_at is not None:
+            body["expires_at"] = expires_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+        answer = _api_call(client, "POST", "/api/keys", body)
+        return answer["key"], answer["info"]
+
+    def local(store: Any) -> tuple[str, dict[str, Any]]:
+        key, plaintext = store.create(name, allowed, expires_at)
+        return plaintext, key.to_json()
+
+    plaintext, info = place.run(remote, local)
+    if output != "table":
+        echo_data({"key": plaintext, "info": _with_expired(info)}, output)
+    else:
+        click.echo(plaintext)
+    click.echo("store it now: it is not shown again", err=True)
+
+
+@keys.command("list")
+@click.option("-q", "--quiet", is_flag=True, help="Names only, one a line (for scripts).")
+@where_options
+def keys_list(quiet: bool, url: str | None, token: str | None, config_path: Path | None,
+              data_dir: Path | None, output: str) -> None:
+    """List keys (never the keys themselves)."""
+    place = Place(url, token, config_path, data_dir)
+    found: list[dict[str, Any]] = place.run(
+        lambda client: _api_call(client, "GET", "/api/keys")["keys"],
+        lambda store: [key.to_json() for key in store.list()])
+    listed = [_with_expired(info) for info in found]
+    if quiet:
+        for info in listed:
+            click.echo(info["name"])
+    elif output != "table":
+        echo_data(listed, output)
+    else:
+        for info in listed:
+            scope = ",".join(info["instances"]) if info["instances"] is not None else "*"
+            expiry = "expired" if info["expired"] else "expires"
+            click.echo(f"{info['name']}\t{info['prefix']}…\t{scope}\t"
+                       f"{expiry}={info['expires_at']}\tlast_used={info['last_used_at']}")
+
+
+@keys.command("revoke")
+@click.argument("name")
+@where_options
+def keys_revoke(name: str, url: str | None, token: str | None, config_path: Path | None,
+                data_dir: Path | None, output: str) -> None:
+    """Revoke a key; it stops working at once."""
+    place = Place(url, token, config_path, data_dir)
+    place.run(lambda client: _api_call(client, "DELETE", f"/api/keys/{_segment(name)}"),
+              lambda store: store.revoke(name))
+    if output != "table":
+        echo_data({"name": name, "revoked": True}, output)
+    else:
+        click.echo(f"revoked '{name}'")
+
+
+def _segment(name: str) -> str:
+    from urllib.parse import quote
+
+    return quote(name, safe="")
