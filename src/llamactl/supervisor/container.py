@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from llamactl.backends import BACKENDS
-from llamactl.backends.base import BackendNotFound
+from llamactl.backends.base import Backend, BackendNotFound
 from llamactl.backends.docker import (
     Container,
     container_name,
@@ -34,7 +34,7 @@ from llamactl.backends.docker import (
 )
 from llamactl.config import BackendsConfig
 from llamactl.instances.models import InstanceRecord
-from llamactl.supervisor.host import LOCAL_ADDRESS, SpawnRequest
+from llamactl.supervisor.host import LOCAL_ADDRESS, BackendProcess, ProcessHost, SpawnRequest
 from llamactl.supervisor.process import ProcessHandle, SpawnError
 
 log = logging.getLogger(__name__)
@@ -108,6 +108,21 @@ class ContainerProcess:
             self._helpers.append(ProcessHandle.spawn(argv, self.env, self.log_path))
         except SpawnError as exc:
             log.error("cannot run %s for %s: %s", argv[0], self.container.name, exc)
+
+
+def adopt_process(host: ProcessHost, backend: Backend, record: InstanceRecord,
+                  log_path: Path, recorded: tuple[int, float, list[str]]
+                  ) -> BackendProcess | None:
+    """The instance's recorded process (pid, start time, argv): by pid on its host, or for a
+    container by its name."""
+    try:
+        container = backend.container(record)  # the docker command, resolved
+    except BackendNotFound as exc:
+        log.warning("cannot adopt %s: %s", record.name, exc)
+        return None
+    if container is None:
+        return host.adopt(record.name, *recorded)
+    return adopt_container(container, backend.env(record), log_path, recorded)
 
 
 def adopt_container(container: Container, env: Mapping[str, str], log_path: Path,

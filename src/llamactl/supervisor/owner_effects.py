@@ -31,7 +31,7 @@ from llamactl.instances.models import InstanceRecord, utc_now
 from llamactl.supervisor import lifecycle_terms as t
 from llamactl.supervisor import logs
 from llamactl.supervisor import messages as m
-from llamactl.supervisor.container import ContainerProcess, adopt_container
+from llamactl.supervisor.container import ContainerProcess, adopt_process
 from llamactl.supervisor.context import Lifecycle, OwnerContext
 from llamactl.supervisor.host import BackendProcess, PlacementError, SpawnRequest
 from llamactl.supervisor.leases import Lease, LeaseBook
@@ -141,8 +141,8 @@ class OwnerEffects:
             self._own_log("info", f"starting: {' '.join(argv)}")
             request = SpawnRequest(self.name, argv, backend.env(self.record), self.log_path,
                                    self.record.spec.resources, self.record.spec.model_path)
-            handle = (host.spawn(request) if container is None
-                      else ContainerProcess.spawn(request, container))
+            handle = ContainerProcess.spawn(request, container) if container else host.spawn(
+                request)
         except (BackendNotFound, LaunchError, SpawnError) as exc:
             self._apply(t.LaunchFailed(str(exc)))
             return
@@ -159,7 +159,8 @@ class OwnerEffects:
         runtime = self.record.runtime
         handle = None
         if runtime.pid and runtime.pid_start_time is not None and runtime.command:
-            handle = self._adopt(runtime.pid, runtime.pid_start_time, runtime.command)
+            handle = adopt_process(self._ctx.host, self._backend(), self.record, self.log_path,
+                                   (runtime.pid, runtime.pid_start_time, runtime.command))
         if handle is None:
             pid = runtime.pid
             runtime.pid = runtime.pid_start_time = runtime.serving_port = None
@@ -170,23 +171,10 @@ class OwnerEffects:
         self._process = handle
         self.stats.reset(handle.pid if self._ctx.host.local else None)
         runtime.node = handle.node
-        # A container's docker command may have been replaced (supervisor/container.py).
-        runtime.pid, runtime.pid_start_time, runtime.command = (
-            handle.pid, handle.start_time, handle.command)
+        if isinstance(handle, ContainerProcess):  # its docker command may be a new one
+            runtime.pid, runtime.pid_start_time, runtime.command = (
+                handle.pid, handle.start_time, handle.command)
         self._apply(t.Adopted(runtime.pid))
-
-    def _adopt(self, pid: int, start_time: float, command: list[str]) -> BackendProcess | None:
-        """The recorded process: by pid on its host, or for a container by its name."""
-        try:
-            backend = self._backend()
-            container = backend.container(self.record)
-        except BackendNotFound as exc:
-            self._own_log("warn", f"cannot adopt: {exc}")
-            return None
-        if container is None:
-            return self._ctx.host.adopt(self.name, pid, start_time, command)
-        return adopt_container(container, backend.env(self.record), self.log_path,
-                               (pid, start_time, command))
 
     def _signal(self, effect: t.Signal) -> None:
         if self._process is None:
