@@ -189,13 +189,36 @@ async def test_start_serve_and_stop_in_a_container(
     answer = await app.client.post("/v1/completions", json={
         "model": "d", "prompt": "hi", "max_tokens": 2})
     assert answer.status_code == 200, answer.text
-    stopped = await app.client.post("/api/instances/d/stop")
+    # The stop's own timeout is docker stop's grace (the config's, in the adoption test).
+    stopped = await app.client.post("/api/instances/d/stop", json={"timeout": 3})
     assert stopped.status_code == 200
     await wait_status(app, "d", "stopped")
-    assert ["stop", "-t", str(STOP_TIMEOUT), "llamactl-d"] in docker.calls()
+    assert ["stop", "-t", "3", "llamactl-d"] in docker.calls()
     assert docker.containers() == []
-    assert not psutil.pid_exists(instance["pid"]) or (
-        psutil.Process(instance["pid"]).status() == psutil.STATUS_ZOMBIE)
+    assert gone(instance["pid"])
+
+
+async def test_a_forced_stop_removes_the_container_and_kills_the_docker_command(
+    make_app: Any, docker: StandIn, llama_server_bin: str, tmp_path: Path, model: Path
+) -> None:
+    app: AppHarness = await make_app(settings_for(docker, llama_server_bin, tmp_path))
+    created = await app.client.post("/api/instances", json={
+        "name": "d", "model_path": str(model), "docker": True,
+        "options": {"context_size": 256, "threads": 1}})
+    assert created.status_code == 201, created.text
+    assert (await app.client.post("/api/instances/d/start?wait=true")).status_code == 200
+    pid = (await app.client.get("/api/instances/d")).json()["pid"]
+    forced = await app.client.post("/api/instances/d/stop", json={"force": True})
+    assert forced.status_code == 200
+    await wait_status(app, "d", "stopped")
+    assert ["rm", "-f", "llamactl-d"] in docker.calls()
+    assert not any(call[0] == "stop" for call in docker.calls())
+    assert docker.containers() == []
+    assert gone(pid)
+
+
+def gone(pid: int) -> bool:
+    return not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
 
 
 async def test_the_instances_field_overrides_the_backends_setting_both_ways(
