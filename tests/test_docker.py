@@ -286,9 +286,13 @@ def test_a_container_is_adopted_after_a_kill_9_of_llamactl(
         assert adopted["status"] == "running", adopted
         assert (adopted["pid"] == before["pid"]) is not docker_command_too
         assert ["inspect", "--format", "{{.State.Running}}", "llamactl-d"] in docker.calls()
+        logged = len(client.get("/api/instances/d/logs?lines=10000").json()["logs"])
         answer = client.post("/v1/completions", json={"model": "d", "prompt": "hi",
                                                       "max_tokens": 2})
         assert answer.status_code == 200, answer.text
+        # The container's log goes on into the instance's, through whichever command.
+        wait_until(lambda: len(client.get("/api/instances/d/logs?lines=10000").json()[
+            "logs"]) > logged, what="the container's lines after adoption")
         assert client.post("/api/instances/d/stop").status_code == 200
         wait_until(lambda: client.get("/api/instances/d").json()["status"] == "stopped",
                    what="the adopted container to stop")
