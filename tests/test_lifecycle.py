@@ -206,7 +206,7 @@ def test_stable_running_forgets_past_crashes() -> None:
 def test_a_restart_stops_then_launches_once_the_process_is_gone() -> None:
     state, effects = run(RUNNING, t.Restart())
     assert state.status == "restarting"
-    assert t.Signal("SIGTERM", "info", "stopping pid {pid} (SIGTERM, 30 s grace)") in effects
+    assert t.Signal("SIGTERM", "info", "stopping pid {pid} (SIGTERM, 30 s grace)", 30) in effects
     assert not any(isinstance(e, t.Launch) for e in effects)
     state, effects = run(state, t.Exited(pid=1, what="exited with code 0"))
     assert effects[-1] == t.Launch(retry=False)

@@ -51,6 +51,7 @@ type Instance struct {
 	ExtraArgs     []string           `json:"extra_args"`
 	Aliases       []string           `json:"aliases"`
 	Resources     map[string]float64 `json:"resources"` // Ray resources (cluster.engine: ray)
+	Docker        *bool              `json:"docker"`    // in a container; nil: the backend's setting
 	Node          map[string]string  `json:"node"`      // {id, address} while on a Ray node
 	RestartCount  int                `json:"restart_count"`
 	LastError     *string            `json:"last_error"`
@@ -85,6 +86,7 @@ type CreateInstanceRequest struct {
 	Environment   map[string]string `json:"environment,omitempty"`
 	ExtraArgs     []string          `json:"extra_args,omitempty"`
 	Aliases       []string          `json:"aliases,omitempty"`
+	Docker        *bool             `json:"docker,omitempty"` // nil: the backend's docker.enabled
 }
 
 // UpdateInstanceRequest is the body of UpdateInstance: nil fields stay as they are.
@@ -103,8 +105,9 @@ type UpdateInstanceRequest struct {
 	Environment   map[string]string `json:"environment,omitempty"`
 	ExtraArgs     []string          `json:"extra_args,omitempty"`
 	Aliases       []string          `json:"aliases,omitempty"`
-	// Reset names lifecycle fields ("idle_timeout", "group", ...) to send as null, which
-	// returns them to the configuration's defaults.
+	Docker        *bool             `json:"docker,omitempty"` // run in a container, or not
+	// Reset names lifecycle fields ("idle_timeout", "group", "docker", ...) to send as null,
+	// which returns them to the configuration's defaults.
 	Reset []string `json:"-"`
 	// Restart restarts a running instance at once to apply the change (?restart=true);
 	// otherwise it keeps running on its old settings and the answer has RestartRequired.

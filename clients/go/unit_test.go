@@ -123,6 +123,20 @@ func TestRequests(t *testing.T) {
 	if string(body) != `{"port":0}` {
 		t.Fatalf("a set zero port: %s", body)
 	}
+	// Docker: false is sent (not dropped as empty); reset, it follows the backend again.
+	body, _ = json.Marshal(UpdateInstanceRequest{Docker: new(bool)})
+	if string(body) != `{"docker":false}` {
+		t.Fatalf("docker false: %s", body)
+	}
+	body, _ = json.Marshal(UpdateInstanceRequest{Reset: []string{"docker"}})
+	if string(body) != `{"docker":null}` {
+		t.Fatalf("docker reset: %s", body)
+	}
+	var instance Instance
+	if err := json.Unmarshal([]byte(`{"docker": true}`), &instance); err != nil ||
+		instance.Docker == nil || !*instance.Docker {
+		t.Fatalf("Instance.Docker: %v, %v", instance.Docker, err)
+	}
 }
 
 func TestReadEvents(t *testing.T) {

@@ -20,7 +20,6 @@ import httpx
 
 from llamactl.api.deps import Services
 from llamactl.api.middleware import Limits
-from llamactl.backends import backend_named
 from llamactl.config import Settings, is_loopback
 from llamactl.config.editor import ConfigEditor
 from llamactl.errors import StartupError
@@ -69,14 +68,16 @@ async def running_services(settings: Settings, config_path: Path | None,
         stack.callback(host.close)
         manager = InstanceManager(
             OwnerContext(config=settings.instances,
-                         backend_command=lambda name: backend_named(name).command(
-                             settings.backends),
+                         backends=settings.backends,
                          logs_dir=settings.logs_dir,
                          repository=InstanceRepository(connection, writer),
                          events=events, metrics=metrics, host=host),
             reserved_ports=[settings.server.port])
         auth = build_auth(settings, connection, writer, config_path)
         manager.boot()
+        for stray in manager.remove_stray_containers():
+            log.warning("removed container %s: labelled llamactl.instance, but no instance "
+                        "runs in it", stray)
         for stray in host.end_strays():  # Ray: actors no instance adopted (issue 18)
             log.warning("ended Ray actor %s: no instance adopted it", stray)
         writer.start()

@@ -40,6 +40,9 @@ class LifecycleFields(_Body):
         default=None, description=("Ray resources the instance needs where it runs "
                                    "(cluster.engine: ray): GPU, CPU, memory in bytes, or custom"),
         examples=[{"GPU": 1}])
+    docker: bool | None = Field(default=None, description=(
+        "run in a Docker container (true) or on this host (false); null: the backend's "
+        "backends.<name>.docker.enabled"))
 
     @field_validator("environment")
     @classmethod

@@ -42,6 +42,9 @@ class Instance(BaseModel):
     extra_args: list[str]
     aliases: list[str]
     resources: dict[str, float] = Field(description="Ray resources it needs (engine: ray)")
+    docker: bool | None = Field(default=None, description=(
+        "runs in a Docker container (true), on this host (false), or as its backend's "
+        "backends.<name>.docker.enabled says (null)"))
     node: dict[str, str] | None = Field(description="{id, address} while placed on a Ray node")
     restart_count: int
     last_error: str | None

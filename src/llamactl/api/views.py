@@ -66,6 +66,7 @@ def _settled_part(owner: InstanceOwner, config: InstancesConfig) -> dict[str, An
         "extra_args": spec.extra_args,
         "aliases": spec.aliases,
         "resources": spec.resources,
+        "docker": spec.docker,
         "node": None,
         "restart_count": None,
         "last_error": None,

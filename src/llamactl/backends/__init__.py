@@ -6,9 +6,12 @@ so a fourth is one module and one line here."""
 from __future__ import annotations
 
 from llamactl.backends.base import Backend
+from llamactl.backends.docker import InDocker, runs_in_docker
 from llamactl.backends.llama_cpp import LLAMA_CPP
 from llamactl.backends.mlx_lm import MLX_LM
 from llamactl.backends.vllm import VLLM
+from llamactl.config import BackendsConfig
+from llamactl.instances.models import InstanceRecord
 
 BACKENDS: dict[str, Backend] = {backend.name: backend for backend in (LLAMA_CPP, VLLM, MLX_LM)}
 
@@ -16,3 +19,10 @@ BACKENDS: dict[str, Backend] = {backend.name: backend for backend in (LLAMA_CPP,
 def backend_named(name: str) -> Backend:
     """The backend of that name (the instance schemas only let known names through)."""
     return BACKENDS[name]
+
+
+def backend_for(record: InstanceRecord, settings: BackendsConfig) -> Backend:
+    """The backend that runs this instance: its own, or its own in Docker (its ``docker``
+    field, else ``backends.<name>.docker.enabled``)."""
+    backend = BACKENDS[record.spec.backend]
+    return InDocker(backend, settings) if runs_in_docker(record, settings) else backend

@@ -11,12 +11,15 @@ import shutil
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 
 from llamactl.backends.command_import import CommandSyntax
 from llamactl.backends.option_table import OptionTable
 from llamactl.config import BackendsConfig
 from llamactl.instances.models import InstanceRecord, OptionValue
+
+if TYPE_CHECKING:
+    from llamactl.backends.docker import Container
 
 Level = Literal["debug", "info", "warn", "error"]
 
@@ -69,6 +72,13 @@ class Backend(Protocol):
     def parse_log_line(self, line: str) -> LogLine | None:
         """A line in the backend's own log format, or None for a line without its prefix."""
 
+    def container_args(self, record: InstanceRecord) -> list[str]:
+        """The server's arguments in the backend's Docker image, whose entrypoint is the
+        server: its own flags, listening on every address of the container."""
+
+    def container(self, record: InstanceRecord) -> Container | None:
+        """The container the instance runs in (backends/docker.py), or None: on this host."""
+
 
 class TableBackend:
     """What the backends share: options checked against their table, and their program
@@ -87,6 +97,25 @@ class TableBackend:
 
     def check_extra_args(self, extra_args: list[str]) -> None:
         self.table.check_extra_args(extra_args)
+
+    def argv(self, prefix: list[str], record: InstanceRecord) -> list[str]:
+        raise NotImplementedError
+
+    def container_args(self, record: InstanceRecord) -> list[str]:
+        return listen_everywhere(self.argv([], record))
+
+    def container(self, record: InstanceRecord) -> Container | None:
+        return None  # run on this host; backends/docker.py's InDocker answers otherwise
+
+
+def listen_everywhere(argv: list[str]) -> list[str]:
+    """The argv with ``--host 127.0.0.1`` made ``--host 0.0.0.0``: in a container, docker
+    forwards the published port to the container's interface, not to its loopback."""
+    words = list(argv)
+    for index, word in enumerate(words[:-1]):
+        if word == "--host" and words[index + 1] == "127.0.0.1":
+            words[index + 1] = "0.0.0.0"  # inside the container only
+    return words
 
 
 def find_program(argv: list[str], setting: str) -> list[str]:

@@ -15,7 +15,14 @@ import re
 from collections.abc import Mapping
 from datetime import datetime
 
-from llamactl.backends.base import Level, LogLine, TableBackend, backend_environment, flag_value
+from llamactl.backends.base import (
+    Level,
+    LogLine,
+    TableBackend,
+    backend_environment,
+    flag_value,
+    listen_everywhere,
+)
 from llamactl.backends.command_import import CommandSyntax
 from llamactl.backends.option_table import OptionTable
 from llamactl.backends.option_table import bool_option as _bool
@@ -95,6 +102,12 @@ class Vllm(TableBackend):
             "--served-model-name", spec.name]
         return [*prefix, "serve", spec.model_path, "--host", "127.0.0.1",
                 "--port", str(spec.port), *name, *TABLE.to_args(spec.options), *spec.extra_args]
+
+    def container_args(self, record: InstanceRecord) -> list[str]:
+        # The image's entrypoint is vLLM's API server (``vllm serve`` in newer images), which
+        # takes the model as --model in both; "serve" is the command's, not the server's.
+        _serve, model, *flags = self.argv([], record)
+        return listen_everywhere(["--model", model, *flags])
 
     def env(self, record: InstanceRecord, base: Mapping[str, str] | None = None
             ) -> dict[str, str]:

@@ -77,6 +77,9 @@ class Instance(_Model):
     aliases: list[str] = Field(default_factory=list, description="more names in /v1's model")
     resources: dict[str, float] = Field(
         default_factory=dict, description="Ray resources it needs (cluster.engine: ray)")
+    docker: bool | None = Field(default=None, description=(
+        "in a Docker container (true), on the host (false), or as the backend's "
+        "docker.enabled says (None)"))
     node: dict[str, str] | None = Field(
         default=None, description="{id, address} while placed on a Ray node")
     restart_count: int = 0
@@ -267,6 +270,7 @@ class InstanceFields(TypedDict, total=False):
     environment: dict[str, str]
     extra_args: list[str]
     aliases: list[str]
+    docker: bool | None  # run in Docker; None: the backend's docker.enabled
 
 
 class InstanceChanges(TypedDict, total=False):
@@ -287,3 +291,4 @@ class InstanceChanges(TypedDict, total=False):
     environment: dict[str, str] | None
     extra_args: list[str] | None
     aliases: list[str] | None
+    docker: bool | None

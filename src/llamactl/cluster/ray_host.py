@@ -125,7 +125,7 @@ class RayProcess:
         self.kill_actor()
         return code
 
-    def signal_group(self, signum: signal.Signals) -> None:
+    def signal_group(self, signum: signal.Signals, grace: float = 0.0) -> None:
         if self.pid is None and signum == signal.SIGKILL:
             self.kill_actor()  # not placed (or not yet): nothing runs but the actor
             return

@@ -8,6 +8,7 @@ here is a module-level singleton. The names below are the ones the rest of llama
 
 from llamactl.config.backend_settings import (
     BackendsConfig,
+    DockerConfig,
     LlamaCppBackendConfig,
 )
 from llamactl.config.settings import (
@@ -34,6 +35,7 @@ __all__ = [
     "AuthConfig",
     "BackendsConfig",
     "ClusterConfig",
+    "DockerConfig",
     "EventsConfig",
     "InstancesConfig",
     "LlamaCppBackendConfig",

@@ -28,6 +28,7 @@ class NewInstance:
     extra_args: list[str] | None = None
     aliases: list[str] | None = None
     resources: dict[str, float] | None = None  # Ray resources (cluster.engine: ray)
+    docker: bool | None = None  # None: the backend's docker.enabled
 
 
 @dataclass(frozen=True)
@@ -51,3 +52,4 @@ class InstanceChanges:
     extra_args: list[str] | None = None
     aliases: list[str] | None = None
     resources: dict[str, float] | None = None
+    docker: bool | None = None

@@ -61,6 +61,8 @@ class InstanceSpec:
     aliases: list[str] = field(default_factory=list)
     # Ray resources the backend needs where it runs (cluster.engine: ray); kept, unused, locally.
     resources: dict[str, float] = field(default_factory=dict)
+    # Run in a Docker container (backends/docker.py); None: backends.<name>.docker.enabled.
+    docker: bool | None = None
 
 
 @dataclass

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from llamactl.config import InstancesConfig
+from llamactl.config import BackendsConfig, InstancesConfig
 from llamactl.events import EventHub
 from llamactl.instances.models import InstanceRecord
 from llamactl.store.instances import InstanceRepository
@@ -20,7 +20,7 @@ STABLE_AFTER_SECONDS = 300.0
 @dataclass
 class OwnerContext:
     config: InstancesConfig
-    backend_command: Callable[[str], list[str]]  # a backend's argv prefix; BackendNotFound
+    backends: BackendsConfig  # how each backend runs: its command, Docker
     logs_dir: Path
     repository: InstanceRepository
     events: EventHub

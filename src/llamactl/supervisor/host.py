@@ -59,7 +59,8 @@ class BackendProcess(Protocol):
         """Return once the process runs somewhere; PlacementError when it cannot."""
 
     async def wait(self) -> int | None: ...
-    def signal_group(self, signum: signal.Signals) -> None: ...
+    # SIGTERM or SIGKILL; ``grace``: with SIGTERM, the seconds before SIGKILL follows.
+    def signal_group(self, signum: signal.Signals, grace: float = 0.0) -> None: ...
 
     async def node_stats(self) -> dict[str, float] | None:
         """Memory and CPU measured where it runs; None: sample it here (psutil)."""
@@ -104,7 +105,7 @@ class LocalProcess:
     async def wait(self) -> int | None:
         return await self.handle.wait()
 
-    def signal_group(self, signum: signal.Signals) -> None:
+    def signal_group(self, signum: signal.Signals, grace: float = 0.0) -> None:
         self.handle.signal_group(signum)
 
     async def node_stats(self) -> dict[str, float] | None:

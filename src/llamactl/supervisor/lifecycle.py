@@ -91,7 +91,7 @@ class _Step:
             self.emit(t.Signal("SIGKILL", "info", "killing pid {pid}"))
             return
         self.emit(t.Signal("SIGTERM", "info",
-                           f"stopping pid {{pid}} (SIGTERM, {timeout:g} s grace)"))
+                           f"stopping pid {{pid}} (SIGTERM, {timeout:g} s grace)", timeout))
         self.cancel_timer()
         self.emit(t.ArmTimer("kill", timeout))
         self.set(timer="kill")

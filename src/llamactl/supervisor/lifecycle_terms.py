@@ -198,6 +198,7 @@ class Signal:
     signal: Literal["SIGTERM", "SIGKILL"]
     level: Level
     text: str  # for the instance's log; "{pid}" is replaced by the process id
+    grace: float = 0.0  # SIGTERM: the seconds until SIGKILL (a container's stop is given it)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from llamactl.backends import backend_named
+from llamactl.backends.docker import check_docker
 from llamactl.errors import (
     Conflict,
     InstanceAlreadyRunning,
@@ -36,6 +37,7 @@ from llamactl.instances.models import InstanceRecord, InstanceSpec
 from llamactl.supervisor import logs
 from llamactl.supervisor import messages as m
 from llamactl.supervisor.admission import CapacityKeeper
+from llamactl.supervisor.container import remove_stray_containers
 from llamactl.supervisor.context import Lifecycle, OwnerContext
 from llamactl.supervisor.leases import Lease
 from llamactl.supervisor.owner import InstanceOwner, InstanceStopping
@@ -81,6 +83,11 @@ class InstanceManager:
             self._owners[record.name] = owner
             owner.run()
         self._sampler = asyncio.create_task(self._sample_forever(), name="stats-sampler")
+
+    def remove_stray_containers(self) -> list[str]:
+        """After boot's adoptions: the containers that no instance runs in, removed."""
+        return remove_stray_containers(
+            self._ctx.backends, [(o.record, o.pid is not None) for o in self._owners.values()])
 
     async def shutdown(self, *, stop_instances: bool) -> None:
         if self._sampler is not None:
@@ -145,6 +152,7 @@ class InstanceManager:
         options = backend.validate_options(body.options)
         backend.check_extra_args(body.extra_args or [])
         check_model_path(body.model_path, backend.model_files_only, self._ctx.config.model_dirs)
+        check_docker(body.backend, body.docker, self._ctx.backends)
         async with self._lock:
             if body.name in self._owners:
                 raise InstanceExists(body.name)
@@ -158,6 +166,7 @@ class InstanceManager:
                 environment=dict(body.environment or {}), extra_args=list(body.extra_args or []),
                 aliases=list(body.aliases or []),
                 resources=dict(body.resources or {}),  # ray: issue 18
+                docker=body.docker,
             )
             record = InstanceRecord(spec=spec)
             await self._ctx.repository.insert(record)  # StorageUnavailable: nothing created
@@ -192,6 +201,9 @@ class InstanceManager:
         if body.model_path is not None or new_backend:
             check_model_path(body.model_path or owner.record.spec.model_path,
                              backend.model_files_only, self._ctx.config.model_dirs)
+        if "docker" in given or new_backend:
+            check_docker(backend.name, body.docker if "docker" in given
+                         else owner.record.spec.docker, self._ctx.backends)
         async with self._lock:
             if body.port is not None and body.port != owner.record.spec.port:
                 self._claim_port(body.port, exclude=name)
@@ -354,7 +366,7 @@ def _updater(
             if key in given:
                 setattr(spec, key, getattr(body, key))
         for key in ("auto_restart", "max_restarts", "restart_delay", "on_demand_start",
-                    "idle_timeout", "group"):
+                    "idle_timeout", "group", "docker"):
             if key in given:
                 setattr(spec, key, getattr(body, key))
         if "environment" in given:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from llamactl.backends import backend_named
+from llamactl.backends import backend_for, backend_named
 from llamactl.backends.base import Backend, BackendNotFound
 from llamactl.config import InstancesConfig
 from llamactl.errors import (
@@ -31,6 +31,7 @@ from llamactl.instances.models import InstanceRecord, utc_now
 from llamactl.supervisor import lifecycle_terms as t
 from llamactl.supervisor import logs
 from llamactl.supervisor import messages as m
+from llamactl.supervisor.container import ContainerProcess, adopt_process
 from llamactl.supervisor.context import Lifecycle, OwnerContext
 from llamactl.supervisor.host import BackendProcess, PlacementError, SpawnRequest
 from llamactl.supervisor.leases import Lease, LeaseBook
@@ -130,16 +131,21 @@ class OwnerEffects:
         runtime, config, host = self.record.runtime, self._ctx.config, self._ctx.host
         try:
             backend = self._backend()
-            argv = backend.argv(self._ctx.backend_command(backend.name), self.record)
+            argv = backend.argv(backend.command(self._ctx.backends), self.record)
+            container = backend.container(self.record)
+            if container is not None and not host.local:
+                raise LaunchError("an instance in Docker runs on this host, not on Ray nodes")
             if host.local:  # on a Ray node, the node checks (cluster/actor.py)
                 _check_launchable(self.record, config.model_dirs, backend.model_files_only)
             logs.rotate_if_needed(self.log_path, config.log_max_bytes, config.log_backups,
                                   None, live=False)
             self._own_log("info", f"starting: {' '.join(argv)}")
             spec = self.record.spec
-            handle = host.spawn(SpawnRequest(
+            request = SpawnRequest(
                 self.name, argv, backend.env(self.record), self.log_path, spec.resources,
-                spec.model_path, spec.port, None if host.local else ESTIMATES.estimate(spec)))
+                spec.model_path, spec.port, None if host.local else ESTIMATES.estimate(spec))
+            handle = ContainerProcess.spawn(request, container) if container else host.spawn(
+                request)
         except (BackendNotFound, LaunchError, SpawnError) as exc:
             self._apply(t.LaunchFailed(str(exc)))
             return
@@ -156,8 +162,8 @@ class OwnerEffects:
         runtime = self.record.runtime
         handle = None
         if runtime.pid and runtime.pid_start_time is not None and runtime.command:
-            handle = self._ctx.host.adopt(self.name, runtime.pid, runtime.pid_start_time,
-                                          runtime.command)
+            handle = adopt_process(self._ctx.host, self._backend(), self.record, self.log_path,
+                                   (runtime.pid, runtime.pid_start_time, runtime.command))
         if handle is None:
             pid = runtime.pid
             runtime.pid = runtime.pid_start_time = runtime.serving_port = None
@@ -168,13 +174,16 @@ class OwnerEffects:
         self._process = handle
         self.stats.reset(handle.pid if self._ctx.host.local else None)
         runtime.node = handle.node
+        if isinstance(handle, ContainerProcess):  # its docker command may be a new one
+            runtime.pid, runtime.pid_start_time, runtime.command = (
+                handle.pid, handle.start_time, handle.command)
         self._apply(t.Adopted(runtime.pid))
 
     def _signal(self, effect: t.Signal) -> None:
         if self._process is None:
             return
         self._own_log(effect.level, effect.text.replace("{pid}", str(self._process.pid)))
-        self._process.signal_group(getattr(signal, effect.signal))
+        self._process.signal_group(getattr(signal, effect.signal), effect.grace)
 
     def _set_status(self, effect: t.SetStatus) -> None:
         runtime = self.record.runtime
@@ -310,7 +319,7 @@ class OwnerEffects:
         )))
 
     def _backend(self) -> Backend:
-        return backend_named(self.record.spec.backend)
+        return backend_for(self.record, self._ctx.backends)
 
     def _cancel_watchers(self, effect: t.CancelWatchers | None = None) -> None:
         for watcher in self._watchers:
