@@ -428,7 +428,7 @@ def test_openai_without_the_package_says_how_to_get_it() -> None:
             "    print(exc)\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=60, check=True)
-    assert "pip install 'llamactl-server[openai]'" in result.stdout
+    assert "pip install 'llamactl-client[openai]'" in result.stdout
 
 
 def test_a_hub_id_for_vllm_is_sent_as_it_is(

@@ -371,7 +371,7 @@ def import_openai() -> Any:
         import openai
     except ImportError:
         raise ImportError(
-            "client.openai() needs the openai package: pip install 'llamactl-server[openai]' "
+            "client.openai() needs the openai package: pip install 'llamactl-client[openai]' "
             "(or pip install openai)"
         ) from None
     return openai
