@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 
@@ -40,6 +41,7 @@ from llamactl.client._events import websocket_error
 from llamactl.client._exceptions import APIError
 from llamactl.client._exceptions import TimeoutError as ClientTimeoutError
 from llamactl.client._models import (
+    APIKey,
     BatchResult,
     ConfigUpdated,
     Health,
@@ -48,7 +50,9 @@ from llamactl.client._models import (
     InstanceChanges,
     InstanceFields,
     InstanceUpdated,
+    KeyCreated,
     LogEntry,
+    Model,
     OperationResult,
     SystemInfo,
     SystemStatus,
@@ -322,6 +326,26 @@ class AsyncClient(BaseClient):
         """Merge a partial document into the config file (admin); most changes need a
         restart of llamactl (``restart_required``)."""
         return await self._call(calls.update_config(changes))
+
+    # -- API keys and models --------------------------------------------------------------
+
+    async def list_keys(self) -> list[APIKey]:
+        """The inference API keys of the /v1 gateway (admin)."""
+        return await self._call(calls.list_keys())
+
+    async def create_key(self, name: str, *, instances: Sequence[str] | None = None,
+                   expires_at: datetime | None = None) -> KeyCreated:
+        """A new inference API key (admin): ``created.key`` is shown this once. ``instances``
+        limits it (None: every instance); ``expires_at`` (aware) ends it."""
+        return await self._call(calls.create_key(name, instances, expires_at))
+
+    async def revoke_key(self, name: str) -> None:
+        """Revoke a key by name (admin): the gateway refuses it from then on."""
+        await self._call(calls.revoke_key(name))
+
+    async def list_models(self) -> list[Model]:
+        """``/v1/models``: the instances this client's API key (else token) may use."""
+        return await self._call(calls.list_models(self.api_key))
 
     # -- streams and helpers -------------------------------------------------------------
 

@@ -304,8 +304,13 @@ def api_error(response: httpx.Response) -> APIError:
         body = response.json()
     except ValueError:
         body = None
+    envelope = body.get("error") if isinstance(body, dict) else None
     if isinstance(body, dict) and isinstance(body.get("code"), str):
         message, code, details = str(body.get("error", "")), body["code"], body.get("details")
+    elif isinstance(envelope, dict) and isinstance(envelope.get("message"), str):
+        # /v1 answers in OpenAI's envelope: {"error": {"message", "type", "code"}}
+        code = envelope.get("code") or envelope.get("type") or f"HTTP_{status}"
+        message, details = envelope["message"], None
     else:
         message = f"HTTP {status} {response.reason_phrase}".strip()
         code, details = f"HTTP_{status}", response.text[:500] or None

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 
@@ -35,6 +36,7 @@ from llamactl.client._base import (
 from llamactl.client._exceptions import APIError
 from llamactl.client._exceptions import TimeoutError as ClientTimeoutError
 from llamactl.client._models import (
+    APIKey,
     BatchResult,
     ConfigUpdated,
     Health,
@@ -43,7 +45,9 @@ from llamactl.client._models import (
     InstanceChanges,
     InstanceFields,
     InstanceUpdated,
+    KeyCreated,
     LogEntry,
+    Model,
     OperationResult,
     SystemInfo,
     SystemStatus,
@@ -331,6 +335,26 @@ class Client(BaseClient):
         """Merge a partial document into the config file (admin); most changes need a
         restart of llamactl (``restart_required``)."""
         return self._call(calls.update_config(changes))
+
+    # -- API keys and models --------------------------------------------------------------
+
+    def list_keys(self) -> list[APIKey]:
+        """The inference API keys of the /v1 gateway (admin)."""
+        return self._call(calls.list_keys())
+
+    def create_key(self, name: str, *, instances: Sequence[str] | None = None,
+                   expires_at: datetime | None = None) -> KeyCreated:
+        """A new inference API key (admin): ``created.key`` is shown this once. ``instances``
+        limits it (None: every instance); ``expires_at`` (aware) ends it."""
+        return self._call(calls.create_key(name, instances, expires_at))
+
+    def revoke_key(self, name: str) -> None:
+        """Revoke a key by name (admin): the gateway refuses it from then on."""
+        self._call(calls.revoke_key(name))
+
+    def list_models(self) -> list[Model]:
+        """``/v1/models``: the instances this client's API key (else token) may use."""
+        return self._call(calls.list_models(self.api_key))
 
     # -- streams and helpers -------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from typing import Any, TypedDict
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "APIKey",
     "BatchFailure",
     "BatchResult",
     "ConfigUpdated",
@@ -29,7 +30,9 @@ __all__ = [
     "InstanceFields",
     "InstanceStats",
     "InstanceUpdated",
+    "KeyCreated",
     "LogEntry",
+    "Model",
     "OperationResult",
     "Resources",
     "SystemInfo",
@@ -225,6 +228,38 @@ class ImportedCommand(_Model):
 class Token(_Model):
     token: str
     expires_at: datetime
+
+
+class APIKey(_Model):
+    """An inference API key of the /v1 gateway, as ``list_keys`` describes it: never the key
+    itself, which only ``create_key``'s answer holds."""
+
+    id: str
+    name: str
+    prefix: str = Field(description="the key's first characters, to recognise it")
+    instances: list[str] | None = Field(description="the instances it may use; None: all")
+    created_at: datetime
+    expires_at: datetime | None = Field(description="None: never")
+    last_used_at: datetime | None = Field(description="None: not used yet")
+
+
+class KeyCreated(_Model):
+    """``create_key``'s answer: ``key`` is the key itself, shown this once and never again."""
+
+    message: str
+    key: str
+    info: APIKey
+
+
+class Model(_Model):
+    """An entry of ``/v1/models``: an instance the caller may use through the gateway."""
+
+    id: str = Field(description="the instance's name")
+    object: str
+    created: int = Field(description="Unix seconds")
+    owned_by: str
+    status: str
+    aliases: list[str]
 
 
 class Event(_Model):
