@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CLIENT_PROJECT = ROOT / "clients" / "python"
 PACKAGE = ROOT / "src" / "llamactl"
 SERVER_ONLY = {"fastapi", "uvicorn", "argon2-cffi", "psutil", "prometheus-client", "pyjwt",
-               "starlette", "orjson", "llamactl-server"}
+               "starlette", "orjson", "llamactl-server",
+               "websockets"}  # events() reads /api/events through httpx
 PIP_TIMEOUT = 300  # resolving the wheelhouse may need the index on a first run
 
 
@@ -126,6 +127,8 @@ def test_the_client_installs_alone(wheels: dict[str, Path], tmp_path: Path) -> N
     assert not installed & SERVER_ONLY, installed & SERVER_ONLY
 
     imported = _run(python, "-c", "import llamactl\nfrom llamactl import AsyncClient, Client\n"
+                    "Client('http://127.0.0.1:1').events(['a'])\n"
+                    "AsyncClient('http://127.0.0.1:1').events(['a'])\n"
                     "print(llamactl.__version__, Client.__name__)")
     assert imported.returncode == 0, imported.stderr
     assert imported.stdout.split() == [llamactl.__version__, "Client"]

@@ -13,6 +13,16 @@ from typing import TYPE_CHECKING, Any
 
 from llamactl._version import __version__
 from llamactl.client._client import Client
+from llamactl.client._event_models import (
+    AlertData,
+    AnyEvent,
+    Event,
+    InstanceStatsUpdated,
+    InstanceStatusChanged,
+    StatsData,
+    StatusChangeData,
+    SystemAlert,
+)
 from llamactl.client._exceptions import (
     APIConnectionError,
     APIError,
@@ -43,7 +53,6 @@ from llamactl.client._models import (
     BatchResult,
     ClusterNode,
     ConfigUpdated,
-    Event,
     Gpu,
     Health,
     HealthChecks,
@@ -54,6 +63,7 @@ from llamactl.client._models import (
     InstanceCounts,
     InstanceFields,
     InstanceStats,
+    InstanceStatus,
     InstanceUpdated,
     KeyCreated,
     LogEntry,
@@ -78,6 +88,8 @@ __all__ = [
     "APIError",
     "APIKey",
     "APITimeoutError",
+    "AlertData",
+    "AnyEvent",
     "AsyncClient",
     "AsyncEventStream",
     "AsyncLogStream",
@@ -101,6 +113,9 @@ __all__ = [
     "InstanceCounts",
     "InstanceFields",
     "InstanceStats",
+    "InstanceStatsUpdated",
+    "InstanceStatus",
+    "InstanceStatusChanged",
     "InstanceUpdated",
     "KeyCreated",
     "LlamactlError",
@@ -117,6 +132,9 @@ __all__ = [
     "Resources",
     "ServerError",
     "StartFailedError",
+    "StatsData",
+    "StatusChangeData",
+    "SystemAlert",
     "SystemInfo",
     "SystemStatus",
     "Token",

@@ -11,9 +11,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 
 import httpx
-from websockets.asyncio.client import ClientConnection
-from websockets.asyncio.client import connect as websocket_connect
-from websockets.exceptions import InvalidHandshake
 
 from llamactl.client import _calls as calls
 from llamactl.client._async_events import AsyncEventStream
@@ -23,7 +20,6 @@ from llamactl.client._base import (
     POLL_INTERVAL,
     START_WAIT_TIMEOUT,
     STOP_WAIT_TIMEOUT,
-    USER_AGENT,
     BaseClient,
     Call,
     TimeoutTypes,
@@ -35,9 +31,8 @@ from llamactl.client._base import (
     start_failed,
     transport_error,
     wait_timeout,
-    websocket_url,
 )
-from llamactl.client._events import websocket_error
+from llamactl.client._events import events_call
 from llamactl.client._exceptions import APIError
 from llamactl.client._exceptions import TimeoutError as ClientTimeoutError
 from llamactl.client._models import (
@@ -188,18 +183,6 @@ class AsyncClient(BaseClient):
             raise api_error(response)
         return response
 
-    async def _open_websocket(self) -> ClientConnection:
-        await self._refresh_if_due()
-        url = websocket_url(self.base_url, "/api/ws")
-        try:
-            connection = await websocket_connect(
-                url, additional_headers=self._auth_headers(), user_agent_header=USER_AGENT,
-                open_timeout=self.timeout.connect,
-            )
-        except (InvalidHandshake, OSError, TimeoutError) as exc:
-            raise websocket_error(exc, url) from None
-        return connection
-
     async def _wait_status(self, name: str, wanted: tuple[str, ...], seconds: float) -> Instance:
         deadline = time.monotonic() + seconds
         while True:
@@ -349,10 +332,12 @@ class AsyncClient(BaseClient):
 
     # -- streams and helpers -------------------------------------------------------------
 
-    def events(self, *, reconnect: bool = True, max_backoff: float = 30.0) -> AsyncEventStream:
-        """Events from ``/api/ws`` as they happen; reconnects with exponential backoff
-        (at most ``max_backoff`` s apart) when the connection drops."""
-        return AsyncEventStream(self._open_websocket, self._refresh_if_due,
+    def events(self, instances: Sequence[str] | None = None, *, reconnect: bool = True,
+               max_backoff: float = 30.0) -> AsyncEventStream:
+        """As ``Client.events``: ``async with client.events(["a"]) as events:
+        async for event in events: ...``."""
+        call = events_call(instances, self.timeout)
+        return AsyncEventStream(lambda: self._open_stream(call), self._refresh_if_due,
                                 reconnect=reconnect, max_backoff=max_backoff,
                                 what=self.base_url)
 

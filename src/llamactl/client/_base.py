@@ -82,11 +82,6 @@ def normalize_base_url(url: str) -> str:
     return url
 
 
-def websocket_url(base_url: str, path: str) -> str:
-    scheme, rest = base_url.split("://", 1)
-    return f"{'wss' if scheme == 'https' else 'ws'}://{rest}{path}"
-
-
 def refresh_window(lifetime: float) -> float:
     """How long before expiry a token of this lifetime is refreshed."""
     return min(max(lifetime * REFRESH_FRACTION, REFRESH_MARGIN), lifetime / 2)

@@ -19,7 +19,6 @@ from llamactl.client._base import (
     POLL_INTERVAL,
     START_WAIT_TIMEOUT,
     STOP_WAIT_TIMEOUT,
-    USER_AGENT,
     BaseClient,
     Call,
     TimeoutTypes,
@@ -31,7 +30,6 @@ from llamactl.client._base import (
     start_failed,
     transport_error,
     wait_timeout,
-    websocket_url,
 )
 from llamactl.client._exceptions import APIError
 from llamactl.client._exceptions import TimeoutError as ClientTimeoutError
@@ -58,7 +56,6 @@ from llamactl.client._streaming import LogStream
 
 if TYPE_CHECKING:
     import openai
-    from websockets.sync.client import ClientConnection
 
     from llamactl.client._events import EventStream
 
@@ -184,29 +181,6 @@ class Client(BaseClient):
             response.close()
             raise api_error(response)
         return response
-
-    def _open_websocket(self) -> ClientConnection:
-        # Imported here: only events() needs them, and every command-line call would pay.
-        from websockets.exceptions import InvalidHandshake
-        from websockets.sync.client import ClientConnection
-        from websockets.sync.client import connect as websocket_connect
-
-        from llamactl.client._events import websocket_error
-
-        self._refresh_if_due()
-        url = websocket_url(self.base_url, "/api/ws")
-        try:
-            connection = websocket_connect(
-                url, additional_headers=self._auth_headers(), user_agent_header=USER_AGENT,
-                open_timeout=self.timeout.connect,
-            )
-        except (InvalidHandshake, OSError, TimeoutError) as exc:
-            raise websocket_error(exc, url) from None
-        if not isinstance(connection, ClientConnection):
-            raise TypeError(f"unexpected websocket connection {connection!r}")
-        # Entered as a context manager so websockets does not warn that connect() was used
-        # without one: EventStream closes it.
-        return connection.__enter__()
 
     def _wait_status(self, name: str, wanted: tuple[str, ...], seconds: float) -> Instance:
         deadline = time.monotonic() + seconds
@@ -358,13 +332,18 @@ class Client(BaseClient):
 
     # -- streams and helpers -------------------------------------------------------------
 
-    def events(self, *, reconnect: bool = True, max_backoff: float = 30.0) -> EventStream:
-        """Events from ``/api/ws`` as they happen; reconnects with exponential backoff
-        (at most ``max_backoff`` s apart) when the connection drops."""
-        from llamactl.client._events import EventStream
+    def events(self, instances: Sequence[str] | None = None, *, reconnect: bool = True,
+               max_backoff: float = 30.0) -> EventStream:
+        """Events from ``/api/events`` as they happen (``InstanceStatusChanged``,
+        ``InstanceStatsUpdated``, ``SystemAlert``), through this client's httpx client;
+        ``instances`` keeps only their events (and alerts about no instance). Reconnects with
+        exponential backoff (at most ``max_backoff`` s apart) when the connection drops:
+        ``with client.events(["a"]) as events: for event in events: ...``."""
+        from llamactl.client._events import EventStream, events_call
 
-        return EventStream(self._open_websocket, self._refresh_if_due, reconnect=reconnect,
-                           max_backoff=max_backoff, what=self.base_url)
+        call = events_call(instances, self.timeout)
+        return EventStream(lambda: self._open_stream(call), self._refresh_if_due,
+                           reconnect=reconnect, max_backoff=max_backoff, what=self.base_url)
 
     def openai(self, **kwargs: Any) -> openai.OpenAI:
         """An ``openai.OpenAI`` client for llamactl's ``/v1`` gateway, with this client's API

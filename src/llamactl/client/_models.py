@@ -9,7 +9,7 @@ listed in the field descriptions. Timestamps are parsed into aware UTC datetimes
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, TypedDict
+from typing import Any, Literal, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,7 +18,6 @@ __all__ = [
     "BatchFailure",
     "BatchResult",
     "ConfigUpdated",
-    "Event",
     "Gpu",
     "Health",
     "HealthChecks",
@@ -29,6 +28,7 @@ __all__ = [
     "InstanceCounts",
     "InstanceFields",
     "InstanceStats",
+    "InstanceStatus",
     "InstanceUpdated",
     "KeyCreated",
     "LogEntry",
@@ -39,6 +39,9 @@ __all__ = [
     "SystemStatus",
     "Token",
 ]
+
+
+InstanceStatus = Literal["stopped", "starting", "running", "stopping", "restarting", "failed"]
 
 
 class _Model(BaseModel):
@@ -260,16 +263,6 @@ class Model(_Model):
     owned_by: str
     status: str
     aliases: list[str]
-
-
-class Event(_Model):
-    """A WebSocket message: ``type`` is instance_status_changed (data: name, status,
-    previous_status), instance_stats_updated (name, stats) or system_alert (level, message,
-    optional instance)."""
-
-    type: str
-    timestamp: datetime
-    data: dict[str, Any] = Field(default_factory=dict)
 
 
 class InstanceFields(TypedDict, total=False):
