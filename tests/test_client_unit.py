@@ -40,9 +40,15 @@ from llamactl.client._streaming import SSEDecoder
 from tests.support.helpers import free_port
 
 Handler = Callable[[httpx.Request], httpx.Response]
+# An instance as the server answers it: every field it always sends.
 INSTANCE = {"name": "a", "status": "stopped", "model_path": "/m.gguf", "port": 8081,
-            "pid": None, "options": {}, "created_at": "2024-01-15T10:30:00Z",
-            "updated_at": "2024-01-15T12:45:00Z"}
+            "pid": None, "backend": "llama_cpp", "options": {},
+            "stats": {"memory_usage": 0, "cpu_usage": 0.0, "uptime": 0},
+            "auto_restart": True, "max_restarts": 3, "restart_delay": 5.0,
+            "on_demand_start": True, "idle_timeout": 0.0, "group": None, "environment": {},
+            "extra_args": [], "aliases": [], "resources": {}, "node": None,
+            "restart_count": 0, "last_error": None, "created_at": "2024-01-15T10:30:00Z",
+            "updated_at": "2024-01-15T12:45:00Z", "memory_estimate": None}
 
 
 def jwt(lifetime: float, age: float = 0.0) -> str:
