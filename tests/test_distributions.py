@@ -85,6 +85,17 @@ def test_the_client_half_imports_only_the_client_half() -> None:
                 assert owned, f"{path.relative_to(ROOT)} imports {name}, a server module"
 
 
+def test_every_client_subcommand_is_in_the_client_half() -> None:
+    """The root group names its subcommands' modules as strings (imported on use): each one
+    but serve, users and keys must ship with llamactl-client, or the client alone breaks."""
+    from llamactl.cli import SERVER_SUBCOMMANDS, SUBCOMMANDS
+
+    split = _split()
+    for name, (target, _) in SUBCOMMANDS.items():
+        package, _, module = target.partition(":")[0].rpartition(".")
+        assert split.in_client(package, module) != (name in SERVER_SUBCOMMANDS), name
+
+
 @pytest.fixture(scope="module")
 def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("wheels")
