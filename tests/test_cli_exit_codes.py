@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from llamactl.cli import main
 from llamactl.cli.common import store_token, stored_token, token_key
+from tests.test_client_unit import INSTANCE
 
 BATCH = {"message": "done", "started": ["a"], "skipped": [],
          "failed": [{"name": "b", "error": "port 8081 in use"}]}
@@ -133,9 +134,7 @@ def test_list_quiet_prints_names_only(tmp_path: Path) -> None:
             pass
 
         def do_GET(self) -> None:
-            body = json.dumps({"instances": [
-                {"name": n, "model_path": "/m.gguf", "port": 8081, "status": "stopped",
-                 "options": {}, "created_at": "2024-01-01T00:00:00Z"} for n in ("a", "b")]})
+            body = json.dumps({"instances": [{**INSTANCE, "name": n} for n in ("a", "b")]})
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.end_headers()

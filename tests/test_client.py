@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from llamactl import (
+    AnyEvent,
     Client,
     ConflictError,
-    Event,
+    InstanceStatusChanged,
     LogEntry,
     NotFoundError,
     StartFailedError,
@@ -149,22 +150,22 @@ def test_follow_logs_receives_entries_while_the_instance_starts(
 def test_events_arrive_while_an_instance_starts(server: LlamactlProcess, model: Path) -> None:
     with Client(server.url) as client:
         client.create_instance("e", str(model))
-        received: list[Event] = []
+        received: list[AnyEvent] = []
         with client.events() as events:
             client.start_instance("e")
             for event in events:
                 received.append(event)
-                if event.type == "instance_status_changed" and event.data["status"] == "running":
+                if isinstance(event, InstanceStatusChanged) and event.data.status == "running":
                     break
-        changes = [(e.data["previous_status"], e.data["status"]) for e in received
-                   if e.type == "instance_status_changed"]
+        changes = [(e.data.previous_status, e.data.status) for e in received
+                   if isinstance(e, InstanceStatusChanged)]
         assert changes == [("stopped", "starting"), ("starting", "running")]
         assert received[0].timestamp.tzinfo is not None
         client.stop_instance("e", wait=True)
 
 
 def test_events_reconnect_when_llamactl_restarts(server: LlamactlProcess, model: Path) -> None:
-    received: list[Event] = []
+    received: list[AnyEvent] = []
     with Client(server.url) as client:
         stream = client.events(max_backoff=1.0)
         reader = threading.Thread(target=lambda: received.extend(stream))
@@ -180,10 +181,12 @@ def test_events_reconnect_when_llamactl_restarts(server: LlamactlProcess, model:
                 restarted.terminate()
         reader.join(JOIN_TIMEOUT)
         assert not reader.is_alive()
-    assert {e.data["name"] for e in received if e.type == "instance_status_changed"} == {"r"}
+    assert {e.data.name for e in received if isinstance(e, InstanceStatusChanged)} == {"r"}
+    assert stream.reconnects >= 1
 
 
-def _toggle_until_an_event_arrives(client: Client, name: str, received: list[Event]) -> None:
+def _toggle_until_an_event_arrives(client: Client, name: str,
+                                   received: list[AnyEvent]) -> None:
     """Start and stop ``name`` until the stream has seen an event: when it reconnects is up
     to its backoff, and changes before that are not seen."""
     deadline = time.monotonic() + 30

@@ -11,7 +11,7 @@ import pytest
 from llamactl import (
     AsyncClient,
     ConflictError,
-    Event,
+    InstanceStatusChanged,
     LogEntry,
     NotFoundError,
     StartFailedError,
@@ -90,7 +90,7 @@ async def test_follow_logs_and_events_while_an_instance_starts(
     async with AsyncClient(server.url) as client:
         await client.create_instance("live", str(model))
         entries: list[LogEntry] = []
-        events: list[Event] = []
+        events: list[InstanceStatusChanged] = []
 
         async def follow() -> None:
             async with client.follow_logs("live", lines=0) as stream:
@@ -102,9 +102,10 @@ async def test_follow_logs_and_events_while_an_instance_starts(
         async def watch() -> None:
             async with client.events() as stream:
                 async for event in stream:
-                    events.append(event)
-                    if event.data.get("status") == "running":
-                        return
+                    if isinstance(event, InstanceStatusChanged):
+                        events.append(event)
+                        if event.data.status == "running":
+                            return
 
         tasks = [asyncio.create_task(follow()), asyncio.create_task(watch())]
         await asyncio.sleep(0.5)  # both streams open before the start
@@ -112,7 +113,7 @@ async def test_follow_logs_and_events_while_an_instance_starts(
         async with asyncio.timeout(STATUS_TIMEOUT):
             await asyncio.gather(*tasks)
         assert "starting:" in entries[0].message
-        assert [e.data["status"] for e in events] == ["starting", "running"]
+        assert [e.data.status for e in events] == ["starting", "running"]
         await client.stop_instance("live", wait=True)
 
 

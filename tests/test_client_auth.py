@@ -14,7 +14,7 @@ from llamactl import (
     AsyncClient,
     AuthenticationError,
     Client,
-    Event,
+    InstanceStatusChanged,
     PermissionDeniedError,
     RateLimitError,
 )
@@ -29,7 +29,9 @@ CALL_SPACING = 1.5  # seconds between calls in the refresh tests
 
 @pytest.fixture
 def server(tmp_path: Path, llama_server_bin: str) -> Iterator[LlamactlProcess]:
-    with running_server(tmp_path, llama_server_bin, auth=auth_section(TOKEN_TTL)) as process:
+    # A ping each second on a quiet event stream: what keeps its token fresh, at this TTL.
+    with running_server(tmp_path, llama_server_bin, auth=auth_section(TOKEN_TTL),
+                        events={"ping_interval": 1}) as process:
         yield process
 
 
@@ -90,14 +92,15 @@ async def test_the_async_client_refreshes_too(server: LlamactlProcess) -> None:
 def test_events_need_a_token_and_keep_it_fresh(server: LlamactlProcess, model: Path) -> None:
     with Client(server.url) as anonymous, pytest.raises(AuthenticationError):
         anonymous.events().__enter__()
-    received: list[Event] = []
+    received: list[InstanceStatusChanged] = []
     with logged_in(server, "view") as viewer, viewer.events() as events:
 
         def listen() -> None:
             for event in events:
-                received.append(event)
-                if event.data.get("status") == "running":
-                    return
+                if isinstance(event, InstanceStatusChanged):
+                    received.append(event)
+                    if event.data.status == "running":
+                        return
 
         listener = threading.Thread(target=listen)
         listener.start()
@@ -108,7 +111,7 @@ def test_events_need_a_token_and_keep_it_fresh(server: LlamactlProcess, model: P
             listener.join(STATUS_TIMEOUT)
             assert viewer.list_instances()[0].status == "running"
             admin.stop_instance("ev", wait=True)
-    assert [e.data["status"] for e in received] == ["starting", "running"]
+    assert [e.data.status for e in received] == ["starting", "running"]
 
 
 def test_rate_limits_raise_rate_limit_error(

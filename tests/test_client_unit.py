@@ -34,14 +34,21 @@ from llamactl import (
     ValidationError,
 )
 from llamactl.client._base import TokenState, normalize_base_url, refresh_window
-from llamactl.client._events import Backoff, closed_error, parse_event, websocket_error
+from llamactl.client._event_models import parse_event
+from llamactl.client._events import Backoff
 from llamactl.client._streaming import SSEDecoder
 from tests.support.helpers import free_port
 
 Handler = Callable[[httpx.Request], httpx.Response]
+# An instance as the server answers it: every field it always sends.
 INSTANCE = {"name": "a", "status": "stopped", "model_path": "/m.gguf", "port": 8081,
-            "pid": None, "options": {}, "created_at": "2024-01-15T10:30:00Z",
-            "updated_at": "2024-01-15T12:45:00Z"}
+            "pid": None, "backend": "llama_cpp", "options": {},
+            "stats": {"memory_usage": 0, "cpu_usage": 0.0, "uptime": 0},
+            "auto_restart": True, "max_restarts": 3, "restart_delay": 5.0,
+            "on_demand_start": True, "idle_timeout": 0.0, "group": None, "environment": {},
+            "extra_args": [], "aliases": [], "resources": {}, "docker": None, "node": None,
+            "restart_count": 0, "last_error": None, "created_at": "2024-01-15T10:30:00Z",
+            "updated_at": "2024-01-15T12:45:00Z", "memory_estimate": None}
 
 
 def jwt(lifetime: float, age: float = 0.0) -> str:
@@ -287,35 +294,33 @@ def test_follow_logs_reads_the_event_stream() -> None:
         assert [e.message for e in stream] == ["m0", "m1", "m2"]
 
 
-def test_websocket_refusals_and_closes() -> None:
-    from websockets.datastructures import Headers
-    from websockets.exceptions import ConnectionClosedError, InvalidStatus
-    from websockets.frames import Close
-    from websockets.http11 import Response
-
-    def refused(status: int, body: bytes = b"") -> LlamactlError:
-        return websocket_error(InvalidStatus(Response(status, "", Headers(), body)), "ws://x")
-
-    # A bare 403 before the handshake is how a server refuses a token on a WebSocket.
-    assert type(refused(403)) is AuthenticationError
-    contract = json.dumps({"error": "Too slow", "code": "RATE_LIMITED", "details": None})
-    assert type(refused(429, contract.encode())) is RateLimitError
-    assert type(websocket_error(OSError("refused"), "ws://x")) is llamactl.ConnectionError
-    policy = ConnectionClosedError(Close(1008, "token expired"), None)
-    assert type(closed_error(policy)) is AuthenticationError
-    assert closed_error(ConnectionClosedError(Close(1013, "too slow"), None)) is None
-    assert closed_error(ConnectionClosedError(None, None)) is None
-
-
 def test_event_feed_control_messages_are_not_events() -> None:
     ping = '{"type": "ping", "timestamp": "2024-01-15T14:30:00.000001Z", "data": {}}'
     assert parse_event(ping) is None
     event = parse_event('{"type": "system_alert", "timestamp": "2024-01-15T14:30:00Z", '
                         '"data": {"level": "error", "message": "crashed"}}')
-    assert event is not None
-    assert event.data["level"] == "error"
+    assert isinstance(event, llamactl.SystemAlert)
+    assert event.data.level == "error"
+    assert event.data.instance is None
+    changed = parse_event('{"type": "instance_status_changed", "timestamp": "2024-01-15T14:30:00Z",'
+                          ' "data": {"name": "a", "status": "running", '
+                          '"previous_status": "starting"}}')
+    assert isinstance(changed, llamactl.InstanceStatusChanged)
+    assert (changed.data.name, changed.data.previous_status) == ("a", "starting")
+    stats = parse_event('{"type": "instance_stats_updated", "timestamp": "2024-01-15T14:30:00Z",'
+                        ' "data": {"name": "a", "stats": {"memory_usage": 5, "cpu_usage": 1.5,'
+                        ' "uptime": 3}}}')
+    assert isinstance(stats, llamactl.InstanceStatsUpdated)
+    assert stats.data.stats.uptime == 3
+    # A type this client does not know yet still arrives, as a plain Event.
+    newer = parse_event('{"type": "instance_moved", "timestamp": "2024-01-15T14:30:00Z", '
+                        '"data": {"name": "a"}}')
+    assert type(newer) is llamactl.Event
+    assert newer.data == {"name": "a"}
     with pytest.raises(ProtocolError):
         parse_event('{"no": "type"}')
+    with pytest.raises(ProtocolError):  # a known type must have its fields
+        parse_event('{"type": "system_alert", "timestamp": "2024-01-15T14:30:00Z", "data": {}}')
 
 
 def test_backoff_doubles_up_to_its_maximum_with_jitter() -> None:
@@ -428,7 +433,7 @@ def test_openai_without_the_package_says_how_to_get_it() -> None:
             "    print(exc)\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=60, check=True)
-    assert "pip install 'llamactl-server[openai]'" in result.stdout
+    assert "pip install 'llamactl-client[openai]'" in result.stdout
 
 
 def test_a_hub_id_for_vllm_is_sent_as_it_is(

@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "src" / "llamactl"
 # Lowest first.
 LAYERS: list[set[str]] = [
     # leaves: the standard library and third parties only
-    {"errors", "atomic_file", "events", "version", "_version"},
+    {"errors", "atomic_file", "events", "version", "_version", "request_ids"},
     {"client"},  # the Python client: leaves only (its version number among them)
     {"config", "instances"},  # settings; the instance data model and its option table
     {"store", "backends"},  # SQLite, its writer thread, the data dir's lock; each backend

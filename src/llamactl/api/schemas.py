@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, WithJsonSchema
 
 from llamactl.instances.models import Status
+
+# An RFC 3339 time, as the answers carry it (a string in the server's own format); the schema
+# says it is a date-time, so that clients read one (tests/test_client_types.py).
+Timestamp = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
 
 
 class InstanceStats(BaseModel):
@@ -42,14 +46,14 @@ class Instance(BaseModel):
     extra_args: list[str]
     aliases: list[str]
     resources: dict[str, float] = Field(description="Ray resources it needs (engine: ray)")
-    docker: bool | None = Field(default=None, description=(
+    docker: bool | None = Field(description=(
         "runs in a Docker container (true), on this host (false), or as its backend's "
         "backends.<name>.docker.enabled says (null)"))
     node: dict[str, str] | None = Field(description="{id, address} while placed on a Ray node")
     restart_count: int
     last_error: str | None
-    created_at: str = Field(examples=["2024-01-15T10:30:00Z"])
-    updated_at: str = Field(examples=["2024-01-15T12:45:00Z"])
+    created_at: Timestamp = Field(examples=["2024-01-15T10:30:00Z"])
+    updated_at: Timestamp = Field(examples=["2024-01-15T12:45:00Z"])
     memory_estimate: MemoryEstimateBody | None = Field(description=(
         "from the model file's GGUF header and the options; null where it cannot be known"))
 
@@ -106,11 +110,11 @@ class HealthChecks(BaseModel):
 class Health(BaseModel):
     status: Literal["healthy", "unhealthy", "starting", "stopped"]
     checks: HealthChecks
-    last_check: str
+    last_check: Timestamp
 
 
 class LogEntry(BaseModel):
-    timestamp: str
+    timestamp: Timestamp
     level: Literal["debug", "info", "warn", "error"]
     message: str
 

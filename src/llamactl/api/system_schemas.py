@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from llamactl.api.schemas import ErrorBody
+from llamactl.api.schemas import ErrorBody, Timestamp
 from llamactl.config import Settings
 
 _ERRORS = {
@@ -121,7 +121,7 @@ class SystemInfo(BaseModel):
     cpu_count: int
     memory_total: int = Field(description="bytes")
     version: str
-    build_time: str = Field(description="when this llamactl was installed (RFC 3339, UTC)")
+    build_time: Timestamp = Field(description="when this llamactl was installed (RFC 3339, UTC)")
     gpus: list[Gpu] | None = Field(
         default=None, description="NVIDIA GPUs; the key is absent when there are none")
 

@@ -15,6 +15,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from llamactl.cli.local_options import CONFIG_OPTION, fail_with
 from llamactl.cli.output import OUTPUT_OPTION, ROOT_TOKEN, ROOT_URL, echoed_as_data
 from llamactl.config import LoadedSettings, Settings, load_settings
 from llamactl.config.file import update_config_file
@@ -22,10 +23,6 @@ from llamactl.errors import LlamactlError
 from llamactl.security.passwords import hash_password
 from llamactl.security.roles import ROLES
 
-CONFIG_OPTION = click.option(
-    "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-    help="Config file (env LLAMACTL_CONFIG; default ~/.config/llamactl/config.yaml).",
-)
 MIN_PASSWORD_LENGTH = 8
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,11 +36,6 @@ def _loaded(config_path: Path | None) -> LoadedSettings:
         return load_settings(config_path=config_path)
     except LlamactlError as exc:
         _fail(exc.message)
-
-
-def fail_with(message: str, status: int = 1) -> NoReturn:
-    click.echo(f"llamactl: error: {message}", err=True)
-    sys.exit(status)
 
 
 def _fail(message: str) -> NoReturn:
@@ -192,5 +184,3 @@ def _update(loaded: LoadedSettings, change: Any) -> None:
         _fail(f"cannot write {loaded.config_path}: {exc.strerror}")
 
 
-DATA_DIR_OPTION = click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
-                               help="Data dir (env LLAMACTL_DATA_DIR).")

@@ -11,6 +11,7 @@ place is worse than a usage error, so the server is named on the command line.
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -19,7 +20,7 @@ from typing import Any, TypeVar
 
 import click
 
-from llamactl.cli.admin import CONFIG_OPTION, DATA_DIR_OPTION, fail_with
+from llamactl.cli.local_options import CONFIG_OPTION, DATA_DIR_OPTION, fail_with
 from llamactl.cli.output import OUTPUT_OPTION, ROOT_TOKEN, ROOT_URL, echo_data
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -84,33 +85,12 @@ class Place:
                     return remote(client)
                 except LlamactlError as exc:
                     report(exc, had_token=client.token is not None)
-        from llamactl.errors import LlamactlError as ServerError
-
-        store, data_dir = _key_store(self.config_path, self.data_dir)
-        click.echo(f"keys: in the local data dir {data_dir} (give --url for a server's)",
-                   err=True)
-        try:
-            return local(store)
-        except ServerError as exc:
-            fail_with(exc.message, status=3 if exc.status_code == 404 else (
-                4 if exc.status_code == 409 else 1))
-
-
-def _key_store(config_path: Path | None, data_dir: Path | None) -> tuple[Any, Path]:
-    from llamactl.config import load_settings
-    from llamactl.errors import LlamactlError
-    from llamactl.security.keys import KeyStore
-    from llamactl.security.secret import load_secret
-    from llamactl.services import prepare_data_dir
-
-    try:
-        overrides = {"data_dir": str(data_dir) if data_dir else None}
-        settings = load_settings(config_path=config_path, overrides=overrides).settings
-        connection = prepare_data_dir(settings)
-        secret = load_secret(settings.auth.secret, settings.data_dir, os.environ)
-        return KeyStore(connection, secret), Path(settings.data_dir)
-    except LlamactlError as exc:
-        fail_with(exc.message)
+        try:  # the data dir's code is the server's: not there with llamactl-client alone
+            local_keys = importlib.import_module("llamactl.cli.keys_local")
+        except ImportError:
+            fail_with("keys without --url are kept in a local data dir, which needs the "
+                      "server: pip install llamactl-server (or give --url)")
+        return local_keys.run_local(self.config_path, self.data_dir, local)
 
 
 def _api_call(client: Any, method: str, path: str, body: Any = None) -> Any:

@@ -12,7 +12,8 @@ import click
 
 from llamactl.cli.common import ClientCommand, fail, humanize_bytes, with_client
 from llamactl.cli.output import OUTPUT_OPTION, coloured, echo_data, echo_line
-from llamactl.client import APIError, Client, Event
+from llamactl.client import APIError, Client
+from llamactl.client._event_models import AnyEvent
 
 EVENT_TYPES = ("instance_status_changed", "instance_stats_updated", "system_alert")
 
@@ -38,32 +39,22 @@ def events(client: Client, names: tuple[str, ...], types: tuple[str, ...],
       llamactl events -o json | jq -r 'select(.type == "system_alert") | .data.message'
     """
     try:
-        with client.events() as stream:
+        # The server filters by instance (their events, and alerts about no instance).
+        with client.events(list(names) or None) as stream:
             # On stderr, once connected: a script can wait for it before it acts.
             about = f" of {', '.join(names)}" if names else ""
             click.echo(f"following the events{about} at {client.base_url}; Ctrl-C ends",
                        err=True)
             for event in stream:
-                if _wanted(event, names, types):
+                if not types or event.type in types:
                     echo_line(event, output, _event_text(event))
     except KeyboardInterrupt:
         pass  # Ctrl-C is how one stops following: not an error
 
 
-def _wanted(event: Event, names: tuple[str, ...], types: tuple[str, ...]) -> bool:
-    if types and event.type not in types:
-        return False
-    if not names:
-        return True
-    # As GET /api/events?instances= filters: the instances' own events, and alerts about no
-    # instance (the host's), which concern every instance.
-    instance = event.data.get("name") or event.data.get("instance")
-    return instance in names if instance else event.type == "system_alert"
-
-
-def _event_text(event: Event) -> str:
+def _event_text(event: AnyEvent) -> str:
     stamp = event.timestamp.strftime("%Y-%m-%d %H:%M:%S")
-    data = event.data
+    data = event.data if isinstance(event.data, dict) else event.data.model_dump(mode="json")
     if event.type == "instance_status_changed":
         status = str(data.get("status"))
         what = f"{data.get('name')} {data.get('previous_status')} -> {coloured(status, status)}"

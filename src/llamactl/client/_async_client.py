@@ -5,14 +5,12 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 
 import httpx
-from websockets.asyncio.client import ClientConnection
-from websockets.asyncio.client import connect as websocket_connect
-from websockets.exceptions import InvalidHandshake
 
 from llamactl.client import _calls as calls
 from llamactl.client._async_events import AsyncEventStream
@@ -22,7 +20,6 @@ from llamactl.client._base import (
     POLL_INTERVAL,
     START_WAIT_TIMEOUT,
     STOP_WAIT_TIMEOUT,
-    USER_AGENT,
     BaseClient,
     Call,
     TimeoutTypes,
@@ -34,12 +31,12 @@ from llamactl.client._base import (
     start_failed,
     transport_error,
     wait_timeout,
-    websocket_url,
 )
-from llamactl.client._events import websocket_error
+from llamactl.client._events import events_call
 from llamactl.client._exceptions import APIError
 from llamactl.client._exceptions import TimeoutError as ClientTimeoutError
 from llamactl.client._models import (
+    APIKey,
     BatchResult,
     ConfigUpdated,
     Health,
@@ -48,7 +45,9 @@ from llamactl.client._models import (
     InstanceChanges,
     InstanceFields,
     InstanceUpdated,
+    KeyCreated,
     LogEntry,
+    Model,
     OperationResult,
     SystemInfo,
     SystemStatus,
@@ -184,18 +183,6 @@ class AsyncClient(BaseClient):
             raise api_error(response)
         return response
 
-    async def _open_websocket(self) -> ClientConnection:
-        await self._refresh_if_due()
-        url = websocket_url(self.base_url, "/api/ws")
-        try:
-            connection = await websocket_connect(
-                url, additional_headers=self._auth_headers(), user_agent_header=USER_AGENT,
-                open_timeout=self.timeout.connect,
-            )
-        except (InvalidHandshake, OSError, TimeoutError) as exc:
-            raise websocket_error(exc, url) from None
-        return connection
-
     async def _wait_status(self, name: str, wanted: tuple[str, ...], seconds: float) -> Instance:
         deadline = time.monotonic() + seconds
         while True:
@@ -323,12 +310,34 @@ class AsyncClient(BaseClient):
         restart of llamactl (``restart_required``)."""
         return await self._call(calls.update_config(changes))
 
+    # -- API keys and models --------------------------------------------------------------
+
+    async def list_keys(self) -> list[APIKey]:
+        """The inference API keys of the /v1 gateway (admin)."""
+        return await self._call(calls.list_keys())
+
+    async def create_key(self, name: str, *, instances: Sequence[str] | None = None,
+                   expires_at: datetime | None = None) -> KeyCreated:
+        """A new inference API key (admin): ``created.key`` is shown this once. ``instances``
+        limits it (None: every instance); ``expires_at`` (aware) ends it."""
+        return await self._call(calls.create_key(name, instances, expires_at))
+
+    async def revoke_key(self, name: str) -> None:
+        """Revoke a key by name (admin): the gateway refuses it from then on."""
+        await self._call(calls.revoke_key(name))
+
+    async def list_models(self) -> list[Model]:
+        """``/v1/models``: the instances this client's API key (else token) may use."""
+        return await self._call(calls.list_models(self.api_key))
+
     # -- streams and helpers -------------------------------------------------------------
 
-    def events(self, *, reconnect: bool = True, max_backoff: float = 30.0) -> AsyncEventStream:
-        """Events from ``/api/ws`` as they happen; reconnects with exponential backoff
-        (at most ``max_backoff`` s apart) when the connection drops."""
-        return AsyncEventStream(self._open_websocket, self._refresh_if_due,
+    def events(self, instances: Sequence[str] | None = None, *, reconnect: bool = True,
+               max_backoff: float = 30.0) -> AsyncEventStream:
+        """As ``Client.events``: ``async with client.events(["a"]) as events:
+        async for event in events: ...``."""
+        call = events_call(instances, self.timeout)
+        return AsyncEventStream(lambda: self._open_stream(call), self._refresh_if_due,
                                 reconnect=reconnect, max_backoff=max_backoff,
                                 what=self.base_url)
 

@@ -3,31 +3,31 @@
 from __future__ import annotations
 
 import asyncio
-import builtins
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
 
-from websockets.asyncio.client import ClientConnection as AsyncConnection
-from websockets.exceptions import ConnectionClosed
+import httpx
 
-from llamactl.client._events import KEEPALIVE_INTERVAL, Backoff, closed_error, parse_event
-from llamactl.client._exceptions import ConnectionError as ClientConnectionError
-from llamactl.client._models import Event
-from llamactl.client._streaming import StreamBase
+from llamactl.client._event_models import AnyEvent, parse_event
+from llamactl.client._events import RETRIED, Backoff
+from llamactl.client._streaming import SSEDecoder, StreamBase
 
 
 class AsyncEventStream(StreamBase):
     """The async ``EventStream``: ``async with`` / ``async for``, ``aclose()``."""
 
-    def __init__(self, connect: Callable[[], Awaitable[AsyncConnection]],
-                 keepalive: Callable[[], Awaitable[None]],
-                 *, reconnect: bool, max_backoff: float, what: str) -> None:
-        self._connect, self._keepalive, self._what = connect, keepalive, what
-        self._reconnect = reconnect
+    def __init__(self, open_response: Callable[[], Awaitable[httpx.Response]],
+                 keepalive: Callable[[], Awaitable[None]], *, reconnect: bool,
+                 max_backoff: float, what: str) -> None:
+        self._open, self._what, self._reconnect = open_response, what, reconnect
+        self._keepalive = keepalive
         self._backoff = Backoff(maximum=max_backoff)
-        self._ws: AsyncConnection | None = None
+        self._response: httpx.Response | None = None
+        self._lines: AsyncIterator[str] | None = None
+        self._decoder = SSEDecoder()
         self._connected_once = False
         self._stop = asyncio.Event()
+        self.reconnects = 0  # how many times a dropped connection was opened again
 
     async def __aenter__(self) -> AsyncEventStream:
         await self._connection()
@@ -40,63 +40,62 @@ class AsyncEventStream(StreamBase):
     def __aiter__(self) -> AsyncEventStream:
         return self
 
-    async def __anext__(self) -> Event:
+    async def __anext__(self) -> AnyEvent:
         while not self._stop.is_set():
-            ws = await self._connection()
-            if ws is None:
+            lines = await self._connection()
+            if lines is None:
                 break
             try:
-                # Cancelling recv() is safe in websockets: no message is lost.
-                message = await asyncio.wait_for(ws.recv(), KEEPALIVE_INTERVAL)
-            except builtins.TimeoutError:
-                await self._keepalive()
-                continue
-            except ConnectionClosed as exc:
-                await self._dropped(exc)
-                continue
-            event = parse_event(message)
-            if event is not None:
-                return event
+                async for line in lines:
+                    await self._keepalive()
+                    payload = self._decoder.feed(line)
+                    event = None if payload is None else parse_event(payload)
+                    if event is not None:
+                        return event
+            except (httpx.HTTPError, httpx.StreamError):
+                pass  # dropped, as when the server ends the stream
+            await self._dropped()
         await self.aclose()
         raise StopAsyncIteration
 
-    async def _connection(self) -> AsyncConnection | None:
-        if self._ws is not None or self._stop.is_set():
-            return self._ws
+    async def _connection(self) -> AsyncIterator[str] | None:
+        if self._lines is not None or self._stop.is_set():
+            return self._lines
         if not self._connected_once:
-            self._ws = await self._connect()
+            self._attach(await self._open())
             self._connected_once = True
-            return self._ws
+            return self._lines
         while not await self._stopped_within(self._backoff.delay()):
             try:
-                self._ws = await self._connect()
-            except ClientConnectionError:
+                self._attach(await self._open())
+            except RETRIED:
                 continue
             self._backoff.reset()
-            return self._ws
+            self.reconnects += 1
+            return self._lines
         return None
 
     async def _stopped_within(self, seconds: float) -> bool:
         try:
             await asyncio.wait_for(self._stop.wait(), seconds)
-        except builtins.TimeoutError:
+        except TimeoutError:
             return False
         return True
 
-    async def _dropped(self, exc: ConnectionClosed) -> None:
-        self._ws = None
-        if self._stop.is_set():
-            return
-        error = closed_error(exc)
-        if error is not None:
-            await self.aclose()
-            raise error
+    def _attach(self, response: httpx.Response) -> None:
+        self._response, self._lines = response, response.aiter_lines()
+        self._decoder = SSEDecoder()
+
+    async def _dropped(self) -> None:
+        response, self._response, self._lines = self._response, None, None
+        if response is not None:
+            await response.aclose()
         if not self._reconnect:
-            await self.aclose()
+            self._stop.set()
 
     async def aclose(self) -> None:
         self._closed = True
         self._stop.set()
-        ws, self._ws = self._ws, None
-        if ws is not None:
-            await ws.close()
+        response, self._response, self._lines = self._response, None, None
+        if response is not None:
+            await response.aclose()

@@ -82,11 +82,6 @@ def normalize_base_url(url: str) -> str:
     return url
 
 
-def websocket_url(base_url: str, path: str) -> str:
-    scheme, rest = base_url.split("://", 1)
-    return f"{'wss' if scheme == 'https' else 'ws'}://{rest}{path}"
-
-
 def refresh_window(lifetime: float) -> float:
     """How long before expiry a token of this lifetime is refreshed."""
     return min(max(lifetime * REFRESH_FRACTION, REFRESH_MARGIN), lifetime / 2)
@@ -304,8 +299,13 @@ def api_error(response: httpx.Response) -> APIError:
         body = response.json()
     except ValueError:
         body = None
+    envelope = body.get("error") if isinstance(body, dict) else None
     if isinstance(body, dict) and isinstance(body.get("code"), str):
         message, code, details = str(body.get("error", "")), body["code"], body.get("details")
+    elif isinstance(envelope, dict) and isinstance(envelope.get("message"), str):
+        # /v1 answers in OpenAI's envelope: {"error": {"message", "type", "code"}}
+        code = envelope.get("code") or envelope.get("type") or f"HTTP_{status}"
+        message, details = envelope["message"], None
     else:
         message = f"HTTP {status} {response.reason_phrase}".strip()
         code, details = f"HTTP_{status}", response.text[:500] or None
@@ -371,7 +371,7 @@ def import_openai() -> Any:
         import openai
     except ImportError:
         raise ImportError(
-            "client.openai() needs the openai package: pip install 'llamactl-server[openai]' "
+            "client.openai() needs the openai package: pip install 'llamactl-client[openai]' "
             "(or pip install openai)"
         ) from None
     return openai

@@ -8,19 +8,23 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
 from llamactl.client._base import Call, TimeoutTypes
 from llamactl.client._models import (
+    APIKey,
     BatchResult,
     ConfigUpdated,
     Health,
     ImportedCommand,
     Instance,
     InstanceUpdated,
+    KeyCreated,
     LogEntry,
+    Model,
     OperationResult,
     SystemInfo,
     SystemStatus,
@@ -175,3 +179,38 @@ def get_config() -> Call[dict[str, Any]]:
 
 def update_config(changes: Mapping[str, Any]) -> Call[ConfigUpdated]:
     return Call("PUT", "/api/config", ConfigUpdated.model_validate, body=dict(changes))
+
+
+def list_keys() -> Call[list[APIKey]]:
+    return Call("GET", "/api/keys",
+                lambda body: [APIKey.model_validate(item) for item in body["keys"]])
+
+
+def create_key(name: str, instances: Sequence[str] | None,
+               expires_at: datetime | None) -> Call[KeyCreated]:
+    body: dict[str, Any] = {"name": name}
+    if instances is not None:  # an empty list allows no instance; None (left out) all
+        body["instances"] = list(instances)
+    if expires_at is not None:
+        if expires_at.tzinfo is None:
+            raise ValueError("expires_at needs a time zone (datetime.now(UTC) + ...)")
+        body["expires_at"] = expires_at.astimezone(UTC).isoformat()
+    return Call("POST", "/api/keys", KeyCreated.model_validate, body=body)
+
+
+def revoke_key(name: str) -> Call[None]:
+    if not name:
+        raise ValueError("a key name is required")
+    return Call("DELETE", f"/api/keys/{quote(name, safe='')}", _ignore)
+
+
+def list_models(api_key: str | None) -> Call[list[Model]]:
+    """``/v1/models``: with the client's API key when it has one (the gateway's credential),
+    else its token."""
+    def parse(body: Any) -> list[Model]:
+        return [Model.model_validate(item) for item in body["data"]]
+
+    if api_key:
+        return Call("GET", "/v1/models", parse, authenticated=False,
+                    extra_headers={"Authorization": f"Bearer {api_key}"})
+    return Call("GET", "/v1/models", parse)

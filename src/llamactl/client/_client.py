@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 
@@ -18,7 +19,6 @@ from llamactl.client._base import (
     POLL_INTERVAL,
     START_WAIT_TIMEOUT,
     STOP_WAIT_TIMEOUT,
-    USER_AGENT,
     BaseClient,
     Call,
     TimeoutTypes,
@@ -30,11 +30,11 @@ from llamactl.client._base import (
     start_failed,
     transport_error,
     wait_timeout,
-    websocket_url,
 )
 from llamactl.client._exceptions import APIError
 from llamactl.client._exceptions import TimeoutError as ClientTimeoutError
 from llamactl.client._models import (
+    APIKey,
     BatchResult,
     ConfigUpdated,
     Health,
@@ -43,7 +43,9 @@ from llamactl.client._models import (
     InstanceChanges,
     InstanceFields,
     InstanceUpdated,
+    KeyCreated,
     LogEntry,
+    Model,
     OperationResult,
     SystemInfo,
     SystemStatus,
@@ -54,7 +56,6 @@ from llamactl.client._streaming import LogStream
 
 if TYPE_CHECKING:
     import openai
-    from websockets.sync.client import ClientConnection
 
     from llamactl.client._events import EventStream
 
@@ -180,29 +181,6 @@ class Client(BaseClient):
             response.close()
             raise api_error(response)
         return response
-
-    def _open_websocket(self) -> ClientConnection:
-        # Imported here: only events() needs them, and every command-line call would pay.
-        from websockets.exceptions import InvalidHandshake
-        from websockets.sync.client import ClientConnection
-        from websockets.sync.client import connect as websocket_connect
-
-        from llamactl.client._events import websocket_error
-
-        self._refresh_if_due()
-        url = websocket_url(self.base_url, "/api/ws")
-        try:
-            connection = websocket_connect(
-                url, additional_headers=self._auth_headers(), user_agent_header=USER_AGENT,
-                open_timeout=self.timeout.connect,
-            )
-        except (InvalidHandshake, OSError, TimeoutError) as exc:
-            raise websocket_error(exc, url) from None
-        if not isinstance(connection, ClientConnection):
-            raise TypeError(f"unexpected websocket connection {connection!r}")
-        # Entered as a context manager so websockets does not warn that connect() was used
-        # without one: EventStream closes it.
-        return connection.__enter__()
 
     def _wait_status(self, name: str, wanted: tuple[str, ...], seconds: float) -> Instance:
         deadline = time.monotonic() + seconds
@@ -332,15 +310,40 @@ class Client(BaseClient):
         restart of llamactl (``restart_required``)."""
         return self._call(calls.update_config(changes))
 
+    # -- API keys and models --------------------------------------------------------------
+
+    def list_keys(self) -> list[APIKey]:
+        """The inference API keys of the /v1 gateway (admin)."""
+        return self._call(calls.list_keys())
+
+    def create_key(self, name: str, *, instances: Sequence[str] | None = None,
+                   expires_at: datetime | None = None) -> KeyCreated:
+        """A new inference API key (admin): ``created.key`` is shown this once. ``instances``
+        limits it (None: every instance); ``expires_at`` (aware) ends it."""
+        return self._call(calls.create_key(name, instances, expires_at))
+
+    def revoke_key(self, name: str) -> None:
+        """Revoke a key by name (admin): the gateway refuses it from then on."""
+        self._call(calls.revoke_key(name))
+
+    def list_models(self) -> list[Model]:
+        """``/v1/models``: the instances this client's API key (else token) may use."""
+        return self._call(calls.list_models(self.api_key))
+
     # -- streams and helpers -------------------------------------------------------------
 
-    def events(self, *, reconnect: bool = True, max_backoff: float = 30.0) -> EventStream:
-        """Events from ``/api/ws`` as they happen; reconnects with exponential backoff
-        (at most ``max_backoff`` s apart) when the connection drops."""
-        from llamactl.client._events import EventStream
+    def events(self, instances: Sequence[str] | None = None, *, reconnect: bool = True,
+               max_backoff: float = 30.0) -> EventStream:
+        """Events from ``/api/events`` as they happen (``InstanceStatusChanged``,
+        ``InstanceStatsUpdated``, ``SystemAlert``), through this client's httpx client;
+        ``instances`` keeps only their events (and alerts about no instance). Reconnects with
+        exponential backoff (at most ``max_backoff`` s apart) when the connection drops:
+        ``with client.events(["a"]) as events: for event in events: ...``."""
+        from llamactl.client._events import EventStream, events_call
 
-        return EventStream(self._open_websocket, self._refresh_if_due, reconnect=reconnect,
-                           max_backoff=max_backoff, what=self.base_url)
+        call = events_call(instances, self.timeout)
+        return EventStream(lambda: self._open_stream(call), self._refresh_if_due,
+                           reconnect=reconnect, max_backoff=max_backoff, what=self.base_url)
 
     def openai(self, **kwargs: Any) -> openai.OpenAI:
         """An ``openai.OpenAI`` client for llamactl's ``/v1`` gateway, with this client's API

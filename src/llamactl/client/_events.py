@@ -1,61 +1,53 @@
-"""Events: the ``/api/ws`` WebSocket feed, as ``Event`` items.
+"""Events: ``GET /api/events`` (server-sent events), read through the client's own httpx
+client, so its transport, TLS settings, headers and proxies apply, as ``AnyEvent`` items.
 
 Like the log streams, an event stream is an iterator and a context manager, and
-``close()`` / ``aclose()`` ends it cleanly, also from another thread or task. When the
-connection drops it reconnects with exponential backoff, and while it waits for events it keeps
-the client's token fresh, so a long-lived listener outlives any one token.
+``close()`` / ``aclose()`` ends it cleanly, also from another thread or task. The first
+connection's failure is raised. When a connection drops (the server restarts, a proxy cuts it,
+or it goes silent: the server writes at least a ``: ping`` every 15 s) it reconnects with
+exponential backoff and jitter. The token is refreshed as lines arrive (the pings among them),
+so it is still good when a reconnection needs it: a long-lived listener outlives any one token
+and any one server process. Events published while no connection was open are not replayed:
+the server keeps no history (it sends no ``id:``, so there is no ``Last-Event-ID`` to resume
+from); ``list_instances()`` after a reconnect gives the state.
 
-The async stream is in ``_async_events.py``, so that the blocking client (and the command
-line) never import asyncio's WebSocket machinery.
+The async stream is in ``_async_events.py``.
 """
 
 from __future__ import annotations
 
-import builtins
-import json
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
 
-import pydantic
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+import httpx
 
-from llamactl.client._exceptions import (
-    APIError,
-    AuthenticationError,
-    LlamactlError,
-    PermissionDeniedError,
-    ProtocolError,
-    error_class,
-)
-from llamactl.client._exceptions import ConnectionError as ClientConnectionError
-from llamactl.client._models import Event
-from llamactl.client._streaming import StreamBase
+from llamactl.client._base import Call
+from llamactl.client._event_models import AnyEvent, parse_event
+from llamactl.client._exceptions import APIConnectionError, RateLimitError, ServerError
+from llamactl.client._streaming import SSEDecoder, StreamBase, shutdown_socket
 
-if TYPE_CHECKING:
-    from websockets.sync.client import ClientConnection as SyncConnection
-
-# A quiet event stream wakes this often to refresh the token and to notice close().
-KEEPALIVE_INTERVAL = 1.0
+EVENTS_PATH = "/api/events"
+# Three of the server's keep-alive intervals without a byte: the connection is dead.
+SILENCE_TIMEOUT = 45.0
 BACKOFF_INITIAL = 0.5
 BACKOFF_MAX = 30.0
-# Messages of the feed itself, not events: "ping" keeps a quiet connection alive for
-# browsers, "pong" and "subscribed" answer a client's requests.
-_CONTROL_TYPES = {"ping", "pong", "subscribed"}
-# Close codes that mean "you may not listen": reconnecting would only be refused again.
-_AUTH_CLOSE_CODES = {1008: AuthenticationError, 4401: AuthenticationError,
-                     4403: PermissionDeniedError}
+# Failures of a reconnection that are worth another try: the server is away, restarting or
+# busy. Anything else (the token refused, no permission) ends the stream with that error.
+RETRIED = (APIConnectionError, ServerError, RateLimitError)
 
 
-def parse_event(message: str | bytes) -> Event | None:
-    """The event in a message, or None for the feed's own keep-alive and acknowledgements."""
-    try:
-        event = Event.model_validate_json(message)
-    except pydantic.ValidationError:
-        raise ProtocolError(f"not an event: {message[:200]!r}") from None
-    return None if event.type in _CONTROL_TYPES else event
+def events_call(instances: Sequence[str] | None, base: httpx.Timeout) -> Call[None]:
+    """The request of an event stream; ``instances`` keeps only their events (and the alerts
+    about no instance), as the Go client's ``Events(ctx, names...)``."""
+    if isinstance(instances, str):
+        raise TypeError("instances is a list of names, not one string")
+    params = None if instances is None else {"instances": ",".join(instances)}
+    timeout = httpx.Timeout(connect=base.connect, read=SILENCE_TIMEOUT, write=base.write,
+                            pool=base.pool)
+    return Call("GET", EVENTS_PATH, lambda body: None, params=params, timeout=timeout,
+                extra_headers={"Accept": "text/event-stream", "Cache-Control": "no-cache"})
 
 
 class Backoff:
@@ -63,7 +55,7 @@ class Backoff:
     come back in the same instant."""
 
     def __init__(self, initial: float = BACKOFF_INITIAL, maximum: float = BACKOFF_MAX) -> None:
-        self.initial, self.maximum = initial, maximum
+        self.initial, self.maximum = initial, min(max(maximum, initial), BACKOFF_MAX * 10)
         self._next = initial
 
     def delay(self) -> float:
@@ -75,55 +67,22 @@ class Backoff:
         self._next = self.initial
 
 
-def websocket_error(exc: Exception, url: str) -> LlamactlError:
-    """A failed WebSocket handshake or connection, as our exception."""
-    if isinstance(exc, InvalidStatus):
-        return _refused(exc.response.status_code, bytes(exc.response.body or b""))
-    if isinstance(exc, InvalidHandshake | OSError | builtins.TimeoutError):
-        return ClientConnectionError(f"cannot open {url}: {exc}")
-    return LlamactlError(f"{url}: {exc}")
-
-
-def _refused(status: int, content: bytes) -> APIError:
-    try:
-        body: Any = json.loads(content)
-    except ValueError:
-        body = None
-    if isinstance(body, dict) and isinstance(body.get("code"), str):
-        return error_class(status, body["code"])(str(body.get("error", "")), status_code=status,
-                                                 code=body["code"], details=body.get("details"))
-    if status in (401, 403):
-        # A server refuses a WebSocket before accepting it with a bare 403 whatever the
-        # reason, and every role may listen to events: it is the token.
-        return AuthenticationError(
-            f"WebSocket refused with HTTP {status}: the token is missing, invalid or expired",
-            status_code=status, code="UNAUTHORIZED")
-    return error_class(status, f"HTTP_{status}")(f"WebSocket refused with HTTP {status}",
-                                                 status_code=status, code=f"HTTP_{status}")
-
-
-def closed_error(exc: ConnectionClosed) -> LlamactlError | None:
-    """The error a server-side close stands for, or None for an ordinary drop."""
-    if exc.rcvd is None or exc.rcvd.code not in _AUTH_CLOSE_CODES:
-        return None
-    code = exc.rcvd.code
-    return _AUTH_CLOSE_CODES[code](exc.rcvd.reason or "WebSocket closed by the server",
-                                   status_code=403 if code == 4403 else 401,
-                                   code="FORBIDDEN" if code == 4403 else "UNAUTHORIZED")
-
-
 class EventStream(StreamBase):
-    """``Event`` items from ``/api/ws``. The first connection's failure is raised; later
-    drops are retried with exponential backoff (``reconnect=False``: the stream ends)."""
+    """``AnyEvent`` items from ``/api/events``; reconnects after a drop (``reconnect=False``:
+    the stream ends instead)."""
 
-    def __init__(self, connect: Callable[[], SyncConnection], keepalive: Callable[[], None],
-                 *, reconnect: bool, max_backoff: float, what: str) -> None:
-        self._connect, self._keepalive, self._what = connect, keepalive, what
-        self._reconnect = reconnect
+    def __init__(self, open_response: Callable[[], httpx.Response],
+                 keepalive: Callable[[], None], *, reconnect: bool, max_backoff: float,
+                 what: str) -> None:
+        self._open, self._what, self._reconnect = open_response, what, reconnect
+        self._keepalive = keepalive
         self._backoff = Backoff(maximum=max_backoff)
-        self._ws: SyncConnection | None = None
+        self._response: httpx.Response | None = None
+        self._lines: Iterator[str] | None = None
+        self._decoder = SSEDecoder()
         self._connected_once = False
         self._stop = threading.Event()
+        self.reconnects = 0  # how many times a dropped connection was opened again
 
     def __enter__(self) -> EventStream:
         self._connection()
@@ -136,56 +95,58 @@ class EventStream(StreamBase):
     def __iter__(self) -> EventStream:
         return self
 
-    def __next__(self) -> Event:
+    def __next__(self) -> AnyEvent:
         while not self._stop.is_set():
-            ws = self._connection()
-            if ws is None:
+            lines = self._connection()
+            if lines is None:
                 break
             try:
-                message = ws.recv(timeout=KEEPALIVE_INTERVAL)
-            except builtins.TimeoutError:
-                self._keepalive()
-                continue
-            except ConnectionClosed as exc:
-                self._dropped(exc)
-                continue
-            event = parse_event(message)
-            if event is not None:
-                return event
+                for line in lines:
+                    self._keepalive()  # the server's pings too: the token stays fresh
+                    payload = self._decoder.feed(line)
+                    event = None if payload is None else parse_event(payload)
+                    if event is not None:
+                        return event
+            except (httpx.HTTPError, httpx.StreamError):
+                pass  # dropped, as when the server ends the stream
+            self._dropped()
         self.close()
         raise StopIteration
 
-    def _connection(self) -> SyncConnection | None:
-        """The open connection; (re)connects, waiting between attempts after a drop."""
-        if self._ws is not None or self._stop.is_set():
-            return self._ws
+    def _connection(self) -> Iterator[str] | None:
+        """The open stream's lines; (re)connects, waiting between attempts after a drop."""
+        if self._lines is not None or self._stop.is_set():
+            return self._lines
         if not self._connected_once:
-            self._ws = self._connect()
+            self._attach(self._open())
             self._connected_once = True
-            return self._ws
+            return self._lines
         while not self._stop.wait(self._backoff.delay()):
             try:
-                self._ws = self._connect()
-            except ClientConnectionError:
+                self._attach(self._open())
+            except RETRIED:
                 continue
             self._backoff.reset()
-            return self._ws
+            self.reconnects += 1
+            return self._lines
         return None
 
-    def _dropped(self, exc: ConnectionClosed) -> None:
-        self._ws = None
-        if self._stop.is_set():
-            return
-        error = closed_error(exc)
-        if error is not None:
-            self.close()
-            raise error
+    def _attach(self, response: httpx.Response) -> None:
+        self._response, self._lines = response, response.iter_lines()
+        self._decoder = SSEDecoder()  # a message cut short by the drop is dropped with it
+
+    def _dropped(self) -> None:
+        response, self._response, self._lines = self._response, None, None
+        if response is not None:
+            response.close()
         if not self._reconnect:
-            self.close()
+            self._stop.set()
 
     def close(self) -> None:
+        """End the stream; safe to call from another thread while one reads."""
         self._closed = True
         self._stop.set()
-        ws, self._ws = self._ws, None
-        if ws is not None:
-            ws.close()
+        response = self._response
+        if response is not None:
+            shutdown_socket(response)
+            response.close()

@@ -17,7 +17,7 @@ Our exception hierarchy::
     └── ProtocolError              an answer that is not the contract's shape
 
 This tree is the client's own: the server's ``llamactl.errors`` is a different module that the
-client never imports. Errors of the libraries below (httpx, websockets, pydantic) are mapped to
+client never imports. Errors of the libraries below (httpx, pydantic) are mapped to
 these at the boundary, so callers never need to import those libraries to handle failures.
 
 The older names stay as aliases: ``ValidationError`` (= ``BadRequestError``; not in

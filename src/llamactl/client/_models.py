@@ -1,26 +1,29 @@
 """Typed answers: pydantic models matching the contract's JSON.
 
-Every model keeps fields it does not know (``extra="allow"``): a newer server that adds a field
-must not break an older client, and ``model_dump(mode="json")`` gives back what the server sent.
-Statuses and levels are plain strings for the same reason; the values the contract fixes are
-listed in the field descriptions. Timestamps are parsed into aware UTC datetimes.
+Each model is its schema in the server's ``/openapi.json``, exactly (tests/test_client_types.py
+walks them): the same fields, required where the server always sends them (never Optional
+then), ``int`` where the server sends integers, and the statuses and levels the contract fixes
+as ``Literal``. Every model keeps fields it does not know (``extra="allow"``): a newer server
+that adds a field must not break an older client, and ``model_dump(mode="json")`` gives back
+what the server sent. Timestamps are parsed into aware UTC datetimes.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, TypedDict
+from typing import Any, Literal, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "APIKey",
     "BatchFailure",
     "BatchResult",
     "ConfigUpdated",
-    "Event",
     "Gpu",
     "Health",
     "HealthChecks",
+    "HealthStatus",
     "ImportedCommand",
     "ImportedInstance",
     "Instance",
@@ -28,14 +31,25 @@ __all__ = [
     "InstanceCounts",
     "InstanceFields",
     "InstanceStats",
+    "InstanceStatus",
     "InstanceUpdated",
+    "KeyCreated",
     "LogEntry",
+    "LogLevel",
+    "Model",
+    "NodeResources",
     "OperationResult",
     "Resources",
+    "Storage",
     "SystemInfo",
     "SystemStatus",
     "Token",
 ]
+
+
+InstanceStatus = Literal["stopped", "starting", "running", "stopping", "restarting", "failed"]
+HealthStatus = Literal["healthy", "unhealthy", "starting", "stopped"]
+LogLevel = Literal["debug", "info", "warn", "error"]
 
 
 class _Model(BaseModel):
@@ -45,48 +59,46 @@ class _Model(BaseModel):
 
 
 class InstanceStats(_Model):
-    memory_usage: int = Field(default=0, description="bytes")
-    cpu_usage: float = Field(default=0.0, description="percent of one core")
-    uptime: int = Field(default=0, description="seconds")
+    memory_usage: int = Field(description="bytes")
+    cpu_usage: float = Field(description="percent of one core")
+    uptime: int = Field(description="seconds")
 
 
 class MemoryEstimate(_Model):
     """Bytes an instance is expected to hold; None where it cannot be known (vLLM's RAM)."""
 
-    ram: int | None = None
-    vram: int | None = None
+    ram: int | None
+    vram: int | None
 
 
 class Instance(_Model):
     name: str
-    status: str = Field(description="stopped, starting, running, stopping, restarting, failed")
+    status: InstanceStatus
     model_path: str
     port: int
-    pid: int | None = None
+    pid: int | None
     backend: str = "llama_cpp"
-    options: dict[str, Any] = Field(default_factory=dict)
-    stats: InstanceStats = Field(default_factory=InstanceStats)
-    auto_restart: bool | None = None
-    max_restarts: int | None = None
-    restart_delay: float | None = None
-    on_demand_start: bool | None = None
-    idle_timeout: float | None = Field(default=None, description="minutes; 0 = never")
-    group: str | None = None
-    environment: dict[str, str] = Field(default_factory=dict)
-    extra_args: list[str] = Field(default_factory=list)
-    aliases: list[str] = Field(default_factory=list, description="more names in /v1's model")
-    resources: dict[str, float] = Field(
-        default_factory=dict, description="Ray resources it needs (cluster.engine: ray)")
-    docker: bool | None = Field(default=None, description=(
+    options: dict[str, Any]
+    stats: InstanceStats
+    auto_restart: bool
+    max_restarts: int
+    restart_delay: float = Field(description="seconds")
+    on_demand_start: bool
+    idle_timeout: float = Field(description="minutes; 0 = never")
+    group: str | None
+    environment: dict[str, str]
+    extra_args: list[str]
+    aliases: list[str] = Field(description="more names in /v1's model")
+    resources: dict[str, float] = Field(description="Ray resources it needs (cluster.engine: ray)")
+    docker: bool | None = Field(description=(
         "in a Docker container (true), on the host (false), or as the backend's "
         "docker.enabled says (None)"))
-    node: dict[str, str] | None = Field(
-        default=None, description="{id, address} while placed on a Ray node")
-    restart_count: int = 0
-    last_error: str | None = None
+    node: dict[str, str] | None = Field(description="{id, address} while placed on a Ray node")
+    restart_count: int
+    last_error: str | None
     created_at: datetime
-    updated_at: datetime | None = None
-    memory_estimate: MemoryEstimate | None = None
+    updated_at: datetime
+    memory_estimate: MemoryEstimate | None
 
 
 class InstanceUpdated(_Model):
@@ -102,7 +114,7 @@ class OperationResult(_Model):
     """The answer to start, stop and restart."""
 
     message: str
-    status: str
+    status: InstanceStatus
 
 
 class BatchFailure(_Model):
@@ -116,25 +128,25 @@ class BatchResult(_Model):
     message: str
     started: list[str] = Field(default_factory=list)
     stopped: list[str] = Field(default_factory=list)
-    skipped: list[str] = Field(default_factory=list)
-    failed: list[BatchFailure] = Field(default_factory=list)
+    skipped: list[str]
+    failed: list[BatchFailure]
 
 
 class HealthChecks(_Model):
-    process: str = Field(description="running, stopped, exited")
-    port: str = Field(description="open, closed")
-    response: str = Field(description="ok, loading, error, timeout, skipped")
+    process: Literal["running", "stopped", "exited"]
+    port: Literal["open", "closed"]
+    response: Literal["ok", "loading", "error", "timeout", "skipped"]
 
 
 class Health(_Model):
-    status: str = Field(description="healthy, unhealthy, starting, stopped")
+    status: HealthStatus
     checks: HealthChecks
     last_check: datetime
 
 
 class LogEntry(_Model):
     timestamp: datetime
-    level: str = Field(description="debug, info, warn, error")
+    level: LogLevel
     message: str
 
 
@@ -156,14 +168,14 @@ class Resources(_Model):
 
 
 class Storage(_Model):
-    available: bool = Field(default=True, description="false while database writes fail")
-    error: str | None = Field(default=None, description="why they fail")
-    pending_writes: int = Field(default=0, description="changes not yet written")
+    available: bool = Field(description="false while database writes fail")
+    error: str | None = Field(description="why they fail")
+    pending_writes: int = Field(description="changes not yet written")
 
 
 class NodeResources(_Model):
-    total: dict[str, float] = Field(default_factory=dict)
-    available: dict[str, float] = Field(default_factory=dict)
+    total: dict[str, float]
+    available: dict[str, float]
 
 
 class ClusterNode(_Model):
@@ -172,20 +184,25 @@ class ClusterNode(_Model):
     id: str
     address: str
     alive: bool
-    resources: NodeResources = Field(default_factory=NodeResources)
-    instances: list[str] = Field(default_factory=list)
+    resources: NodeResources
+    instances: list[str]
 
 
 class MemoryAmounts(_Model):
-    ram: int | None = Field(default=None, description="bytes; None: not limited")
-    vram: int | None = Field(default=None, description="bytes; None: not limited")
+    ram: int | None = Field(description="bytes; None: not limited")
+    vram: int | None = Field(description="bytes; None: not limited")
+
+
+class MemoryClaimed(_Model):
+    ram: int = Field(description="bytes")
+    vram: int = Field(description="bytes")
 
 
 class MemoryStatus(_Model):
     """The memory budget, what instances claim against it, and what is free (bytes)."""
 
     budget: MemoryAmounts
-    claimed: MemoryAmounts
+    claimed: MemoryClaimed
     free: MemoryAmounts
 
 
@@ -194,8 +211,8 @@ class SystemStatus(_Model):
     uptime: int = Field(description="seconds since llamactl started")
     instances: InstanceCounts
     resources: Resources
-    storage: Storage | None = None  # absent from servers before it was added
-    memory: MemoryStatus | None = None  # absent from servers before it was added
+    storage: Storage
+    memory: MemoryStatus
     nodes: list[ClusterNode] | None = None  # cluster.engine: ray only
 
 
@@ -213,22 +230,22 @@ class SystemInfo(_Model):
     cpu_count: int
     memory_total: int = Field(description="bytes")
     version: str
-    build_time: datetime | None = None
+    build_time: datetime
     gpus: list[Gpu] | None = Field(default=None, description="NVIDIA GPUs, when readable")
 
 
 class ConfigUpdated(_Model):
     message: str
-    restart_required: bool = True
-    config: dict[str, Any] = Field(default_factory=dict)
+    restart_required: bool
+    config: dict[str, Any] = Field(description="the config document, as get_config()'s")
 
 
 class ImportedInstance(_Model):
     backend: str
     model_path: str
-    port: int | None = None
-    options: dict[str, Any] = Field(default_factory=dict)
-    extra_args: list[str] = Field(default_factory=list)
+    port: int | None
+    options: dict[str, Any]
+    extra_args: list[str]
 
 
 class ImportedCommand(_Model):
@@ -236,7 +253,7 @@ class ImportedCommand(_Model):
     ``create_instance``; ``ignored`` is what llamactl sets itself or could not use."""
 
     instance: ImportedInstance
-    ignored: list[str] = Field(default_factory=list)
+    ignored: list[str]
 
 
 class Token(_Model):
@@ -244,14 +261,36 @@ class Token(_Model):
     expires_at: datetime
 
 
-class Event(_Model):
-    """A WebSocket message: ``type`` is instance_status_changed (data: name, status,
-    previous_status), instance_stats_updated (name, stats) or system_alert (level, message,
-    optional instance)."""
+class APIKey(_Model):
+    """An inference API key of the /v1 gateway, as ``list_keys`` describes it: never the key
+    itself, which only ``create_key``'s answer holds."""
 
-    type: str
-    timestamp: datetime
-    data: dict[str, Any] = Field(default_factory=dict)
+    id: str
+    name: str
+    prefix: str = Field(description="the key's first characters, to recognise it")
+    instances: list[str] | None = Field(description="the instances it may use; None: all")
+    created_at: datetime
+    expires_at: datetime | None = Field(description="None: never")
+    last_used_at: datetime | None = Field(description="None: not used yet")
+
+
+class KeyCreated(_Model):
+    """``create_key``'s answer: ``key`` is the key itself, shown this once and never again."""
+
+    message: str
+    key: str
+    info: APIKey
+
+
+class Model(_Model):
+    """An entry of ``/v1/models``: an instance the caller may use through the gateway."""
+
+    id: str = Field(description="the instance's name")
+    object: str
+    created: int = Field(description="Unix seconds")
+    owned_by: str
+    status: str
+    aliases: list[str]
 
 
 class InstanceFields(TypedDict, total=False):

@@ -106,11 +106,11 @@ class LogStream(StreamBase):
             return
         self._closed = True
         if self._response is not None:
-            _shutdown_socket(self._response)
+            shutdown_socket(self._response)
             self._response.close()
 
 
-def _shutdown_socket(response: httpx.Response) -> None:
+def shutdown_socket(response: httpx.Response) -> None:
     """Unblock a read in progress in another thread: closing the response alone leaves a
     thread blocked in recv() until the server writes again (maybe never); shutting the
     socket down wakes it at once. The connection is not reused after a stream anyway."""

@@ -21,6 +21,7 @@ RESPONSE_DROP = frozenset({
     b"connection", b"keep-alive", b"transfer-encoding", b"te", b"trailer", b"upgrade",
     b"proxy-authenticate",
     b"x-content-type-options",  # llamactl sets its own on every answer
+    b"x-request-id",  # and its own id (request_ids.py), not a backend's
 })
 # An event stream's answer must reach the client as it is written: no cache, no buffering in
 # a reverse proxy in front of llamactl (nginx honours X-Accel-Buffering).

@@ -34,6 +34,7 @@ from llamactl.gateway.routing import (
     with_model,
 )
 from llamactl.gateway.service import Gateway
+from llamactl.request_ids import log_answer, request_id_from
 from llamactl.security.origin import RequestHead, decide
 from llamactl.security.service import ANONYMOUS, Principal
 from llamactl.supervisor.leases import Lease
@@ -67,9 +68,10 @@ class Front(Protocol):
 
 
 class Exchange:
-    __slots__ = ("_answered", "_body", "_chunked", "_connection", "_framing", "_lease", "_name",
-                 "_out", "_principal", "_retries", "_reusable", "_status", "_task", "finished",
-                 "front", "gateway", "headers", "http11", "method", "path", "scheme", "target")
+    __slots__ = ("_answered", "_body", "_chunked", "_connection", "_framing", "_id_header",
+                 "_lease", "_name", "_out", "_principal", "_retries", "_reusable", "_status",
+                 "_task", "finished", "front", "gateway", "headers", "http11", "method", "path",
+                 "request_id", "scheme", "target")
 
     def __init__(self, gateway: Gateway, front: Front, method: str, target: bytes, path: str,
                  headers: list[tuple[bytes, bytes]], http11: bool, scheme: str = "http"):
@@ -82,6 +84,9 @@ class Exchange:
         self.http11 = http11
         self.scheme = scheme
         self.finished = False
+        # X-Request-ID on every answer and in its log line, as /api's (request_ids.py)
+        self.request_id = request_id_from(headers)
+        self._id_header = b"x-request-id: %b\r\n" % self.request_id.encode("ascii")
         self._principal: Principal = ANONYMOUS
         self._name = ""
         self._body = b""
@@ -111,7 +116,8 @@ class Exchange:
             self.fail(error, reusable=False)
             return False
         except Exception:
-            log.exception("gateway: %s %s failed", self.method, self.path)
+            log.exception("gateway: %s %s failed (request_id=%s)", self.method, self.path,
+                          self.request_id)
             self.fail(GatewayError(500, "Internal error", "server_error", "internal_error"),
                       reusable=False)
             return False
@@ -124,7 +130,8 @@ class Exchange:
         except GatewayError as error:
             self.fail(error)
         except Exception:
-            log.exception("gateway: %s %s failed", self.method, self.path)
+            log.exception("gateway: %s %s failed (request_id=%s)", self.method, self.path,
+                          self.request_id)
             self.fail(GatewayError(500, "Internal error", "server_error", "internal_error"))
 
     def _route(self, body: bytes) -> None:
@@ -244,7 +251,7 @@ class Exchange:
         if not (self.front.keep_alive and self._reusable):
             parts.append(b"connection: close\r\n")
         parts.append(self.gateway.cors_headers(self.headers))
-        parts.append(_NOSNIFF + b"\r\n")
+        parts.append(self._id_header + _NOSNIFF + b"\r\n")
         self._out.append(b"".join(parts))
 
     def on_body(self, chunk: bytes) -> None:
@@ -288,7 +295,8 @@ class Exchange:
                                    "server_error", "upstream_unavailable"))
             return
         if self._framing != Framing.CLOSE:
-            log.warning("instance %s ended its answer early: %s", self._name, error)
+            log.warning("instance %s ended its answer early: %s (request_id=%s)", self._name,
+                        error, self.request_id)
             if not self._chunked:  # a sized answer cut short: only closing can tell
                 self.flush()
                 self._complete(reusable=False)
@@ -303,6 +311,7 @@ class Exchange:
         self.finished = True
         # nginx's code for a client that closed the connection before its answer
         self.gateway.count(self._name, self._status or 499)
+        log_answer(self.method, self.path, self._status or 499, self.request_id)
         if self._task is not None:
             self._task.cancel()
         if self._connection is not None:
@@ -340,7 +349,7 @@ class Exchange:
             head.append(b"connection: close\r\n")
         head.append(self.gateway.cors_headers(self.headers))
         # A HEAD's answer has the headers of the GET's and no body (RFC 9110 9.3.2).
-        self.front.write(b"".join(head) + _NOSNIFF + b"\r\n"
+        self.front.write(b"".join(head) + self._id_header + _NOSNIFF + b"\r\n"
                          + (b"" if self.method == "HEAD" else body))
         self._complete(reusable=reusable)
 
@@ -351,12 +360,14 @@ class Exchange:
             status_line(status)
             + b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body)
             + (b"" if self.front.keep_alive else b"connection: close\r\n")
-            + self.gateway.cors_headers(self.headers) + _NOSNIFF + b"\r\n" + body)
+            + self.gateway.cors_headers(self.headers) + self._id_header + _NOSNIFF + b"\r\n"
+            + body)
         self._complete(reusable=True)
 
     def _complete(self, *, reusable: bool) -> None:
         self.finished = True
         self.gateway.count(self._name, self._status)
+        log_answer(self.method, self.path, self._status, self.request_id)
         if self._connection is not None:
             self._connection.abort()
             self._connection = None

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from llamactl.api.auth import PrincipalDep
-from llamactl.api.schemas import ERROR_RESPONSES
+from llamactl.api.schemas import ERROR_RESPONSES, Timestamp
 from llamactl.instances.models import format_time
 from llamactl.security.roles import role_route
 from llamactl.security.service import AuthService
@@ -23,7 +23,7 @@ class LoginBody(BaseModel):
 
 class TokenAnswer(BaseModel):
     token: str = Field(examples=["eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9..."])
-    expires_at: str = Field(examples=["2024-01-16T14:30:00Z"])
+    expires_at: Timestamp = Field(examples=["2024-01-16T14:30:00Z"])
 
 
 def _auth(request: Request) -> AuthService:

@@ -18,6 +18,7 @@ from llamactl.api.instance_requests import InstanceCreate, InstanceUpdate, StopB
 from llamactl.api.paths import INSTANCE_PARAMETER as NAME
 from llamactl.api.schemas import (
     ERROR_RESPONSES,
+    ErrorBody,
     Health,
     InstanceCreated,
     InstanceList,
@@ -115,7 +116,9 @@ async def delete_instance(name: str, manager: ManagerDep) -> Response:
 
 
 @router.post(f"/{NAME}/start", response_model=OperationStarted, summary="Start an instance",
-             openapi_extra=OPERATOR)
+             openapi_extra=OPERATOR, responses={502: {
+                 "model": ErrorBody, "description": "START_FAILED (with ?wait=true): it did "
+                 "not start; details holds its last log lines"}})
 async def start_instance(
     name: str, manager: ManagerDep,
     wait: Annotated[bool, Query(description="answer once running, or with the failure")] = False,

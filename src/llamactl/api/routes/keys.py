@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from llamactl.api.schemas import ERROR_RESPONSES
+from llamactl.api.schemas import ERROR_RESPONSES, Timestamp
 from llamactl.instances.models import NAME_PATTERN
 from llamactl.security.key_cache import CachedKeys
 from llamactl.security.roles import role_route
@@ -41,9 +41,9 @@ class KeyInfo(BaseModel):
     name: str
     prefix: str
     instances: list[str] | None
-    created_at: str
-    expires_at: str | None
-    last_used_at: str | None
+    created_at: Timestamp
+    expires_at: Timestamp | None
+    last_used_at: Timestamp | None
 
 
 class KeyList(BaseModel):

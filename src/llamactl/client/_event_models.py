@@ -1,0 +1,112 @@
+"""The events of ``/api/events`` (and ``/api/ws``), one model per type the server sends.
+
+Every message is ``{"type", "timestamp", "data"}``; ``parse_event`` gives the model of its
+type: ``InstanceStatusChanged``, ``InstanceStatsUpdated`` or ``SystemAlert``, each with a typed
+``data``, and a plain ``Event`` (``data`` a dict) for a type this client does not know yet, so
+that a newer server's events reach an older client instead of breaking its stream.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, Literal
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field
+
+from llamactl.client._exceptions import ProtocolError
+from llamactl.client._models import InstanceStats, InstanceStatus
+
+__all__ = [
+    "AlertData",
+    "AnyEvent",
+    "Event",
+    "InstanceStatsUpdated",
+    "InstanceStatusChanged",
+    "StatsData",
+    "StatusChangeData",
+    "SystemAlert",
+    "parse_event",
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="allow", defer_build=True)
+
+
+class _EventBase(_Model):
+    type: str
+    timestamp: datetime
+
+
+class Event(_EventBase):
+    """An event of a type this client has no model for: ``data`` as the server sent it."""
+
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class StatusChangeData(_Model):
+    name: str
+    status: InstanceStatus
+    previous_status: InstanceStatus
+
+
+class InstanceStatusChanged(_EventBase):
+    """An instance changed status (``data.name``, ``data.status``, ``data.previous_status``)."""
+
+    type: Literal["instance_status_changed"]
+    data: StatusChangeData
+
+
+class StatsData(_Model):
+    name: str
+    stats: InstanceStats
+
+
+class InstanceStatsUpdated(_EventBase):
+    """A running instance's resource use, every ``events.stats_interval`` seconds."""
+
+    type: Literal["instance_stats_updated"]
+    data: StatsData
+
+
+class AlertData(_Model):
+    level: Literal["info", "warning", "error"]
+    message: str
+    instance: str | None = Field(default=None, description="None: about llamactl itself")
+
+
+class SystemAlert(_EventBase):
+    """Something an operator should hear of: a crash, a full disk, the database."""
+
+    type: Literal["system_alert"]
+    data: AlertData
+
+
+AnyEvent = InstanceStatusChanged | InstanceStatsUpdated | SystemAlert | Event
+_BY_TYPE: dict[str, type[AnyEvent]] = {
+    "instance_status_changed": InstanceStatusChanged,
+    "instance_stats_updated": InstanceStatsUpdated,
+    "system_alert": SystemAlert,
+}
+# Messages of the WebSocket feed itself, not events: answers to a client's own messages and
+# its keep-alive. /api/events never sends them; ignored should one come.
+CONTROL_TYPES = frozenset({"ping", "pong", "subscribed", "error"})
+
+
+def parse_event(payload: str | bytes) -> AnyEvent | None:
+    """The event in a message (None for a feed's own control message)."""
+    try:
+        document = json.loads(payload)
+    except ValueError:
+        document = None
+    kind = document.get("type") if isinstance(document, dict) else None
+    if not isinstance(kind, str):
+        raise ProtocolError(f"not an event: {payload[:200]!r}")
+    if kind in CONTROL_TYPES:
+        return None
+    try:
+        return _BY_TYPE.get(kind, Event).model_validate(document)
+    except pydantic.ValidationError:
+        raise ProtocolError(f"not a {kind} event: {payload[:200]!r}") from None

@@ -1,0 +1,162 @@
+"""The two distributions built from this repository: ``llamactl-client`` (clients/python) and
+``llamactl-server`` (the root). Both wheels are built; the client's is installed alone into a
+fresh venv, offline (``--no-index``, its dependencies downloaded once through pip's cache into
+a wheelhouse), and must bring none of the server's dependencies, import, and run ``llamactl``.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import subprocess
+import sys
+import zipfile
+from email.parser import Parser
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+import llamactl
+
+ROOT = Path(__file__).resolve().parent.parent
+CLIENT_PROJECT = ROOT / "clients" / "python"
+PACKAGE = ROOT / "src" / "llamactl"
+SERVER_ONLY = {"fastapi", "uvicorn", "argon2-cffi", "psutil", "prometheus-client", "pyjwt",
+               "starlette", "orjson", "llamactl-server",
+               "websockets"}  # events() reads /api/events through httpx
+PIP_TIMEOUT = 300  # resolving the wheelhouse may need the index on a first run
+
+
+def _split() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("split", CLIENT_PROJECT / "split.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(*argv: str | Path, timeout: float = PIP_TIMEOUT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(word) for word in argv], capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def _pip(*argv: str | Path) -> None:
+    done = _run(sys.executable, "-m", "pip", "--disable-pip-version-check", "-q", *argv)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def _metadata(wheel: Path) -> tuple[list[str], dict[str, list[str]]]:
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        text = archive.read(next(n for n in names if n.endswith(".dist-info/METADATA")))
+    message = Parser().parsestr(text.decode())
+    return names, {key: message.get_all(key) or [] for key in ("Name", "Version",
+                                                               "Requires-Dist")}
+
+
+def _client_module_files() -> list[Path]:
+    split = _split()
+    files: list[Path] = []
+    for package, modules in split.CLIENT_MODULES.items():
+        folder = PACKAGE.joinpath(*package.split(".")[1:])
+        for path in sorted(folder.glob("*.py")):
+            if modules is None or path.stem in modules:
+                files.append(path)
+    return files
+
+
+def test_the_client_half_imports_only_the_client_half() -> None:
+    """Every module of llamactl-client imports (at the top or inside a function) only modules
+    of llamactl-client: the CLI's server commands are reached through their names only."""
+    split = _split()
+    for path in _client_module_files():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            for name in (n for n in names if n.split(".")[0] == "llamactl"):
+                package, _, module = name.rpartition(".")
+                owned = name in split.CLIENT_MODULES or split.in_client(package, module)
+                assert owned, f"{path.relative_to(ROOT)} imports {name}, a server module"
+
+
+def test_every_client_subcommand_is_in_the_client_half() -> None:
+    """The root group names its subcommands' modules as strings (imported on use): each one
+    but serve and users must ship with llamactl-client, or the client alone breaks."""
+    from llamactl.cli import SERVER_SUBCOMMANDS, SUBCOMMANDS
+
+    split = _split()
+    for name, (target, _) in SUBCOMMANDS.items():
+        package, _, module = target.partition(":")[0].rpartition(".")
+        assert split.in_client(package, module) != (name in SERVER_SUBCOMMANDS), name
+
+
+@pytest.fixture(scope="module")
+def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("wheels")
+    _pip("wheel", "--no-deps", "--no-build-isolation", "-w", out, CLIENT_PROJECT, ROOT)
+    return {"client": next(out.glob("llamactl_client-*.whl")),
+            "server": next(out.glob("llamactl_server-*.whl"))}
+
+
+def test_the_wheels_share_no_file_and_one_version(wheels: dict[str, Path]) -> None:
+    client_files, client = _metadata(wheels["client"])
+    server_files, server = _metadata(wheels["server"])
+    package_files = {name for name in client_files if name.startswith("llamactl/")}
+    assert "llamactl/client/__init__.py" in package_files
+    assert "llamactl/cli/__init__.py" in package_files
+    assert "llamactl/app.py" in server_files
+    assert "llamactl/cli/serve.py" in server_files
+    assert not package_files & set(server_files)
+    assert client["Version"] == server["Version"] == [llamactl.__version__]
+    assert f"llamactl-client=={llamactl.__version__}" in server["Requires-Dist"]
+    wanted = {requirement.split(">")[0].split("=")[0].split(";")[0].strip()
+              for requirement in client["Requires-Dist"] if "extra ==" not in requirement}
+    assert not wanted & SERVER_ONLY
+
+
+def test_the_client_installs_alone(wheels: dict[str, Path], tmp_path: Path) -> None:
+    wheelhouse = tmp_path / "wheelhouse"
+    # The client's dependencies as wheels, from pip's cache (or its index on a first run).
+    _pip("download", "-d", wheelhouse, wheels["client"])
+    venv = tmp_path / "venv"
+    done = _run(sys.executable, "-m", "venv", "--without-pip", venv)
+    assert done.returncode == 0, done.stderr
+    python = venv / "bin" / "python"
+    _pip("--python", python, "install", "--no-index", "--find-links", wheelhouse,
+         wheels["client"])
+
+    listed = _run(python, "-c", "import importlib.metadata as m\n"
+                  "print('\\n'.join(d.metadata['Name'] for d in m.distributions()))")
+    installed = {line.strip().lower().replace("_", "-") for line in listed.stdout.split()}
+    assert "llamactl-client" in installed
+    assert not installed & SERVER_ONLY, installed & SERVER_ONLY
+
+    imported = _run(python, "-c", "import llamactl\nfrom llamactl import AsyncClient, Client\n"
+                    "Client('http://127.0.0.1:1').events(['a'])\n"
+                    "AsyncClient('http://127.0.0.1:1').events(['a'])\n"
+                    "print(llamactl.__version__, Client.__name__)")
+    assert imported.returncode == 0, imported.stderr
+    assert imported.stdout.split() == [llamactl.__version__, "Client"]
+
+    command = venv / "bin" / "llamactl"
+    helped = _run(command, "--help")
+    assert helped.returncode == 0, helped.stderr
+    commands = [line.split()[0] for line in helped.stdout.partition("Commands:")[2].splitlines()
+                if line.startswith("  ") and not line.startswith("   ")]
+    assert {"instances", "keys", "events", "complete"} <= set(commands)
+    assert not {"serve", "users"} & set(commands)  # offered with llamactl-server
+    for group in ("instances", "system", "config", "keys", "events", "complete"):
+        assert _run(command, group, "--help").returncode == 0, group  # they import cleanly
+    # keys over --url need only the client; in a local data dir, the server.
+    local_keys = _run(command, "keys", "list")
+    assert local_keys.returncode == 1
+    assert "pip install llamactl-server" in local_keys.stderr
+    serve = _run(command, "serve", "--port", "9000")
+    assert serve.returncode == 1
+    assert "pip install llamactl-server" in serve.stderr
