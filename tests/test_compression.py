@@ -64,7 +64,8 @@ async def test_assets_have_versioned_urls_cached_for_a_year_and_etags(app: AppHa
     page = await app.client.get("/")
     assert page.headers["cache-control"] == "no-cache"
     urls = asset_urls(page.text)
-    assert urls and all(re.fullmatch(r"/ui/static/[0-9a-f]{12}/[\w.-]+", url) for url in urls)
+    assert urls
+    assert all(re.fullmatch(r"/ui/static/[0-9a-f]{12}/[\w.-]+", url) for url in urls)
     asset = await app.client.get(urls[0])
     assert asset.headers["cache-control"] == "public, max-age=31536000, immutable"
     again = await app.client.get(urls[0], headers={"If-None-Match": asset.headers["etag"]})
