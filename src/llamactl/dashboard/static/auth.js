@@ -36,11 +36,20 @@ export function refreshDelay(msLeft) {
   return Math.max(1000, msLeft > 150000 ? msLeft - 60000 : msLeft * 0.6);
 }
 
-function scheduleRefresh(expiresAt) {
+const RETRY_MS = 2000;
+
+function scheduleRefresh(expiresAt, delay) {
   refreshTimer = setTimeout(async () => {
+    const token = state.token;
     try { const t = await api("POST", "/api/auth/refresh"); setToken(t.token, t.expires_at); }
-    catch (e) { /* a 401 has shown the sign-in form */ }
-  }, refreshDelay(Date.parse(expiresAt) - Date.now()));
+    catch (e) {
+      // A 401 has shown the sign-in form. Anything else (the server restarting, the network
+      // gone) is tried again while the token may still be good: it would end unrenewed.
+      if (e.status !== 401 && state.token === token && Date.parse(expiresAt) > Date.now()) {
+        scheduleRefresh(expiresAt, RETRY_MS);
+      }
+    }
+  }, delay ?? refreshDelay(Date.parse(expiresAt) - Date.now()));
 }
 
 async function signIn(ev) {
