@@ -15,6 +15,7 @@ import pytest
 
 from llamactl.api.compression import accepts_gzip
 from llamactl.config import Settings
+from llamactl.dashboard.page import STATIC_DIR
 from tests.conftest import AppHarness
 
 GZIP = {"Accept-Encoding": "gzip"}
@@ -51,6 +52,14 @@ async def test_page_and_assets_are_gzipped_for_a_client_that_accepts_it(app: App
         assert asset.status_code == 200, url
         assert asset.headers["content-encoding"] == "gzip", url
         assert len(gzip.decompress(asset.content)) > len(asset.content)
+
+
+def test_every_module_is_preloaded_with_the_page() -> None:
+    """Else the browser finds the imports only as it reads each module (three round trips)."""
+    html = (STATIC_DIR / "index.html").read_text()
+    preloaded = set(re.findall(r'<link rel="modulepreload" href="/ui/static/([\w.-]+)">', html))
+    modules = {path.name for path in STATIC_DIR.glob("*.js")} - {"main.js"}
+    assert preloaded == modules
 
 
 async def test_no_gzip_unless_asked(app: AppHarness) -> None:

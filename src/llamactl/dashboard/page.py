@@ -14,6 +14,7 @@ for an old version: it gets today's files, not to be kept. Compression is the ap
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import mimetypes
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
 
+from llamactl.api.compression import LEVEL, accepts_gzip
 from llamactl.errors import NotFound
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -33,6 +35,7 @@ REVALIDATE = "no-cache"
 @dataclass(frozen=True)
 class Asset:
     body: bytes
+    gzipped: bytes
     media_type: str
     etag: str
 
@@ -41,7 +44,8 @@ def _asset(body: bytes, name: str) -> Asset:
     media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
     if media_type.startswith("text/"):
         media_type += "; charset=utf-8"
-    return Asset(body, media_type, '"' + hashlib.sha256(body).hexdigest()[:16] + '"')
+    return Asset(body, gzip.compress(body, compresslevel=LEVEL, mtime=0), media_type,
+                 '"' + hashlib.sha256(body).hexdigest()[:16] + '"')
 
 
 @cache
@@ -67,10 +71,16 @@ def page() -> Asset:
 
 
 def _answer(request: Request, asset: Asset, cache_control: str) -> Response:
-    headers = {"Cache-Control": cache_control, "ETag": asset.etag}
-    if asset.etag in request.headers.get("if-none-match", "").replace("W/", "").split(", "):
+    gzipped = accepts_gzip(request.headers.raw)
+    # Each encoding is its own representation, with its own ETag (RFC 9110, 8.8.3).
+    etag = asset.etag[:-1] + '-gz"' if gzipped else asset.etag
+    headers = {"Cache-Control": cache_control, "ETag": etag, "Vary": "Accept-Encoding"}
+    if etag in request.headers.get("if-none-match", "").replace("W/", "").split(", "):
         return Response(status_code=304, headers=headers)
-    return Response(asset.body, media_type=asset.media_type, headers=headers)
+    if gzipped:
+        headers["Content-Encoding"] = "gzip"
+    return Response(asset.gzipped if gzipped else asset.body, media_type=asset.media_type,
+                    headers=headers)
 
 
 def install_dashboard(app: FastAPI) -> None:
