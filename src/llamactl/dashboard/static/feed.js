@@ -7,7 +7,7 @@ const feed = { ws: null, retries: 0, timer: null, handlers: null };
 /** handlers: {status(name, status), stats(name, stats), unknown(name), reconnected()} */
 export function startFeed(handlers) {
   feed.handlers = handlers || feed.handlers;
-  stopFeed();
+  closeSocket();
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   const query = state.token ? "?token=" + encodeURIComponent(state.token) : "";
   const ws = new WebSocket(scheme + "//" + location.host + "/api/ws" + query);
@@ -25,11 +25,18 @@ export function startFeed(handlers) {
   };
 }
 
-export function stopFeed() {
+function closeSocket() {
   clearTimeout(feed.timer);
   const ws = feed.ws;
   feed.ws = null;
   if (ws) ws.close();
+}
+
+/** Signed out: no feed, and nothing to say about one. */
+export function stopFeed() {
+  closeSocket();
+  feed.retries = 0;
+  feedState("");
 }
 
 function feedState(text) { $("#feed-state").textContent = text; $("#feed-state").hidden = !text; }
