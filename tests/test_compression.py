@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+import llamactl.api
 from llamactl.api.compression import accepts_gzip
 from llamactl.config import Settings
 from llamactl.dashboard.page import STATIC_DIR
@@ -96,6 +97,15 @@ async def test_large_json_is_gzipped_small_json_is_not(app: AppHarness) -> None:
     small = await raw_get(app, "/api/instances", **GZIP)
     assert "content-encoding" not in small.headers
     assert json.loads(small.content) == {"instances": []}
+
+
+async def test_a_large_file_is_compressed_whole(app: AppHarness) -> None:
+    """Swagger UI's bundle (1.7 MB, sent by the file in chunks; compressed off the loop)."""
+    bundle = Path(llamactl.api.__file__).parent / "static" / "swagger-ui" / "swagger-ui-bundle.js"
+    answer = await raw_get(app, "/docs/static/swagger-ui/swagger-ui-bundle.js", **GZIP)
+    assert answer.headers["content-encoding"] == "gzip"
+    assert int(answer.headers["content-length"]) == len(answer.content)
+    assert gzip.decompress(answer.content) == bundle.read_bytes()
 
 
 async def test_event_stream_is_never_compressed_and_still_streams(app: AppHarness,
