@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from llamactl.api.auth import authorize
+from llamactl.api.compression import CompressFixedBodies
 from llamactl.api.docs_page import install_docs_page
 from llamactl.api.errors import install_error_handlers
 from llamactl.api.middleware import JsonBodies, RateLimits
@@ -110,6 +111,8 @@ def install_middleware(app: FastAPI, settings: Settings, metrics: LlamactlMetric
     app.add_middleware(RequestGuard, policy=policy)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestIds)  # on every answer, refusals included
+    # Outside all: it compresses the final answer (fixed bodies only, never a stream).
+    app.add_middleware(CompressFixedBodies)
 
 
 def install_routes(app: FastAPI) -> None:

@@ -1,0 +1,52 @@
+// The llamactl dashboard: plain JavaScript modules over the same /api as every client, no
+// build step. No inline script (the page's CSP forbids it); data is written with textContent
+// only, never as HTML. This module wires the others together.
+import { $, api, may, state } from "./api.js";
+import { initAuth, resumeRefresh, showSignIn } from "./auth.js";
+import { startFeed, stopFeed } from "./feed.js";
+import { initForm } from "./form.js";
+import { initKeys, loadKeys } from "./keys.js";
+import { initLogs, stopLogs } from "./logs.js";
+import { renderOptionFields } from "./options.js";
+import { loadSystem } from "./system.js";
+import { initTable, loadInstances, setStats, setStatus } from "./table.js";
+
+const feedHandlers = { status: setStatus, stats: setStats, unknown: () => loadInstances(),
+  reconnected: () => loadInstances() };
+
+async function enter() {
+  const me = await api("GET", "/api/auth/me");
+  state.role = me.role;
+  document.body.dataset.role = me.role;
+  $("#signin").hidden = true; $("#app").hidden = false;
+  if (me.kind !== "anonymous") {
+    $("#who").textContent = me.username + " (" + me.role + ")";
+    $("#who").hidden = false; $("#sign-out").hidden = false;
+  }
+  resumeRefresh();
+  $("#new-instance").hidden = !may("operator");
+  // The option table is for the form: fetched beside the table, never before it.
+  const backends = api("GET", "/api/backends");
+  for (const el of document.querySelectorAll(".admin-only")) el.hidden = !may("admin");
+  await loadInstances();
+  startFeed(feedHandlers);
+  state.backends = (await backends).backends;
+  renderOptionFields();
+  loadSystem();
+  $("#keys").hidden = !may("admin") || me.kind === "anonymous";
+  if (!$("#keys").hidden) loadKeys();
+}
+
+function start() {
+  $("#v1-url").textContent = location.origin + "/v1";
+  $("#copy-v1").addEventListener("click", () => navigator.clipboard?.writeText(location.origin + "/v1"));
+  initAuth({ afterSignIn: enter, beforeSignOut: () => { stopFeed(); stopLogs(); } });
+  initTable();
+  initForm();
+  initLogs();
+  initKeys();
+  enter().catch(() => { if ($("#app").hidden) showSignIn(); });
+}
+
+// Module scripts run once the document is parsed.
+start();

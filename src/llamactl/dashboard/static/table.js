@@ -1,0 +1,123 @@
+// The instances table: one row per instance, updated in place from the feed.
+import { $, api, bytes, button, cell, duration, may, state, toast } from "./api.js";
+import { openEditor } from "./form.js";
+import { openLogs } from "./logs.js";
+
+export async function loadInstances() {
+  const { instances } = await api("GET", "/api/instances");
+  const body = $("#instances tbody");
+  body.replaceChildren(...instances.map((inst) => rowFor(inst)));
+  $("#empty").hidden = instances.length > 0;
+  // The Node column only where some instance runs on a cluster node (Ray).
+  $("#instances").classList.toggle("with-nodes", instances.some((inst) => inst.node));
+  // bench/dashboard.py reads this: time from navigation to the table shown.
+  if (!performance.getEntriesByName("llamactl:table").length) performance.mark("llamactl:table");
+}
+
+function rowFor(inst) {
+  const tr = document.createElement("tr");
+  tr.dataset.name = inst.name;
+  const model = (inst.model_path || "").split("/").pop();
+  tr.append(cell(inst.name), cell("", "status"), cell(inst.backend), cell(model), cell(inst.port),
+    cell("", "uptime"), cell("", "memory"), cell("", "cpu"), cell(inst.restart_count ?? 0, "restarts"),
+    cell(inst.group), cell(nodeText(inst.node), "node"), actionsFor(inst));
+  tr.cells[3].title = inst.model_path || "";
+  state.rows.set(inst.name, { tr, inst });
+  setStatus(inst.name, inst.status, inst.last_error);
+  setStats(inst.name, inst.stats);
+  return tr;
+}
+
+function nodeText(node) {
+  if (!node) return "";
+  return node.address || node.id || "";
+}
+
+function actionsFor(inst) {
+  const td = cell("", "actions");
+  if (may("operator")) {
+    td.append(
+      button("Start", () => act(inst.name, "start")),
+      button("Stop", () => act(inst.name, "stop")),
+      button("Restart", () => act(inst.name, "restart")));
+  }
+  td.append(button("Logs", () => openLogs(inst.name)));
+  if (may("operator")) {
+    td.append(button("Edit", () => openEditor(state.rows.get(inst.name).inst)),
+      button("Delete", (ev) => confirmDelete(inst.name, ev.currentTarget)));
+  }
+  return td;
+}
+
+export function setStatus(name, status, lastError) {
+  const row = state.rows.get(name);
+  if (!row) return;
+  row.inst.status = status;
+  const td = row.tr.cells[1];
+  td.textContent = status;
+  td.className = "status status-" + status;
+  td.title = lastError ? "Last error: " + lastError : "";
+  if (lastError) row.tr.cells[0].title = "Last error: " + lastError;
+}
+
+/** Measured memory beside the estimate: "312.0 MiB / est. 340.0 MiB". */
+export function memoryText(used, estimate) {
+  const measured = bytes(used);
+  if (!estimate) return measured;
+  let est = "est. " + bytes(estimate.ram);
+  if (estimate.vram) est += " + " + bytes(estimate.vram) + " VRAM";
+  return measured ? measured + " / " + est : est;
+}
+
+export function setStats(name, stats) {
+  const row = state.rows.get(name);
+  if (!row) return;
+  const live = row.inst.status === "running";  // a stopped instance's zeros say nothing
+  row.tr.querySelector(".memory").textContent = memoryText(stats?.memory_usage, row.inst.memory_estimate);
+  if (!stats) return;
+  row.tr.querySelector(".uptime").textContent = duration(stats.uptime);
+  row.tr.querySelector(".cpu").textContent = !live || stats.cpu_usage == null ? "" : stats.cpu_usage.toFixed(1) + "%";
+}
+
+async function act(name, action) {
+  try { await api("POST", "/api/instances/" + encodeURIComponent(name) + "/" + action); }
+  catch (e) { toast("error", name + ": " + e.message + (e.doc.details ? " (" + e.doc.details + ")" : "")); }
+}
+
+// ---- Delete, asked in a modal dialog ----------------------------------------------------------
+let deleteOpener = null;
+
+function confirmDelete(name, opener) {
+  const dialog = $("#confirm-delete");
+  $("#confirm-text").textContent = "Delete " + name + "? This cannot be undone.";
+  dialog.dataset.name = name;
+  deleteOpener = opener;
+  dialog.showModal();
+  $("#confirm-no").focus();  // the safe choice first
+}
+
+async function doDelete() {
+  const dialog = $("#confirm-delete");
+  deleteOpener = $("#new-instance");  // the row and its button are about to go
+  dialog.close();
+  try { await api("DELETE", "/api/instances/" + encodeURIComponent(dialog.dataset.name)); }
+  catch (e) { toast("error", e.message); }
+  await loadInstances();
+}
+
+/** Tab and Shift+Tab cycle inside the dialog; closing it (Escape too) returns focus. */
+function trapFocus(ev) {
+  if (ev.key !== "Tab") return;
+  const items = [...ev.currentTarget.querySelectorAll("button, [href], input, select, textarea")];
+  const first = items[0], last = items[items.length - 1];
+  if (ev.shiftKey && document.activeElement === first) { last.focus(); ev.preventDefault(); }
+  else if (!ev.shiftKey && document.activeElement === last) { first.focus(); ev.preventDefault(); }
+}
+
+export function initTable() {
+  const dialog = $("#confirm-delete");
+  $("#confirm-yes").addEventListener("click", doDelete);
+  $("#confirm-no").addEventListener("click", () => dialog.close());
+  dialog.addEventListener("keydown", trapFocus);
+  dialog.addEventListener("close", () => { deleteOpener?.focus(); deleteOpener = null; });
+}

@@ -1,0 +1,130 @@
+"""gzip for fixed bodies (api/compression.py) and the dashboard's cache headers
+(dashboard/page.py), against the real app served in-process as ``llamactl serve`` serves it."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+import llamactl.api
+from llamactl.api.compression import accepts_gzip
+from llamactl.config import Settings
+from llamactl.dashboard.page import STATIC_DIR
+from tests.conftest import AppHarness
+
+GZIP = {"Accept-Encoding": "gzip"}
+
+
+@pytest.fixture
+async def app(make_settings: Callable[..., Settings], make_app: Any) -> AppHarness:
+    harness: AppHarness = await make_app(make_settings(fake=True))
+    return harness
+
+
+async def raw_get(app: AppHarness, path: str, **headers: str) -> httpx.Response:
+    """The bytes as sent (httpx would decode gzip and hide it)."""
+    request = app.client.build_request("GET", path, headers=headers)
+    answer = await app.client.send(request, stream=True)
+    answer._content = b"".join([chunk async for chunk in answer.aiter_raw()])
+    await answer.aclose()
+    return answer
+
+
+def asset_urls(html: str) -> list[str]:
+    return re.findall(r'(?:src|href)="(/ui/static/[^"]+)"', html)
+
+
+async def test_page_and_assets_are_gzipped_for_a_client_that_accepts_it(app: AppHarness) -> None:
+    page = await raw_get(app, "/", **GZIP)
+    assert page.headers["content-encoding"] == "gzip"
+    assert "accept-encoding" in page.headers["vary"].lower()
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    html = gzip.decompress(page.content).decode()
+    assert int(page.headers["content-length"]) == len(page.content) < len(html.encode())
+    for url in asset_urls(html):
+        asset = await raw_get(app, url, **GZIP)
+        assert asset.status_code == 200, url
+        assert asset.headers["content-encoding"] == "gzip", url
+        assert len(gzip.decompress(asset.content)) > len(asset.content)
+
+
+def test_every_module_is_preloaded_with_the_page() -> None:
+    """Else the browser finds the imports only as it reads each module (three round trips)."""
+    html = (STATIC_DIR / "index.html").read_text()
+    preloaded = set(re.findall(r'<link rel="modulepreload" href="/ui/static/([\w.-]+)">', html))
+    modules = {path.name for path in STATIC_DIR.glob("*.js")} - {"main.js"}
+    assert preloaded == modules
+
+
+async def test_no_gzip_unless_asked(app: AppHarness) -> None:
+    for headers in ({"Accept-Encoding": "identity"}, {"Accept-Encoding": "gzip;q=0"}):
+        page = await raw_get(app, "/", **headers)
+        assert "content-encoding" not in page.headers
+        assert page.content.startswith(b"<!doctype html>")
+
+
+async def test_assets_have_versioned_urls_cached_for_a_year_and_etags(app: AppHarness) -> None:
+    page = await app.client.get("/")
+    assert page.headers["cache-control"] == "no-cache"
+    urls = asset_urls(page.text)
+    assert urls
+    assert all(re.fullmatch(r"/ui/static/[0-9a-f]{12}/[\w.-]+", url) for url in urls)
+    asset = await app.client.get(urls[0])
+    assert asset.headers["cache-control"] == "public, max-age=31536000, immutable"
+    again = await app.client.get(urls[0], headers={"If-None-Match": asset.headers["etag"]})
+    assert again.status_code == 304
+    assert again.content == b""
+    # A page from before an upgrade asks for an old version: today's file, not to be kept.
+    old = await app.client.get(re.sub(r"/[0-9a-f]{12}/", "/000000000000/", urls[0]))
+    assert old.status_code == 200
+    assert old.headers["cache-control"] == "no-cache"
+    missing = await app.client.get(urls[0].rsplit("/", 1)[0] + "/nothing.js")
+    assert missing.status_code == 404
+    assert missing.json()["code"] == "NOT_FOUND"
+
+
+async def test_large_json_is_gzipped_small_json_is_not(app: AppHarness) -> None:
+    large = await raw_get(app, "/openapi.json", **GZIP)
+    assert large.headers["content-encoding"] == "gzip"
+    assert json.loads(gzip.decompress(large.content))["openapi"]
+    small = await raw_get(app, "/api/instances", **GZIP)
+    assert "content-encoding" not in small.headers
+    assert json.loads(small.content) == {"instances": []}
+
+
+async def test_a_large_file_is_compressed_whole(app: AppHarness) -> None:
+    """Swagger UI's bundle (1.7 MB, sent by the file in chunks; compressed off the loop)."""
+    bundle = Path(llamactl.api.__file__).parent / "static" / "swagger-ui" / "swagger-ui-bundle.js"
+    answer = await raw_get(app, "/docs/static/swagger-ui/swagger-ui-bundle.js", **GZIP)
+    assert answer.headers["content-encoding"] == "gzip"
+    assert int(answer.headers["content-length"]) == len(answer.content)
+    assert gzip.decompress(answer.content) == bundle.read_bytes()
+
+
+async def test_event_stream_is_never_compressed_and_still_streams(app: AppHarness,
+                                                                 fake_model: Path) -> None:
+    async with app.client.stream("GET", "/api/events", headers=GZIP) as feed:
+        assert feed.headers["content-type"].startswith("text/event-stream")
+        assert "content-encoding" not in feed.headers
+        made = await app.client.post("/api/instances", json={
+            "name": "sse-gzip", "model_path": str(fake_model)})
+        assert made.status_code == 201, made.text
+        assert (await app.client.post("/api/instances/sse-gzip/start")).status_code == 200
+        async for line in feed.aiter_lines():
+            if line.startswith("data: "):
+                break  # an event arrived while the stream is open: not held back
+
+
+@pytest.mark.parametrize(("header", "accepted"), [
+    (b"gzip", True), (b"deflate, gzip;q=0.5", True), (b"*", True), (b"br", False),
+    (b"gzip;q=0", False), (b"gzip; q=0.0", False), (b"identity", False),
+])
+def test_accept_encoding_is_read_as_rfc_9110_says(header: bytes, accepted: bool) -> None:
+    assert accepts_gzip([(b"accept-encoding", header)]) is accepted
