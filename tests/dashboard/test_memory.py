@@ -93,7 +93,8 @@ def with_extra(route: Route, change: Any) -> None:
 def test_system_shows_cluster_nodes_and_memory_budget(dashboard_server: Dashboard,
                                                       page: Page) -> None:
     """Stubbed at the seam between the page and /api (this server has no Ray cluster and no
-    memory budget in its answer yet): the documented shapes, added to real answers."""
+    memory budget set): the documented shapes, put into real answers. The real ``memory``
+    without a budget is the next test's."""
     with dashboard_server.api() as api:
         made = api.post("/api/instances", json={
             "name": "on-ray", "model_path": str(dashboard_server.models / "tiny.gguf")})
@@ -133,4 +134,7 @@ def test_no_nodes_section_or_column_without_a_cluster(dashboard_server: Dashboar
     expect(page.locator("#system-facts")).to_contain_text("CPUs")
     expect(page.locator("#nodes")).to_be_hidden()
     expect(page.get_by_role("columnheader", name="Node")).to_be_hidden()
-    expect(page.locator("#system-facts")).not_to_contain_text("Memory budget")
+    # memory_budget is not set: the budget says so, what instances claim shows, no "free".
+    expect(page.locator("#system-facts")).to_contain_text("Memory budgetnot set")
+    expect(page.locator("#system-facts")).to_contain_text("Memory claimedRAM 0 B, VRAM 0 B")
+    expect(page.locator("#system-facts")).not_to_contain_text("Memory free")

@@ -9,18 +9,21 @@ function facts(items) {
   });
 }
 
-/** "ram 1.0 GiB, vram 2.0 GiB"; a null side is left out, all null says "unknown". */
+/** "RAM 1.0 GiB, VRAM 2.0 GiB"; a null side (not limited) is left out; all null: "". */
 function ramVram(pair) {
   const parts = [];
   if (pair?.ram != null) parts.push("RAM " + (bytes(pair.ram) || "0 B"));
   if (pair?.vram != null) parts.push("VRAM " + (bytes(pair.vram) || "0 B"));
-  return parts.length ? parts.join(", ") : "unknown";
+  return parts.join(", ");
 }
 
+/** The budget, what instances claim and what is free; without a budget, only the claim. */
 function memoryFacts(memory) {
   if (!memory) return [];
-  return [["Memory budget", ramVram(memory.budget)], ["Memory claimed", ramVram(memory.claimed)],
-    ["Memory free", ramVram(memory.free)]];
+  const claimed = ["Memory claimed", ramVram(memory.claimed)];
+  const budget = ramVram(memory.budget);
+  if (!budget) return [["Memory budget", "not set"], claimed];
+  return [["Memory budget", budget], claimed, ["Memory free", ramVram(memory.free)]];
 }
 
 function resourceText(resources) {
