@@ -78,6 +78,32 @@ def system_status(client: Client, output: str) -> None:
     click.echo(f"memory     {humanize_bytes(resources.memory_usage)} of "
                f"{humanize_bytes(resources.memory_total)}")
     click.echo(f"disk       {resources.disk_usage:.1f}%")
+    for line in memory_lines(status.memory) + node_lines(status.nodes):
+        click.echo(line)
+
+
+def _ram_vram(pair: Any) -> str:
+    """'RAM 1.0 GiB, VRAM 0 B'; a None side (not limited) left out."""
+    parts = [f"{label} {humanize_bytes(value)}" for label, value in
+             (("RAM", pair.ram), ("VRAM", pair.vram)) if value is not None]
+    return ", ".join(parts)
+
+
+def memory_lines(memory: Any) -> list[str]:
+    """What instances claim against instances.memory_budget, and the budget when set."""
+    if memory is None:
+        return []
+    lines = [f"claimed    {_ram_vram(memory.claimed)}"]
+    budget = _ram_vram(memory.budget)
+    if budget:
+        lines += [f"budget     {budget}", f"free       {_ram_vram(memory.free)}"]
+    return lines
+
+
+def node_lines(nodes: Any) -> list[str]:
+    """One line per Ray node (cluster.engine: ray): address, alive, its instances."""
+    return [f"node       {node.address} {'alive' if node.alive else 'dead'} {node.id[:12]}: "
+            f"{', '.join(node.instances) or 'no instances'}" for node in nodes or []]
 
 
 @system.command("info")
