@@ -102,13 +102,17 @@ func (c *Client) StartInstance(ctx context.Context, name string, opts StartOptio
 	return &out, nil
 }
 
-// StopInstance stops an instance: SIGTERM, then SIGKILL after opts.Timeout, or at once with
+// StopInstance stops an instance: SIGTERM, then SIGKILL after opts.Grace, or at once with
 // opts.Force. With opts.Wait it returns once the instance is stopped. Stopping one that is
 // not running is a conflict (INSTANCE_NOT_RUNNING).
 func (c *Client) StopInstance(ctx context.Context, name string, opts StopOptions) (*OperationResult, error) {
 	body := map[string]any{"force": opts.Force}
-	if opts.Timeout > 0 {
-		body["timeout"] = opts.Timeout.Seconds()
+	grace := opts.Grace
+	if grace <= 0 {
+		grace = opts.Timeout
+	}
+	if grace > 0 {
+		body["timeout"] = grace.Seconds()
 	}
 	var out OperationResult
 	r := request{method: http.MethodPost, path: instancePath(name, "stop"), body: body}

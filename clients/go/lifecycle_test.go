@@ -99,7 +99,7 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("RestartInstance: %+v, %v", restarted, err)
 	}
 
-	stopped, err := c.StopInstance(ctx, name, llamactl.StopOptions{Timeout: 10 * time.Second, Wait: true})
+	stopped, err := c.StopInstance(ctx, name, llamactl.StopOptions{Grace: 10 * time.Second, Wait: true})
 	if err != nil || stopped.Status != llamactl.StatusStopped {
 		t.Fatalf("StopInstance: %+v, %v", stopped, err)
 	}

@@ -175,8 +175,10 @@ type StartOptions struct {
 // StopOptions are StopInstance's options.
 type StopOptions struct {
 	Force bool // SIGKILL at once
-	// Timeout between SIGTERM and SIGKILL, in whole or fractional seconds; zero uses the
-	// server's instances.stop_timeout.
+	// Grace between SIGTERM and SIGKILL, in whole or fractional seconds; zero uses the
+	// server's instances.stop_timeout. (Python's grace=, the CLI's --grace.)
+	Grace time.Duration
+	// Deprecated: Timeout is the old name of Grace, used when Grace is zero.
 	Timeout time.Duration
 	// Wait returns once the instance is stopped (or failed), polling its status.
 	Wait bool

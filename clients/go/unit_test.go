@@ -281,3 +281,24 @@ func TestTokenTimesFromTheClaims(t *testing.T) {
 		t.Fatalf("%+v: want due in the last 2.4 h of a day", day)
 	}
 }
+
+func TestStopGraceIsSentAsTheTimeout(t *testing.T) {
+	var bodies []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		raw, _ := io.ReadAll(r.Body)
+		bodies = append(bodies, string(raw))
+		_, _ = io.WriteString(w, `{"message": "stopping", "instance": {"name": "a"}}`)
+	}))
+	t.Cleanup(srv.Close)
+	c := NewClient(srv.URL, WithRetry(RetryPolicy{}))
+	ctx := context.Background()
+	for _, opts := range []StopOptions{{Grace: 2500 * time.Millisecond}, {Timeout: 3 * time.Second}, {}} {
+		if _, err := c.StopInstance(ctx, "a", opts); err != nil {
+			t.Fatalf("StopInstance(%+v): %v", opts, err)
+		}
+	}
+	want := []string{`{"force":false,"timeout":2.5}`, `{"force":false,"timeout":3}`, `{"force":false}`}
+	if strings.Join(bodies, "|") != strings.Join(want, "|") {
+		t.Fatalf("bodies: %q, want %q", bodies, want)
+	}
+}
