@@ -34,7 +34,7 @@ from llamactl.backends.docker import (
 )
 from llamactl.config import BackendsConfig
 from llamactl.instances.models import InstanceRecord
-from llamactl.supervisor.host import LOCAL_ADDRESS, BackendProcess, ProcessHost, SpawnRequest
+from llamactl.supervisor.host import BackendProcess, LocalProcess, ProcessHost, SpawnRequest
 from llamactl.supervisor.process import ProcessHandle, SpawnError
 
 log = logging.getLogger(__name__)
@@ -45,16 +45,14 @@ QUERY_SECONDS = 20.0
 HELPER_SECONDS = 10.0
 
 
-class ContainerProcess:
-    """A container seen as a ``BackendProcess``: the pid is its docker command's."""
-
-    node = None
-    address = LOCAL_ADDRESS
-    resources: Mapping[str, float] = {}
+class ContainerProcess(LocalProcess):
+    """A container seen as a ``BackendProcess``: the pid is its docker command's (a local
+    process, whose pid, start time and command it reports as LocalProcess does; its stats
+    are that command's too, not the container's)."""
 
     def __init__(self, handle: ProcessHandle, container: Container,
                  env: Mapping[str, str], log_path: Path):
-        self.handle = handle  # the docker run (or, after adoption, docker logs) process
+        super().__init__(handle)  # the docker run (or, after adoption, docker logs) process
         self.container = container
         self.env = dict(env)
         self.log_path = log_path
@@ -64,24 +62,6 @@ class ContainerProcess:
     def spawn(cls, request: SpawnRequest, container: Container) -> ContainerProcess:
         handle = ProcessHandle.spawn(request.argv, request.env, request.log_path)
         return cls(handle, container, request.env, request.log_path)
-
-    @property
-    def pid(self) -> int | None:
-        return self.handle.pid
-
-    @property
-    def start_time(self) -> float:
-        return self.handle.start_time
-
-    @property
-    def command(self) -> list[str]:
-        return self.handle.command
-
-    async def placed(self) -> None:
-        return None
-
-    async def node_stats(self) -> dict[str, float] | None:
-        return None  # psutil samples the docker command, not the container
 
     def signal_group(self, signum: signal.Signals, grace: float = 0.0) -> None:
         """SIGTERM: ``docker stop -t grace``. SIGKILL: ``docker rm -f``, and the docker
