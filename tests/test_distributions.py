@@ -1,7 +1,8 @@
 """The two distributions built from this repository: ``llamactl-client`` (clients/python) and
-``llamactl-server`` (the root). Both wheels are built; the client's is installed alone into a
-fresh venv, offline (``--no-index``, its dependencies downloaded once through pip's cache into
-a wheelhouse), and must bring none of the server's dependencies, import, and run ``llamactl``.
+``llamactl-server`` (the root). Both wheels are built, and each is installed into a fresh
+venv, offline (``--no-index``, dependencies downloaded once through pip's cache into a
+wheelhouse): the client alone must bring none of the server's dependencies, import, and run
+``llamactl``; the server must bring the client at its own version, and ``llamactl serve``.
 """
 
 from __future__ import annotations
@@ -160,3 +161,34 @@ def test_the_client_installs_alone(wheels: dict[str, Path], tmp_path: Path) -> N
     serve = _run(command, "serve", "--port", "9000")
     assert serve.returncode == 1
     assert "pip install llamactl-server" in serve.stderr
+
+
+def test_the_server_installs_with_the_client_at_its_version(
+        wheels: dict[str, Path], tmp_path: Path) -> None:
+    """llamactl-server in a fresh venv: it brings llamactl-client at its own version (found
+    beside it, not on an index) and its own dependencies, and the command gains serve."""
+    wheelhouse = tmp_path / "wheelhouse"
+    built = wheels["server"].parent  # where llamactl-client's wheel is
+    _pip("download", "-d", wheelhouse, "--find-links", built, wheels["server"])
+    venv = tmp_path / "venv"
+    done = _run(sys.executable, "-m", "venv", "--without-pip", venv)
+    assert done.returncode == 0, done.stderr
+    python = venv / "bin" / "python"
+    _pip("--python", python, "install", "--no-index", "--find-links", wheelhouse,
+         wheels["server"])
+
+    listed = _run(python, "-c", "import importlib.metadata as m\n"
+                  "print('\\n'.join(d.metadata['Name'] + ' ' + d.version "
+                  "for d in m.distributions()))")
+    installed = dict(line.lower().replace("_", "-").split() for line in
+                     listed.stdout.splitlines() if line.strip())
+    assert installed["llamactl-client"] == installed["llamactl-server"] == llamactl.__version__
+    assert {"fastapi", "uvicorn", "argon2-cffi", "psutil"} <= set(installed)
+    imported = _run(python, "-c", "import llamactl.app, llamactl.client\nprint('ok')")
+    assert imported.returncode == 0, imported.stderr
+    command = venv / "bin" / "llamactl"
+    helped = _run(command, "--help")
+    assert helped.returncode == 0, helped.stderr
+    assert {"serve", "users", "keys"} <= {line.split()[0] for line in helped.stdout.partition(
+        "Commands:")[2].splitlines() if line.startswith("  ") and not line.startswith("   ")}
+    assert _run(command, "serve", "--help").returncode == 0
