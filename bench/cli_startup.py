@@ -7,12 +7,17 @@ Every call of the command line pays for its imports before it does anything. Tim
 - ``python -c "import llamactl.cli"``: what the command imports before it parses arguments;
 - ``llamactl --help``;
 - ``llamactl instances list`` against a real ``llamactl serve`` (empty data dir) that this
-  benchmark starts on loopback and stops at the end.
+  benchmark starts on loopback and stops at the end;
+- the same two from ``llamactl-client`` installed alone into a fresh venv (its wheel built
+  here, its dependencies from pip's cache): what a user of the command line has. The
+  development venv also holds ``rich`` (schemathesis needs it), which httpx imports for its
+  own command line (~35 ms); a user's install does not.
 
 Then ``python -X importtime`` of ``--help`` and of ``instances list``: the five costliest
 imports of each (cumulative microseconds), to say where the time goes.
 
-Goal (issue 12): ``--help`` and ``instances list`` at p50 under 0.2 s. The last line,
+Goal (issue 12): ``--help`` and ``instances list`` at p50 under 0.2 s, as installed by a user
+(``llamactl-client``). The last line,
 prefixed ``RESULT``, is one JSON object with every number.
 """
 
@@ -73,6 +78,26 @@ def costliest_imports(argv: list[str], env: dict[str, str], count: int = 5) -> l
     return sorted(rows, key=lambda row: -row[1])[:count]
 
 
+def client_alone(work: Path) -> Path:
+    """``llamactl-client`` alone in a fresh venv under ``work``: its ``llamactl`` command."""
+    root = Path(__file__).resolve().parent.parent
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    wheels, house, venv = work / "wheels", work / "wheelhouse", work / "client-venv"
+    steps = [
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels),
+         str(root / "clients" / "python")],
+        [*pip, "download", "-d", str(house), "--find-links", str(wheels), "llamactl-client"],
+        [sys.executable, "-m", "venv", "--without-pip", str(venv)],
+        [*pip, "--python", str(venv / "bin" / "python"), "install", "--no-index",
+         "--find-links", str(house), "llamactl-client"],
+    ]
+    for step in steps:
+        done = subprocess.run(step, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise BenchError(f"{' '.join(step[:6])} ...: {done.stderr[-500:]}")
+    return venv / "bin" / "llamactl"
+
+
 def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LLAMACTL_")}
     env["XDG_CONFIG_HOME"] = str(work / "config-home")  # no saved token from the user's home
@@ -86,19 +111,22 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     try:
         wait_for(answers_200(f"{url}/api/instances", server, work / "llamactl.out"), 30,
                  "llamactl to answer")
-        llamactl = command_line()
+        llamactl, alone = command_line(), str(client_alone(work))
         targets = {
             "python -c pass": [sys.executable, "-c", "pass"],
             "import llamactl.cli": [sys.executable, "-c", "import llamactl.cli"],
-            "llamactl --help": [*llamactl, "--help"],
-            "llamactl instances list": [*llamactl, "instances", "list", "--url", url],
+            "llamactl --help": [alone, "--help"],
+            "llamactl instances list": [alone, "instances", "list", "--url", url],
+            "dev venv: --help": [*llamactl, "--help"],
+            "dev venv: instances list": [*llamactl, "instances", "list", "--url", url],
         }
         samples: dict[str, list[float]] = {name: [] for name in targets}
         for _ in range(args.runs):
             for name, argv in targets.items():
                 samples[name].append(time_once(argv, env))
         imports = {name: costliest_imports(targets[name], env)
-                   for name in ("llamactl --help", "llamactl instances list")}
+                   for name in ("llamactl --help", "llamactl instances list",
+                                "dev venv: instances list")}
     finally:
         stop_group(server)
     return {
