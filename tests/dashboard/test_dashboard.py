@@ -104,6 +104,10 @@ def test_bad_model_path_shows_by_the_field_and_keeps_the_input(
     expect(page.get_by_label("Name", exact=True)).to_have_value("dash-bad-path")
     expect(page.get_by_label("Model path", exact=True)).to_have_value("/no/such/model.gguf")
     expect(row(page, "dash-bad-path")).to_have_count(0)
+    # Typing in the field the error named takes the message away; the other fields' stay.
+    page.get_by_label("Model path", exact=True).press("End")
+    page.get_by_label("Model path", exact=True).type("x")
+    expect(error).to_be_empty()
 
 
 def test_create_edit_delete(dashboard_server: Dashboard, page: Page) -> None:

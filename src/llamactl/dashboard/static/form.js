@@ -146,6 +146,9 @@ export function initForm() {
   $("#import").addEventListener("click", () => { importCommand(); estimateSoon(); });
   form.backend.addEventListener("change", () => { renderOptionFields(); estimateSoon(); });
   form.addEventListener("input", (ev) => {
+    // The field being changed is what its error was about: the message goes with the edit.
+    showFieldError(ev.target.dataset.option ? "options." + ev.target.dataset.option
+      : ev.target.name, "");
     if (ev.target.name === "model_path" || ev.target.dataset.option) estimateSoon();
   });
   $("#editor").addEventListener("keydown", (ev) => { if (ev.key === "Escape") closeEditor(); });
