@@ -110,3 +110,72 @@ async def test_the_proxy_shares_the_gateways_client_and_is_not_queued_behind_gen
             while not line:
                 line = await reader.__anext__()
             assert line.startswith("data: ")
+
+
+async def _busy_streams(app: AppHarness, fake_model: Path, streams: contextlib.AsyncExitStack,
+                        count: int, path: str, body: dict[str, Any]) -> list[Any]:
+    """``count`` long streams open on instance "busy" (the stand-in backend), each past its
+    first line: the readers, kept (an abandoned one closes its stream when collected)."""
+    readers = []
+    for _ in range(count):
+        answer = await streams.enter_async_context(
+            app.client.stream("POST", path, json=body, timeout=120))
+        assert answer.status_code == 200
+        readers.append(answer.aiter_lines())
+        assert await readers[-1].__anext__()
+    return readers
+
+
+async def _busy_instance(app: AppHarness, fake_model: Path) -> Any:
+    created = await app.client.post("/api/instances", json={
+        "name": "busy", "model_path": str(fake_model),
+        "extra_args": ["--fake-stream-chunks", "300", "--fake-chunk-interval", "0.1"]})
+    assert created.status_code == 201, created.text
+    assert (await app.client.post("/api/instances/busy/start?wait=true")).status_code == 200
+    return app.manager.owner("busy").leases
+
+
+async def _leaves_while_queued(app: AppHarness, leases: Any, held: int, path: str,
+                               body: dict[str, Any]) -> None:
+    """A request queued behind ``held`` streams takes a lease; its client leaving gives it
+    back while the streams still run (before, both outlived the client until a connection
+    freed, and the request was then sent for nobody)."""
+    queued = asyncio.create_task(app.client.post(path, json=body, timeout=120))
+    for _ in range(500):  # a bound, not a timing goal
+        if leases.inflight == held + 1:
+            break
+        await asyncio.sleep(0.02)
+    assert leases.inflight == held + 1, "the queued request took no lease"
+    queued.cancel()  # the client goes away
+    await asyncio.gather(queued, return_exceptions=True)
+    for _ in range(500):
+        if leases.inflight == held:
+            break
+        await asyncio.sleep(0.02)
+    assert leases.inflight == held, "the lease was held after the client left"
+
+
+async def test_a_v1_request_whose_client_leaves_while_queued_gives_its_lease_back(
+    make_settings: Any, make_app: Any, fake_model: Path
+) -> None:
+    app: AppHarness = await make_app(make_settings(fake=True))
+    leases = await _busy_instance(app, fake_model)
+    body = {"model": "busy", "prompt": "hi", "stream": True}
+    async with contextlib.AsyncExitStack() as streams:
+        readers = await _busy_streams(app, fake_model, streams, 4, "/v1/completions", body)
+        await _leaves_while_queued(app, leases, 4, "/v1/completions", body)
+        assert all([await reader.__anext__() is not None for reader in readers])
+
+
+async def test_a_proxied_request_whose_client_leaves_while_queued_gives_its_lease_back(
+    make_settings: Any, make_app: Any, fake_model: Path
+) -> None:
+    """The operator lane is one connection: a second proxied request waits for it."""
+    app: AppHarness = await make_app(make_settings(fake=True))
+    leases = await _busy_instance(app, fake_model)
+    path = "/api/instances/busy/proxy/v1/completions"
+    body = {"model": "busy", "prompt": "hi", "stream": True}
+    async with contextlib.AsyncExitStack() as streams:
+        readers = await _busy_streams(app, fake_model, streams, 1, path, body)
+        await _leaves_while_queued(app, leases, 1, path, body)
+        assert await readers[0].__anext__() is not None

@@ -15,11 +15,12 @@ the backend's key and the 502 follow the same rules as ``/v1`` (gateway/edge.py)
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from starlette.background import BackgroundTask
 
 from llamactl.api.deps import ServicesDep
@@ -35,6 +36,8 @@ router = APIRouter(tags=["instances"])
 
 # Starlette frames the answer itself (chunked, or its own length)
 _FRAMING = frozenset({b"content-length"})
+CLIENT_GONE = 499
+Head = tuple[int, list[tuple[bytes, bytes]], bool]  # status, headers, an event stream
 
 
 class UpstreamUnavailable(LlamactlError):
@@ -43,7 +46,7 @@ class UpstreamUnavailable(LlamactlError):
 
 
 async def proxy(name: str, path: str, request: Request,
-                services: ServicesDep) -> StreamingResponse:
+                services: ServicesDep) -> Response:
     owner = services.manager.owner(name)
     lease = owner.lease_if_running()
     if lease is None:
@@ -53,12 +56,16 @@ async def proxy(name: str, path: str, request: Request,
                             await _request_bytes(request, lease), lane="operator",
                             host=lease.host)
         try:
-            status, raw_headers, event_stream = await call.answer()
+            head = await _answer_unless_gone(call, request)
         except UpstreamError as exc:
             raise UpstreamUnavailable(edge.not_answering(name, str(exc)), str(exc)) from None
     except BaseException:
         lease.release()
         raise
+    if head is None:  # nginx's code for a client that closed before its answer
+        lease.release()
+        return Response(status_code=CLIENT_GONE)
+    status, raw_headers, event_stream = head
 
     def finish() -> None:
         call.close()
@@ -72,6 +79,29 @@ async def proxy(name: str, path: str, request: Request,
                                background=BackgroundTask(finish))
     answer.raw_headers = list(headers)
     return answer
+
+
+async def _answer_unless_gone(call: UpstreamCall, request: Request) -> Head | None:
+    """The answer's head, or None when the client goes first: a request queued for the
+    operator lane's connection is then never sent, and its lease is given back at once
+    (uvicorn does not cancel a route whose client has gone; it only says so to receive())."""
+    answer = asyncio.ensure_future(call.answer())
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait((answer, gone), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        if not answer.done():
+            answer.cancel()  # closes the call: the pool forgets the waiter
+    if answer.done() and not answer.cancelled():
+        return answer.result()
+    return None
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns when the client has gone (its body has been read: nothing else comes)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 async def _relay(call: UpstreamCall, lease: Lease) -> AsyncIterator[bytes]:
