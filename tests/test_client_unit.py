@@ -312,6 +312,14 @@ def test_event_feed_control_messages_are_not_events() -> None:
                         ' "uptime": 3}}}')
     assert isinstance(stats, llamactl.InstanceStatsUpdated)
     assert stats.data.stats.uptime == 3
+    # Read as the dicts the first client gave, too.
+    assert changed.data["status"] == "running"
+    assert stats.data["stats"]["memory_usage"] == 5
+    assert event.data.get("instance") is None
+    assert "instance" in event.data
+    assert "nothing" not in event.data
+    with pytest.raises(KeyError):
+        event.data["nothing"]
     # A type this client does not know yet still arrives, as a plain Event.
     newer = parse_event('{"type": "instance_moved", "timestamp": "2024-01-15T14:30:00Z", '
                         '"data": {"name": "a"}}')

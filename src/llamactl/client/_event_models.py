@@ -35,6 +35,30 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="allow", defer_build=True)
 
 
+class _Data(_Model):
+    """An event's typed ``data``, still readable as the dict it was before it had types
+    (``event.data["name"]``, ``event.data.get("instance")``, ``"instance" in event.data``), so
+    that code written against the first client keeps working."""
+
+    def __getitem__(self, key: str) -> Any:
+        value = self.model_dump(mode="json").get(key, _MISSING)
+        if value is _MISSING:
+            raise KeyError(key)
+        return value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.model_dump(mode="json").get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.model_dump(mode="json")
+
+    def keys(self) -> list[str]:
+        return list(self.model_dump(mode="json"))
+
+
+_MISSING = object()
+
+
 class _EventBase(_Model):
     type: str
     timestamp: datetime
@@ -46,7 +70,7 @@ class Event(_EventBase):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
-class StatusChangeData(_Model):
+class StatusChangeData(_Data):
     name: str
     status: InstanceStatus
     previous_status: InstanceStatus
@@ -59,7 +83,7 @@ class InstanceStatusChanged(_EventBase):
     data: StatusChangeData
 
 
-class StatsData(_Model):
+class StatsData(_Data):
     name: str
     stats: InstanceStats
 
@@ -71,7 +95,7 @@ class InstanceStatsUpdated(_EventBase):
     data: StatsData
 
 
-class AlertData(_Model):
+class AlertData(_Data):
     level: Literal["info", "warning", "error"]
     message: str
     instance: str | None = Field(default=None, description="None: about llamactl itself")
