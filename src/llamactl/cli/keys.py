@@ -93,14 +93,6 @@ class Place:
         return local_keys.run_local(self.config_path, self.data_dir, local)
 
 
-def _api_call(client: Any, method: str, path: str, body: Any = None) -> Any:
-    """The API through the client's own request plumbing (the client has no key methods
-    yet): retries, token refresh and errors as for every other call."""
-    from llamactl.client._base import Call
-
-    return client._call(Call(method, path, lambda answer: answer, body=body))
-
-
 def _with_expired(info: dict[str, Any]) -> dict[str, Any]:
     expires = info.get("expires_at")
     expired = bool(expires) and datetime.fromisoformat(
@@ -123,11 +115,8 @@ def keys_create(name: str, instances: str | None, expires: datetime | None, url:
     expires_at = expires.replace(tzinfo=UTC) if expires else None
 
     def remote(client: Any) -> tuple[str, dict[str, Any]]:
-        body: dict[str, Any] = {"name": name, "instances": allowed}
-        if expires_at is not None:
-            body["expires_at"] = expires_at.strftime("%Y-%m-%dT%H:%M:%SZ")
-        answer = _api_call(client, "POST", "/api/keys", body)
-        return answer["key"], answer["info"]
+        created = client.create_key(name, instances=allowed, expires_at=expires_at)
+        return created.key, created.info.model_dump(mode="json")
 
     def local(store: Any) -> tuple[str, dict[str, Any]]:
         key, plaintext = store.create(name, allowed, expires_at)
@@ -149,7 +138,7 @@ def keys_list(quiet: bool, url: str | None, token: str | None, config_path: Path
     """List keys (never the keys themselves)."""
     place = Place(url, token, config_path, data_dir)
     found: list[dict[str, Any]] = place.run(
-        lambda client: _api_call(client, "GET", "/api/keys")["keys"],
+        lambda client: [key.model_dump(mode="json") for key in client.list_keys()],
         lambda store: [key.to_json() for key in store.list()])
     listed = [_with_expired(info) for info in found]
     if quiet:
@@ -172,15 +161,10 @@ def keys_revoke(name: str, url: str | None, token: str | None, config_path: Path
                 data_dir: Path | None, output: str) -> None:
     """Revoke a key; it stops working at once."""
     place = Place(url, token, config_path, data_dir)
-    place.run(lambda client: _api_call(client, "DELETE", f"/api/keys/{_segment(name)}"),
+    place.run(lambda client: client.revoke_key(name),
               lambda store: store.revoke(name))
     if output != "table":
         echo_data({"name": name, "revoked": True}, output)
     else:
         click.echo(f"revoked '{name}'")
 
-
-def _segment(name: str) -> str:
-    from urllib.parse import quote
-
-    return quote(name, safe="")
