@@ -15,7 +15,6 @@ from typing import Any
 from llamactl.config import InstancesConfig
 from llamactl.instances.models import format_time
 from llamactl.supervisor.context import Lifecycle
-from llamactl.supervisor.memory import ESTIMATES
 from llamactl.supervisor.owner import InstanceOwner
 from llamactl.supervisor.stats import contract_stats
 
@@ -42,7 +41,7 @@ def _settled_part(owner: InstanceOwner, config: InstancesConfig) -> dict[str, An
     """Everything but the live fields, in the answer's key order (live ones as None)."""
     record = owner.record
     cached = _SETTLED.get(owner)
-    version = (record.updated_at, ESTIMATES.generation)  # GPUs found later change estimates
+    version = (record.updated_at, owner.estimator.generation)  # GPUs found later change it
     if cached is not None and cached[0] == version:
         return cached[1]
     spec = record.spec
@@ -80,5 +79,5 @@ def _settled_part(owner: InstanceOwner, config: InstancesConfig) -> dict[str, An
 
 
 def _estimate_json(owner: InstanceOwner) -> dict[str, int | None] | None:
-    estimate = ESTIMATES.estimate(owner.record.spec)
+    estimate = owner.estimator.estimate(owner.record.spec)
     return estimate.as_json() if estimate is not None else None

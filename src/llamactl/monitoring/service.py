@@ -29,7 +29,6 @@ from llamactl.monitoring.host import (
     read_resources,
 )
 from llamactl.supervisor.manager import InstanceManager
-from llamactl.supervisor.memory import ESTIMATES
 from llamactl.supervisor.stats import contract_stats
 
 log = logging.getLogger(__name__)
@@ -76,7 +75,6 @@ class Monitoring:
                 await task
         if self._gpu_reader is not None:
             self._gpu_reader.close()
-        ESTIMATES.set_gpus([])  # no longer watched (the estimator is the process's)
 
     @staticmethod
     def _spawn(coroutine: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
@@ -144,7 +142,8 @@ class Monitoring:
                 reader.close()
                 self._gpu_reader = None
         # Estimates split by gpu_layers, vLLM's claim and vram: auto follow the GPUs.
-        ESTIMATES.set_gpus([gpu.memory_total for gpu in self.gpus or []])
+        self._manager.context.estimator.set_gpus(
+            [gpu.memory_total for gpu in self.gpus or []])
 
     async def _publish_stats_forever(self) -> None:
         interval = self._settings.events.stats_interval

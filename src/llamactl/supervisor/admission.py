@@ -22,17 +22,18 @@ from llamactl.errors import (
     InsufficientMemory,
 )
 from llamactl.supervisor.capacity import HOLDING, Plan, Slot, plan_start
-from llamactl.supervisor.memory import ESTIMATES, resolve_budget
+from llamactl.supervisor.memory import MemoryEstimator, resolve_budget
 from llamactl.supervisor.owner import InstanceOwner
 
 log = logging.getLogger(__name__)
 
 
 class CapacityKeeper:
-    def __init__(self, config: InstancesConfig, owners: Mapping[str, InstanceOwner]):
+    def __init__(self, config: InstancesConfig, owners: Mapping[str, InstanceOwner],
+                 estimator: MemoryEstimator):
         self._config = config
         self._owners = owners
-        self.estimator = ESTIMATES  # issue 20: the memory budget's estimates
+        self.estimator = estimator  # issue 20: the memory budget's estimates
         self._lock = asyncio.Lock()
         self._room = asyncio.Event()  # set, then replaced, whenever room may have appeared
         self._queued = 0

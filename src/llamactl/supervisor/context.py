@@ -11,6 +11,7 @@ from llamactl.events import EventHub
 from llamactl.instances.models import InstanceRecord
 from llamactl.store.instances import InstanceRepository
 from llamactl.supervisor.host import LocalHost, ProcessHost
+from llamactl.supervisor.memory import MemoryEstimator
 from llamactl.supervisor.metrics import NoMetrics, SupervisorMetrics
 
 # Crash restarts are counted until an instance has run this long without trouble.
@@ -30,6 +31,9 @@ class OwnerContext:
     metrics: SupervisorMetrics = field(default_factory=NoMetrics)  # launches, crashes, readiness
     # Where backends run: this machine, or Ray nodes (cluster.engine, issue 18).
     host: ProcessHost = field(default_factory=LocalHost)
+    # Memory estimates (issue 20), one cache for the app: the API's instance JSON, the capacity
+    # keeper and the Ray placement share it; the monitoring service tells it the GPUs.
+    estimator: MemoryEstimator = field(default_factory=MemoryEstimator)
 
     def log_path(self, name: str) -> Path:
         return self.logs_dir / f"{name}.log"

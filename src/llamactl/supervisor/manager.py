@@ -66,7 +66,7 @@ class InstanceManager:
         self._lock = asyncio.Lock()
         self._reserved_ports = set(reserved_ports)  # llamactl's own port
         self._sampler: asyncio.Task[None] | None = None
-        self._capacity = CapacityKeeper(context.config, self._owners)
+        self._capacity = CapacityKeeper(context.config, self._owners, context.estimator)
         context.on_capacity_change = self._capacity.changed
 
     @property

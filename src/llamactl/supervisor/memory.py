@@ -93,11 +93,6 @@ def _number(value: object, default: float) -> float:
     return float(value) if isinstance(value, int | float) else default
 
 
-# One cache for the process: the API's instance JSON, the capacity keeper and the Ray
-# placement (the estimate is the actor's ``memory`` request) share it.
-ESTIMATES = MemoryEstimator()
-
-
 def resolve_budget(config: MemoryBudgetConfig, gpu_total: int | None) -> MemoryBudget | None:
     """Bytes per kind; ``vram: auto`` is the GPUs' total less the reserve, or no limit when
     the total is unknown (no NVML). None: nothing is limited."""

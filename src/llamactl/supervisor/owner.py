@@ -31,6 +31,7 @@ from llamactl.supervisor.context import OwnerContext
 from llamactl.supervisor.host import BackendProcess
 from llamactl.supervisor.leases import Lease, LeaseBook
 from llamactl.supervisor.lifecycle import transition
+from llamactl.supervisor.memory import MemoryEstimator
 from llamactl.supervisor.owner_effects import (
     InstanceStopping,
     LaunchError,
@@ -103,6 +104,11 @@ class InstanceOwner(OwnerEffects):
     @property
     def log_path(self) -> Path:
         return self._ctx.log_path(self.name)
+
+    @property
+    def estimator(self) -> MemoryEstimator:
+        """The app's memory estimates (issue 20): what this instance's spec would hold."""
+        return self._ctx.estimator
 
     async def sample_node_stats(self) -> None:
         """On a Ray node, its actor measures the backend there (issue 18); locally a no-op."""

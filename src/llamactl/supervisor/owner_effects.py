@@ -35,7 +35,6 @@ from llamactl.supervisor.container import ContainerProcess, adopt_process
 from llamactl.supervisor.context import Lifecycle, OwnerContext
 from llamactl.supervisor.host import BackendProcess, PlacementError, SpawnRequest
 from llamactl.supervisor.leases import Lease, LeaseBook
-from llamactl.supervisor.memory import ESTIMATES
 from llamactl.supervisor.ports import port_is_free
 from llamactl.supervisor.process import SpawnError
 from llamactl.supervisor.stats import ProcessStats
@@ -141,9 +140,10 @@ class OwnerEffects:
                                   None, live=False)
             self._own_log("info", f"starting: {' '.join(argv)}")
             spec = self.record.spec
+            memory = None if host.local else self._ctx.estimator.estimate(spec)  # Ray's request
             request = SpawnRequest(
                 self.name, argv, backend.env(self.record), self.log_path, spec.resources,
-                spec.model_path, spec.port, None if host.local else ESTIMATES.estimate(spec))
+                spec.model_path, spec.port, memory)
             handle = ContainerProcess.spawn(request, container) if container else host.spawn(
                 request)
         except (BackendNotFound, LaunchError, SpawnError) as exc:

@@ -8,14 +8,13 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from llamactl.api.deps import SettingsDep
+from llamactl.api.deps import ServicesDep, SettingsDep
 from llamactl.api.schemas import ERROR_RESPONSES, MemoryEstimateBody
 from llamactl.backends import backend_named
 from llamactl.errors import NotFound, ValidationFailed
 from llamactl.instances.model_paths import check_model_path
 from llamactl.instances.models import InstanceSpec
 from llamactl.security.roles import role_route
-from llamactl.supervisor.memory import ESTIMATES
 
 router = APIRouter(prefix="/backends", tags=["backends"], responses=ERROR_RESPONSES)
 # Operators: it reads a model file's header, as creating an instance does.
@@ -31,14 +30,15 @@ class EstimateRequest(BaseModel):
 
 @router.post("/{backend}/estimate", response_model=MemoryEstimateBody, openapi_extra=OPERATOR,
              summary="Estimate the memory a model and options need")
-async def estimate(backend: str, body: EstimateRequest, settings: SettingsDep) -> dict[str, Any]:
+async def estimate(backend: str, body: EstimateRequest, settings: SettingsDep,
+                   services: ServicesDep) -> dict[str, Any]:
     if backend != "llama_cpp":
         raise NotFound(f"Backend '{backend}' not found", "backends: llama_cpp")
     llama_cpp = backend_named(backend)
     check_model_path(body.model_path, llama_cpp.model_files_only, settings.instances.model_dirs)
     options = llama_cpp.validate_options(body.options)
     spec = InstanceSpec(name="estimate", model_path=body.model_path, port=0, options=options)
-    result = ESTIMATES.estimate(spec)
+    result = services.manager.context.estimator.estimate(spec)
     if result is None:
         raise ValidationFailed("model_path is not a GGUF file llamactl can read",
                                f"model_path: {body.model_path}")
