@@ -25,6 +25,10 @@ class UpstreamError(Exception):
     """The backend could not be reached, or closed the connection before answering."""
 
 
+# An answer's head: its status, its headers (lower-case names), whether it is an event stream.
+Head = tuple[int, list[tuple[bytes, bytes]], bool]
+
+
 class UpstreamCall:
     def __init__(self, pool: BackendPool, port: int, request: bytes, *,
                  slots: int | None = None, lane: Lane = "work", retries: int = 1,
@@ -32,7 +36,7 @@ class UpstreamCall:
         self._pool, self._port, self._request, self._host = pool, port, request, host
         self._slots, self._lane, self._retries = slots, lane, retries
         self._connection: BackendConnection | None = None
-        self._head: asyncio.Future[tuple[int, list[tuple[bytes, bytes]], bool]] = (
+        self._head: asyncio.Future[Head] = (
             asyncio.get_running_loop().create_future())
         self._chunks: list[bytes] = []
         self._buffered = 0
@@ -42,7 +46,7 @@ class UpstreamCall:
         self._readable = asyncio.Event()
         self.closed = False
 
-    async def answer(self) -> tuple[int, list[tuple[bytes, bytes]], bool]:
+    async def answer(self) -> Head:
         """Send the request; the answer's status, headers (lower-case names) and whether it
         is an event stream. UpstreamError when there is none."""
         self._pool.checkout(self._port, self, slots=self._slots, lane=self._lane,

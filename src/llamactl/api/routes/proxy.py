@@ -27,7 +27,7 @@ from llamactl.api.deps import ServicesDep
 from llamactl.api.paths import INSTANCE_PARAMETER
 from llamactl.errors import InstanceNotRunning, LlamactlError, ValidationFailed
 from llamactl.gateway import edge
-from llamactl.gateway.upstream_call import UpstreamCall, UpstreamError
+from llamactl.gateway.upstream_call import Head, UpstreamCall, UpstreamError
 from llamactl.security.roles import role_route
 from llamactl.supervisor.leases import Lease
 
@@ -37,7 +37,6 @@ router = APIRouter(tags=["instances"])
 # Starlette frames the answer itself (chunked, or its own length)
 _FRAMING = frozenset({b"content-length"})
 CLIENT_GONE = 499
-Head = tuple[int, list[tuple[bytes, bytes]], bool]  # status, headers, an event stream
 
 
 class UpstreamUnavailable(LlamactlError):
