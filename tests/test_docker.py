@@ -165,17 +165,23 @@ async def test_the_docker_field_is_validated_and_kept(
 
 # ---- running, through the stand-in ----
 
-async def test_start_serve_and_stop_in_a_container(
-    make_app: Any, docker: StandIn, llama_server_bin: str, tmp_path: Path, model: Path
-) -> None:
-    app: AppHarness = await make_app(settings_for(docker, llama_server_bin, tmp_path))
+async def started_in_docker(app: AppHarness, model: Path) -> dict[str, Any]:
+    """Instance "d" created in Docker and started (waited for): its JSON."""
     created = await app.client.post("/api/instances", json={
         "name": "d", "model_path": str(model), "docker": True,
         "options": {"context_size": 256, "threads": 1}})
     assert created.status_code == 201, created.text
     started = await app.client.post("/api/instances/d/start?wait=true")
     assert started.status_code == 200, started.text
-    instance = (await app.client.get("/api/instances/d")).json()
+    instance: dict[str, Any] = (await app.client.get("/api/instances/d")).json()
+    return instance
+
+
+async def test_start_serve_and_stop_in_a_container(
+    make_app: Any, docker: StandIn, llama_server_bin: str, tmp_path: Path, model: Path
+) -> None:
+    app: AppHarness = await make_app(settings_for(docker, llama_server_bin, tmp_path))
+    instance = await started_in_docker(app, model)
     assert instance["status"] == "running"
     assert psutil.Process(instance["pid"]).cmdline()[1] == str(STAND_IN)  # the docker command
     assert docker.containers() == ["llamactl-d"]
@@ -202,12 +208,7 @@ async def test_a_forced_stop_removes_the_container_and_kills_the_docker_command(
     make_app: Any, docker: StandIn, llama_server_bin: str, tmp_path: Path, model: Path
 ) -> None:
     app: AppHarness = await make_app(settings_for(docker, llama_server_bin, tmp_path))
-    created = await app.client.post("/api/instances", json={
-        "name": "d", "model_path": str(model), "docker": True,
-        "options": {"context_size": 256, "threads": 1}})
-    assert created.status_code == 201, created.text
-    assert (await app.client.post("/api/instances/d/start?wait=true")).status_code == 200
-    pid = (await app.client.get("/api/instances/d")).json()["pid"]
+    pid = (await started_in_docker(app, model))["pid"]
     forced = await app.client.post("/api/instances/d/stop", json={"force": True})
     assert forced.status_code == 200
     await wait_status(app, "d", "stopped")
