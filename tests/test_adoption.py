@@ -194,6 +194,27 @@ def test_a_second_server_on_the_same_data_dir_exits_2_and_touches_nothing(
         assert not any("unexpectedly" in m or "adopted" in m for m in messages), messages
 
 
+def test_deleting_the_lock_file_lets_no_second_server_in(
+    tmp_path: Path, llama_server_bin: str, model: Path
+) -> None:
+    """Issue 27, point 6: what is locked is the data dir itself, not a file in it that
+    anyone may delete (a second server then adopted, and later killed, the first's)."""
+    from llamactl.store.data_dir_lock import LOCK_FILE
+    from tests.support.helpers import free_port
+
+    config = config_file(tmp_path, llama_server_bin)
+    data = tmp_path / "data"
+    with llamactl_server(data, config) as first, first.client() as client:
+        before = start_instance(client, "s", model)
+        (data / LOCK_FILE).unlink()
+        second = serve_once(data, config, free_port())
+        assert_refused_in_one_line(second, f"data dir {data} is in use by another llamactl")
+        assert not (data / LOCK_FILE).exists()  # a refused server writes nothing there
+        after = client.get("/api/instances/s").json()
+        assert (after["status"], after["pid"]) == ("running", before["pid"])
+        assert backend_health(before["port"]) == 200
+
+
 def test_a_server_whose_port_is_taken_exits_2_before_adopting_anything(
     tmp_path: Path, llama_server_bin: str, model: Path
 ) -> None:
