@@ -22,10 +22,13 @@ own buffer report with ``-lv 4``, build 11434):
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from llamactl.errors import StartupError
 
 MIB = 1024 * 1024
 # Measured: llama-server (build 11434, CPU) with the 0.5 MiB tiny model at -c 256 holds
@@ -147,9 +150,18 @@ def _int_option(options: Mapping[str, Any], key: str, default: int, *, auto: int
     return value
 
 
+def require_gguf() -> None:
+    """StartupError when gguf, a dependency, cannot be found (a broken install): every memory
+    estimate would be null and the memory budget off, with nothing said but an info line."""
+    if importlib.util.find_spec("gguf") is None:
+        raise StartupError("the gguf package is missing, and with it memory estimates and "
+                           "the memory budget: reinstall llamactl-server "
+                           "(pip install llamactl-server)")
+
+
 def read_model_facts(path: Path) -> ModelFacts:
     """Read a GGUF file's header (metadata and tensor table; the data is not read)."""
-    import gguf  # the models extra; imported here so the server starts without it
+    import gguf  # a dependency; imported on first use: it takes ~1 s (numpy) to import
 
     reader = gguf.GGUFReader(path, "r")
     arch = _field(reader, "general.architecture", "llama")

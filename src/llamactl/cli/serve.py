@@ -47,6 +47,9 @@ def serve(host: str | None, port: int | None, config_path: Path | None,
         )
         settings = loaded.settings
         _refuse_insecure(settings, loaded.config_path)
+        from llamactl.backends.gguf_memory import require_gguf
+
+        require_gguf()  # a dependency: its absence is said, not a feature quietly off
         if settings.cluster.engine == "ray":  # issue 18: the [ray] extra must be installed
             from llamactl.cluster.settings import require_ray
 

