@@ -12,6 +12,7 @@ from llamactl.config.backend_settings import (
     LlamaCppBackendConfig,
 )
 from llamactl.config.settings import (
+    ActivityConfig,
     AuthConfig,
     ClusterConfig,
     EventsConfig,
@@ -32,6 +33,7 @@ from llamactl.config.settings import (
 )
 
 __all__ = [
+    "ActivityConfig",
     "AuthConfig",
     "BackendsConfig",
     "ClusterConfig",

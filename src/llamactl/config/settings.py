@@ -181,6 +181,17 @@ class EventsConfig(_Strict):
         "Send a system_alert when the host's memory is fuller than this (percent)."))
 
 
+class ActivityConfig(_Strict):
+    """The ledger of /v1 and proxy requests (``GET /api/activity``; docs/activity.md)."""
+
+    enabled: bool = Field(default=True, description=(
+        "Keep a record of every /v1 and proxy request (who, which model, tokens, speed)."))
+    retention_days: float = Field(default=30, gt=0, description=(
+        "Days a record is kept; older ones are pruned in the background."))
+    max_records: int = Field(default=1_000_000, ge=1, description=(
+        "Records kept at most; the oldest beyond are pruned in the background."))
+
+
 class ClusterConfig(_Strict):
     """Where backends run: this machine, or the nodes of a Ray cluster (docs/machines.md)."""
 
@@ -225,6 +236,8 @@ class Settings(_Strict):
         "The event feeds and the host sampling behind alerts."))
     cluster: ClusterConfig = Field(default_factory=ClusterConfig, description=(
         "Where backends run: this machine (local) or a Ray cluster (ray)."))
+    activity: ActivityConfig = Field(default_factory=ActivityConfig, description=(
+        "The ledger of requests: whether it is kept, and for how long."))
 
     @field_validator("data_dir")
     @classmethod

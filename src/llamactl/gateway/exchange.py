@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from llamactl.backends import backend_named
 from llamactl.errors import LlamactlError
 from llamactl.gateway import edge
+from llamactl.gateway.activity_tap import RequestTap, client_of
 from llamactl.gateway.errors import GatewayError, from_domain, gateway_refusal, model_not_found
 from llamactl.gateway.pool import BackendConnection, Framing
 from llamactl.gateway.routing import (
@@ -68,10 +69,10 @@ class Front(Protocol):
 
 
 class Exchange:
-    __slots__ = ("_answered", "_body", "_chunked", "_connection", "_framing", "_id_header",
-                 "_lease", "_name", "_out", "_principal", "_retries", "_reusable", "_status",
-                 "_task", "finished", "front", "gateway", "headers", "http11", "method", "path",
-                 "request_id", "scheme", "target")
+    __slots__ = ("_answered", "_body", "_chunked", "_connection", "_error_code", "_framing",
+                 "_id_header", "_lease", "_name", "_out", "_principal", "_retries", "_reusable",
+                 "_status", "_tap", "_task", "finished", "front", "gateway", "headers", "http11",
+                 "method", "path", "request_id", "scheme", "target")
 
     def __init__(self, gateway: Gateway, front: Front, method: str, target: bytes, path: str,
                  headers: list[tuple[bytes, bytes]], http11: bool, scheme: str = "http"):
@@ -100,6 +101,9 @@ class Exchange:
         self._reusable = True
         self._out: list[bytes] = []  # the answer read so far and not yet written
         self._status = 0  # the answer's, once known
+        self._error_code: str | None = None  # the error answered, if one was
+        ledger = gateway.ledger  # issue 30: the request on record, when it ends
+        self._tap = RequestTap(ledger) if ledger is not None and ledger.enabled else None
 
     # the request
     def admit(self) -> bool:
@@ -144,6 +148,8 @@ class Exchange:
             self._answer_locally(principal)
             return
         model = model_of(body)
+        if self._tap is not None:
+            self._tap.model = model
         owner = gateway.manager.resolve_model(model)
         if owner is None:
             raise model_not_found(model)
@@ -151,6 +157,8 @@ class Exchange:
             raise GatewayError(403, f"This API key may not use the model '{model}'",
                                "permission_error", "model_not_allowed")
         self._name = owner.name
+        if self._tap is not None:
+            self._tap.instance = owner.name
         served = backend_named(owner.record.spec.backend).served_model(owner.record)
         self._body = body if served is None or served == model else with_model(body, served)
         lease = owner.lease_if_running()
@@ -199,6 +207,8 @@ class Exchange:
 
     def _leased(self, lease: Lease) -> None:
         self._lease = lease
+        if self._tap is not None:
+            self._tap.leased(lease.host)
         self.gateway.pool.checkout(lease.port, self, slots=lease.slots, host=lease.host)
 
     def _request(self, lease: Lease) -> bytes:
@@ -235,6 +245,8 @@ class Exchange:
         self._answered = True
         self._framing = framing
         self._status = status
+        if self._tap is not None:
+            self._tap.head(headers, event_stream)
         parts = [status_line(status)]
         for name, value in headers:
             if not (name in _RESPONSE_DROP or name.startswith(b"access-control-")
@@ -257,6 +269,8 @@ class Exchange:
     def on_body(self, chunk: bytes) -> None:
         if self.finished or not chunk:
             return
+        if self._tap is not None:
+            self._tap.body(chunk)
         if self._chunked:
             # One chunk out for each piece read: relayed as it arrives, never held back.
             self._out.append(b"%x\r\n%b\r\n" % (len(chunk), chunk))
@@ -312,6 +326,7 @@ class Exchange:
         # nginx's code for a client that closed the connection before its answer
         self.gateway.count(self._name, self._status or 499)
         log_answer(self.method, self.path, self._status or 499, self.request_id)
+        self._on_record(cancelled=True)
         if self._task is not None:
             self._task.cancel()
         if self._connection is not None:
@@ -338,6 +353,7 @@ class Exchange:
             self._complete(reusable=False)
             return
         self._status = error.status
+        self._error_code = error.code
         body = error.body()
         head = [status_line(error.status),
                 b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body)]
@@ -368,11 +384,21 @@ class Exchange:
         self.finished = True
         self.gateway.count(self._name, self._status)
         log_answer(self.method, self.path, self._status, self.request_id)
+        self._on_record(cancelled=False)
         if self._connection is not None:
             self._connection.abort()
             self._connection = None
         self._release_lease()
         self.front.finish(reusable=reusable)
+
+    def _on_record(self, *, cancelled: bool) -> None:
+        if self._tap is not None:
+            tap, self._tap = self._tap, None
+            tap.end(request_id=self.request_id, method=self.method, path=self.path,
+                    principal=self._principal, status=self._status or 499,
+                    error_code=self._error_code, cancelled=cancelled,
+                    client=client_of(self.front),
+                    headers=self.headers)
 
     def _release_lease(self) -> None:
         if self._lease is not None:

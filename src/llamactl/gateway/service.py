@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any
 
+from llamactl.activity.ledger import Ledger
 from llamactl.gateway.pool import BackendPool
 from llamactl.security.origin import OriginPolicy
 from llamactl.security.service import AuthService
@@ -34,6 +35,7 @@ class Gateway:
         # Answers by (instance, status), for /metrics: the instance is "" when none was
         # chosen (the model list, unknown models), never a name a client made up.
         self.answered: dict[tuple[str, int], int] = {}
+        self.ledger: Ledger | None = None  # issue 30: every request on record, when set
 
     def count(self, instance: str, status: int) -> None:
         key = (instance, status)
