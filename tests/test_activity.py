@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -215,3 +216,38 @@ async def test_keys_users_and_viewers_own_records(
     assert [json.loads(line)["principal"]["name"]
             for line in viewer_export.text.splitlines()] == ["v"]
     assert (await app.client.get("/api/activity", headers=key)).status_code == 401
+
+
+async def test_a_metered_stream_keeps_its_pace_and_a_client_leaving_is_cancelled(
+    make_settings: Any, make_app: Any, fake_model: Path
+) -> None:
+    """The ledger reads a stream as it passes: each chunk still reaches the client when the
+    backend writes it (one every 0.2 s here), never gathered; a client that leaves is on
+    record as cancelled."""
+    app: AppHarness = await make_app(make_settings(fake=True))
+    response = await app.client.post("/api/instances", json={
+        "name": "s", "model_path": str(fake_model),
+        "extra_args": ["--fake-stream-chunks", "5", "--fake-chunk-interval", "0.2"]})
+    assert response.status_code == 201, response.text
+    loop = asyncio.get_running_loop()
+    arrivals: list[float] = []
+    async with app.client.stream("POST", "/v1/completions",
+                                 json={"model": "s", "prompt": "hi", "stream": True}) as answer:
+        async for line in answer.aiter_lines():
+            if line.startswith("data: "):
+                arrivals.append(loop.time())
+    gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
+    assert len(arrivals) == 6
+    assert all(gap > 0.1 for gap in gaps), gaps
+    async with app.client.stream("POST", "/v1/completions",
+                                 json={"model": "s", "prompt": "hi", "stream": True}) as left:
+        async for line in left.aiter_lines():
+            if line.startswith("data: "):
+                break  # and leave
+    cancelled, whole = (await records(app, 2))[:2]
+    assert whole["stream"] is True
+    assert whole["cancelled"] is False
+    assert whole["ttft_ms"] < whole["duration_ms"] - 700
+    assert cancelled["cancelled"] is True
+    assert cancelled["status"] == 200
+    assert cancelled["completion_tokens"] is None

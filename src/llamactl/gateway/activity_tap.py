@@ -53,7 +53,7 @@ class RequestTap:
         if self.meter is not None:
             self.meter.feed(chunk)
 
-    def end(self, *, request_id: str, method: str, path: str, principal: Principal,
+    def end(self, request_id: str, method: str, path: str, principal: Principal,
             status: int, error_code: str | None, cancelled: bool, client: str | None,
             headers: list[tuple[bytes, bytes]]) -> None:
         meter = self.meter

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from llamactl.backends import backend_named
 from llamactl.errors import LlamactlError
 from llamactl.gateway import edge
-from llamactl.gateway.activity_tap import RequestTap, client_of
+from llamactl.gateway.activity_tap import client_of
 from llamactl.gateway.errors import GatewayError, from_domain, gateway_refusal, model_not_found
 from llamactl.gateway.pool import BackendConnection, Framing
 from llamactl.gateway.routing import (
@@ -69,10 +69,10 @@ class Front(Protocol):
 
 
 class Exchange:
-    __slots__ = ("_answered", "_body", "_chunked", "_connection", "_error_code", "_framing",
-                 "_id_header", "_lease", "_name", "_out", "_principal", "_retries", "_reusable",
-                 "_status", "_tap", "_task", "finished", "front", "gateway", "headers", "http11",
-                 "method", "path", "request_id", "scheme", "target")
+    __slots__ = ("_answered", "_body", "_chunked", "_connection", "_framing", "_id_header",
+                 "_lease", "_name", "_out", "_principal", "_retries", "_reusable", "_status",
+                 "_tap", "_task", "finished", "front", "gateway", "headers", "http11", "method",
+                 "path", "request_id", "scheme", "target")
 
     def __init__(self, gateway: Gateway, front: Front, method: str, target: bytes, path: str,
                  headers: list[tuple[bytes, bytes]], http11: bool, scheme: str = "http"):
@@ -101,9 +101,7 @@ class Exchange:
         self._reusable = True
         self._out: list[bytes] = []  # the answer read so far and not yet written
         self._status = 0  # the answer's, once known
-        self._error_code: str | None = None  # the error answered, if one was
-        ledger = gateway.ledger  # issue 30: the request on record, when it ends
-        self._tap = RequestTap(ledger) if ledger is not None and ledger.enabled else None
+        self._tap = gateway.tap()  # issue 30: the request on record, when it ends
 
     # the request
     def admit(self) -> bool:
@@ -148,17 +146,15 @@ class Exchange:
             self._answer_locally(principal)
             return
         model = model_of(body)
-        if self._tap is not None:
-            self._tap.model = model
         owner = gateway.manager.resolve_model(model)
+        if self._tap is not None:
+            self._tap.model, self._tap.instance = model, owner.name if owner else None
         if owner is None:
             raise model_not_found(model)
         if principal.key is not None and not principal.key.allows(owner.name):
             raise GatewayError(403, f"This API key may not use the model '{model}'",
                                "permission_error", "model_not_allowed")
         self._name = owner.name
-        if self._tap is not None:
-            self._tap.instance = owner.name
         served = backend_named(owner.record.spec.backend).served_model(owner.record)
         self._body = body if served is None or served == model else with_model(body, served)
         lease = owner.lease_if_running()
@@ -353,7 +349,6 @@ class Exchange:
             self._complete(reusable=False)
             return
         self._status = error.status
-        self._error_code = error.code
         body = error.body()
         head = [status_line(error.status),
                 b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body)]
@@ -367,7 +362,7 @@ class Exchange:
         # A HEAD's answer has the headers of the GET's and no body (RFC 9110 9.3.2).
         self.front.write(b"".join(head) + self._id_header + _NOSNIFF + b"\r\n"
                          + (b"" if self.method == "HEAD" else body))
-        self._complete(reusable=reusable)
+        self._complete(reusable=reusable, error_code=error.code)
 
     def _answer_json(self, status: int, document: dict[str, Any]) -> None:
         self._status = status
@@ -380,25 +375,23 @@ class Exchange:
             + body)
         self._complete(reusable=True)
 
-    def _complete(self, *, reusable: bool) -> None:
+    def _complete(self, *, reusable: bool, error_code: str | None = None) -> None:
         self.finished = True
         self.gateway.count(self._name, self._status)
         log_answer(self.method, self.path, self._status, self.request_id)
-        self._on_record(cancelled=False)
+        self._on_record(cancelled=False, error_code=error_code)
         if self._connection is not None:
             self._connection.abort()
             self._connection = None
         self._release_lease()
         self.front.finish(reusable=reusable)
 
-    def _on_record(self, *, cancelled: bool) -> None:
-        if self._tap is not None:
-            tap, self._tap = self._tap, None
-            tap.end(request_id=self.request_id, method=self.method, path=self.path,
-                    principal=self._principal, status=self._status or 499,
-                    error_code=self._error_code, cancelled=cancelled,
-                    client=client_of(self.front),
-                    headers=self.headers)
+    def _on_record(self, *, cancelled: bool, error_code: str | None = None) -> None:
+        tap, self._tap = self._tap, None
+        if tap is not None:
+            tap.end(self.request_id, self.method, self.path, self._principal,
+                    self._status or 499, error_code, cancelled, client_of(self.front),
+                    self.headers)
 
     def _release_lease(self) -> None:
         if self._lease is not None:

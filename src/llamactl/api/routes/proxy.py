@@ -75,11 +75,9 @@ class ProxyRecord:
         if tap is None:
             return
         request = self._request
-        tap.end(request_id=getattr(request.state, "request_id", ""), method=request.method,
-                path=request.url.path, principal=self._principal, status=status,
-                error_code=error_code, cancelled=cancelled,
-                client=request.client.host if request.client else None,
-                headers=request.headers.raw)
+        tap.end(getattr(request.state, "request_id", ""), request.method, request.url.path,
+                self._principal, status, error_code, cancelled,
+                request.client.host if request.client else None, request.headers.raw)
 
 
 async def _proxy(name: str, request: Request, services: Services,
