@@ -9,11 +9,18 @@ import csv
 import io
 import itertools
 import json
+import time
 from pathlib import Path
 from typing import Any
 
+from llamactl.activity.ledger import Ledger
+from llamactl.activity.record import Record
+from llamactl.config import ActivityConfig
 from llamactl.config.file import update_config_file
+from llamactl.events import EventHub
 from llamactl.security.passwords import hash_password
+from llamactl.store.database import open_database
+from llamactl.store.writer import StoreWriter
 from tests.conftest import AppHarness
 
 PROMPT = {"prompt": "hello", "max_tokens": 5, "ignore_eos": True}
@@ -251,3 +258,31 @@ async def test_a_metered_stream_keeps_its_pace_and_a_client_leaving_is_cancelled
     assert cancelled["cancelled"] is True
     assert cancelled["status"] == 200
     assert cancelled["completion_tokens"] is None
+
+
+async def test_retention_prunes_by_age_then_by_count(tmp_path: Path) -> None:
+    database = open_database(tmp_path / "llamactl.db")
+    writer = StoreWriter(database)
+    writer.start()
+    ledger = Ledger(ActivityConfig(retention_days=1, max_records=3), writer, EventHub(),
+                    flush_seconds=0.01)
+    ledger.start()
+    try:
+        now = time.time()
+        for index, age_days in enumerate((3, 2, 0.5, 0.4, 0.3, 0.2)):
+            ledger.add(Record(id=f"r{index}", started=now - age_days * 86400, kind="v1",
+                              method="POST", endpoint="/v1/completions",
+                              principal_kind="anonymous", principal_name=None, status=200))
+        for _ in range(100):
+            if ledger.written == 6:
+                break
+            await asyncio.sleep(0.02)
+        # The ledger's task prunes as it starts and every PRUNE_SECONDS; once more here:
+        await ledger.prune()  # two too old, then one beyond the three kept
+        left = await writer.read(lambda db: db.execute(
+            "SELECT id FROM activity ORDER BY seq").fetchall())
+        assert [row[0] for row in left] == ["r3", "r4", "r5"]
+    finally:
+        await ledger.stop()
+        await writer.close(5)
+        database.close()
