@@ -143,6 +143,15 @@ async def test_each_request_on_record_with_the_backends_tokens(
     assert exported[0]["principal"] == "anonymous:"
     assert exported[-1]["status"] == "200"
 
+    # /metrics: tokens by instance and principal, first-token and duration histograms
+    metrics = (await app.client.get("/metrics")).text
+    completion = sum(r["completion_tokens"] for r in newest_first[1:])
+    assert (f'llamactl_tokens_total{{instance="a",principal="anonymous:",type="completion"}} '
+            f"{float(completion)}") in metrics
+    assert 'llamactl_request_ttft_seconds_count{instance="a"} 4.0' in metrics
+    assert 'llamactl_request_duration_seconds_count{instance=""} 1.0' in metrics
+    assert "llamactl_activity_dropped_total 0.0" in metrics
+
     # records outlive a restart
     await app.restart()
     assert [r["id"] for r in await records(app, 5)] == [r["id"] for r in newest_first]

@@ -85,6 +85,8 @@ async def running_services(settings: Settings, config_path: Path | None,
         auth.keys.start()
         stack.push_async_callback(auth.keys.stop)
         ledger = Ledger(settings.activity, writer, events)  # issue 30: requests on record
+        ledger.observers.append(metrics.request_completed)
+        ledger.on_dropped = metrics.activity_dropped
         ledger.start()
         stack.push_async_callback(ledger.stop)  # before the writer closes: its last batch
         stack.push_async_callback(manager.shutdown,

@@ -55,6 +55,7 @@ class Ledger:
         self.written = 0
         self.error: str | None = None
         self.observers: list[Callable[[Record], None]] = []  # quotas, metrics: on the loop
+        self.on_dropped: Callable[[], None] | None = None  # /metrics' counter
 
     # ---- life ----
 
@@ -93,6 +94,8 @@ class Ledger:
             self._events.publish(Event("request_completed", record.to_json()))
         if len(self._queue) >= self._max_pending:
             self.dropped += 1
+            if self.on_dropped is not None:
+                self.on_dropped()
             if not self._bursting:
                 self._bursting = True
                 log.error("activity records arrive faster than they can be written; dropping "
