@@ -86,6 +86,7 @@ async def running_services(settings: Settings, config_path: Path | None,
         stack.push_async_callback(auth.keys.stop)
         ledger = Ledger(settings.activity, writer, events)  # issue 30: requests on record
         ledger.observers.append(metrics.request_completed)
+        ledger.observers.append(auth.quotas.observe)
         ledger.on_dropped = metrics.activity_dropped
         ledger.start()
         stack.push_async_callback(ledger.stop)  # before the writer closes: its last batch
@@ -165,7 +166,7 @@ def build_auth(
         passwords.warm_up()
     keys = CachedKeys(KeyStore(connection, secret), writer)
     keys.load()
-    return AuthService(
+    service = AuthService(
         enabled=settings.auth_enabled,
         secret=secret,
         users=UserDirectory(settings.auth.users, config_path),
@@ -173,6 +174,8 @@ def build_auth(
         keys=keys,
         login_limiter=FixedWindowLimiter(settings.rate_limit.login_failures_per_minute),
     )
+    service.quotas.load(connection)  # usage survives a restart: it is on record
+    return service
 
 
 def build_limits(settings: Settings, auth: AuthService) -> Limits | None:

@@ -127,6 +127,20 @@ class InstancesConfig(_Strict):
 Role = Literal["admin", "operator", "viewer"]
 
 
+class QuotaLimits(_Strict):
+    """How much one API key or user may ask of /v1 (issue 30; tokens = prompt + completion).
+    Minute windows slide over the last 60 s; day and month are calendar UTC."""
+
+    requests_per_minute: int | None = Field(default=None, ge=1, description=(
+        "Requests in any 60 s; null = no limit."))
+    tokens_per_minute: int | None = Field(default=None, ge=1, description=(
+        "Tokens in any 60 s; null = no limit."))
+    tokens_per_day: int | None = Field(default=None, ge=1, description=(
+        "Tokens in a calendar day (UTC); null = no limit."))
+    tokens_per_month: int | None = Field(default=None, ge=1, description=(
+        "Tokens in a calendar month (UTC); null = no limit."))
+
+
 class UserEntry(_Strict):
     """One llamactl user (``llamactl users add`` writes these)."""
 
@@ -134,6 +148,10 @@ class UserEntry(_Strict):
     password_hash: str = Field(min_length=1, description=(
         "An argon2 hash of the password (never the password itself)."))
     role: Role = Field(default="viewer", description="admin, operator or viewer.")
+    limits: QuotaLimits | None = Field(default=None, description=(
+        "This user's quotas on /v1; null = none."))
+    priority: int = Field(default=0, description=(
+        "Higher goes first when pools queue requests (issue 31); stored and shown."))
 
 
 class AuthConfig(_Strict):

@@ -92,6 +92,11 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX activity_principal ON activity (principal_kind, principal_name, seq);
     CREATE INDEX activity_status ON activity (status, seq);
     """,
+    # Issue 30: a key's quotas (JSON object, or NULL: none), and its priority (issue 31).
+    """
+    ALTER TABLE api_keys ADD COLUMN limits TEXT;
+    ALTER TABLE api_keys ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
