@@ -15,11 +15,13 @@ from typing import Any
 import uvicorn
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
 
 from llamactl.api.auth import authorize
 from llamactl.api.compression import CompressFixedBodies
 from llamactl.api.docs_page import install_docs_page
 from llamactl.api.errors import install_error_handlers
+from llamactl.api.head_checks import HeadChecks
 from llamactl.api.middleware import JsonBodies, RateLimits
 from llamactl.api.openapi import install_openapi
 from llamactl.api.request_guard import RequestGuard, SecurityHeaders
@@ -83,8 +85,8 @@ def create_app(settings: Settings, *, config_path: Path | None = None) -> FastAP
         openapi_url="/openapi.json",
     )
     install_error_handlers(app)
-    install_middleware(app, settings, metrics, policy)
-    install_routes(app)
+    public_paths = install_routes(app)
+    install_middleware(app, settings, metrics, policy, public_paths)
     install_openapi(app)
     install_docs_page(app)
     install_dashboard(app)
@@ -92,11 +94,15 @@ def create_app(settings: Settings, *, config_path: Path | None = None) -> FastAP
 
 
 def install_middleware(app: FastAPI, settings: Settings, metrics: LlamactlMetrics,
-                       policy: OriginPolicy) -> None:
+                       policy: OriginPolicy, public_paths: set[str]) -> None:
     """Innermost first: each one added wraps those before it."""
     # Innermost: it must see the scope the router writes the route into.
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.add_middleware(JsonBodies)
+    # Inside the rate limits (a refused stranger still counts against its address), outside
+    # everything that reads a body: credentials and sizes are judged on the head alone.
+    app.add_middleware(HeadChecks, max_body_size=settings.server.max_body_size,
+                       public_paths=public_paths)
     app.add_middleware(RateLimits)
     app.add_middleware(GatewayOutside)  # /v1 is served before ASGI: gateway/http_protocol.py
     if settings.server.cors_origins:
@@ -115,7 +121,8 @@ def install_middleware(app: FastAPI, settings: Settings, metrics: LlamactlMetric
     app.add_middleware(CompressFixedBodies)
 
 
-def install_routes(app: FastAPI) -> None:
+def install_routes(app: FastAPI) -> set[str]:
+    """Mount the routes; the paths of the ``/api`` routes that need no token."""
     public = APIRouter(prefix="/api")
     public.include_router(auth_routes.public)
     # Every route below needs a token when auth is on: the dependency sits on the router.
@@ -126,6 +133,8 @@ def install_routes(app: FastAPI) -> None:
     app.include_router(public)
     app.include_router(api)
     app.include_router(metrics_routes.router)  # /metrics, at the root where Prometheus looks
+    return {public.prefix + route.path for route in auth_routes.public.routes
+            if isinstance(route, APIRoute)}
 
 
 def server_config(app: FastAPI, host: str, port: int, **options: Any) -> uvicorn.Config:
