@@ -84,6 +84,8 @@ def create_app(settings: Settings, *, config_path: Path | None = None) -> FastAP
         redoc_url=None,  # FastAPI's would load ReDoc from a CDN
         openapi_url="/openapi.json",
     )
+    # Read by server_config: uvicorn believes X-Forwarded-* from these peers only.
+    app.state.trusted_proxies = list(settings.server.trusted_proxies)
     install_error_handlers(app)
     public_paths = install_routes(app)
     install_middleware(app, settings, metrics, policy, public_paths)
@@ -139,8 +141,14 @@ def install_routes(app: FastAPI) -> set[str]:
 
 def server_config(app: FastAPI, host: str, port: int, **options: Any) -> uvicorn.Config:
     """How uvicorn serves ``app``: /v1 in the HTTP layer (gateway/http_protocol.py), the rest
-    through ASGI. ``llamactl serve`` and the tests' in-process server both use this."""
+    through ASGI. ``llamactl serve`` and the tests' in-process server both use this.
+
+    uvicorn believes ``X-Forwarded-For`` from 127.0.0.1 unless told otherwise, which let any
+    local client pick the address its failed logins count against: forwarded headers count
+    only from ``server.trusted_proxies``, and not at all when it is empty."""
+    proxies: list[str] = getattr(app.state, "trusted_proxies", [])
     return uvicorn.Config(
         app, host=host, port=port, http=gateway_protocol(app), access_log=False,
-        timeout_graceful_shutdown=5, **options,
+        timeout_graceful_shutdown=5, proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or [], **options,
     )
