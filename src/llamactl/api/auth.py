@@ -88,7 +88,7 @@ async def authorize_scrape(conn: HTTPConnection) -> None:
     if token is None:
         raise Unauthorized("Missing bearer token")
     if token.startswith(KEY_PREFIX):
-        if auth.principal_for_key(token) is None:
+        if await auth.principal_for_new_key(token) is None:
             raise Unauthorized("Invalid API key")
         return
     auth.principal_for_token(token)

@@ -18,7 +18,7 @@ import asyncio
 import json
 import logging
 from http import HTTPStatus
-from typing import Any, Protocol
+from typing import Any
 
 from llamactl.backends import backend_named
 from llamactl.errors import LlamactlError
@@ -26,14 +26,16 @@ from llamactl.gateway import edge
 from llamactl.gateway.errors import GatewayError, from_domain, gateway_refusal, model_not_found
 from llamactl.gateway.pool import BackendConnection, Framing
 from llamactl.gateway.routing import (
+    KeyNotKnown,
     allowed_method,
     authenticate,
+    invalid_key,
     method_not_allowed,
     model_list,
     model_of,
     with_model,
 )
-from llamactl.gateway.service import Gateway
+from llamactl.gateway.service import Front, Gateway
 from llamactl.request_ids import log_answer, request_id_from
 from llamactl.security.origin import RequestHead, decide
 from llamactl.security.service import ANONYMOUS, Principal
@@ -54,24 +56,11 @@ def status_line(status: int) -> bytes:
     return _STATUS_LINES.get(status) or b"HTTP/1.1 %d \r\n" % status
 
 
-class Front(Protocol):
-    """The client's side of an exchange."""
-
-    @property
-    def keep_alive(self) -> bool:
-        """False once the client or a shutdown asked to close after this answer."""
-
-    def write(self, data: bytes) -> None: ...
-
-    def finish(self, *, reusable: bool) -> None:
-        """The answer is complete; ``reusable`` false closes the connection."""
-
-
 class Exchange:
-    __slots__ = ("_answered", "_body", "_chunked", "_connection", "_framing", "_id_header",
-                 "_lease", "_name", "_out", "_principal", "_retries", "_reusable", "_status",
-                 "_task", "finished", "front", "gateway", "headers", "http11", "method", "path",
-                 "request_id", "scheme", "target")
+    __slots__ = ("_admitting", "_answered", "_body", "_chunked", "_connection", "_framing",
+                 "_id_header", "_lease", "_name", "_out", "_principal", "_retries", "_reusable",
+                 "_status", "_task", "finished", "front", "gateway", "headers", "http11",
+                 "method", "path", "request_id", "scheme", "target")
 
     def __init__(self, gateway: Gateway, front: Front, method: str, target: bytes, path: str,
                  headers: list[tuple[bytes, bytes]], http11: bool, scheme: str = "http"):
@@ -88,6 +77,7 @@ class Exchange:
         self.request_id = request_id_from(headers)
         self._id_header = b"x-request-id: %b\r\n" % self.request_id.encode("ascii")
         self._principal: Principal = ANONYMOUS
+        self._admitting: list[bytes] | None = None  # a key being looked up; the body held
         self._name = ""
         self._body = b""
         self._lease: Lease | None = None
@@ -112,6 +102,9 @@ class Exchange:
             if refusal is not None:
                 raise gateway_refusal(refusal)
             self._principal = authenticate(self.gateway.auth, self.headers)
+        except KeyNotKnown as unknown:
+            self._admitting = []  # start() holds the body until the store has answered
+            self._task = self.gateway.spawn(self._admit_key(unknown.key))
         except GatewayError as error:
             self.fail(error, reusable=False)
             return False
@@ -123,8 +116,29 @@ class Exchange:
             return False
         return True
 
+    async def _admit_key(self, key: str) -> None:
+        """A key memory does not know (``llamactl keys create`` in another process may have
+        made it a moment ago): asked of the store once before it is refused."""
+        try:
+            principal = await self.gateway.auth.principal_for_new_key(key)
+        except asyncio.CancelledError:
+            self._cancelled()
+            raise
+        held, self._admitting, self._task = self._admitting or [], None, None
+        if self.finished:  # the client left meanwhile
+            return
+        if principal is None:
+            self.fail(invalid_key(), reusable=False)
+            return
+        self._principal = principal
+        for body in held:
+            self.start(body)
+
     def start(self, body: bytes) -> None:
         """The whole request has arrived."""
+        if self._admitting is not None:  # routed once the key is known
+            self._admitting.append(body)
+            return
         try:
             self._route(body)
         except GatewayError as error:
@@ -181,10 +195,7 @@ class Exchange:
             self.fail(from_domain(error))
             return
         except asyncio.CancelledError:
-            self._task = None
-            if not self.finished:  # not the client leaving: llamactl is stopping
-                self.fail(GatewayError(503, "llamactl is shutting down", "server_error",
-                                       "shutting_down"))
+            self._cancelled()
             raise
         except Exception:
             self._task = None
@@ -196,6 +207,12 @@ class Exchange:
             lease.release()
             return
         self._leased(lease)
+
+    def _cancelled(self) -> None:
+        self._task = None
+        if not self.finished:  # not the client leaving: llamactl is stopping
+            self.fail(GatewayError(503, "llamactl is shutting down", "server_error",
+                                   "shutting_down"), reusable=False)
 
     def _leased(self, lease: Lease) -> None:
         self._lease = lease

@@ -16,8 +16,22 @@ from llamactl.supervisor.owner import InstanceOwner
 MAX_BODY_BYTES = 64 * 1024 * 1024
 
 
+class KeyNotKnown(Exception):
+    """A key memory does not know: look for it in the store (``principal_for_new_key``)
+    before refusing it."""
+
+    def __init__(self, key: str):
+        super().__init__("key not known yet")
+        self.key = key
+
+
+def invalid_key() -> GatewayError:
+    return GatewayError(401, "Invalid API key", "authentication_error", "invalid_api_key")
+
+
 def authenticate(auth: AuthService, headers: list[tuple[bytes, bytes]]) -> Principal:
-    """An inference key (limited to its instances) or a user's token, when auth is on."""
+    """An inference key (limited to its instances) or a user's token, when auth is on.
+    KeyNotKnown for a key that may have been made since memory last looked."""
     if not auth.enabled:
         return ANONYMOUS
     token = bearer_in(headers)
@@ -27,7 +41,7 @@ def authenticate(auth: AuthService, headers: list[tuple[bytes, bytes]]) -> Princ
     if token.startswith(KEY_PREFIX):
         principal = auth.principal_for_key(token)
         if principal is None:
-            raise GatewayError(401, "Invalid API key", "authentication_error", "invalid_api_key")
+            raise KeyNotKnown(token)
         return principal
     try:
         return auth.principal_for_token(token)
