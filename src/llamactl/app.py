@@ -22,7 +22,7 @@ from llamactl.api.compression import CompressFixedBodies
 from llamactl.api.docs_page import install_docs_page
 from llamactl.api.errors import install_error_handlers
 from llamactl.api.head_checks import HeadChecks
-from llamactl.api.middleware import JsonBodies, RateLimits
+from llamactl.api.middleware import HeadAsGet, JsonBodies, RateLimits
 from llamactl.api.openapi import install_openapi
 from llamactl.api.request_guard import RequestGuard, SecurityHeaders
 from llamactl.api.request_id import RequestIds
@@ -121,6 +121,8 @@ def install_middleware(app: FastAPI, settings: Settings, metrics: LlamactlMetric
     app.add_middleware(RequestIds)  # on every answer, refusals included
     # Outside all: it compresses the final answer (fixed bodies only, never a stream).
     app.add_middleware(CompressFixedBodies)
+    # Outermost: every other part sees a HEAD as the GET it answers like.
+    app.add_middleware(HeadAsGet)
 
 
 def install_routes(app: FastAPI) -> set[str]:
