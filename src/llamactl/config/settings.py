@@ -37,6 +37,29 @@ class ServerConfig(_Strict):
         "Names a request's Host header may carry (a DNS-rebinding defence). On a loopback "
         "listener, besides localhost, 127.0.0.1 and [::1]; on any other, empty means any "
         "name. \"*\" allows any name."))
+    max_body_size: int = Field(default=2**20, gt=0, description=(
+        "Largest request body /api accepts, in bytes (or a size such as \"4MiB\"); a larger "
+        "one is answered 413 PAYLOAD_TOO_LARGE and read no further. The instance proxy "
+        "(/api/instances/{name}/proxy/...) takes what /v1 takes (64 MiB)."))
+    trusted_proxies: list[str] = Field(default_factory=list, description=(
+        "Addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For and "
+        "X-Forwarded-Proto llamactl believes: the client address they name then counts for "
+        "rate limits, logins and logs. Empty: none, every request is its peer's."))
+
+    @field_validator("max_body_size", mode="before")
+    @classmethod
+    def _size(cls, value: object) -> object:
+        return parse_size(value) if isinstance(value, str) else value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"'{entry}' is not an IP address or a CIDR network") from None
+        return value
 
 
 class MemoryBudgetConfig(_Strict):
