@@ -136,8 +136,9 @@ def create_instance(client: Client, name: str, model_path: str, port: int | None
 @instances.command("import")
 @click.argument("name")
 @click.argument("command", nargs=-1, required=True)
-@click.option("--backend", type=click.Choice(["llama_cpp", "vllm", "mlx_lm"]),
-              default="llama_cpp", show_default=True, help="Whose command line it is.")
+@click.option("--backend", default="llama_cpp", show_default=True,
+              help="Whose command line it is: one of the server's backends "
+                   "(GET /api/backends; another name is refused with the list).")
 @OUTPUT_OPTION
 @with_client
 def import_instance(client: Client, name: str, command: tuple[str, ...], backend: str,

@@ -36,6 +36,7 @@ def serve(host: str | None, port: int | None, config_path: Path | None,
       llamactl serve --port 9000 --data-dir /srv/llamactl
       LLAMACTL_CONFIG=/etc/llamactl.yaml llamactl serve
     """
+    import llamactl.backends  # noqa: F401  (registers the backends' config sections)
     from llamactl.config import load_settings
     from llamactl.serving import prepare_to_serve, run_server
 

@@ -8,8 +8,12 @@ here is a module-level singleton. The names below are the ones the rest of llama
 
 from llamactl.config.backend_settings import (
     BackendsConfig,
+    BackendSettings,
     DockerConfig,
-    LlamaCppBackendConfig,
+    backends_config_model,
+    default_backends,
+    register_backend_settings,
+    unregister_backend_settings,
 )
 from llamactl.config.settings import (
     AuthConfig,
@@ -33,23 +37,27 @@ from llamactl.config.settings import (
 
 __all__ = [
     "AuthConfig",
+    "BackendSettings",
     "BackendsConfig",
     "ClusterConfig",
     "DockerConfig",
     "EventsConfig",
     "InstancesConfig",
-    "LlamaCppBackendConfig",
     "LoadedSettings",
     "RateLimitConfig",
     "Role",
     "ServerConfig",
     "Settings",
     "UserEntry",
+    "backends_config_model",
+    "default_backends",
     "default_config_path",
     "default_data_dir",
     "format_validation",
     "is_loopback",
     "load_settings",
     "read_config_file",
+    "register_backend_settings",
     "startup_problem",
+    "unregister_backend_settings",
 ]
