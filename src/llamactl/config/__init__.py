@@ -16,11 +16,13 @@ from llamactl.config.backend_settings import (
     unregister_backend_settings,
 )
 from llamactl.config.settings import (
+    ActivityConfig,
     AuthConfig,
     ClusterConfig,
     EventsConfig,
     InstancesConfig,
     LoadedSettings,
+    QuotaLimits,
     RateLimitConfig,
     Role,
     ServerConfig,
@@ -36,6 +38,7 @@ from llamactl.config.settings import (
 )
 
 __all__ = [
+    "ActivityConfig",
     "AuthConfig",
     "BackendSettings",
     "BackendsConfig",
@@ -44,6 +47,7 @@ __all__ = [
     "EventsConfig",
     "InstancesConfig",
     "LoadedSettings",
+    "QuotaLimits",
     "RateLimitConfig",
     "Role",
     "ServerConfig",

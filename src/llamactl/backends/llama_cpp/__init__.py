@@ -12,6 +12,8 @@ from llamactl.backends.base import LogLine, Machine, MemoryEstimate, TableBacken
 from llamactl.backends.command_import import CommandSyntax
 from llamactl.backends.llama_cpp import command, log_lines, options
 from llamactl.backends.llama_cpp.binary import packaged_binary, resolve_command
+from llamactl.backends.llama_cpp.help_table import FLAGS as HELP_FLAGS
+from llamactl.backends.llama_cpp.legacy_flags import OLD_SWITCHES, legacy_flag
 from llamactl.backends.llama_cpp.memory import estimate_llama_cpp, read_model_facts
 from llamactl.backends.llama_cpp.settings import LlamaCppBackendConfig
 from llamactl.backends.option_table import OptionTable
@@ -42,8 +44,7 @@ class LlamaCpp(TableBackend):
     syntax: CommandSyntax = CommandSyntax(
         programs=frozenset({"llama-server", "server", "llama-cpp-server"}),
         model_flags=frozenset({"--model"}), short_flags=SHORT_FLAGS, env_prefix="LLAMA_ARG_",
-        switches=frozenset({"--metrics", "--slots", "--log-prefix", "--log-timestamps",
-                            "--no-log-prefix", "--no-log-timestamps"}))
+        switches=OLD_SWITCHES, help_flags=HELP_FLAGS, legacy=legacy_flag)
     health_paths: tuple[str, ...] = ("/health",)  # 503 while loading, 200 once ready
     model_files_only: bool = True
     settings_model: type[BackendSettings] = LlamaCppBackendConfig
