@@ -75,7 +75,7 @@ async def running_services(settings: Settings, config_path: Path | None,
                          events=events, metrics=metrics, host=host),
             reserved_ports=[settings.server.port])
         auth = build_auth(settings, connection, writer, config_path)
-        manager.boot()
+        await manager.boot()
         for stray in manager.remove_stray_containers():
             log.warning("removed container %s: labelled llamactl.instance, but no instance "
                         "runs in it", stray)

@@ -3,6 +3,10 @@
 Requests come from the API (through the manager) and carry a future for the answer. Notices
 come from the owner's own watcher tasks and carry the generation of the process they concern,
 so a notice about a process that has since been replaced is recognised and ignored.
+
+``Told`` and ``Noticed`` are the two envelopes of a lifecycle message as it is (its words in
+lifecycle_terms.py, no mirror here): one with a reply, one with a generation. Every transition
+goes through the inbox in one of them, boot's adoption and the lease book's idle included.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from llamactl.instances.models import InstanceRecord
+from llamactl.supervisor import lifecycle_terms as t
 
 
 @dataclass
@@ -64,8 +69,22 @@ class Shutdown(Request):
 
 
 @dataclass
+class Told(Request):
+    """A lifecycle message, answered once handled (boot's Boot)."""
+
+    message: t.Message = field(default_factory=t.Boot)
+
+
+@dataclass
 class Notice:
     generation: int
+
+
+@dataclass
+class Noticed(Notice):
+    """A lifecycle message about the process of that generation (the lease book's Idle)."""
+
+    message: t.Message = field(default_factory=t.Idle)
 
 
 @dataclass

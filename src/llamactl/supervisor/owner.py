@@ -201,9 +201,12 @@ class InstanceOwner(OwnerEffects):
     def run(self) -> None:
         self._task = asyncio.create_task(self._loop(), name=f"owner:{self.name}")
 
-    def adopt(self) -> None:
-        """At boot, before the loop runs: take back a recorded process, or reset the status."""
-        self._apply(t.Boot(recorded_pid=self.record.runtime.pid is not None))
+    def adopt(self) -> asyncio.Future[object]:
+        """At boot, before the loop runs: its first message takes back a recorded process, or
+        resets the status; the future is done once it has."""
+        request = m.Told(message=t.Boot(recorded_pid=self.record.runtime.pid is not None))
+        self._inbox.put_nowait(request)
+        return request.reply
 
     async def cancel(self) -> None:
         """Last resort at shutdown: end the task and its watchers without touching the process."""
@@ -266,6 +269,8 @@ class InstanceOwner(OwnerEffects):
 
     def _translate(self, message: m.Message) -> t.Message:
         """The inbox's message in the lifecycle's words, with the facts it needs."""
+        if isinstance(message, (m.Told, m.Noticed)):
+            return message.message
         if isinstance(message, m.Exited):
             return self._reaped(message.code)
         if isinstance(message, m.Start):
@@ -325,9 +330,10 @@ class InstanceOwner(OwnerEffects):
         return answer
 
     def _became_idle(self) -> None:
-        """The lease book's callback: the last request in flight ended."""
+        """The lease book's callback: the last request in flight ended (told through the
+        inbox, as every transition is: the owner task decides, one message at a time)."""
         if not self.closed:
-            self._apply(t.Idle())
+            self._post(m.Noticed(self._generation, t.Idle()))
 
 
 _PLAIN: dict[type[m.Message], Callable[[], t.Message]] = {
