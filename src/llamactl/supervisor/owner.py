@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,6 @@ from llamactl.supervisor.owner_effects import (
     OwnerEffects,
     policy_of,
 )
-from llamactl.supervisor.process import describe_exit
 from llamactl.supervisor.stats import ProcessStats
 
 __all__ = ["InstanceOwner", "InstanceStopping", "LaunchError"]
@@ -136,7 +134,7 @@ class InstanceOwner(OwnerEffects):
     async def stop(
         self, *, force: bool = False, timeout: float | None = None, if_idle: bool = False
     ) -> None:
-        await self._call(m.Stop(force=force, timeout=timeout, if_idle=if_idle))
+        await self._call(m.Told(message=t.Stop(force=force, timeout=timeout, if_idle=if_idle)))
 
     def lease_if_running(self) -> Lease | None:
         """The gateway's fast path: a lease at once when running, without a round trip."""
@@ -181,10 +179,10 @@ class InstanceOwner(OwnerEffects):
 
     async def restart(self) -> None:
         await self._ctx.repository.save_now(self.record)  # as start(): it spawns a process
-        await self._call(m.Restart())
+        await self._call(m.Told(message=t.Restart()))
 
     async def delete(self) -> None:
-        await self._call(m.Delete())
+        await self._call(m.Told(message=t.Delete()))
 
     async def update(self, request: m.Update) -> bool:
         """Apply a change to the record; True when a restart is needed for it to take effect."""
@@ -195,7 +193,7 @@ class InstanceOwner(OwnerEffects):
         if self._task is None or self._task.done():
             return
         with contextlib.suppress(InstanceNotFound):
-            await self._call(m.Shutdown(stop=stop))
+            await self._call(m.Told(message=t.Shutdown(stop=stop)))
         await self._task
 
     def run(self) -> None:
@@ -231,7 +229,7 @@ class InstanceOwner(OwnerEffects):
         self._inbox.put_nowait(request)
         return await request.reply
 
-    def _post(self, notice: m.Notice) -> None:
+    def _post(self, notice: m.Noticed) -> None:
         self._inbox.put_nowait(notice)
 
     # ---- the loop ----
@@ -259,7 +257,7 @@ class InstanceOwner(OwnerEffects):
             self._fail_pending(InstanceNotFound(self.name))
 
     def _handle(self, message: m.Message) -> object:
-        if isinstance(message, m.Notice) and message.generation != self._generation:
+        if isinstance(message, m.Noticed) and message.generation != self._generation:
             return None  # about a process that has since been replaced
         self._current = message
         try:
@@ -268,35 +266,34 @@ class InstanceOwner(OwnerEffects):
             self._current = None
 
     def _translate(self, message: m.Message) -> t.Message:
-        """The inbox's message in the lifecycle's words, with the facts it needs."""
+        """The lifecycle's message in the envelope, with the facts it needs."""
         if isinstance(message, (m.Told, m.Noticed)):
-            return message.message
-        if isinstance(message, m.Exited):
-            return self._reaped(message.code)
+            return self._with_facts(message.message)
         if isinstance(message, m.Start):
             return t.Start(wait=message.ready is not None)
-        if isinstance(message, m.Stop):
-            return t.Stop(force=message.force, timeout=message.timeout,
-                          if_idle=message.if_idle, inflight=self.leases.inflight)
         if isinstance(message, m.Update):
             message.apply(self.record)
             self.record.updated_at = utc_now()
             return t.Update(restart=message.restart)
-        if isinstance(message, m.Shutdown):
-            return t.Shutdown(stop=message.stop)
-        if isinstance(message, m.Ready):
+        return t.Acquire()
+
+    def _with_facts(self, message: t.Message) -> t.Message:
+        """What only the owner knows when it handles the message: requests in flight, the
+        process reaped or placed, a timer that has fired."""
+        if isinstance(message, t.Stop):
+            return replace(message, inflight=self.leases.inflight)
+        if isinstance(message, t.Exited):
+            return self._reaped(message.what)
+        if isinstance(message, t.Ready):
             return t.Ready(inflight=self.leases.inflight)
-        if isinstance(message, m.LoadFailed):
-            return t.LoadFailed(message.reason, model_missing=message.model_missing)
-        if isinstance(message, m.Unhealthy):
-            return t.Unhealthy(message.reason)
-        if isinstance(message, m.Placed):
+        if isinstance(message, t.Placed):
             return self._placed()
-        if isinstance(message, (m.KillTimer, m.RestartTimer, m.IdleTimer)):
-            self._timers.pop(_TIMER_OF[type(message)], None)  # it has fired
-        if isinstance(message, m.IdleTimer):
+        fired = _TIMER_OF.get(type(message))
+        if fired is not None:
+            self._timers.pop(fired, None)
+        if isinstance(message, t.IdleTimer):
             return t.IdleTimer(inflight=self.leases.inflight, idle_for=self.leases.idle_for())
-        return _PLAIN[type(message)]()
+        return message
 
     def _placed(self) -> t.Placed:
         """A backend on a Ray node runs now: record its pid and node (for adoption)."""
@@ -308,13 +305,13 @@ class InstanceOwner(OwnerEffects):
         node = handle.node if handle is not None and handle.node else {}
         return t.Placed(pid=handle.pid if handle else None, node=node.get("id", "?"))
 
-    def _reaped(self, code: int | None) -> t.Exited:
+    def _reaped(self, what: str) -> t.Exited:
         handle, self._process, self._exit_watcher = self._process, None, None
         runtime = self.record.runtime
         runtime.pid = runtime.pid_start_time = runtime.serving_port = None
         runtime.started_at = runtime.node = None
         self.stats.reset(None)
-        return t.Exited(pid=handle.pid if handle else None, what=describe_exit(code))
+        return t.Exited(pid=handle.pid if handle else None, what=what)
 
     def _apply(self, message: t.Message) -> bool | None:
         """Decide (the pure transition), record, then carry out the effects in order. Launch
@@ -336,12 +333,8 @@ class InstanceOwner(OwnerEffects):
             self._post(m.Noticed(self._generation, t.Idle()))
 
 
-_PLAIN: dict[type[m.Message], Callable[[], t.Message]] = {
-    m.Acquire: t.Acquire, m.Restart: t.Restart, m.Delete: t.Delete, m.KillTimer: t.KillTimer,
-    m.RestartTimer: t.RestartTimer, m.Stable: t.Stable,
-}
-_TIMER_OF: dict[type[m.Notice], t.TimerKind] = {
-    m.KillTimer: "kill", m.RestartTimer: "restart", m.IdleTimer: "idle",
+_TIMER_OF: dict[type[t.Message], t.TimerKind] = {
+    t.KillTimer: "kill", t.RestartTimer: "restart", t.IdleTimer: "idle",
 }
 
 

@@ -36,7 +36,7 @@ from llamactl.supervisor.context import Lifecycle, OwnerContext
 from llamactl.supervisor.host import BackendProcess, PlacementError, SpawnRequest
 from llamactl.supervisor.leases import Lease, LeaseBook
 from llamactl.supervisor.ports import port_is_free
-from llamactl.supervisor.process import SpawnError
+from llamactl.supervisor.process import SpawnError, describe_exit
 from llamactl.supervisor.stats import ProcessStats
 from llamactl.supervisor.watchers import watch_liveness, watch_readiness
 
@@ -60,8 +60,8 @@ _REFUSALS: dict[t.RefusalKind, Callable[[str], LlamactlError]] = {
     "busy": lambda message: Conflict(message, code="INSTANCE_BUSY"),
     "running": InstanceRunning,
 }
-_TIMER_NOTICES: dict[t.TimerKind, type[m.Notice]] = {
-    "kill": m.KillTimer, "restart": m.RestartTimer, "idle": m.IdleTimer,
+_TIMER_NOTICES: dict[t.TimerKind, type[t.KillTimer | t.RestartTimer | t.IdleTimer]] = {
+    "kill": t.KillTimer, "restart": t.RestartTimer, "idle": t.IdleTimer,
 }
 
 
@@ -112,7 +112,7 @@ class OwnerEffects:
     def _take_lease(self) -> Lease:
         raise NotImplementedError
 
-    def _post(self, notice: m.Notice) -> None:
+    def _post(self, notice: m.Noticed) -> None:
         raise NotImplementedError
 
     # ---- carrying out one effect ----
@@ -285,7 +285,7 @@ class OwnerEffects:
 
         async def wait_exit() -> None:
             code = await handle.wait()
-            self._post(m.Exited(generation, code))
+            self._post(m.Noticed(generation, t.Exited(handle.pid, describe_exit(code))))
 
         self._exit_watcher = self._spawn(wait_exit())
 
@@ -301,11 +301,11 @@ class OwnerEffects:
                 try:
                     await asyncio.wait_for(handle.placed(), load_timeout)
                 except (PlacementError, TimeoutError) as exc:
-                    self._post(m.LoadFailed(generation, str(exc) or (
+                    self._post(m.Noticed(generation, t.LoadFailed(str(exc) or (
                         f"not placed after {load_timeout:g} s: no node has {resources}"),
-                        model_missing=getattr(exc, "model_missing", False)))
+                        model_missing=getattr(exc, "model_missing", False))))
                     return
-                self._post(m.Placed(generation))
+                self._post(m.Noticed(generation, t.Placed(pid=None, node="?")))
             await watch_readiness(self._post, generation, self.port, self.log_path,
                                   load_timeout, paths, host=handle.address)
 
@@ -328,10 +328,10 @@ class OwnerEffects:
 
     def _arm_timer(self, effect: t.ArmTimer) -> None:
         self._cancel_timer(t.CancelTimer(effect.kind))
-        notice = _TIMER_NOTICES[effect.kind](self._generation)
+        notice = m.Noticed(self._generation, _TIMER_NOTICES[effect.kind]())
         self._timers[effect.kind] = self._spawn(self._after(effect.seconds, notice))
 
-    async def _after(self, delay: float, notice: m.Notice) -> None:
+    async def _after(self, delay: float, notice: m.Noticed) -> None:
         await asyncio.sleep(delay)
         self._post(notice)
 
