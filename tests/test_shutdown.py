@@ -41,7 +41,7 @@ async def test_shutdown_while_a_kill_is_pending_stops_and_restarts_nothing(
     owner = app.manager.owner("sick")
     # Failed health checks make the owner kill the process; shutdown is asked for before the
     # exit is seen (both messages wait in the owner's inbox, in that order).
-    owner._post(m.Noticed(owner._generation, t.Unhealthy("health check failed 3 times")))
+    owner._post(m.Noticed(owner._effects.generation, t.Unhealthy("health check failed 3 times")))
     await asyncio.wait_for(owner.shutdown(stop=True), HANG)
     assert owner.closed
     assert owner.status == "stopped"

@@ -19,24 +19,17 @@ import logging
 import signal
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
-from llamactl.backends import backend_named
 from llamactl.errors import InstanceNotFound, LlamactlError
 from llamactl.instances.models import InstanceRecord, Status, utc_now
 from llamactl.supervisor import lifecycle_terms as t
 from llamactl.supervisor import messages as m
 from llamactl.supervisor.context import OwnerContext
-from llamactl.supervisor.host import BackendProcess
+from llamactl.supervisor.launching import InstanceStopping, LaunchError, policy_of
 from llamactl.supervisor.leases import Lease, LeaseBook
 from llamactl.supervisor.lifecycle import transition
 from llamactl.supervisor.memory import MemoryEstimator
-from llamactl.supervisor.owner_effects import (
-    InstanceStopping,
-    LaunchError,
-    OwnerEffects,
-    policy_of,
-)
+from llamactl.supervisor.owner_effects import EffectRunner
 from llamactl.supervisor.stats import ProcessStats
 
 __all__ = ["InstanceOwner", "InstanceStopping", "LaunchError"]
@@ -46,28 +39,19 @@ log = logging.getLogger(__name__)
 NODE_STATS_TIMEOUT = 2.0  # seconds for a Ray node to answer for its backend
 
 
-class InstanceOwner(OwnerEffects):
+class InstanceOwner:
     def __init__(self, record: InstanceRecord, context: OwnerContext):
         self.record = record
         self.stats = ProcessStats()
         self._ctx = context
         self._inbox: asyncio.Queue[m.Message] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
-        self._process: BackendProcess | None = None
-        self._generation = 0
-        self._exit_watcher: asyncio.Task[None] | None = None
-        self._watchers: list[asyncio.Task[None]] = []  # readiness or liveness of this process
-        self._timers: dict[t.TimerKind, asyncio.Task[None]] = {}
-        # Waiting for "running": start?wait=true (False) and requests wanting a lease (True).
-        self._ready_waiters: list[tuple[asyncio.Future[Any], bool]] = []
-        self._stopped_waiters: list[asyncio.Future[None]] = []
         self.leases = LeaseBook(on_idle=self._became_idle)
-        self._slots: tuple[list[str] | None, int | None] = (None, None)  # argv, its slots
+        self._effects = EffectRunner(record, context, self.stats, self.leases, self._post,
+                                     self._apply)
         runtime = record.runtime
         self._life = t.State(name=record.name, status=runtime.status,
                              restart_count=runtime.restart_count, last_error=runtime.last_error)
-        self._current: m.Message | None = None  # the inbox message being handled
-        self._answer: bool | None = None
 
     # ---- public operations: each is one request to the owner task ----
 
@@ -85,19 +69,16 @@ class InstanceOwner(OwnerEffects):
 
     @property
     def pid(self) -> int | None:
-        return self._process.pid if self._process else None
+        process = self._effects.process
+        return process.pid if process else None
 
     @property
     def port(self) -> int:
-        """Where the instance listens: its running process's port, else its configured one."""
-        return self.record.runtime.serving_port or self.record.spec.port
+        return self._effects.port
 
     @property
     def backend_host(self) -> str:
-        """The host its backend listens on: the node's address on Ray, else loopback. The
-        gateway, proxy, health and metrics scrapers read this one field (issue 18)."""
-        node = self.record.runtime.node
-        return node["address"] if node else "127.0.0.1"
+        return self._effects.backend_host
 
     @property
     def log_path(self) -> Path:
@@ -110,7 +91,7 @@ class InstanceOwner(OwnerEffects):
 
     async def sample_node_stats(self) -> None:
         """On a Ray node, its actor measures the backend there (issue 18); locally a no-op."""
-        handle = self._process
+        handle = self._effects.process
         if handle is None or self._ctx.host.local:
             return
         try:
@@ -118,7 +99,7 @@ class InstanceOwner(OwnerEffects):
         except Exception as exc:  # a lost node or a busy actor: keep the last sample
             log.debug("stats of %s from its node: %s", self.name, exc)
             return
-        if measured is not None and handle is self._process:
+        if measured is not None and handle is self._effects.process:
             self.stats.memory_usage = int(measured["memory_usage"])
             self.stats.cpu_usage = float(measured["cpu_usage"])
 
@@ -138,16 +119,9 @@ class InstanceOwner(OwnerEffects):
 
     def lease_if_running(self) -> Lease | None:
         """The gateway's fast path: a lease at once when running, without a round trip."""
-        if self.status == "running" and self._process is not None and not self.closed:
-            return self._take_lease()
+        if self.status == "running" and self._effects.process is not None and not self.closed:
+            return self._effects.take_lease()
         return None
-
-    def _take_lease(self) -> Lease:
-        command = self.record.runtime.command
-        if self._slots[0] is not command:  # launched or adopted since: read its --parallel
-            self._slots = (command, backend_named(self.record.spec.backend).slots(command))
-        return self.leases.take(self.port, self.record.api_key, self._slots[1],
-                                self.backend_host)
 
     async def acquire(self) -> Lease:
         """A lease, waiting for a start in progress; InstanceNotRunning when nothing runs."""
@@ -160,13 +134,14 @@ class InstanceOwner(OwnerEffects):
     async def wait_ready(self) -> None:
         """Until running; StartFailed if the start fails or is stopped."""
         if self.closed:  # shut down or deleted: nothing will resolve a waiter
-            raise self._start_failed("llamactl is shutting down or the instance was deleted")
+            raise self._effects.start_failed(
+                "llamactl is shutting down or the instance was deleted")
         if self.status == "running":
             return
         if self.status in ("stopped", "failed"):
-            raise self._start_failed(self.record.runtime.last_error or self.status)
+            raise self._effects.start_failed(self.record.runtime.last_error or self.status)
         waiter = asyncio.get_running_loop().create_future()
-        self._ready_waiters.append((waiter, False))
+        self._effects.ready_waiters.append((waiter, False))
         await waiter
 
     async def wait_stopped(self) -> None:
@@ -174,7 +149,7 @@ class InstanceOwner(OwnerEffects):
         if self.status in ("stopped", "failed") or self.closed:
             return
         waiter = asyncio.get_running_loop().create_future()
-        self._stopped_waiters.append(waiter)
+        self._effects.stopped_waiters.append(waiter)
         await waiter
 
     async def restart(self) -> None:
@@ -208,8 +183,8 @@ class InstanceOwner(OwnerEffects):
 
     async def cancel(self) -> None:
         """Last resort at shutdown: end the task and its watchers without touching the process."""
-        self._cancel_watchers()
-        self._cancel_timers()
+        self._effects.cancel_watchers()
+        self._effects.cancel_timers()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -218,9 +193,10 @@ class InstanceOwner(OwnerEffects):
     async def abandon(self, *, kill: bool) -> None:
         """Shutdown's last resort for an owner that did not end in time: SIGKILL its process
         group (unless left for adoption), then end the task."""
-        if kill and self._process is not None:
-            log.error("killing pid %d of %s at shutdown", self._process.pid, self.name)
-            self._process.signal_group(signal.SIGKILL)
+        process = self._effects.process
+        if kill and process is not None:
+            log.error("killing pid %d of %s at shutdown", process.pid, self.name)
+            process.signal_group(signal.SIGKILL)
         await self.cancel()
 
     async def _call(self, request: m.Request) -> object:
@@ -250,25 +226,24 @@ class InstanceOwner(OwnerEffects):
                         message.reply.set_result(result)
         finally:
             self._life = replace(self._life, closed=True)
-            self._cancel_watchers()
-            self._cancel_timers()
-            if self._exit_watcher is not None:
-                self._exit_watcher.cancel()
-            self._fail_pending(InstanceNotFound(self.name))
+            gone = InstanceNotFound(self.name)
+            self._effects.close(gone)
+            while not self._inbox.empty():
+                _answer_error(self._inbox.get_nowait(), gone)
 
     def _handle(self, message: m.Message) -> object:
-        if isinstance(message, m.Noticed) and message.generation != self._generation:
+        if isinstance(message, m.Noticed) and message.generation != self._effects.generation:
             return None  # about a process that has since been replaced
-        self._current = message
+        self._effects.current = message
         try:
             return self._apply(self._translate(message))
         finally:
-            self._current = None
+            self._effects.current = None
 
     def _translate(self, message: m.Message) -> t.Message:
         """The lifecycle's message in the envelope, with the facts it needs."""
         if isinstance(message, (m.Told, m.Noticed)):
-            return self._with_facts(message.message)
+            return self._effects.facts(message.message)
         if isinstance(message, m.Start):
             return t.Start(wait=message.ready is not None)
         if isinstance(message, m.Update):
@@ -276,42 +251,6 @@ class InstanceOwner(OwnerEffects):
             self.record.updated_at = utc_now()
             return t.Update(restart=message.restart)
         return t.Acquire()
-
-    def _with_facts(self, message: t.Message) -> t.Message:
-        """What only the owner knows when it handles the message: requests in flight, the
-        process reaped or placed, a timer that has fired."""
-        if isinstance(message, t.Stop):
-            return replace(message, inflight=self.leases.inflight)
-        if isinstance(message, t.Exited):
-            return self._reaped(message.what)
-        if isinstance(message, t.Ready):
-            return t.Ready(inflight=self.leases.inflight)
-        if isinstance(message, t.Placed):
-            return self._placed()
-        fired = _TIMER_OF.get(type(message))
-        if fired is not None:
-            self._timers.pop(fired, None)
-        if isinstance(message, t.IdleTimer):
-            return t.IdleTimer(inflight=self.leases.inflight, idle_for=self.leases.idle_for())
-        return message
-
-    def _placed(self) -> t.Placed:
-        """A backend on a Ray node runs now: record its pid and node (for adoption)."""
-        handle, runtime = self._process, self.record.runtime
-        if handle is not None and self.status == "starting":
-            runtime.pid, runtime.pid_start_time, runtime.command = (
-                handle.pid, handle.start_time, handle.command)
-            runtime.node = handle.node
-        node = handle.node if handle is not None and handle.node else {}
-        return t.Placed(pid=handle.pid if handle else None, node=node.get("id", "?"))
-
-    def _reaped(self, what: str) -> t.Exited:
-        handle, self._process, self._exit_watcher = self._process, None, None
-        runtime = self.record.runtime
-        runtime.pid = runtime.pid_start_time = runtime.serving_port = None
-        runtime.started_at = runtime.node = None
-        self.stats.reset(None)
-        return t.Exited(pid=handle.pid if handle else None, what=what)
 
     def _apply(self, message: t.Message) -> bool | None:
         """Decide (the pure transition), record, then carry out the effects in order. Launch
@@ -322,20 +261,15 @@ class InstanceOwner(OwnerEffects):
         runtime.restart_count, runtime.last_error = (
             self._life.restart_count, self._life.last_error)
         for effect in effects:
-            self._do(effect)
-        answer, self._answer = self._answer, None
+            self._effects.do(effect)
+        answer, self._effects.answer = self._effects.answer, None
         return answer
 
     def _became_idle(self) -> None:
         """The lease book's callback: the last request in flight ended (told through the
         inbox, as every transition is: the owner task decides, one message at a time)."""
         if not self.closed:
-            self._post(m.Noticed(self._generation, t.Idle()))
-
-
-_TIMER_OF: dict[type[t.Message], t.TimerKind] = {
-    t.KillTimer: "kill", t.RestartTimer: "restart", t.IdleTimer: "idle",
-}
+            self._post(m.Noticed(self._effects.generation, t.Idle()))
 
 
 def _answer_error(message: m.Message, error: BaseException) -> None:
