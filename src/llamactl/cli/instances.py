@@ -141,8 +141,7 @@ def create_instance(client: Client, name: str, model_path: str, port: int | None
 @click.argument("name", shell_complete=complete_instance_names)
 @click.argument("command", nargs=-1, required=True)
 @click.option("--backend", default="llama_cpp", show_default=True,
-              help="Whose command line it is: one of the server's backends "
-                   "(GET /api/backends; another name is refused with the list).")
+              help="Whose command line it is: a backend the server lists (GET /api/backends).")
 @OUTPUT_OPTION
 @with_client
 def import_instance(client: Client, name: str, command: tuple[str, ...], backend: str,

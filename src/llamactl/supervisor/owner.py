@@ -74,7 +74,7 @@ class InstanceOwner:
 
     @property
     def port(self) -> int:
-        return self._effects.port
+        return self._effects.port  # where it listens, and on which host: the runner knows
 
     @property
     def backend_host(self) -> str:
@@ -82,7 +82,7 @@ class InstanceOwner:
 
     @property
     def log_path(self) -> Path:
-        return self._ctx.log_path(self.name)
+        return self._effects.log_path
 
     @property
     def estimator(self) -> MemoryEstimator:
