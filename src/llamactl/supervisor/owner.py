@@ -7,8 +7,10 @@ state with at most one process. Nothing outside decides an action from a snapsho
 (llama-swap's issue #946: that raced with idle unloads and hung requests).
 
 What to do with each message is decided by ``supervisor/lifecycle.py``'s pure ``transition``;
-this module is its runner: it turns inbox messages into the lifecycle's messages and carries out
-the effects (spawn, signal, timers, watchers, persist, publish) in order.
+every transition goes through the inbox (boot's adoption and the lease book's idle too). The
+inbox holds the lifecycle's own messages in envelopes (supervisor/messages.py); this module
+opens them, decides, and hands the effects in order to its ``EffectRunner``
+(supervisor/owner_effects.py), which owns the process, its watchers, timers and waiters.
 """
 
 from __future__ import annotations
