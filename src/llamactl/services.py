@@ -79,7 +79,7 @@ async def running_services(settings: Settings, config_path: Path | None,
             for leftover in remove_leftovers(config_path):
                 log.warning("removed %s: left by a config write that was interrupted", leftover)
         auth = build_auth(settings, connection, writer, config_path)
-        manager.boot()
+        await manager.boot()
         for stray in manager.remove_stray_containers():
             log.warning("removed container %s: labelled llamactl.instance, but no instance "
                         "runs in it", stray)

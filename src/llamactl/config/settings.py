@@ -14,9 +14,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    field_validator,
+)
 
-from llamactl.config.backend_settings import BackendsConfig
+from llamactl.config.backend_settings import BackendsConfig, default_backends
 from llamactl.config.sizes import parse_size
 from llamactl.errors import StartupError
 
@@ -265,7 +272,8 @@ class Settings(_Strict):
     data_dir: Path = Field(default_factory=default_data_dir, description=(
         "The SQLite database (llamactl.db), instance logs (logs/) and the auth secret. "
         "Default: $XDG_DATA_HOME/llamactl, else ~/.local/share/llamactl."))
-    backends: BackendsConfig = Field(default_factory=BackendsConfig, description=(
+    # SerializeAsAny: dumped as the assembled model (every backend's section), not the base
+    backends: SerializeAsAny[BackendsConfig] = Field(default_factory=default_backends, description=(
         "Settings per backend."))
     instances: InstancesConfig = Field(default_factory=InstancesConfig, description=(
         "Defaults for instances, supervision, capacity, logs and model locations."))
