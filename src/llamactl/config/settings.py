@@ -37,6 +37,13 @@ class ServerConfig(_Strict):
         "Names a request's Host header may carry (a DNS-rebinding defence). On a loopback "
         "listener, besides localhost, 127.0.0.1 and [::1]; on any other, empty means any "
         "name. \"*\" allows any name."))
+    header_timeout: float = Field(default=10.0, gt=0, description=(
+        "Seconds a connection has to send a request's whole head (the first, and each after "
+        "a keep-alive pause); a slower one is closed."))
+    max_connections: int = Field(default=1000, ge=1, description=(
+        "Open client connections at most; beyond it a new connection is answered 503 and "
+        "closed. Keep it under the process's file-descriptor limit (serve raises its soft "
+        "limit to the hard one)."))
 
 
 class MemoryBudgetConfig(_Strict):
