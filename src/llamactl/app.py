@@ -25,6 +25,7 @@ from llamactl.api.openapi import install_openapi
 from llamactl.api.request_guard import RequestGuard, SecurityHeaders
 from llamactl.api.request_id import RequestIds
 from llamactl.api.request_metrics import RequestMetrics
+from llamactl.api.routes import activity as activity_routes
 from llamactl.api.routes import auth as auth_routes
 from llamactl.api.routes import backends as backends_routes
 from llamactl.api.routes import config as config_routes
@@ -123,7 +124,7 @@ def install_routes(app: FastAPI) -> None:
     # Every route below needs a token when auth is on: the dependency sits on the router.
     api = APIRouter(prefix="/api", dependencies=[Depends(authorize)])
     for routes in (instances, proxy, auth_routes, session, keys, system, config_routes, ws,
-                   events_routes, backends_routes, estimate_routes):
+                   events_routes, backends_routes, estimate_routes, activity_routes):
         api.include_router(routes.router)
     app.include_router(public)
     app.include_router(api)

@@ -12,11 +12,13 @@ from llamactl.config.backend_settings import (
     LlamaCppBackendConfig,
 )
 from llamactl.config.settings import (
+    ActivityConfig,
     AuthConfig,
     ClusterConfig,
     EventsConfig,
     InstancesConfig,
     LoadedSettings,
+    QuotaLimits,
     RateLimitConfig,
     Role,
     ServerConfig,
@@ -32,6 +34,7 @@ from llamactl.config.settings import (
 )
 
 __all__ = [
+    "ActivityConfig",
     "AuthConfig",
     "BackendsConfig",
     "ClusterConfig",
@@ -40,6 +43,7 @@ __all__ = [
     "InstancesConfig",
     "LlamaCppBackendConfig",
     "LoadedSettings",
+    "QuotaLimits",
     "RateLimitConfig",
     "Role",
     "ServerConfig",

@@ -134,6 +134,20 @@ class InstancesConfig(_Strict):
 Role = Literal["admin", "operator", "viewer"]
 
 
+class QuotaLimits(_Strict):
+    """How much one API key or user may ask of /v1 (issue 30; tokens = prompt + completion).
+    Minute windows slide over the last 60 s; day and month are calendar UTC."""
+
+    requests_per_minute: int | None = Field(default=None, ge=1, description=(
+        "Requests in any 60 s; null = no limit."))
+    tokens_per_minute: int | None = Field(default=None, ge=1, description=(
+        "Tokens in any 60 s; null = no limit."))
+    tokens_per_day: int | None = Field(default=None, ge=1, description=(
+        "Tokens in a calendar day (UTC); null = no limit."))
+    tokens_per_month: int | None = Field(default=None, ge=1, description=(
+        "Tokens in a calendar month (UTC); null = no limit."))
+
+
 class UserEntry(_Strict):
     """One llamactl user (``llamactl users add`` writes these)."""
 
@@ -141,6 +155,10 @@ class UserEntry(_Strict):
     password_hash: str = Field(min_length=1, description=(
         "An argon2 hash of the password (never the password itself)."))
     role: Role = Field(default="viewer", description="admin, operator or viewer.")
+    limits: QuotaLimits | None = Field(default=None, description=(
+        "This user's quotas on /v1; null = none."))
+    priority: int = Field(default=0, description=(
+        "Higher goes first when pools queue requests (issue 31); stored and shown."))
 
 
 class AuthConfig(_Strict):
@@ -188,6 +206,17 @@ class EventsConfig(_Strict):
         "Send a system_alert when the host's memory is fuller than this (percent)."))
 
 
+class ActivityConfig(_Strict):
+    """The ledger of /v1 and proxy requests (``GET /api/activity``; docs/activity.md)."""
+
+    enabled: bool = Field(default=True, description=(
+        "Keep a record of every /v1 and proxy request (who, which model, tokens, speed)."))
+    retention_days: float = Field(default=30, gt=0, description=(
+        "Days a record is kept; older ones are pruned in the background."))
+    max_records: int = Field(default=1_000_000, ge=1, description=(
+        "Records kept at most; the oldest beyond are pruned in the background."))
+
+
 class ClusterConfig(_Strict):
     """Where backends run: this machine, or the nodes of a Ray cluster (docs/machines.md)."""
 
@@ -232,6 +261,8 @@ class Settings(_Strict):
         "The event feeds and the host sampling behind alerts."))
     cluster: ClusterConfig = Field(default_factory=ClusterConfig, description=(
         "Where backends run: this machine (local) or a Ray cluster (ray)."))
+    activity: ActivityConfig = Field(default_factory=ActivityConfig, description=(
+        "The ledger of requests: whether it is kept, and for how long."))
 
     @field_validator("data_dir")
     @classmethod

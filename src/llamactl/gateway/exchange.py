@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from llamactl.backends import backend_named
 from llamactl.errors import LlamactlError
 from llamactl.gateway import edge
+from llamactl.gateway.activity_tap import client_of
 from llamactl.gateway.errors import GatewayError, from_domain, gateway_refusal, model_not_found
 from llamactl.gateway.pool import BackendConnection, Framing
 from llamactl.gateway.routing import (
@@ -70,8 +71,8 @@ class Front(Protocol):
 class Exchange:
     __slots__ = ("_answered", "_body", "_chunked", "_connection", "_framing", "_id_header",
                  "_lease", "_name", "_out", "_principal", "_retries", "_reusable", "_status",
-                 "_task", "finished", "front", "gateway", "headers", "http11", "method", "path",
-                 "request_id", "scheme", "target")
+                 "_tap", "_task", "finished", "front", "gateway", "headers", "http11", "method",
+                 "path", "request_id", "scheme", "target")
 
     def __init__(self, gateway: Gateway, front: Front, method: str, target: bytes, path: str,
                  headers: list[tuple[bytes, bytes]], http11: bool, scheme: str = "http"):
@@ -100,6 +101,7 @@ class Exchange:
         self._reusable = True
         self._out: list[bytes] = []  # the answer read so far and not yet written
         self._status = 0  # the answer's, once known
+        self._tap = gateway.tap()  # issue 30: the request on record, when it ends
 
     # the request
     def admit(self) -> bool:
@@ -145,6 +147,8 @@ class Exchange:
             return
         model = model_of(body)
         owner = gateway.manager.resolve_model(model)
+        if self._tap is not None:
+            self._tap.model, self._tap.instance = model, owner.name if owner else None
         if owner is None:
             raise model_not_found(model)
         if principal.key is not None and not principal.key.allows(owner.name):
@@ -199,6 +203,8 @@ class Exchange:
 
     def _leased(self, lease: Lease) -> None:
         self._lease = lease
+        if self._tap is not None:
+            self._tap.leased(lease.host)
         self.gateway.pool.checkout(lease.port, self, slots=lease.slots, host=lease.host)
 
     def _request(self, lease: Lease) -> bytes:
@@ -235,6 +241,8 @@ class Exchange:
         self._answered = True
         self._framing = framing
         self._status = status
+        if self._tap is not None:
+            self._tap.head(headers, event_stream)
         parts = [status_line(status)]
         for name, value in headers:
             if not (name in _RESPONSE_DROP or name.startswith(b"access-control-")
@@ -257,6 +265,8 @@ class Exchange:
     def on_body(self, chunk: bytes) -> None:
         if self.finished or not chunk:
             return
+        if self._tap is not None:
+            self._tap.body(chunk)
         if self._chunked:
             # One chunk out for each piece read: relayed as it arrives, never held back.
             self._out.append(b"%x\r\n%b\r\n" % (len(chunk), chunk))
@@ -312,6 +322,7 @@ class Exchange:
         # nginx's code for a client that closed the connection before its answer
         self.gateway.count(self._name, self._status or 499)
         log_answer(self.method, self.path, self._status or 499, self.request_id)
+        self._on_record(cancelled=True)
         if self._task is not None:
             self._task.cancel()
         if self._connection is not None:
@@ -351,7 +362,7 @@ class Exchange:
         # A HEAD's answer has the headers of the GET's and no body (RFC 9110 9.3.2).
         self.front.write(b"".join(head) + self._id_header + _NOSNIFF + b"\r\n"
                          + (b"" if self.method == "HEAD" else body))
-        self._complete(reusable=reusable)
+        self._complete(reusable=reusable, error_code=error.code)
 
     def _answer_json(self, status: int, document: dict[str, Any]) -> None:
         self._status = status
@@ -364,15 +375,23 @@ class Exchange:
             + body)
         self._complete(reusable=True)
 
-    def _complete(self, *, reusable: bool) -> None:
+    def _complete(self, *, reusable: bool, error_code: str | None = None) -> None:
         self.finished = True
         self.gateway.count(self._name, self._status)
         log_answer(self.method, self.path, self._status, self.request_id)
+        self._on_record(cancelled=False, error_code=error_code)
         if self._connection is not None:
             self._connection.abort()
             self._connection = None
         self._release_lease()
         self.front.finish(reusable=reusable)
+
+    def _on_record(self, *, cancelled: bool, error_code: str | None = None) -> None:
+        tap, self._tap = self._tap, None
+        if tap is not None:
+            tap.end(self.request_id, self.method, self.path, self._principal,
+                    self._status or 499, error_code, cancelled, client_of(self.front),
+                    self.headers)
 
     def _release_lease(self) -> None:
         if self._lease is not None:

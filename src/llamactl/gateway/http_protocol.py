@@ -76,6 +76,7 @@ class FrontProtocol(asyncio.Protocol):
         self._keep_alive_timeout = float(config.timeout_keep_alive)
         self._parser = httptools.HttpRequestParser(self)
         self._scheme = "http"
+        self.client: Any = None
         # the request being read
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
@@ -104,6 +105,7 @@ class FrontProtocol(asyncio.Protocol):
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.client = transport.get_extra_info("peername")  # for the activity ledger
         if transport.get_extra_info("sslcontext") is not None:
             self._scheme = "https"
         connections = self._server_state.connections

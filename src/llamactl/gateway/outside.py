@@ -35,7 +35,8 @@ class _AsgiFront:
 
     keep_alive = True  # the connection is uvicorn's to keep or close
 
-    def __init__(self) -> None:
+    def __init__(self, client: Any) -> None:
+        self.client = client  # for the activity ledger (gateway/activity_tap.py)
         self.messages: asyncio.Queue[Message | None] = asyncio.Queue()
         self._parser = httptools.HttpResponseParser(self)
         self._headers: list[tuple[bytes, bytes]] = []
@@ -63,7 +64,7 @@ class _AsgiFront:
 
 async def serve_over_asgi(gateway: Gateway, scope: Scope, receive: Receive,
                           send: Send) -> None:
-    front = _AsgiFront()
+    front = _AsgiFront(scope.get("client"))
     query = scope.get("query_string", b"")
     raw_path = scope.get("raw_path") or scope["path"].encode()
     exchange = Exchange(gateway, front, scope["method"], raw_path + b"?" + query if query

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import orjson
@@ -25,14 +26,21 @@ def authenticate(auth: AuthService, headers: list[tuple[bytes, bytes]]) -> Princ
         raise GatewayError(401, "Missing API key: send Authorization: Bearer <key or token>",
                            "authentication_error", "invalid_api_key")
     if token.startswith(KEY_PREFIX):
-        principal = auth.principal_for_key(token)
-        if principal is None:
+        found = auth.principal_for_key(token)
+        if found is None:
             raise GatewayError(401, "Invalid API key", "authentication_error", "invalid_api_key")
-        return principal
-    try:
-        return auth.principal_for_token(token)
-    except LlamactlError as error:
-        raise from_domain(error) from None
+        principal = found
+    else:
+        try:
+            principal = auth.principal_for_token(token)
+        except LlamactlError as error:
+            raise from_domain(error) from None
+    wait = auth.quota_wait(principal)  # issue 30: before the request reaches a backend
+    if wait is not None:
+        raise GatewayError(429, "Quota exceeded for this API key or user; see Retry-After",
+                           "rate_limit_error", "quota_exceeded",
+                           {"Retry-After": str(max(1, math.ceil(wait)))})
+    return principal
 
 
 def model_list(owners: list[InstanceOwner], principal: Principal) -> dict[str, Any]:

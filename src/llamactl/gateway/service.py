@@ -11,6 +11,8 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any
 
+from llamactl.activity.ledger import Ledger
+from llamactl.gateway.activity_tap import RequestTap
 from llamactl.gateway.pool import BackendPool
 from llamactl.security.origin import OriginPolicy
 from llamactl.security.service import AuthService
@@ -34,6 +36,12 @@ class Gateway:
         # Answers by (instance, status), for /metrics: the instance is "" when none was
         # chosen (the model list, unknown models), never a name a client made up.
         self.answered: dict[tuple[str, int], int] = {}
+        self.ledger: Ledger | None = None  # issue 30: every request on record, when set
+
+    def tap(self) -> RequestTap | None:
+        """What a new exchange tells the ledger as it goes; None while the ledger is off."""
+        ledger = self.ledger
+        return RequestTap(ledger) if ledger is not None and ledger.enabled else None
 
     def count(self, instance: str, status: int) -> None:
         key = (instance, status)

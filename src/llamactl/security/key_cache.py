@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import sqlite3
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 from llamactl.security.keys import (
     KEY_PREFIX,
@@ -27,6 +29,7 @@ from llamactl.security.keys import (
     key_not_found,
     load_keys,
     mark_used,
+    update_key,
 )
 from llamactl.store.writer import StoreWriter
 
@@ -96,9 +99,11 @@ class CachedKeys:
         return key
 
     async def create(
-        self, name: str, instances: list[str] | None = None, expires_at: datetime | None = None
+        self, name: str, instances: list[str] | None = None, expires_at: datetime | None = None,
+        *, limits: dict[str, int] | None = None, priority: int = 0,
     ) -> tuple[ApiKey, str]:
         key, plaintext, key_hash = self._store.new_key(name, instances, expires_at)
+        key.limits, key.priority = limits, priority
         try:
             await self._writer.require(lambda db: insert_key(db, key, key_hash))
         except sqlite3.IntegrityError:
@@ -108,6 +113,25 @@ class CachedKeys:
 
     async def list(self) -> list[ApiKey]:
         return sorted(self._by_hash.values(), key=lambda key: key.name)
+
+    def named(self, name_or_id: str) -> ApiKey:
+        for key in self._by_hash.values():
+            if name_or_id in (key.name, key.id):
+                return key
+        raise key_not_found(name_or_id)
+
+    async def update(self, name_or_id: str, changes: dict[str, Any]) -> ApiKey:
+        """``PUT /api/keys/{name}``: the fields given, written, then shown."""
+        current = self.named(name_or_id)
+        changed = dataclasses.replace(current, **changes)
+        def write(db: sqlite3.Connection) -> None:
+            update_key(db, changed)
+
+        await self._writer.require(write)
+        for key_hash, key in self._by_hash.items():
+            if key is current:
+                self._by_hash[key_hash] = changed
+        return changed
 
     async def revoke(self, name_or_id: str) -> None:
         deleted: list[int] = []

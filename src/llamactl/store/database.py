@@ -54,6 +54,49 @@ MIGRATIONS: tuple[str, ...] = (
         last_used_at    TEXT
     );
     """,
+    # Issue 30: one row per /v1 and proxy request (activity/), newest = highest seq. `time`
+    # is the start, RFC 3339 UTC with microseconds, so that text order is time order.
+    """
+    CREATE TABLE activity (
+        seq               INTEGER PRIMARY KEY AUTOINCREMENT,
+        id                TEXT NOT NULL,
+        time              TEXT NOT NULL,
+        kind              TEXT NOT NULL,
+        method            TEXT NOT NULL,
+        endpoint          TEXT NOT NULL,
+        model             TEXT,
+        instance          TEXT,
+        node              TEXT,
+        principal_kind    TEXT NOT NULL,
+        principal_name    TEXT,
+        status            INTEGER NOT NULL,
+        error_code        TEXT,
+        stream            INTEGER NOT NULL,
+        cancelled         INTEGER NOT NULL,
+        prompt_tokens     INTEGER,
+        completion_tokens INTEGER,
+        cached_tokens     INTEGER,
+        draft_tokens      INTEGER,
+        draft_accepted    INTEGER,
+        queue_ms          REAL,
+        ttft_ms           REAL,
+        duration_ms       REAL,
+        prompt_tps        REAL,
+        generation_tps    REAL,
+        client            TEXT,
+        user_agent        TEXT
+    );
+    CREATE INDEX activity_time ON activity (time);
+    CREATE INDEX activity_instance ON activity (instance, seq);
+    CREATE INDEX activity_model ON activity (model, seq);
+    CREATE INDEX activity_principal ON activity (principal_kind, principal_name, seq);
+    CREATE INDEX activity_status ON activity (status, seq);
+    """,
+    # Issue 30: a key's quotas (JSON object, or NULL: none), and its priority (issue 31).
+    """
+    ALTER TABLE api_keys ADD COLUMN limits TEXT;
+    ALTER TABLE api_keys ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
