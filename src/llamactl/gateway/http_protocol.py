@@ -7,13 +7,11 @@ bench/gateway.py). Any other request (``/api``, the dashboard, a WebSocket upgra
 preflight) is uvicorn's: its connection is handed over at a request boundary
 (gateway/handover.py, the one seam) with the bytes read so far, and is uvicorn's from then on.
 
-What a server owes its connections is here too: keep-alive, pipelining (answers in the order
-asked), flow control both ways, ``Expect: 100-continue``, graceful shutdown (uvicorn's Server
-calls ``shutdown()`` on everything in ``server_state.connections``), and the limits a stranger
-must not get past (issue 27): a head must be complete within ``server.header_timeout`` and
-within 64 KiB (431), an idle connection closes after the keep-alive timeout, and beyond
-``server.max_connections`` a new connection is answered 503 and closed. A connection is
-uvicorn's only once handed over: these limits apply to every request head it sent before.
+What a server owes its connections is here too: keep-alive, pipelining, flow control both
+ways, ``Expect: 100-continue``, graceful shutdown (uvicorn's Server calls ``shutdown()`` on all
+of ``server_state.connections``), and the limits a stranger must not get past (issue 27): a
+head whole within ``server.header_timeout`` and 64 KiB (431), the keep-alive timeout, and 503
+beyond ``server.max_connections``; for /api too, up to its handover.
 
 Handing over replays bytes exactly as the client sent them. httptools gives no offsets, so a
 read's ``/v1`` requests are admitted only once the read is parsed: if a non-``/v1`` head
