@@ -35,9 +35,10 @@ from llamactl.api.routes import estimate as estimate_routes
 from llamactl.api.routes import events as events_routes
 from llamactl.api.routes import instances, keys, proxy, session, system, ws
 from llamactl.api.routes import metrics as metrics_routes
-from llamactl.config import Settings
+from llamactl.config import ServerConfig, Settings
 from llamactl.dashboard.page import install_dashboard
-from llamactl.gateway.http_protocol import gateway_protocol
+from llamactl.gateway.front_parts import FrontLimits
+from llamactl.gateway.http_protocol import front_protocol
 from llamactl.gateway.outside import GatewayOutside
 from llamactl.monitoring.metrics import LlamactlMetrics
 from llamactl.security.origin import OriginPolicy
@@ -87,6 +88,7 @@ def create_app(settings: Settings, *, config_path: Path | None = None) -> FastAP
     )
     # Read by server_config: uvicorn believes X-Forwarded-* from these peers only.
     app.state.trusted_proxies = list(settings.server.trusted_proxies)
+    app.state.server_settings = settings.server  # the front door's limits (server_config)
     install_error_handlers(app)
     public_paths = install_routes(app)
     install_middleware(app, settings, metrics, policy, public_paths)
@@ -143,15 +145,19 @@ def install_routes(app: FastAPI) -> set[str]:
 
 
 def server_config(app: FastAPI, host: str, port: int, **options: Any) -> uvicorn.Config:
-    """How uvicorn serves ``app``: /v1 in the HTTP layer (gateway/http_protocol.py), the rest
-    through ASGI. ``llamactl serve`` and the tests' in-process server both use this.
+    """How uvicorn serves ``app``: every connection through llamactl's front door
+    (gateway/http_protocol.py), which serves /v1 itself and hands the rest to uvicorn.
+    ``llamactl serve`` and the tests' in-process server both use this.
 
     uvicorn believes ``X-Forwarded-For`` from 127.0.0.1 unless told otherwise, which let any
     local client pick the address its failed logins count against: forwarded headers count
     only from ``server.trusted_proxies``, and not at all when it is empty."""
+    server: ServerConfig = app.state.server_settings
+    limits = FrontLimits(header_timeout=server.header_timeout,
+                         max_connections=server.max_connections)
     proxies: list[str] = getattr(app.state, "trusted_proxies", [])
     return uvicorn.Config(
-        app, host=host, port=port, http=gateway_protocol(app), access_log=False,
+        app, host=host, port=port, http=front_protocol(app, limits), access_log=False,
         timeout_graceful_shutdown=5, proxy_headers=bool(proxies),
         forwarded_allow_ips=proxies or [], **options,
     )

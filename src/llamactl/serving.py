@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import resource
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +71,28 @@ def bind_listeners(host: str, port: int) -> list[socket.socket]:
     return bound
 
 
+FILES_BESIDE_CONNECTIONS = 256  # the database, logs, backends' pipes and connections
+
+
+def raise_open_file_limit(max_connections: int) -> None:
+    """Every client connection is a file descriptor: raise the soft limit to the hard one
+    (a common soft default is 1,024), and say so when ``server.max_connections`` still does
+    not fit, as the cap then cannot keep the API answering."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = max_connections + FILES_BESIDE_CONNECTIONS
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, wanted)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        logging.getLogger(__name__).warning(
+            "server.max_connections is %d but only %d files may be open: lower it to %d",
+            max_connections, soft, max(1, soft - FILES_BESIDE_CONNECTIONS))
+
+
 def run_server(settings: Settings, prepared: Prepared, log_level: str,
                config_path: Path) -> None:
     import uvicorn
@@ -81,6 +104,7 @@ def run_server(settings: Settings, prepared: Prepared, log_level: str,
     )
     # httpx logs every request at INFO: health checks every few seconds would drown the log.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
+    raise_open_file_limit(settings.server.max_connections)
     app = create_app(settings, config_path=config_path)
 
     class Server(uvicorn.Server):

@@ -67,6 +67,13 @@ class ServerConfig(_Strict):
             except ValueError:
                 raise ValueError(f"'{entry}' is not an IP address or a CIDR network") from None
         return value
+    header_timeout: float = Field(default=10.0, gt=0, description=(
+        "Seconds a connection has to send a request's whole head (the first, and each after "
+        "a keep-alive pause); a slower one is closed."))
+    max_connections: int = Field(default=1000, ge=1, description=(
+        "Open client connections at most; beyond it a new connection is answered 503 and "
+        "closed. Keep it under the process's file-descriptor limit (serve raises its soft "
+        "limit to the hard one)."))
 
 
 class MemoryBudgetConfig(_Strict):
