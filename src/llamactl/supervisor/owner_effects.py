@@ -386,7 +386,7 @@ _EFFECTS: dict[type[Any], Callable[[Any, Any], None]] = {
     t.ResolveWaiters: lambda runner, effect: runner._resolve_ready(None),
     t.FailWaiters: EffectRunner._fail_waiters,
     t.GrantLease: EffectRunner._grant_lease,
-    t.CapacityChanged: lambda runner, effect: runner._ctx.on_capacity_change(),
+    t.CapacityChanged: lambda runner, effect: runner.ctx.on_capacity_change(),
     t.DeleteLogs: EffectRunner._delete_logs,
     t.Close: _noop,  # the state says closed; the loop ends after this message
 }
