@@ -365,7 +365,7 @@ def _noop(runner: EffectRunner, effect: Any) -> None:
     pass
 
 
-_EFFECTS: dict[type[Any], Callable[[Any, Any], None]] = {
+_EFFECTS: dict[type[Any], Callable[[EffectRunner, Any], None]] = {
     t.Launch: EffectRunner._launch,
     t.TryAdopt: EffectRunner._try_adopt,
     t.Signal: EffectRunner._signal,
