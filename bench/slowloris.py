@@ -49,8 +49,8 @@ from _common import (
 
 from llamactl.devtools.tiny_model import write_tiny_model
 
-OWN_PORTS = (36000, 36499)
-INSTANCE_PORTS = (36500, 36999)
+OWN_PORTS = (37000, 37499)
+INSTANCE_PORTS = (37500, 37999)
 INSTANCE = "bench"
 START_TIMEOUT = 60.0
 HERE = Path(__file__).resolve().parent
