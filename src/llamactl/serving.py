@@ -9,6 +9,7 @@ ends ``serve`` before the app exists.
 from __future__ import annotations
 
 import logging
+import re
 import resource
 import socket
 from dataclasses import dataclass, field
@@ -111,8 +112,43 @@ def run_server(settings: Settings, prepared: Prepared, log_level: str,
             begin_shutdown(app)
             super().handle_exit(sig, frame)
 
+    config = server_config(app, settings.server.host, settings.server.port,
+                           log_level=log_level)  # configures uvicorn's loggers
+    escape_logged_controls()
     try:
-        Server(server_config(app, settings.server.host, settings.server.port,
-                             log_level=log_level)).run(sockets=prepared.sockets)
+        Server(config).run(sockets=prepared.sockets)
     finally:
         prepared.lock.release()
+
+
+# C0 and C1 controls, DEL, and the Unicode line and paragraph separators.
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with each control character written as its escape (``\\n``, ``\\x1b``)."""
+    return _CONTROLS.sub(lambda match: repr(match.group())[1:-1], text)
+
+
+class EscapeControls(logging.Filter):
+    """One log record, one line. A request's path, headers or body end up in log messages
+    (``GET /api/x%0a... -> 404``): a newline in them wrote a forged line of the caller's
+    choosing into llamactl's log, and an escape sequence could rewrite a terminal. The
+    message is escaped once its arguments are in; a traceback that follows stays as is."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        escaped = escape_controls(message)
+        if escaped != message:
+            record.msg, record.args = escaped, None
+        return True
+
+
+def escape_logged_controls() -> None:
+    """Put EscapeControls on every handler that writes llamactl's and uvicorn's log."""
+    loggers = [logging.getLogger(), *(logging.getLogger(name) for name in
+                                      ("uvicorn", "uvicorn.error", "uvicorn.access"))]
+    for logger in loggers:
+        for handler in logger.handlers:
+            if not any(isinstance(f, EscapeControls) for f in handler.filters):
+                handler.addFilter(EscapeControls())

@@ -11,7 +11,8 @@ from typing import Protocol
 
 import httptools
 
-from llamactl.gateway.exchange import Exchange, status_line
+from llamactl.gateway.edge import status_line
+from llamactl.gateway.exchange import Exchange
 
 MAX_HEAD_BYTES = 64 * 1024
 
