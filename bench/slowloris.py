@@ -49,8 +49,8 @@ from _common import (
 
 from llamactl.devtools.tiny_model import write_tiny_model
 
-OWN_PORTS = (36000, 36499)
-INSTANCE_PORTS = (36500, 36999)
+OWN_PORTS = (37000, 37499)
+INSTANCE_PORTS = (37500, 37999)
 INSTANCE = "bench"
 START_TIMEOUT = 60.0
 HERE = Path(__file__).resolve().parent
@@ -111,13 +111,19 @@ class Attack:
                 writer.close()
 
 
-async def timed(count: int, request: Any) -> list[float]:
+async def timed(count: int, request: Any, errors: list[str]) -> list[float]:
+    """``count`` answers 200, timed; anything else is put in ``errors`` (and not timed)."""
     samples = []
-    for _ in range(count):
+    while len(samples) < count and len(errors) < count:
         began = time.perf_counter()
-        status = await request()
+        try:
+            status = await request()
+        except (httpx.HTTPError, OSError, TimeoutError) as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+            continue
         if status != 200:
-            raise BenchError(f"answer {status}")
+            errors.append(f"answer {status}")
+            continue
         samples.append(time.perf_counter() - began)
     return samples
 
@@ -135,7 +141,7 @@ async def on_a_new_connection(port: int) -> int:
     return int(answer[9:12]) if answer.startswith(b"HTTP/1.1 ") else 0
 
 
-async def measure(base: str, port: int, count: int) -> dict[str, dict[str, float]]:
+async def measure(base: str, port: int, count: int) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=base, timeout=30) as api, \
             httpx.AsyncClient(base_url=base, timeout=30) as v1:
         async def keep_alive_api() -> int:
@@ -145,39 +151,75 @@ async def measure(base: str, port: int, count: int) -> dict[str, dict[str, float
             return (await v1.post("/v1/completions", content=BODY,
                                   headers={"content-type": "application/json"})).status_code
 
-        return {
-            "api": percentiles(await timed(count, keep_alive_api)),
-            "api-new": percentiles(await timed(count, lambda: on_a_new_connection(port))),
-            "v1": percentiles(await timed(count, completion)),
-        }
+        result: dict[str, Any] = {}
+        for kind, request in (("api", keep_alive_api),
+                              ("api-new", lambda: on_a_new_connection(port)),
+                              ("v1", completion)):
+            errors: list[str] = []
+            result[kind] = percentiles(await timed(count, request, errors))
+            result[kind]["errors"] = len(errors)
+            result[kind]["error_examples"] = sorted(set(errors))[:3]
+        return result
+
+
+async def hold_attack(args: argparse.Namespace, port: int) -> None:
+    """The attacker's process: attack until stdin closes, then print what happened."""
+    raise_open_files(args.connections + 512)
+    attack = Attack(port, args.connections, args.byte_every)
+    attack.start()
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    report_every = loop.create_task(_say_open(attack))
+    await reader.read()  # until the measuring process closes it
+    report_every.cancel()
+    await attack.stop()
+    lived = sorted(attack.closed_by_server)
+    print(json.dumps({"closed_by_llamactl": len(lived),
+                      "lived_p50_s": lived[len(lived) // 2] if lived else None,
+                      "failed_connects": attack.failed_connects}), flush=True)
+
+
+async def _say_open(attack: Attack) -> None:
+    while True:
+        await asyncio.sleep(0.5)
+        print(f"open {attack.open}", flush=True)
 
 
 async def attack_and_measure(args: argparse.Namespace, base: str, port: int,
                              server: psutil.Process) -> dict[str, Any]:
+    """Measure quiet, then with the attack held by a process of its own (so that its 2,000
+    connections do not share the measuring client's event loop)."""
     quiet = await measure(base, port, args.requests)
     print(f"quiet: measured; opening {args.connections} slow connections", file=sys.stderr)
-    attack = Attack(port, args.connections, args.byte_every)
-    attack.start()
+    attacker = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--attack-port", str(port), "--connections",
+        str(args.connections), "--byte-every", str(args.byte_every),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+    assert attacker.stdin is not None
+    assert attacker.stdout is not None
     try:
+        held = 0
         deadline = time.monotonic() + 60
-        while attack.open < args.connections * 0.95 and time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
-        held = attack.open
+        while held < args.connections * 0.95 and time.monotonic() < deadline:
+            line = (await attacker.stdout.readline()).decode()
+            held = int(line.split()[1]) if line.startswith("open ") else held
         print(f"slowloris: {held} open; measuring", file=sys.stderr)
         cpu_before = sum(server.cpu_times()[:2])
         began = time.monotonic()
         loud = await measure(base, port, args.requests)
         cpu = (sum(server.cpu_times()[:2]) - cpu_before) / (time.monotonic() - began)
-        held_after = attack.open
         if args.hold_after:
             await asyncio.sleep(args.hold_after)
     finally:
-        await attack.stop()
-    lived = sorted(attack.closed_by_server)
+        attacker.stdin.close()
+        lines = (await attacker.stdout.read()).decode().splitlines()
+        await attacker.wait()
+    opened = [int(line.split()[1]) for line in lines if line.startswith("open ")]
+    summary = json.loads(lines[-1])
     return {"quiet": quiet, "slowloris": loud, "held_at_start": held,
-            "held_at_end": held_after, "closed_by_llamactl": len(lived),
-            "lived_p50_s": lived[len(lived) // 2] if lived else None,
-            "failed_connects": attack.failed_connects, "llamactl_cpu_pct": cpu * 100,
+            "held_at_end": opened[-1] if opened else None, **summary,
+            "llamactl_cpu_pct": cpu * 100,
             "llamactl_rss_mb": server.memory_info().rss / 2**20}
 
 
@@ -219,11 +261,13 @@ def report(result: dict[str, Any]) -> None:
     args = result["args"]
     print(f"slowloris: {args['connections']} connections, a byte every {args['byte_every']} s, "
           f"header_timeout {args['header_timeout']} s; {args['requests']} requests per kind")
-    print(f"{'kind':8} {'quiet p50':>10} {'quiet p99':>10} {'attack p50':>11} {'attack p99':>11}")
+    print(f"{'kind':8} {'quiet p50':>10} {'quiet p99':>10} {'attack p50':>11} "
+          f"{'attack p99':>11} {'q. errs':>7} {'a. errs':>7}")
     for kind in ("api", "api-new", "v1"):
         quiet, loud = result["quiet"][kind], result["slowloris"][kind]
         print(f"{kind:8} {quiet['p50']:10.2f} {quiet['p99']:10.2f} {loud['p50']:11.2f} "
-              f"{loud['p99']:11.2f}")
+              f"{loud['p99']:11.2f} {quiet['errors']:7d} {loud['errors']:7d} "
+              + " | ".join(loud["error_examples"]))
     print(f"attack connections open: {result['held_at_start']} when measuring began, "
           f"{result['held_at_end']} at its end; closed by llamactl: "
           f"{result['closed_by_llamactl']} (after {result['lived_p50_s']} s at p50); "
@@ -242,7 +286,11 @@ def main() -> int:
     parser.add_argument("--hold-after", type=float, default=0.0,
                         help="seconds to keep attacking after the measurements")
     parser.add_argument("--keep", action="store_true", help="keep the work dir")
+    parser.add_argument("--attack-port", type=int, help=argparse.SUPPRESS)  # the attacker
     args = parser.parse_args()
+    if args.attack_port:
+        asyncio.run(hold_attack(args, args.attack_port))
+        return 0
     return run_in_workdir("slowloris", args.keep, lambda work: run(args, work), report,
                           (BenchError, OSError))
 

@@ -241,8 +241,7 @@ class FrontProtocol(asyncio.Protocol):
     def _admit_fresh(self) -> None:
         """The /v1 requests whose heads this read completed, in order: begun, or queued
         behind the answer under way (pipelining); reading pauses while some wait."""
-        if self._in_message:
-            self._replay = None  # the request still being read began after these
+        self._replay = None  # a request still being read began after these; else not needed
         for request in self._fresh:
             if self.transport.is_closing():
                 break

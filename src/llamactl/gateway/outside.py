@@ -67,8 +67,13 @@ async def serve_over_asgi(gateway: Gateway, scope: Scope, receive: Receive,
     front = _AsgiFront(scope.get("client"))
     query = scope.get("query_string", b"")
     raw_path = scope.get("raw_path") or scope["path"].encode()
+    headers = list(scope["headers"])
+    named = scope.get("state", {}).get("request_id")  # the app's RequestIds chose it
+    if named:  # the exchange's answer and its ledger record carry the same id
+        headers = [h for h in headers if h[0] != b"x-request-id"]
+        headers.append((b"x-request-id", named.encode("ascii")))
     exchange = Exchange(gateway, front, scope["method"], raw_path + b"?" + query if query
-                        else raw_path, scope["path"], list(scope["headers"]),
+                        else raw_path, scope["path"], headers,
                         http11=scope.get("http_version") == "1.1",
                         scheme=scope.get("scheme", "http"))
     if exchange.admit() and await _read_body(exchange, receive):
