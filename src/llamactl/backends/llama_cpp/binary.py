@@ -11,14 +11,14 @@ import importlib
 from pathlib import Path
 
 from llamactl.backends.base import BackendNotFound, which
-from llamactl.config import LlamaCppBackendConfig
+from llamactl.config import BackendSettings
 
 DEFAULT_COMMAND = "llama-server"
 
 
 
 
-def resolve_command(config: LlamaCppBackendConfig) -> list[str]:
+def resolve_command(config: BackendSettings) -> list[str]:
     """The argv prefix that runs llama-server, with the executable resolved to a path."""
     argv = [config.command] if isinstance(config.command, str) else list(config.command)
     executable = which(argv[0])

@@ -2,8 +2,8 @@
 
 Pure arithmetic over two inputs: :class:`ModelFacts` (read from the file's header only, see
 :func:`read_model_facts`) and the instance's ``options`` (the keys of
-``llamactl.backends.llama_cpp.options``). :func:`estimate_llama_cpp` is the one call a backend
-needs.
+``llamactl.backends.llama_cpp.options``). :func:`estimate_llama_cpp` is the one call the
+backend (``LlamaCpp.memory``) makes.
 
 What llama.cpp allocates, and how each part is counted here (checked against llama-server's
 own buffer report with ``-lv 4``, build 11434):
@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from llamactl.backends.base import MemoryEstimate
 from llamactl.errors import StartupError
 
 MIB = 1024 * 1024
@@ -68,15 +69,6 @@ class ModelFacts:
     # Sliding-window attention (Gemma 2/3): how many layers use a window, and its width.
     swa_layers: int = 0
     n_swa: int = 0
-
-
-@dataclass(frozen=True)
-class MemoryEstimate:
-    ram: int | None  # None: cannot be known (vLLM's host memory)
-    vram: int | None  # None: cannot be known
-
-    def as_json(self) -> dict[str, int | None]:
-        return {"ram": self.ram, "vram": self.vram}
 
 
 def estimate_llama_cpp(
