@@ -82,7 +82,7 @@ def test_walk_through(server: LlamactlProcess, model: Path, home: Path) -> None:
         followed = read_lines_until(follower, "listening")
     finally:
         follower.terminate()
-        follower.wait(10)
+        follower.communicate(timeout=10)  # waits, and closes its pipes (else ResourceWarning)
     assert "INFO  starting:" in followed[0]
 
     logged = ok(run("instances", "logs", "walk", "-n", "3", "-o", "json")).splitlines()

@@ -1,1 +1,2 @@
-"""SQLite persistence: one database in the data dir, WAL, versioned migrations."""
+"""SQLite persistence: one database in the data dir, a rollback journal (database.py says
+why), versioned migrations."""
