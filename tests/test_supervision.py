@@ -329,7 +329,8 @@ async def test_update_of_a_running_instance(
     answer = (await app.client.put("/api/instances/u", json={"options": {"threads": 2}})).json()
     assert answer["restart_required"] is True
     assert answer["instance"]["pid"] == pid  # still on its old settings
-    assert psutil.Process(pid).cmdline()[-1] == "1"
+    argv = psutil.Process(pid).cmdline()
+    assert argv[argv.index("--threads") + 1] == "1"
     answer = (await app.client.put("/api/instances/u?restart=true",
                                    json={"options": {"parallel": 2}})).json()
     assert "restart_required" not in answer

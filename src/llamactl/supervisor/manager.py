@@ -34,6 +34,7 @@ from llamactl.errors import (
 from llamactl.instances.changes import InstanceChanges, NewInstance
 from llamactl.instances.model_paths import check_model_path
 from llamactl.instances.models import InstanceRecord, InstanceSpec
+from llamactl.security.file_options import check_new_options
 from llamactl.supervisor import logs
 from llamactl.supervisor import messages as m
 from llamactl.supervisor.admission import CapacityKeeper
@@ -147,9 +148,11 @@ class InstanceManager:
 
     # ---- create, update, delete ----
 
-    async def create(self, body: NewInstance) -> InstanceOwner:
+    async def create(self, body: NewInstance, *, admin: bool = False) -> InstanceOwner:
+        """``admin``: the caller may name files outside instances.model_dirs."""
         backend = backend_named(body.backend)
         options = backend.validate_options(body.options)
+        check_new_options(backend.table, options, self._ctx.file_policy, admin=admin)
         backend.check_extra_args(body.extra_args or [])
         check_model_path(body.model_path, backend.model_files_only, self._ctx.config.model_dirs)
         check_docker(body.backend, body.docker, self._ctx.backends)
@@ -175,7 +178,8 @@ class InstanceManager:
             owner.run()
             return owner
 
-    async def update(self, name: str, body: InstanceChanges, *, restart: bool) -> bool:
+    async def update(self, name: str, body: InstanceChanges, *, restart: bool,
+                     admin: bool = False) -> bool:
         """Apply the update; True when the instance runs on its old settings until restarted."""
         owner = self.owner(name)
         given = body.given
@@ -195,6 +199,9 @@ class InstanceManager:
         new_backend = "backend" in given
         if "options" in given or new_backend:
             options = backend.validate_options(options)
+            set_now = options if new_backend else {  # the paths kept were checked when set
+                key: options[key] for key in body.options or {} if key in options}
+            check_new_options(backend.table, set_now, self._ctx.file_policy, admin=admin)
         if body.extra_args is not None or new_backend:
             backend.check_extra_args(owner.record.spec.extra_args if body.extra_args is None
                                      else body.extra_args)

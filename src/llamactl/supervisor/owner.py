@@ -29,12 +29,12 @@ from llamactl.supervisor import lifecycle_terms as t
 from llamactl.supervisor import messages as m
 from llamactl.supervisor.context import OwnerContext
 from llamactl.supervisor.host import BackendProcess
+from llamactl.supervisor.launch_checks import LaunchError
 from llamactl.supervisor.leases import Lease, LeaseBook
 from llamactl.supervisor.lifecycle import transition
 from llamactl.supervisor.memory import MemoryEstimator
 from llamactl.supervisor.owner_effects import (
     InstanceStopping,
-    LaunchError,
     OwnerEffects,
     policy_of,
 )

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -26,7 +25,6 @@ from llamactl.errors import (
     ModelNotFound,
     StartFailed,
 )
-from llamactl.instances.model_paths import outside_model_dirs
 from llamactl.instances.models import InstanceRecord, utc_now
 from llamactl.supervisor import lifecycle_terms as t
 from llamactl.supervisor import logs
@@ -34,8 +32,8 @@ from llamactl.supervisor import messages as m
 from llamactl.supervisor.container import ContainerProcess, adopt_process
 from llamactl.supervisor.context import Lifecycle, OwnerContext
 from llamactl.supervisor.host import BackendProcess, PlacementError, SpawnRequest
+from llamactl.supervisor.launch_checks import LaunchError, check_launchable, launched_record
 from llamactl.supervisor.leases import Lease, LeaseBook
-from llamactl.supervisor.ports import port_is_free
 from llamactl.supervisor.process import SpawnError
 from llamactl.supervisor.stats import ProcessStats
 from llamactl.supervisor.watchers import watch_liveness, watch_readiness
@@ -43,10 +41,6 @@ from llamactl.supervisor.watchers import watch_liveness, watch_readiness
 log = logging.getLogger(__name__)
 
 FAILURE_LOG_LINES = 20
-
-
-class LaunchError(Exception):
-    pass
 
 
 class InstanceStopping(InstanceNotRunning):
@@ -130,12 +124,14 @@ class OwnerEffects:
         runtime, config, host = self.record.runtime, self._ctx.config, self._ctx.host
         try:
             backend = self._backend()
-            argv = backend.argv(backend.command(self._ctx.backends), self.record)
-            container = backend.container(self.record)
+            container, launched = backend.container(self.record), self.record
             if container is not None and not host.local:
                 raise LaunchError("an instance in Docker runs on this host, not on Ray nodes")
             if host.local:  # on a Ray node, the node checks (cluster/actor.py)
-                _check_launchable(self.record, config.model_dirs, backend.model_files_only)
+                check_launchable(self.record, self._ctx.file_policy, backend)
+                if container is None:  # a folder of this host's data dir
+                    launched = launched_record(self.record, self._ctx.file_policy, backend)
+            argv = backend.argv(backend.command(self._ctx.backends), launched)
             logs.rotate_if_needed(self.log_path, config.log_max_bytes, config.log_backups,
                                   None, live=False)
             self._own_log("info", f"starting: {' '.join(argv)}")
@@ -343,21 +339,6 @@ class OwnerEffects:
     def _cancel_timers(self) -> None:
         for kind in list(self._timers):
             self._cancel_timer(t.CancelTimer(kind))
-
-
-def _check_launchable(record: InstanceRecord, model_dirs: list[Path],
-                      files_only: bool) -> None:
-    path = record.spec.model_path
-    local = files_only or os.path.isabs(path)  # else a hub id the backend fetches itself
-    outside = outside_model_dirs(path, model_dirs) if local else None
-    if outside is not None:  # a symlink retargeted since, or config
-        raise LaunchError(outside)
-    readable = os.access(path, os.R_OK) and (
-        os.path.isfile(path) if files_only else os.path.exists(path))
-    if local and not readable:
-        raise LaunchError(f"model file {path} is missing or not readable")
-    if not port_is_free(record.spec.port):
-        raise LaunchError(f"port {record.spec.port} is in use by another process")
 
 
 def _noop(owner: OwnerEffects, effect: Any) -> None:

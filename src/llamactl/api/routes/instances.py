@@ -34,7 +34,7 @@ from llamactl.api.views import instance_json
 from llamactl.backends import backend_named
 from llamactl.instances.changes import InstanceChanges, NewInstance
 from llamactl.security.powers import check_powerful_fields
-from llamactl.security.roles import role_route
+from llamactl.security.roles import allows, role_route
 from llamactl.supervisor import logs
 from llamactl.supervisor.health import health_report
 
@@ -62,7 +62,8 @@ async def create_instance(
     body: InstanceCreate, manager: ManagerDep, settings: SettingsDep, principal: PrincipalDep
 ) -> Response:
     check_powerful_fields(principal, body)
-    owner = await manager.create(NewInstance(**body.model_dump()))
+    owner = await manager.create(NewInstance(**body.model_dump()),
+                                 admin=allows(principal.role, "admin"))
     return _json(
         {"message": "Instance created successfully",
          "instance": instance_json(owner, settings.instances)},
@@ -100,7 +101,8 @@ async def update_instance(
 ) -> Response:
     check_powerful_fields(principal, body)
     changes = InstanceChanges(given=frozenset(body.model_fields_set), **body.model_dump())
-    restart_required = await manager.update(name, changes, restart=restart)
+    restart_required = await manager.update(name, changes, restart=restart,
+                                            admin=allows(principal.role, "admin"))
     answer: dict[str, Any] = {"message": "Instance updated successfully",
               "instance": instance_json(manager.owner(name), settings.instances)}
     if restart_required:
