@@ -81,3 +81,24 @@ def test_complete_streams_through_v1(server: LlamactlProcess, model: Path, home:
         assert "Traceback" not in missing.stderr
     finally:
         ok(run("instances", "stop", "talk"))
+
+
+def test_the_shell_completes_instance_names_from_the_server(
+    server: LlamactlProcess, model: Path, home: Path
+) -> None:
+    for name in ("alpha", "alpine", "beta"):
+        ok(cli("instances", "create", name, "--model", str(model), url=server.url, home=home))
+
+    def complete(words: str) -> list[str]:
+        # What bash's completion function runs: the command, told the words so far.
+        env = {**cli_env(server.url, home), "_LLAMACTL_COMPLETE": "bash_complete",
+               "COMP_WORDS": words, "COMP_CWORD": str(len(words.split()) - 1)}
+        done = subprocess.run([str(Path(sys.executable).parent / "llamactl")], capture_output=True,
+                              text=True, timeout=30, env=env)
+        assert done.returncode == 0, done.stderr
+        return sorted(line.split(",", 1)[1] for line in done.stdout.splitlines() if line)
+
+    assert complete("llamactl instances start al") == ["alpha", "alpine"]
+    assert complete("llamactl complete b") == ["beta"]
+    env_url = cli_env("http://127.0.0.1:9", home)["LLAMACTL_URL"]  # nothing listens there
+    assert complete(f"llamactl --url {env_url} instances stop a") == []

@@ -211,3 +211,14 @@ async def test_error_format_for_framework_errors(app: AppHarness) -> None:
         _error(await app.client.post(f"/api/instances/ghost/{action}"), 404,
                "INSTANCE_NOT_FOUND")
     _error(await app.client.delete("/api/instances/ghost"), 404, "INSTANCE_NOT_FOUND")
+
+
+async def test_a_bad_name_is_explained_in_words_not_a_regular_expression(
+    app: AppHarness, fake_model: Path
+) -> None:
+    response = await app.client.post("/api/instances",
+                                     json=seed_body(fake_model, name="my model"))
+    details = _error(response, 400, "VALIDATION_ERROR")["details"]
+    assert "name: a name is 1 to 63 letters" in details
+    assert "no spaces" in details
+    assert "^[" not in details

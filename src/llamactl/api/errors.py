@@ -19,6 +19,7 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import Scope
 
 from llamactl.errors import LlamactlError
+from llamactl.instances.models import NAME_PATTERN
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,12 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
                           details)
 
 
+_PATTERNS_IN_WORDS = {
+    NAME_PATTERN: "a name is 1 to 63 letters, digits, '.', '_' or '-', and starts with a "
+                  "letter or a digit (no spaces)",
+}
+
+
 def describe_errors(errors: Sequence[Any]) -> str:
     """``field.path: message`` per problem, without the request's own wrapper names."""
     lines = []
@@ -104,6 +111,10 @@ def describe_errors(errors: Sequence[Any]) -> str:
         message = error.get("msg", "invalid")
         if error.get("type") == "extra_forbidden":
             message = "unknown field"
+        elif error.get("type") == "string_pattern_mismatch":
+            # A regular expression is no answer to a person who typed a space in a name.
+            pattern = str((error.get("ctx") or {}).get("pattern"))
+            message = _PATTERNS_IN_WORDS.get(pattern, message)
         lines.append(f"{where}: {message}")
     return "; ".join(lines)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shlex
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,8 +28,15 @@ class CommandSyntax:
     positional_model: bool = False  # vllm serve <model>
     short_flags: dict[str, str] = field(default_factory=dict)  # "-c" -> "--ctx-size"
     env_prefix: str | None = None  # LLAMA_ARG_CTX_SIZE=4096 -> --ctx-size 4096
-    # Reserved flags that take no value (the rest of the reserved ones take one).
+    # Flags known to take no value: reserved ones, and those of older releases that the
+    # program's own table (below) no longer lists.
     switches: frozenset[str] = frozenset()
+    # The program's own flag table (its --help): each spelling, all spellings of that flag,
+    # and its words of value (0 a switch, -1 an optional value). A flag in neither table
+    # takes a value unless the next word is a flag.
+    help_flags: Mapping[str, tuple[tuple[str, ...], int]] = field(default_factory=dict)
+    # Older flags with a new spelling as an option: True when it took the flag.
+    legacy: Callable[[str, Imported], bool] | None = None
 
 
 @dataclass
@@ -107,23 +115,54 @@ def _arguments(args: list[str], syntax: CommandSyntax, table: OptionTable,
                 continue
             raise _bad(f"command: unexpected '{token}'")
         flag, equals, inline = token.partition("=")
-        flag = syntax.short_flags.get(flag, flag)
-        takes_value = flag not in syntax.switches and not (
-            flag in specs and specs[flag].kind == "bool") and flag not in false_flags
-        value: str | None = inline if equals else None
-        if takes_value and value is None:
-            value = args[index] if index < len(args) else None
-            index += 1 if value is not None else 0
+        flag = _known_spelling(syntax.short_flags.get(flag, flag), syntax, specs, false_flags)
+        if not equals and syntax.legacy is not None and syntax.legacy(flag, imported):
+            continue
+        words = 0 if equals else _value_words(flag, syntax, specs, false_flags,
+                                              args[index:index + 1])
+        values = args[index:index + words]
+        index += len(values)
+        value: str | None = inline if equals else (values[0] if values else None)
+        written = [token, *values]
         if flag in syntax.model_flags or flag in syntax.port_flags:
             _placement(flag, value, syntax, imported)
         elif flag in table.reserved_flags:
-            imported.ignored += [token] if value is None or equals else [token, value]
+            imported.ignored += written
         elif flag in specs:
             _option(specs[flag], value, token, imported, inline=bool(equals))
         elif flag in false_flags:
             imported.options[false_flags[flag].name] = False
         else:
-            imported.extra_args += [token] if value is None or equals else [token, value]
+            imported.extra_args += written
+
+
+def _known_spelling(flag: str, syntax: CommandSyntax, specs: Mapping[str, OptionSpec],
+                    false_flags: Mapping[str, OptionSpec]) -> str:
+    """The spelling of ``flag`` that llamactl's table uses, when the program's own table
+    says another spelling is the same flag (``--gpu-layers`` for ``--n-gpu-layers``)."""
+    if flag in specs or flag in false_flags or flag not in syntax.help_flags:
+        return flag
+    spellings, _words = syntax.help_flags[flag]
+    return next((s for s in spellings if s in specs or s in false_flags), flag)
+
+
+def _value_words(flag: str, syntax: CommandSyntax, specs: Mapping[str, OptionSpec],
+                 false_flags: Mapping[str, OptionSpec], following: list[str]) -> int:
+    """How many of the next words are ``flag``'s value."""
+    next_is_value = bool(following) and not _is_flag(following[0])
+    if flag in syntax.switches or flag in false_flags:
+        return 0
+    words = syntax.help_flags[flag][1] if flag in syntax.help_flags else -1
+    if flag in specs:
+        if specs[flag].kind == "bool":
+            return 0
+        words = words if words < 0 and specs[flag].bool_aliases else 1
+    return int(next_is_value) if words < 0 else words
+
+
+def _is_flag(word: str) -> bool:
+    """``-c`` is a flag, ``-1`` is a value."""
+    return word.startswith("-") and not word[1:2].isdigit() and word != "-"
 
 
 def _placement(flag: str, value: str | None, syntax: CommandSyntax,
@@ -150,6 +189,8 @@ def _option(spec: OptionSpec, value: str | None, token: str, imported: Imported,
         imported.options[spec.name] = not (inline and value is not None
                                            and value.lower() in _FALSE)
         return
+    if value is None and spec.bool_aliases is not None:
+        value = spec.bool_aliases[0]  # -fa alone: on
     if value is None:
         raise _bad(f"command: {token} needs a value")
     try:

@@ -18,6 +18,7 @@ from llamactl.cli.common import (
     spinner,
     with_client,
 )
+from llamactl.cli.completion import complete_instance_names
 from llamactl.cli.instance_view import echo_instance
 from llamactl.cli.output import (
     OUTPUT_OPTION,
@@ -35,6 +36,8 @@ from llamactl.client import (
     OperationResult,
 )
 
+# A file on this machine: the shell completes its path.
+MODEL_FILE = click.Path(dir_okay=False)
 LEVELS = click.Choice(["debug", "info", "warn", "error"])
 OPTION_HELP = ("A llama-server option as KEY=VALUE, repeatable (--option context_size=4096 "
                "--option flash_attn=on); VALUE is JSON when it parses, else a string.")
@@ -88,7 +91,7 @@ def list_instances(client: Client, output: str, quiet: bool) -> None:
 
 
 @instances.command("get")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_instance_names)
 @OUTPUT_OPTION
 @with_client
 def get_instance(client: Client, name: str, output: str) -> None:
@@ -106,7 +109,8 @@ def get_instance(client: Client, name: str, output: str) -> None:
 
 @instances.command("create")
 @click.argument("name")
-@click.option("--model", "model_path", required=True, help="Path of the GGUF model file.")
+@click.option("--model", "model_path", required=True, type=MODEL_FILE,
+              help="Path of the GGUF model file.")
 @click.option("--port", type=click.IntRange(1024, 65535),
               help="Port for llama-server (default: a free one from instances.port_range).")
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help=OPTION_HELP)
@@ -134,7 +138,7 @@ def create_instance(client: Client, name: str, model_path: str, port: int | None
 
 
 @instances.command("import")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_instance_names)
 @click.argument("command", nargs=-1, required=True)
 @click.option("--backend", type=click.Choice(["llama_cpp", "vllm", "mlx_lm"]),
               default="llama_cpp", show_default=True, help="Whose command line it is.")
@@ -161,8 +165,8 @@ def import_instance(client: Client, name: str, command: tuple[str, ...], backend
 
 
 @instances.command("update")
-@click.argument("name")
-@click.option("--model", "model_path", help="A new model file.")
+@click.argument("name", shell_complete=complete_instance_names)
+@click.option("--model", "model_path", type=MODEL_FILE, help="A new model file.")
 @click.option("--port", type=click.IntRange(1024, 65535), help="A new port.")
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
               help=OPTION_HELP + " KEY=null removes an option.")
@@ -201,7 +205,7 @@ def update_instance(client: Client, name: str, model_path: str | None, port: int
 
 
 @instances.command("delete")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_instance_names)
 @OUTPUT_OPTION
 @with_client
 def delete_instance(client: Client, name: str, output: str) -> None:
@@ -230,7 +234,7 @@ def _timeout_option(default: str) -> Callable[[F], F]:
 
 
 @instances.command("start")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_instance_names)
 @WAIT_OPTION
 @_timeout_option("default 600")
 @OUTPUT_OPTION
@@ -251,7 +255,7 @@ def start_instance(client: Client, name: str, wait: bool, timeout: float | None,
 
 
 @instances.command("stop")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_instance_names)
 @click.option("--force", is_flag=True, help="SIGKILL at once instead of SIGTERM first.")
 @click.option("--grace", type=click.FloatRange(min=0),
               help="Seconds between SIGTERM and SIGKILL (default: the server's stop_timeout).")
@@ -276,7 +280,7 @@ def stop_instance(client: Client, name: str, force: bool, grace: float | None,
 
 
 @instances.command("restart")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_instance_names)
 @WAIT_OPTION
 @_timeout_option("default 600")
 @OUTPUT_OPTION
@@ -302,7 +306,7 @@ def _echo_status(name: str, result: OperationResult, output: str) -> None:
 
 
 @instances.command("health")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_instance_names)
 @OUTPUT_OPTION
 @with_client
 def instance_health(client: Client, name: str, output: str) -> None:
@@ -322,7 +326,7 @@ def instance_health(client: Client, name: str, output: str) -> None:
 
 
 @instances.command("logs")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_instance_names)
 @click.option("-n", "--lines", type=click.IntRange(0, 100_000), default=100,
               show_default=True, help="How many of the last entries to show.")
 @click.option("--level", type=LEVELS, help="Minimum level (warn = warnings and errors).")

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from llamactl.cli.common import ClientCommand, fail, humanize_bytes, with_client
+from llamactl.cli.completion import complete_instance_names
 from llamactl.cli.output import OUTPUT_OPTION, coloured, echo_data, echo_line
 from llamactl.client import APIError, Client
 from llamactl.client._event_models import AnyEvent
@@ -72,7 +73,7 @@ def _event_text(event: AnyEvent) -> str:
 
 
 @click.command(cls=ClientCommand)
-@click.argument("name")
+@click.argument("name", shell_complete=complete_instance_names)
 @click.argument("prompt")
 @click.option("--max-tokens", type=click.IntRange(min=1), default=128, show_default=True,
               help="The most tokens to generate.")

@@ -10,6 +10,8 @@ from llamactl.backends.base import LogLine, TableBackend
 from llamactl.backends.command_import import CommandSyntax
 from llamactl.backends.llama_cpp import command, log_lines, options
 from llamactl.backends.llama_cpp.binary import packaged_binary, resolve_command
+from llamactl.backends.llama_cpp.help_table import FLAGS as HELP_FLAGS
+from llamactl.backends.llama_cpp.legacy_flags import OLD_SWITCHES, legacy_flag
 from llamactl.backends.option_table import OptionTable
 from llamactl.config import BackendsConfig
 from llamactl.instances.models import InstanceRecord
@@ -38,8 +40,7 @@ class LlamaCpp(TableBackend):
     syntax: CommandSyntax = CommandSyntax(
         programs=frozenset({"llama-server", "server", "llama-cpp-server"}),
         model_flags=frozenset({"--model"}), short_flags=SHORT_FLAGS, env_prefix="LLAMA_ARG_",
-        switches=frozenset({"--metrics", "--slots", "--log-prefix", "--log-timestamps",
-                            "--no-log-prefix", "--no-log-timestamps"}))
+        switches=OLD_SWITCHES, help_flags=HELP_FLAGS, legacy=legacy_flag)
     health_paths: tuple[str, ...] = ("/health",)  # 503 while loading, 200 once ready
     model_files_only: bool = True
 
