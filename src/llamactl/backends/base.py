@@ -54,6 +54,10 @@ class Backend(Protocol):
     def check_extra_args(self, extra_args: list[str]) -> None:
         """ValidationFailed when an argument sets what llamactl sets itself."""
 
+    def model_problem(self, model_path: str) -> str | None:
+        """Why the (existing, allowed) model file cannot be the backend's model, or None: a
+        look at its header, at create and update (400 MODEL_INVALID)."""
+
     def argv(self, prefix: list[str], record: InstanceRecord) -> list[str]:
         """The whole command line of an instance: the prefix, llamactl's flags, its own."""
 
@@ -97,6 +101,9 @@ class TableBackend:
 
     def check_extra_args(self, extra_args: list[str]) -> None:
         self.table.check_extra_args(extra_args)
+
+    def model_problem(self, model_path: str) -> str | None:
+        return None  # a folder or a hub id: the backend's to judge when it starts
 
     def argv(self, prefix: list[str], record: InstanceRecord) -> list[str]:
         raise NotImplementedError

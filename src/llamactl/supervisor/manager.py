@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from llamactl.backends import backend_named
+from llamactl.backends.base import Backend
 from llamactl.backends.docker import check_docker
 from llamactl.errors import (
     Conflict,
@@ -26,6 +27,7 @@ from llamactl.errors import (
     InstanceNotRunning,
     InstanceRunning,
     LlamactlError,
+    ModelInvalid,
     NoFreePort,
     PortConflict,
     StartFailed,
@@ -155,6 +157,7 @@ class InstanceManager:
         check_new_options(backend.table, options, self._ctx.file_policy, admin=admin)
         backend.check_extra_args(body.extra_args or [])
         check_model_path(body.model_path, backend.model_files_only, self._ctx.config.model_dirs)
+        await _check_model_file(backend, body.model_path)
         check_docker(body.backend, body.docker, self._ctx.backends)
         async with self._lock:
             if body.name in self._owners:
@@ -199,15 +202,16 @@ class InstanceManager:
         new_backend = "backend" in given
         if "options" in given or new_backend:
             options = backend.validate_options(options)
-            set_now = options if new_backend else {  # the paths kept were checked when set
-                key: options[key] for key in body.options or {} if key in options}
+            set_now = options if new_backend else {k: v for k, v in options.items()
+                                                    if k in (body.options or {})}
             check_new_options(backend.table, set_now, self._ctx.file_policy, admin=admin)
         if body.extra_args is not None or new_backend:
             backend.check_extra_args(owner.record.spec.extra_args if body.extra_args is None
                                      else body.extra_args)
         if body.model_path is not None or new_backend:
-            check_model_path(body.model_path or owner.record.spec.model_path,
-                             backend.model_files_only, self._ctx.config.model_dirs)
+            path = body.model_path or owner.record.spec.model_path
+            check_model_path(path, backend.model_files_only, self._ctx.config.model_dirs)
+            await _check_model_file(backend, path)
         if "docker" in given or new_backend:
             check_docker(backend.name, body.docker if "docker" in given
                          else owner.record.spec.docker, self._ctx.backends)
@@ -361,6 +365,13 @@ def _rotate_logs(
     for path, started in logs_of_running:
         with contextlib.suppress(OSError):
             logs.rotate_if_needed(path, max_bytes, backups, started)
+
+
+async def _check_model_file(backend: Backend, path: str) -> None:
+    """400 MODEL_INVALID for a file the backend cannot open (its header, read off the loop)."""
+    if (problem := await asyncio.to_thread(backend.model_problem, path)) is not None:
+        raise ModelInvalid(f"model_path is not a model {backend.name} can load: {problem}",
+                           f"model_path: {problem}")
 
 
 def _updater(

@@ -26,6 +26,7 @@ from llamactl.backends import backend_named
 from llamactl.errors import InstanceNotFound, LlamactlError
 from llamactl.instances.models import InstanceRecord, Status, utc_now
 from llamactl.supervisor import lifecycle_terms as t
+from llamactl.supervisor import logs
 from llamactl.supervisor import messages as m
 from llamactl.supervisor.context import OwnerContext
 from llamactl.supervisor.host import BackendProcess
@@ -309,7 +310,12 @@ class InstanceOwner(OwnerEffects):
         runtime.pid = runtime.pid_start_time = runtime.serving_port = None
         runtime.started_at = runtime.node = None
         self.stats.reset(None)
-        return t.Exited(pid=handle.pid if handle else None, what=describe_exit(code))
+        cause = None
+        if self.status == "starting":  # what made it fail, for last_error
+            line_format = backend_named(self.record.spec.backend).parse_log_line
+            cause = logs.first_error_of_run(self.log_path, line_format=line_format)
+        return t.Exited(pid=handle.pid if handle else None, what=describe_exit(code),
+                        cause=cause)
 
     def _apply(self, message: t.Message) -> bool | None:
         """Decide (the pure transition), record, then carry out the effects in order. Launch

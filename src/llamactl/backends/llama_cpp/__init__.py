@@ -10,6 +10,7 @@ from llamactl.backends.base import LogLine, TableBackend
 from llamactl.backends.command_import import CommandSyntax
 from llamactl.backends.llama_cpp import command, log_lines, options
 from llamactl.backends.llama_cpp.binary import packaged_binary, resolve_command
+from llamactl.backends.llama_cpp.gguf_header import gguf_problem
 from llamactl.backends.llama_cpp.help_table import FLAGS as HELP_FLAGS
 from llamactl.backends.llama_cpp.legacy_flags import OLD_SWITCHES, legacy_flag
 from llamactl.backends.option_table import OptionTable
@@ -49,6 +50,9 @@ class LlamaCpp(TableBackend):
 
     def argv(self, prefix: list[str], record: InstanceRecord) -> list[str]:
         return command.build_argv(prefix, record)
+
+    def model_problem(self, model_path: str) -> str | None:
+        return gguf_problem(model_path)
 
     def env(self, record: InstanceRecord, base: Mapping[str, str] | None = None
             ) -> dict[str, str]:
