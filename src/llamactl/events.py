@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-EventType = Literal["instance_status_changed", "instance_stats_updated", "system_alert"]
+EventType = Literal["instance_status_changed", "instance_stats_updated", "system_alert",
+                    "request_completed"]
 AlertLevel = Literal["info", "warning", "error"]
 
 SUBSCRIBER_QUEUE_SIZE = 256

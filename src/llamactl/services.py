@@ -18,8 +18,10 @@ from pathlib import Path
 
 import httpx
 
+from llamactl.activity.ledger import Ledger
 from llamactl.api.deps import Services
 from llamactl.api.middleware import Limits
+from llamactl.atomic_file import remove_leftovers
 from llamactl.config import Settings, is_loopback
 from llamactl.config.editor import ConfigEditor
 from llamactl.errors import StartupError
@@ -74,8 +76,11 @@ async def running_services(settings: Settings, config_path: Path | None,
                          repository=InstanceRepository(connection, writer),
                          events=events, metrics=metrics, host=host),
             reserved_ports=[settings.server.port])
+        if config_path is not None:
+            for leftover in remove_leftovers(config_path):
+                log.warning("removed %s: left by a config write that was interrupted", leftover)
         auth = build_auth(settings, connection, writer, config_path)
-        manager.boot()
+        await manager.boot()
         for stray in manager.remove_stray_containers():
             log.warning("removed container %s: labelled llamactl.instance, but no instance "
                         "runs in it", stray)
@@ -84,23 +89,32 @@ async def running_services(settings: Settings, config_path: Path | None,
         writer.start()
         auth.keys.start()
         stack.push_async_callback(auth.keys.stop)
+        ledger = Ledger(settings.activity, writer, events)  # issue 30: requests on record
+        ledger.observers.append(metrics.request_completed)
+        ledger.observers.append(auth.quotas.observe)
+        ledger.on_dropped = metrics.activity_dropped
+        ledger.start()
+        stack.push_async_callback(ledger.stop)  # before the writer closes: its last batch
         stack.push_async_callback(manager.shutdown,
                                   stop_instances=settings.instances.stop_on_shutdown)
         services = await stack.enter_async_context(
-            _front(settings, config_path, metrics, policy, manager, auth, events, http))
+            _front(settings, config_path, metrics, policy, manager, auth, events, http,
+                   ledger))
         yield services
 
 
 @asynccontextmanager
 async def _front(settings: Settings, config_path: Path | None, metrics: LlamactlMetrics,
                  policy: OriginPolicy, manager: InstanceManager, auth: AuthService,
-                 events: EventHub, http: httpx.AsyncClient) -> AsyncIterator[Services]:
+                 events: EventHub, http: httpx.AsyncClient, ledger: Ledger,
+                 ) -> AsyncIterator[Services]:
     """What faces the outside: monitoring, the /v1 gateway, the rate limits, the metrics."""
     monitoring = Monitoring(settings, events, manager, version=package_version(),
                             build_time=build_time(DISTRIBUTION))
     monitoring.start()
     gateway = Gateway(manager, auth, new_backend_pool(), settings.server.cors_origins,
                       origin_policy=policy)
+    gateway.ledger = ledger
     metrics.track_instances(lambda: [owner.status for owner in manager.owners()])
     metrics.track_gateway(lambda: gateway.answered,
                           lambda: [(o.name, o.leases.inflight) for o in manager.owners()])
@@ -110,7 +124,7 @@ async def _front(settings: Settings, config_path: Path | None, metrics: Llamactl
     try:
         yield Services(settings=settings, manager=manager, auth=auth, limits=limits,
                        gateway=gateway, events=events, monitoring=monitoring,
-                       metrics=metrics, http=http,
+                       metrics=metrics, http=http, ledger=ledger,
                        config_editor=ConfigEditor(settings, config_path))
     finally:
         await monitoring.stop()
@@ -157,7 +171,7 @@ def build_auth(
         passwords.warm_up()
     keys = CachedKeys(KeyStore(connection, secret), writer)
     keys.load()
-    return AuthService(
+    service = AuthService(
         enabled=settings.auth_enabled,
         secret=secret,
         users=UserDirectory(settings.auth.users, config_path),
@@ -165,6 +179,8 @@ def build_auth(
         keys=keys,
         login_limiter=FixedWindowLimiter(settings.rate_limit.login_failures_per_minute),
     )
+    service.quotas.load(connection)  # usage survives a restart: it is on record
+    return service
 
 
 def build_limits(settings: Settings, auth: AuthService) -> Limits | None:

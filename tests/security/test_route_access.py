@@ -81,6 +81,13 @@ RULES: dict[tuple[str, str], Rule] = {
     ("PUT", "/api/config"): Rule("admin", "/api/config", 400, {"server": {"port": 0}}),
     ("GET", "/api/events"): Rule("viewer", "/api/events", 200, stream=True),
     ("WS", "/api/ws"): Rule("viewer", "/api/ws", 101),
+    # issue 30: every reader, a viewer limited to its own records
+    ("GET", "/api/activity"): Rule("viewer", "/api/activity", 200),
+    ("GET", "/api/activity/summary"): Rule("viewer", "/api/activity/summary", 200),
+    ("GET", "/api/activity/export"): Rule("viewer", "/api/activity/export", 200),
+    ("PUT", "/api/keys/{name}"): Rule("admin", "/api/keys/no-such-key", 404, {}),
+    ("GET", "/api/keys/{name}/usage"): Rule("admin", "/api/keys/no-such-key/usage", 404),
+    ("GET", "/api/auth/me/usage"): Rule("viewer", "/api/auth/me/usage", 200),
 }
 RANK = {"public": -1, "viewer": 0, "operator": 1, "admin": 2}
 

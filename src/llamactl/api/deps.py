@@ -9,6 +9,7 @@ import httpx
 from fastapi import Depends, Request
 from starlette.requests import HTTPConnection
 
+from llamactl.activity.ledger import Ledger
 from llamactl.api.middleware import Limits
 from llamactl.config import Settings
 from llamactl.config.editor import ConfigEditor
@@ -32,6 +33,7 @@ class Services:
     http: httpx.AsyncClient  # to the backends' /metrics and health (short requests)
     gateway: Gateway  # /v1 (served by gateway.http_protocol beside the app) and its pool
     limits: Limits | None = None  # None: rate limiting is off
+    ledger: Ledger | None = None  # issue 30: the requests on record (activity/)
 
 
 def get_services(request: Request) -> Services:

@@ -54,12 +54,29 @@ def encode(message: dict[str, Any]) -> str:
     return json.dumps(message, separators=(",", ":"))
 
 
-def is_wanted(event: Event, instances: frozenset[str] | None) -> bool:
-    """Whether a client subscribed to ``instances`` (None: all) gets ``event``."""
+def is_wanted(event: Event, instances: frozenset[str] | None,
+              types: frozenset[str] | None = None, only_user: str | None = None) -> bool:
+    """Whether a client subscribed to ``instances`` and ``types`` (None: all) gets
+    ``event``; a viewer (``only_user``) gets only its own requests' records."""
+    if types is not None and event.type not in types:
+        return False
+    if only_user is not None and event.type == "request_completed" and \
+            event.data.get("principal") != {"kind": "user", "name": only_user}:
+        return False
     if instances is None:
         return True
-    name = event.data.get("instance" if event.type == "system_alert" else "name")
+    name = event.data.get("name" if event.type.startswith("instance_") else "instance")
     return name is None or name in instances
+
+
+def types_of(text: str) -> frozenset[str] | None:
+    """The ``types`` of a ``subscribe`` message (None: every type); ValueError if bad."""
+    types = json.loads(text).get("types")
+    if types is None:
+        return None
+    if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
+        raise ValueError('"types" must be a list of event types, or null')
+    return frozenset(types)
 
 
 def parse_request(text: str) -> tuple[str, Any]:
@@ -89,6 +106,8 @@ class EventStream:
         self._config = config
         self._metrics = metrics
         self.instances: frozenset[str] | None = None  # the subscription filter
+        self.types: frozenset[str] | None = None
+        self.only_user: str | None = None  # a viewer's: only its own request records
         self._last_sent = 0.0  # loop time of the last message sent
 
     async def serve(self) -> None:
@@ -140,7 +159,7 @@ class EventStream:
                 event = await asyncio.wait_for(subscription.queue.get(), wait)
             except TimeoutError:
                 continue
-            if is_wanted(event, self.instances):
+            if is_wanted(event, self.instances, self.types, self.only_user):
                 await self._send(event.to_json())
 
     async def _read_requests(self) -> None:
@@ -158,10 +177,12 @@ class EventStream:
     def _answer(self, text: str) -> dict[str, Any] | None:
         try:
             kind, instances = parse_request(text)
+            types = types_of(text) if kind == "subscribe" else None
         except ValueError as exc:
             return control_message("error", {"message": str(exc)})
         if kind == "subscribe":
             self.instances = None if instances is None else frozenset(instances)
+            self.types = types
             shown = None if self.instances is None else sorted(self.instances)
             return control_message("subscribed", {"instances": shown})
         if kind == "ping":

@@ -47,6 +47,15 @@ class Storage(BaseModel):
     pending_writes: int = Field(description="changes kept in memory, not yet written")
 
 
+class ActivityStatus(BaseModel):
+    enabled: bool = Field(description="whether requests are kept on record (activity.enabled)")
+    pending: int = Field(description="records kept in memory, not yet written")
+    dropped: int = Field(description="records lost to a burst the database could not take")
+    written: int = Field(description="records written since llamactl started")
+    error: str | None = Field(description="why the last write of records failed, while it "
+                                          "fails")
+
+
 class MemoryAmounts(BaseModel):
     ram: int | None = Field(description="bytes; null: not limited")
     vram: int | None = Field(description="bytes; null: not limited")
@@ -100,6 +109,8 @@ class SystemStatus(BaseModel):
     memory: MemoryStatus
     nodes: list[ClusterNode] | None = Field(default=None, description=(
         "cluster.engine: ray only: the Ray cluster's nodes and the instances placed on each"))
+    activity: ActivityStatus | None = Field(default=None, description=(
+        "the ledger of requests (GET /api/activity): its backlog and what it dropped"))
 
 
 class Gpu(BaseModel):

@@ -9,12 +9,27 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, Protocol
 
+from llamactl.activity.ledger import Ledger
+from llamactl.gateway.activity_tap import RequestTap
 from llamactl.gateway.pool import BackendPool
 from llamactl.security.origin import OriginPolicy
 from llamactl.security.service import AuthService
 from llamactl.supervisor.manager import InstanceManager
+
+
+class Front(Protocol):
+    """The client's side of an exchange."""
+
+    @property
+    def keep_alive(self) -> bool:
+        """False once the client or a shutdown asked to close after this answer."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def finish(self, *, reusable: bool) -> None:
+        """The answer is complete; ``reusable`` false closes the connection."""
 
 
 class Gateway:
@@ -34,6 +49,12 @@ class Gateway:
         # Answers by (instance, status), for /metrics: the instance is "" when none was
         # chosen (the model list, unknown models), never a name a client made up.
         self.answered: dict[tuple[str, int], int] = {}
+        self.ledger: Ledger | None = None  # issue 30: every request on record, when set
+
+    def tap(self) -> RequestTap | None:
+        """What a new exchange tells the ledger as it goes; None while the ledger is off."""
+        ledger = self.ledger
+        return RequestTap(ledger) if ledger is not None and ledger.enabled else None
 
     def count(self, instance: str, status: int) -> None:
         key = (instance, status)

@@ -17,6 +17,10 @@ limiter and the WebSocket feed report to.
     llamactl_websocket_clients                     connected /api/ws clients
     llamactl_websocket_dropped_total               clients dropped for reading too slowly
     llamactl_rate_limited_requests_total           requests refused with 429
+    llamactl_tokens_total{instance,principal,type}    tokens on record (prompt, completion)
+    llamactl_request_ttft_seconds{instance}           arrival to first byte (histogram)
+    llamactl_request_duration_seconds{instance}       arrival to the answer's end (histogram)
+    llamactl_activity_dropped_total                records a burst made the ledger drop
 """
 
 from __future__ import annotations
@@ -28,10 +32,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from llamactl.activity.record import Record
 from llamactl.instances.models import STATUSES
 
 # Model loads take from under a second (tiny models) to minutes (big ones from slow disks).
 START_BUCKETS = (0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+# A first token from milliseconds (a warm tiny model) to minutes (an on-demand start).
+REQUEST_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 
 class _InstancesByStatus:
@@ -106,6 +113,38 @@ class LlamactlMetrics:
         self._rate_limited = Counter("llamactl_rate_limited_requests",
                                      "Requests refused by the rate limiter (429)",
                                      registry=registry)
+        self._activity(registry)
+
+    def _activity(self, registry: CollectorRegistry) -> None:
+        """Issue 30: what the requests on record add up to."""
+        self._tokens = Counter("llamactl_tokens", "Tokens of the requests on record",
+                               ["instance", "principal", "type"], registry=registry)
+        self._ttft = Histogram("llamactl_request_ttft_seconds",
+                               "Seconds from a request's arrival to its answer's first byte",
+                               ["instance"], buckets=REQUEST_BUCKETS, registry=registry)
+        self._duration = Histogram("llamactl_request_duration_seconds",
+                                   "Seconds from a request's arrival to its answer's end",
+                                   ["instance"], buckets=REQUEST_BUCKETS, registry=registry)
+        self._dropped = Counter("llamactl_activity_dropped",
+                                "Activity records dropped: a burst the database could not take",
+                                registry=registry)
+
+    def request_completed(self, record: Record) -> None:
+        """A request's record (the ledger's observer, on the event loop)."""
+        instance = record.instance or ""
+        principal = f"{record.principal_kind}:{record.principal_name or ''}"
+        usage = record.usage
+        if usage.prompt_tokens:
+            self._tokens.labels(instance, principal, "prompt").inc(usage.prompt_tokens)
+        if usage.completion_tokens:
+            self._tokens.labels(instance, principal, "completion").inc(usage.completion_tokens)
+        if record.ttft_ms is not None:
+            self._ttft.labels(instance).observe(record.ttft_ms / 1000)
+        if record.duration_ms is not None:
+            self._duration.labels(instance).observe(record.duration_ms / 1000)
+
+    def activity_dropped(self) -> None:
+        self._dropped.inc()
 
     def track_instances(self, statuses: Callable[[], Iterable[str]]) -> None:
         """Where the instances gauge reads the current statuses from, at each scrape."""

@@ -5,16 +5,25 @@ request on the event loop stalled the gateway whenever another process held the 
 Changes made here update the dict once committed. ``llamactl keys create/revoke`` write from
 another process: every ``REFRESH_SECONDS`` the writer thread asks SQLite whether another
 connection committed (``PRAGMA data_version``, no table read) and reloads the keys if so.
+
+A key the dict does not know may have been made by such a process since the last refresh (a
+script that creates a key and uses it at once): ``verify_fresh`` then asks the store once, on
+the writer's thread, before the key is refused. So that random bad keys cannot hammer SQLite,
+lookups are shared (every miss waiting joins the next one), start at most every
+``LOOKUP_INTERVAL`` seconds, are the same cheap ``data_version`` question, and at most
+``MAX_WAITING`` requests wait for one: past that a miss is refused at once, as before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import sqlite3
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 from llamactl.security.keys import (
     KEY_PREFIX,
@@ -27,12 +36,15 @@ from llamactl.security.keys import (
     key_not_found,
     load_keys,
     mark_used,
+    update_key,
 )
 from llamactl.store.writer import StoreWriter
 
 log = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 2.0
+LOOKUP_INTERVAL = 0.05  # seconds between the starts of two lookups of unknown keys
+MAX_WAITING = 8  # requests with unknown keys waiting for a lookup at once
 
 
 class CachedKeys:
@@ -45,6 +57,10 @@ class CachedKeys:
         self._version = -1  # the data_version the dict was loaded at
         self._touched: dict[str, float] = {}
         self._refresher: asyncio.Task[None] | None = None
+        self._next_lookup: asyncio.Task[None] | None = None  # not begun: misses join it
+        self._lookups: set[asyncio.Task[None]] = set()
+        self._last_lookup = -LOOKUP_INTERVAL
+        self._waiting = 0
 
     # ---- life: load at boot, refresh while running ----
 
@@ -56,6 +72,10 @@ class CachedKeys:
         self._refresher = asyncio.create_task(self._refresh_forever(), name="key-refresh")
 
     async def stop(self) -> None:
+        for lookup in list(self._lookups):
+            lookup.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await lookup
         if self._refresher is not None:
             self._refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -95,10 +115,46 @@ class CachedKeys:
         self._touch(key)
         return key
 
+    async def verify_fresh(self, plaintext: str) -> ApiKey | None:
+        """``verify``, but a well-formed key the memory does not know is first looked for in
+        the store (made by another process since the last refresh)."""
+        key = self.verify(plaintext)
+        if key is not None or not plaintext.startswith(KEY_PREFIX):
+            return key
+        if self._store.hash(plaintext) in self._by_hash or self._waiting >= MAX_WAITING:
+            return None  # known but expired; or too many strangers at once
+        self._waiting += 1
+        try:
+            if self._next_lookup is None:
+                self._next_lookup = asyncio.create_task(self._look_up(), name="key-lookup")
+                self._lookups.add(self._next_lookup)
+                self._next_lookup.add_done_callback(self._lookups.discard)
+            # shielded: a request that goes away does not cancel the others' lookup
+            await asyncio.shield(self._next_lookup)
+        finally:
+            self._waiting -= 1
+        return self.verify(plaintext)
+
+    async def _look_up(self) -> None:
+        wait = self._last_lookup + LOOKUP_INTERVAL - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        # A miss from now on may hold a key committed after this read began: it waits for the
+        # next lookup rather than join this one.
+        if self._next_lookup is asyncio.current_task():
+            self._next_lookup = None
+        self._last_lookup = time.monotonic()
+        try:
+            await self.refresh()
+        except Exception as exc:  # the store cannot answer: the key is refused, as before
+            log.warning("looking up an API key failed: %s", exc)
+
     async def create(
-        self, name: str, instances: list[str] | None = None, expires_at: datetime | None = None
+        self, name: str, instances: list[str] | None = None, expires_at: datetime | None = None,
+        *, limits: dict[str, int] | None = None, priority: int = 0,
     ) -> tuple[ApiKey, str]:
         key, plaintext, key_hash = self._store.new_key(name, instances, expires_at)
+        key.limits, key.priority = limits, priority
         try:
             await self._writer.require(lambda db: insert_key(db, key, key_hash))
         except sqlite3.IntegrityError:
@@ -108,6 +164,25 @@ class CachedKeys:
 
     async def list(self) -> list[ApiKey]:
         return sorted(self._by_hash.values(), key=lambda key: key.name)
+
+    def named(self, name_or_id: str) -> ApiKey:
+        for key in self._by_hash.values():
+            if name_or_id in (key.name, key.id):
+                return key
+        raise key_not_found(name_or_id)
+
+    async def update(self, name_or_id: str, changes: dict[str, Any]) -> ApiKey:
+        """``PUT /api/keys/{name}``: the fields given, written, then shown."""
+        current = self.named(name_or_id)
+        changed = dataclasses.replace(current, **changes)
+        def write(db: sqlite3.Connection) -> None:
+            update_key(db, changed)
+
+        await self._writer.require(write)
+        for key_hash, key in self._by_hash.items():
+            if key is current:
+                self._by_hash[key_hash] = changed
+        return changed
 
     async def revoke(self, name_or_id: str) -> None:
         deleted: list[int] = []

@@ -34,6 +34,8 @@ class ApiKey:
     created_at: datetime
     expires_at: datetime | None = None
     last_used_at: datetime | None = None
+    limits: dict[str, int] | None = None  # quotas (config.QuotaLimits' fields), None: none
+    priority: int = 0
 
     def allows(self, instance: str) -> bool:
         return self.instances is None or instance in self.instances
@@ -45,7 +47,8 @@ class ApiKey:
         return {
             "id": self.id, "name": self.name, "prefix": self.prefix, "instances": self.instances,
             "created_at": _fmt(self.created_at), "expires_at": _fmt(self.expires_at),
-            "last_used_at": _fmt(self.last_used_at),
+            "last_used_at": _fmt(self.last_used_at), "limits": self.limits,
+            "priority": self.priority,
         }
 
 
@@ -57,7 +60,8 @@ def _parse(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
-_COLUMNS = "id, name, prefix, instances, created_at, expires_at, last_used_at"
+_COLUMNS = ("id, name, prefix, instances, created_at, expires_at, last_used_at, limits, "
+            "priority")
 
 
 @dataclass
@@ -136,12 +140,24 @@ def key_not_found(name_or_id: str) -> NotFound:
 def insert_key(db: sqlite3.Connection, key: ApiKey, key_hash: str) -> None:
     db.execute(
         f"INSERT INTO api_keys ({_COLUMNS}, key_hash) "  # noqa: S608 (constant columns)
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (key.id, key.name, key.prefix,
          json.dumps(key.instances) if key.instances is not None else None,
          key.created_at.isoformat(), key.expires_at.isoformat() if key.expires_at else None,
-         None, key_hash),
+         None, json.dumps(key.limits) if key.limits is not None else None, key.priority,
+         key_hash),
     )
+
+
+def update_key(db: sqlite3.Connection, key: ApiKey) -> int:
+    """Write what ``PUT /api/keys/{name}`` may change; the rows changed."""
+    return db.execute(
+        "UPDATE api_keys SET instances = ?, expires_at = ?, limits = ?, priority = ? "
+        "WHERE id = ?",
+        (json.dumps(key.instances) if key.instances is not None else None,
+         key.expires_at.isoformat() if key.expires_at else None,
+         json.dumps(key.limits) if key.limits is not None else None, key.priority, key.id),
+    ).rowcount
 
 
 def delete_key(db: sqlite3.Connection, name_or_id: str) -> int:
@@ -160,8 +176,10 @@ def load_keys(db: sqlite3.Connection) -> list[tuple[ApiKey, str]]:
 
 
 def _from_row(row: tuple[object, ...]) -> ApiKey:
-    id_, name, prefix, instances, created, expires, used = row
+    id_, name, prefix, instances, created, expires, used, limits, priority = row
     return ApiKey(
+        limits=json.loads(limits) if isinstance(limits, str) else None,
+        priority=int(priority) if isinstance(priority, int) else 0,
         id=str(id_), name=str(name), prefix=str(prefix),
         instances=json.loads(str(instances)) if instances is not None else None,
         created_at=_parse(str(created)) or datetime.now(UTC),

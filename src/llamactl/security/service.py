@@ -12,6 +12,7 @@ from llamactl.security import tokens
 from llamactl.security.key_cache import CachedKeys
 from llamactl.security.keys import ApiKey
 from llamactl.security.passwords import verify_password
+from llamactl.security.quotas import QuotaBook
 from llamactl.security.ratelimit import FixedWindowLimiter
 from llamactl.security.roles import Role, allows
 from llamactl.security.users import UserDirectory
@@ -40,6 +41,26 @@ class AuthService:
         self._users = users
         self._ttl = token_ttl
         self._login_limiter = login_limiter
+        self.quotas = QuotaBook()  # issue 30: usage per key and user, from the ledger
+
+    def limits_of(self, principal: Principal) -> dict[str, int] | None:
+        """The quotas of a key or a user, as they are now; None: none."""
+        if principal.kind == "key":
+            return principal.key.limits if principal.key is not None else None
+        user = self._users.get(principal.name) if principal.kind == "user" else None
+        if user is None or user.limits is None:
+            return None
+        return {name: value for name, value in user.limits.model_dump().items()
+                if value is not None}
+
+    def quota_wait(self, principal: Principal) -> float | None:
+        """None: the principal may send one more request (now counted); else the seconds
+        until a window frees."""
+        if principal.kind == "anonymous":
+            return None
+        who = ("key", principal.key.name) if principal.key is not None else (
+            "user", principal.name)
+        return self.quotas.admit(who, self.limits_of(principal))
 
     async def login(self, username: str, password: str, client: str) -> tuple[str, datetime]:
         limiter = self._login_limiter
@@ -79,6 +100,14 @@ class AuthService:
 
     def principal_for_key(self, key: str) -> Principal | None:
         record = self.keys.verify(key)
+        if record is None:
+            return None
+        return Principal(f"key:{record.name}", "viewer", "key", record)
+
+    async def principal_for_new_key(self, key: str) -> Principal | None:
+        """``principal_for_key``, after looking in the store for a key memory does not know
+        (made by ``llamactl keys create`` in another process a moment ago)."""
+        record = await self.keys.verify_fresh(key)
         if record is None:
             return None
         return Principal(f"key:{record.name}", "viewer", "key", record)

@@ -1,9 +1,18 @@
-"""Opening the database: WAL mode, schema migrations, and clear errors instead of tracebacks.
+"""Opening the database: a rollback journal, schema migrations, and clear errors instead of
+tracebacks.
 
 One connection: opened and migrated here at startup, then used by the store's writer thread
 only (store/writer.py), so that a slow or failing disk never stalls the event loop. A database
-that cannot be written (a read-only or immutable file, its -wal or -shm included) is refused
-here, with the reason, like an unwritable data dir.
+that cannot be written (a read-only or immutable file, its journal included) is refused here,
+with the reason, like an unwritable data dir.
+
+Why not WAL: WAL keeps its index in ``<db>-shm``, mapped into memory, and a write through that
+mapping to a file made immutable while llamactl runs is a SIGBUS that ends the process (issue
+27). SQLite's heap-memory index (``locking_mode=EXCLUSIVE``) would lock out every other
+process, ``llamactl keys create`` against the data dir included. A rollback journal maps
+nothing (and ``mmap_size=0`` keeps the database file unmapped too): every fault of the disk is
+an error the writer reports, as a 503 STORAGE_UNAVAILABLE, and retries. The writer thread
+batches writes, so the journal's extra syncs never reach a request's latency.
 """
 
 from __future__ import annotations
@@ -54,9 +63,56 @@ MIGRATIONS: tuple[str, ...] = (
         last_used_at    TEXT
     );
     """,
+    # Issue 30: one row per /v1 and proxy request (activity/), newest = highest seq. `time`
+    # is the start, RFC 3339 UTC with microseconds, so that text order is time order.
+    """
+    CREATE TABLE activity (
+        seq               INTEGER PRIMARY KEY AUTOINCREMENT,
+        id                TEXT NOT NULL,
+        time              TEXT NOT NULL,
+        kind              TEXT NOT NULL,
+        method            TEXT NOT NULL,
+        endpoint          TEXT NOT NULL,
+        model             TEXT,
+        instance          TEXT,
+        node              TEXT,
+        principal_kind    TEXT NOT NULL,
+        principal_name    TEXT,
+        status            INTEGER NOT NULL,
+        error_code        TEXT,
+        stream            INTEGER NOT NULL,
+        cancelled         INTEGER NOT NULL,
+        prompt_tokens     INTEGER,
+        completion_tokens INTEGER,
+        cached_tokens     INTEGER,
+        draft_tokens      INTEGER,
+        draft_accepted    INTEGER,
+        queue_ms          REAL,
+        ttft_ms           REAL,
+        duration_ms       REAL,
+        prompt_tps        REAL,
+        generation_tps    REAL,
+        client            TEXT,
+        user_agent        TEXT
+    );
+    CREATE INDEX activity_time ON activity (time);
+    CREATE INDEX activity_instance ON activity (instance, seq);
+    CREATE INDEX activity_model ON activity (model, seq);
+    CREATE INDEX activity_principal ON activity (principal_kind, principal_name, seq);
+    CREATE INDEX activity_status ON activity (status, seq);
+    """,
+    # Issue 30: a key's quotas (JSON object, or NULL: none), and its priority (issue 31).
+    """
+    ALTER TABLE api_keys ADD COLUMN limits TEXT;
+    ALTER TABLE api_keys ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
+# The files SQLite keeps beside the database: the journal, and a WAL and its index left by a
+# llamactl from before the rollback journal (converted, then removed, at its first start).
+_COMPANIONS = ("journal", "wal", "shm")
+JOURNAL_MODE = "delete"
 
 
 def open_database(path: Path) -> sqlite3.Connection:
@@ -94,7 +150,7 @@ def open_database(path: Path) -> sqlite3.Connection:
 def _check_writable(connection: sqlite3.Connection, path: Path) -> None:
     """SQLite opens a file it may not write read-only, silently: every write would then fail
     while llamactl runs. Check the files, then write for real."""
-    for file in (path, path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-shm")):
+    for file in (path, *(path.with_name(f"{path.name}-{suffix}") for suffix in _COMPANIONS)):
         try:
             os.close(os.open(file, os.O_RDWR))
         except FileNotFoundError:
@@ -115,15 +171,18 @@ def _check_writable(connection: sqlite3.Connection, path: Path) -> None:
 
 
 def _check_and_configure(connection: sqlite3.Connection, path: Path) -> None:
+    connection.execute("PRAGMA mmap_size=0")  # nothing mapped: a disk fault is an error
     try:
-        mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        mode = connection.execute(f"PRAGMA journal_mode={JOURNAL_MODE}").fetchone()[0]
     except sqlite3.OperationalError as exc:
         if "readonly" in str(exc) or "unable to open" in str(exc):
             raise StartupError(f"database {path} is not writable: {exc}") from None
         raise
-    if str(mode).lower() != "wal":
-        raise StartupError(f"database {path} cannot use WAL mode (got {mode})")
-    connection.execute("PRAGMA synchronous=NORMAL")
+    if str(mode).lower() != JOURNAL_MODE:  # a WAL database another process has open
+        raise StartupError(f"database {path} cannot use a rollback journal (got {mode}); "
+                           "close whatever else has it open")
+    # FULL, not NORMAL: with a rollback journal, NORMAL may corrupt on a power loss.
+    connection.execute("PRAGMA synchronous=FULL")
     connection.execute("PRAGMA foreign_keys=ON")
     connection.execute("PRAGMA busy_timeout=5000")
     result = connection.execute("PRAGMA quick_check").fetchone()[0]

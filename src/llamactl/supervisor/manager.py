@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from llamactl.backends import backend_named
-from llamactl.backends.base import Backend
+from llamactl.backends.base import check_model_file
 from llamactl.backends.docker import check_docker
 from llamactl.errors import (
     Conflict,
@@ -27,7 +27,6 @@ from llamactl.errors import (
     InstanceNotRunning,
     InstanceRunning,
     LlamactlError,
-    ModelInvalid,
     NoFreePort,
     PortConflict,
     StartFailed,
@@ -78,13 +77,16 @@ class InstanceManager:
 
     # ---- life of the manager ----
 
-    def boot(self) -> None:
-        """Load every instance, adopt or reset recorded processes, start the owner tasks."""
+    async def boot(self) -> None:
+        """Load every instance, start the owner tasks, and wait until each has adopted or
+        reset its recorded process (its first message)."""
+        adopted: list[asyncio.Future[object]] = []
         for record in self._ctx.repository.load_all():
             owner = InstanceOwner(record, self._ctx)
-            owner.adopt()
+            adopted.append(owner.adopt())
             self._owners[record.name] = owner
             owner.run()
+        await asyncio.gather(*adopted)
         self._sampler = asyncio.create_task(self._sample_forever(), name="stats-sampler")
 
     def remove_stray_containers(self) -> list[str]:
@@ -157,7 +159,7 @@ class InstanceManager:
         check_new_options(backend.table, options, self._ctx.file_policy, admin=admin)
         backend.check_extra_args(body.extra_args or [])
         check_model_path(body.model_path, backend.model_files_only, self._ctx.config.model_dirs)
-        await _check_model_file(backend, body.model_path)
+        await asyncio.to_thread(check_model_file, backend, body.model_path)  # its header
         check_docker(body.backend, body.docker, self._ctx.backends)
         async with self._lock:
             if body.name in self._owners:
@@ -211,7 +213,7 @@ class InstanceManager:
         if body.model_path is not None or new_backend:
             path = body.model_path or owner.record.spec.model_path
             check_model_path(path, backend.model_files_only, self._ctx.config.model_dirs)
-            await _check_model_file(backend, path)
+            await asyncio.to_thread(check_model_file, backend, path)
         if "docker" in given or new_backend:
             check_docker(backend.name, body.docker if "docker" in given
                          else owner.record.spec.docker, self._ctx.backends)
@@ -365,13 +367,6 @@ def _rotate_logs(
     for path, started in logs_of_running:
         with contextlib.suppress(OSError):
             logs.rotate_if_needed(path, max_bytes, backups, started)
-
-
-async def _check_model_file(backend: Backend, path: str) -> None:
-    """400 MODEL_INVALID for a file the backend cannot open (its header, read off the loop)."""
-    if (problem := await asyncio.to_thread(backend.model_problem, path)) is not None:
-        raise ModelInvalid(f"model_path is not a model {backend.name} can load: {problem}",
-                           f"model_path: {problem}")
 
 
 def _updater(

@@ -28,6 +28,7 @@ from fastapi import APIRouter, Query
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from llamactl.api.auth import PrincipalDep
 from llamactl.api.deps import ServicesDep
 from llamactl.api.event_stream import CLOSE_TIMEOUT, TOO_SLOW_REASON, encode, is_wanted
 from llamactl.api.system_schemas import error_responses
@@ -61,13 +62,15 @@ class EventSourceResponse(Response):
     media_type = "text/event-stream"
 
     def __init__(self, hub: EventHub, queue_size: int, instances: frozenset[str] | None,
-                 keepalive: float = KEEPALIVE_INTERVAL, close_timeout: float = CLOSE_TIMEOUT):
+                 keepalive: float = KEEPALIVE_INTERVAL, close_timeout: float = CLOSE_TIMEOUT,
+                 types: frozenset[str] | None = None, only_user: str | None = None):
         self.status_code = 200
         self.background = None
         self.init_headers(STREAM_HEADERS)
         self._hub = hub
         self._queue_size = queue_size
         self._instances = instances
+        self._types, self._only_user = types, only_user
         self._keepalive = keepalive
         self._close_timeout = close_timeout
 
@@ -123,7 +126,7 @@ class EventSourceResponse(Response):
                     event = await asyncio.wait_for(subscription.queue.get(), wait)
                 except TimeoutError:
                     continue
-                if not is_wanted(event, self._instances):
+                if not is_wanted(event, self._instances, self._types, self._only_user):
                     continue
                 chunk = sse_message(event.to_json())
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
@@ -147,11 +150,16 @@ class EventSourceResponse(Response):
                **error_responses(401, 403, 429)},
 )
 async def events(
-    services: ServicesDep,
+    services: ServicesDep, principal: PrincipalDep,
     instances: Annotated[str | None, Query(
         description="comma-separated instance names: only their events (and alerts about "
                     "no instance)")] = None,
+    types: Annotated[str | None, Query(
+        description="comma-separated event types (such as request_completed): only those")
+    ] = None,
 ) -> Response:
     config = services.settings.events
+    only_user = principal.name if principal.role == "viewer" else None
     return EventSourceResponse(services.events, config.queue_size, parse_instances(instances),
-                               keepalive=min(KEEPALIVE_INTERVAL, config.ping_interval))
+                               keepalive=min(KEEPALIVE_INTERVAL, config.ping_interval),
+                               types=parse_instances(types), only_user=only_user)

@@ -23,12 +23,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.background import BackgroundTask
 
-from llamactl.api.deps import ServicesDep
+from llamactl.api.auth import PrincipalDep
+from llamactl.api.deps import Services, ServicesDep
 from llamactl.api.paths import INSTANCE_PARAMETER
 from llamactl.errors import InstanceNotRunning, LlamactlError, ValidationFailed
 from llamactl.gateway import edge
+from llamactl.gateway.activity_tap import RequestTap
 from llamactl.gateway.upstream_call import Head, UpstreamCall, UpstreamError
 from llamactl.security.roles import role_route
+from llamactl.security.service import Principal
 from llamactl.supervisor.leases import Lease
 
 log = logging.getLogger(__name__)
@@ -44,8 +47,41 @@ class UpstreamUnavailable(LlamactlError):
     code = "UPSTREAM_UNAVAILABLE"
 
 
-async def proxy(name: str, path: str, request: Request,
-                services: ServicesDep) -> Response:
+async def proxy(name: str, path: str, request: Request, services: ServicesDep,
+                principal: PrincipalDep) -> Response:
+    record = ProxyRecord(services, request, principal, name)
+    try:
+        return await _proxy(name, request, services, record)
+    except LlamactlError as error:
+        record.end(error.status_code, error.code)
+        raise
+
+
+class ProxyRecord:
+    """The request on record (issue 30), ended once: when its answer ends or is refused."""
+
+    def __init__(self, services: Services, request: Request, principal: Principal,
+                 name: str):
+        ledger = services.ledger
+        self.tap = (RequestTap(ledger, "proxy")
+                    if ledger is not None and ledger.enabled else None)
+        if self.tap is not None:
+            self.tap.instance = name
+        self._request, self._principal = request, principal
+
+    def end(self, status: int, error_code: str | None = None, *,
+            cancelled: bool = False) -> None:
+        tap, self.tap = self.tap, None
+        if tap is None:
+            return
+        request = self._request
+        tap.end(getattr(request.state, "request_id", ""), request.method, request.url.path,
+                self._principal, status, error_code, cancelled,
+                request.client.host if request.client else None, request.headers.raw)
+
+
+async def _proxy(name: str, request: Request, services: Services,
+                 record: ProxyRecord) -> Response:
     owner = services.manager.owner(name)
     lease = owner.lease_if_running()
     if lease is None:
@@ -63,18 +99,23 @@ async def proxy(name: str, path: str, request: Request,
         raise
     if head is None:  # nginx's code for a client that closed before its answer
         lease.release()
+        record.end(CLIENT_GONE, cancelled=True)
         return Response(status_code=CLIENT_GONE)
     status, raw_headers, event_stream = head
+    if record.tap is not None:
+        record.tap.leased(lease.host)
+        record.tap.head(raw_headers, event_stream)
 
     def finish() -> None:
         call.close()
         lease.release()  # also when the stream never started (a client gone at once)
+        record.end(status, cancelled=True)  # if the relay has not ended it
 
     headers = [(k, v) for k, v in raw_headers
                if edge.answer_header_kept(k, event_stream) and k not in _FRAMING]
     if event_stream:
         headers += edge.SSE_HEADERS
-    answer = StreamingResponse(_relay(call, lease), status_code=status,
+    answer = StreamingResponse(_relay(call, lease, record, status), status_code=status,
                                background=BackgroundTask(finish))
     answer.raw_headers = list(headers)
     return answer
@@ -103,13 +144,19 @@ async def _disconnected(request: Request) -> None:
         pass
 
 
-async def _relay(call: UpstreamCall, lease: Lease) -> AsyncIterator[bytes]:
+async def _relay(call: UpstreamCall, lease: Lease, record: ProxyRecord,
+                 status: int) -> AsyncIterator[bytes]:
+    ended = False
     try:
         async for chunk in call.body():
+            if record.tap is not None:
+                record.tap.body(chunk)
             yield chunk
+        ended = True
     finally:
         call.close()  # a client gone mid-answer: dropping the connection stops the work
         lease.release()
+        record.end(status, cancelled=not ended)
 
 
 async def _request_bytes(request: Request, lease: Lease) -> bytes:

@@ -20,6 +20,8 @@ async def system_status(services: ServicesDep) -> JSONResponse:
     nodes = await cluster_nodes(services.manager)  # issue 18: under cluster.engine: ray
     if nodes is not None:
         status["nodes"] = nodes
+    if services.ledger is not None:
+        status["activity"] = services.ledger.status()
     return JSONResponse(status)
 
 

@@ -1,19 +1,26 @@
-"""What a start checks before it launches anything, and the record it launches.
-
-The create and the update checked the same things, but a symlink may have been retargeted
-since, a file removed, the config changed, or another program taken the port: a start that
-fails here fails with a clear ``last_error`` and leaves nothing running.
-"""
+"""What the owner checks before a launch, and the lifecycle's settings of an instance: the
+parts of carrying out effects (owner_effects.py) that need no runner."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 
 from llamactl.backends.base import Backend
+from llamactl.config import InstancesConfig
+from llamactl.errors import (
+    Conflict,
+    InstanceAlreadyRunning,
+    InstanceNotRunning,
+    InstanceRunning,
+    LlamactlError,
+)
 from llamactl.instances.model_paths import outside_model_dirs
 from llamactl.instances.models import InstanceRecord
 from llamactl.security.file_options import FilePolicy, launch_problem, with_instance_folders
+from llamactl.supervisor import lifecycle_terms as t
+from llamactl.supervisor.context import Lifecycle
 from llamactl.supervisor.ports import port_is_free
 
 
@@ -21,8 +28,31 @@ class LaunchError(Exception):
     pass
 
 
+class InstanceStopping(InstanceNotRunning):
+    """Not running yet again: wait until stopped, then start it anew."""
+
+
+# The lifecycle's refusals, as the errors the API answers with.
+REFUSALS: dict[t.RefusalKind, Callable[[str], LlamactlError]] = {
+    "already_running": InstanceAlreadyRunning,
+    "not_running": InstanceNotRunning,
+    "stopping": InstanceStopping,
+    "busy": lambda message: Conflict(message, code="INSTANCE_BUSY"),
+    "running": InstanceRunning,
+}
+
+
+def policy_of(record: InstanceRecord, config: InstancesConfig) -> t.Policy:
+    life = Lifecycle.of(record, config)
+    return t.Policy(auto_restart=life.auto_restart, max_restarts=life.max_restarts,
+                    restart_delay=life.restart_delay, stop_timeout=config.stop_timeout,
+                    idle_minutes=life.idle_timeout)
+
+
 def check_launchable(record: InstanceRecord, policy: FilePolicy, backend: Backend) -> None:
-    """LaunchError saying why the instance cannot be launched on this host as it is."""
+    """LaunchError saying why the instance cannot be launched on this host as it is: the
+    create and the update checked the same, but a symlink may have been retargeted since, a
+    file removed, the config changed, or another program taken the port."""
     path, files_only = record.spec.model_path, backend.model_files_only
     local = files_only or os.path.isabs(path)  # else a hub id the backend fetches itself
     outside = outside_model_dirs(path, policy.model_dirs) if local else None
