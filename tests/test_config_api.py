@@ -217,3 +217,29 @@ async def test_only_admins_may_put(
     shown = await app.client.get("/api/config", headers=tokens["view"])
     assert shown.status_code == 200
     assert shown.json()["auth"]["secret"] == "***"
+
+
+async def test_docker_environment_values_are_secrets(
+    make_settings: Callable[..., Any], make_app: Any, tmp_path: Path
+) -> None:
+    """Issue 27: an HF_TOKEN in backends.*.docker.environment read as "***" by everyone, and
+    sent back as "***" it keeps its value."""
+    docker = {"environment": {"HF_TOKEN": "hf_config_secret", "HF_HOME": "/cache"}}
+    backends = {"vllm": {"docker": docker}}
+    path = write_config(tmp_path / "config.yaml", {"auth": AUTH_OFF, "backends": backends})
+    app: AppHarness = await make_app(
+        make_settings(fake=True, sections={"auth": AUTH_OFF, "backends": {
+            "llama_cpp": {"command": "llama-server"}, **backends}}), path)
+    shown = (await app.client.get("/api/config")).json()
+    assert shown["backends"]["vllm"]["docker"]["environment"] == {
+        "HF_TOKEN": "***", "HF_HOME": "***"}
+    shown["backends"]["vllm"]["docker"]["environment"]["HF_HOME"] = "/other"
+    response = await app.client.put("/api/config", json=shown)
+    assert response.status_code == 200, response.text
+    assert "hf_config_secret" not in response.text
+    assert read(path)["backends"]["vllm"]["docker"]["environment"] == {
+        "HF_TOKEN": "hf_config_secret", "HF_HOME": "/other"}
+    unknown = {"backends": {"vllm": {"docker": {"environment": {"NEW": "***"}}}}}
+    refused = await app.client.put("/api/config", json=unknown)
+    assert refused.status_code == 400
+    assert "backends.vllm.docker.environment.NEW" in refused.json()["details"]

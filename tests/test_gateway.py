@@ -23,6 +23,7 @@ from tests.support.helpers import (
     wait_status,
     wait_until,
     write_config,
+    write_unloadable_model,
 )
 
 COMPLETION = {"prompt": "hello", "max_tokens": 4, "ignore_eos": True}
@@ -101,9 +102,7 @@ async def test_a_failed_start_answers_every_waiting_request(
     make_settings: Any, make_app: Any, tmp_path: Path
 ) -> None:
     app: AppHarness = await make_app(make_settings())
-    garbage = tmp_path / "models" / "garbage.gguf"
-    garbage.parent.mkdir(exist_ok=True)
-    garbage.write_bytes(b"not a model" * 100)
+    garbage = write_unloadable_model(tmp_path / "models" / "garbage.gguf")
     await create(app, "broken", garbage)
     answers = await asyncio.gather(*(
         app.client.post("/v1/completions", json={"model": "broken", **COMPLETION})
@@ -113,8 +112,14 @@ async def test_a_failed_start_answers_every_waiting_request(
         assert answer.status_code == 503
         error = error_of(answer)
         assert error["code"] == "model_start_failed"
-        assert "before it was ready" in error["message"]
+        # Issue 27: any key holder asks; no log line, path or command line in the answer.
+        assert "could not be started" in error["message"]
+        for detail in (str(tmp_path), "garbage.gguf", "--port", "llama-server",
+                       "unknown model architecture", "exited with code"):
+            assert detail not in answer.text
     assert backends_under(tmp_path) == []
+    instance = (await app.client.get("/api/instances/broken")).json()  # the API still says
+    assert "unknown model architecture" in instance["last_error"]
 
 
 async def test_on_demand_start_can_be_turned_off(

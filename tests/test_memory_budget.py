@@ -89,9 +89,10 @@ async def test_instances_show_their_estimate_and_it_follows_updates(
     second = (await app.client.get("/api/instances/m")).json()["memory_estimate"]
     assert second["ram"] - first["ram"] >= (8192 - 1024) * 12 * 256 * 2 * 2  # the KV cache
     not_gguf = tmp_path / "not.gguf"
-    not_gguf.write_bytes(b"GGUF but not really")
-    await create(app, "odd", not_gguf)
-    assert (await app.client.get("/api/instances/odd")).json()["memory_estimate"] is None
+    not_gguf.write_bytes(b"GGUF but not really")  # no estimate: refused at create (issue 27)
+    odd = await app.client.post("/api/instances", json={"name": "odd",
+                                                        "model_path": str(not_gguf)})
+    assert (odd.status_code, odd.json()["code"]) == (400, "MODEL_INVALID")
 
 
 async def test_the_estimate_route_answers_without_an_instance(

@@ -108,3 +108,19 @@ def test_extra_args_may_not_set_what_llamactl_controls(args: list[str]) -> None:
 def test_extra_args_pass_other_flags() -> None:
     check_extra_args(["--no-warmup", "--cache-ram", "0"])
     assert "threads" in OPTIONS_BY_NAME
+
+
+def test_every_flag_that_names_a_file_is_marked(llama_server_bin: str) -> None:
+    """Issue 27: the path policy checks the options the table marks (names_path); a flag whose
+    value llama-server's --help calls a file, path or folder must be one of them."""
+    help_text = subprocess.run([llama_server_bin, "--help"], capture_output=True, text=True,
+                               timeout=60, check=True).stdout
+    file_flags: set[str] = set()
+    for line in help_text.splitlines():
+        head = re.match(r"^((?:--?[\w-]+,?\s+)+)([A-Z][A-Z_:,.]*)", line)
+        if head and re.search(r"FNAME|FILE|PATH|DIR", head.group(2)):
+            file_flags |= set(re.findall(r"--?[\w-]+", head.group(1)))
+    assert {"--chat-template-file", "--lora", "--slot-save-path", "--mmproj"} <= file_flags
+    for spec in OPTIONS:
+        marked = spec.names_path is not None
+        assert marked == (spec.flag in file_flags), f"{spec.name}: {spec.flag}"

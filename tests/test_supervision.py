@@ -14,7 +14,12 @@ import psutil
 import pytest
 
 from tests.conftest import AppHarness
-from tests.support.helpers import backends_under, wait_instance, wait_status
+from tests.support.helpers import (
+    backends_under,
+    wait_instance,
+    wait_status,
+    write_unloadable_model,
+)
 
 FAST_RESTARTS = {"restart_delay": 0.2, "health_interval": 0.5}
 
@@ -211,9 +216,7 @@ async def test_a_bad_model_ends_failed_with_the_reason(
     make_settings: Any, make_app: Any, tmp_path: Path
 ) -> None:
     app: AppHarness = await make_app(make_settings())
-    garbage = tmp_path / "models" / "garbage.gguf"
-    garbage.parent.mkdir(exist_ok=True)
-    garbage.write_bytes(b"this is not a gguf file" * 100)
+    garbage = write_unloadable_model(tmp_path / "models" / "garbage.gguf")
     await create(app, "bad", garbage)
     response = await app.client.post("/api/instances/bad/start?wait=true")
     assert response.status_code == 502
@@ -329,7 +332,8 @@ async def test_update_of_a_running_instance(
     answer = (await app.client.put("/api/instances/u", json={"options": {"threads": 2}})).json()
     assert answer["restart_required"] is True
     assert answer["instance"]["pid"] == pid  # still on its old settings
-    assert psutil.Process(pid).cmdline()[-1] == "1"
+    argv = psutil.Process(pid).cmdline()
+    assert argv[argv.index("--threads") + 1] == "1"
     answer = (await app.client.put("/api/instances/u?restart=true",
                                    json={"options": {"parallel": 2}})).json()
     assert "restart_required" not in answer
@@ -369,8 +373,7 @@ async def test_start_all_reports_failures(
 ) -> None:
     app: AppHarness = await make_app(make_settings(fake=True))
     await create(app, "ok", fake_model)
-    doomed = tmp_path / "models" / "doomed.gguf"
-    doomed.write_bytes(b"x")
+    doomed = write_unloadable_model(tmp_path / "models" / "doomed.gguf")
     await create(app, "gone", doomed)
     doomed.unlink()
     result = (await app.client.post("/api/instances/start-all")).json()

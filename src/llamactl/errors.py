@@ -5,7 +5,7 @@ builds an error body by hand and no error ever leaves as a stack trace.
 
     LlamactlError                     500 INTERNAL_ERROR
     ├── BadRequest                    400 (VALIDATION_ERROR, INVALID_JSON, MODEL_NOT_FOUND,
-    │                                      MODEL_NOT_ALLOWED)
+    │                                      MODEL_NOT_ALLOWED, MODEL_INVALID)
     ├── Unauthorized                  401 (UNAUTHORIZED, TOKEN_EXPIRED, INVALID_CREDENTIALS)
     ├── Forbidden                     403 FORBIDDEN
     ├── NotFound                      404 (NOT_FOUND, INSTANCE_NOT_FOUND)
@@ -59,6 +59,12 @@ class ModelNotAllowed(BadRequest):
     """A model path outside ``instances.model_dirs``."""
 
     code = "MODEL_NOT_ALLOWED"
+
+
+class ModelInvalid(BadRequest):
+    """A model file its backend cannot open: empty, text, truncated, an unsupported version."""
+
+    code = "MODEL_INVALID"
 
 
 class Unauthorized(LlamactlError):

@@ -72,6 +72,7 @@ async def running_services(settings: Settings, config_path: Path | None,
             OwnerContext(config=settings.instances,
                          backends=settings.backends,
                          logs_dir=settings.logs_dir,
+                         data_dir=settings.data_dir, config_path=config_path,
                          repository=InstanceRepository(connection, writer),
                          events=events, metrics=metrics, host=host),
             reserved_ports=[settings.server.port])

@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.support.clients import PASSWORDS, ServerProcess, auth_section, server_document
-from tests.support.helpers import free_port, write_config
+from tests.support.helpers import free_port, write_config, write_unloadable_model
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -36,7 +36,7 @@ def dashboard_server(tmp_path_factory: pytest.TempPathFactory, llama_server_bin:
     models = root / "models"
     models.mkdir()
     shutil.copy(tiny_model_file, models / "tiny.gguf")
-    (models / "broken.gguf").write_bytes(b"not a model at all" * 64)  # llama-server fails
+    write_unloadable_model(models / "broken.gguf")  # llama-server fails to load it
     document = server_document(llama_server_bin, auth=auth_section())
     document["instances"]["auto_restart"] = False  # a broken model fails once, then stays
     config = write_config(root / "config.yaml", document)

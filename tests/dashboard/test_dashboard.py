@@ -153,6 +153,10 @@ def test_alert_shows_as_a_toast(dashboard_server: Dashboard, page: Page) -> None
     toast = page.locator("#toasts .toast", has_text=name)
     expect(toast).to_be_visible(timeout=60_000)
     expect(row(page, name).locator(".status")).to_have_text("failed", timeout=30_000)
+    # Why, as text in the row (issue 27): llama-server's own first error.
+    expect(row(page, name).locator(".last-error")).to_contain_text(
+        "unknown model architecture", timeout=30_000)
+    expect(row(page, name).locator(".last-error")).to_be_visible()
 
 
 def test_new_instance_leaves_lifecycle_to_the_server_unless_set(dashboard_server: Dashboard,

@@ -14,7 +14,7 @@ from playwright.sync_api import Page, expect
 
 from tests.dashboard.conftest import Dashboard, sign_in
 from tests.support.clients import PASSWORDS, ServerProcess, auth_section, server_document
-from tests.support.helpers import free_port, write_config
+from tests.support.helpers import free_port, write_config, write_unloadable_model
 
 pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 SHORT_TTL = 5  # seconds; the page refreshes at 60 % of a short token's life
@@ -41,7 +41,7 @@ def own_server(tmp_path: Path, llama_server_bin: str,
         models = tmp_path / "models"
         models.mkdir()
         shutil.copy(tiny_model_file, models / "tiny.gguf")
-        (models / "broken.gguf").write_bytes(b"not a model at all" * 64)
+        write_unloadable_model(models / "broken.gguf")
         document = server_document(llama_server_bin, auth=auth_section(token_ttl=token_ttl))
         document["instances"]["auto_restart"] = False
         process = ServerProcess(tmp_path / "data",

@@ -7,6 +7,7 @@ import itertools
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -64,6 +65,14 @@ def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
         time.sleep(POLL)
+
+
+def write_unloadable_model(path: Path) -> Path:
+    """A GGUF file whose header is whole (create accepts it) but that llama-server cannot
+    load: no metadata, so no architecture ("unknown model architecture: ''")."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 0, 0))
+    return path
 
 
 def write_config(path: Path, document: dict[str, Any]) -> Path:

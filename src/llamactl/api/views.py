@@ -12,6 +12,7 @@ import weakref
 from datetime import datetime
 from typing import Any
 
+from llamactl.api.hidden import hidden_args, hidden_environment
 from llamactl.config import InstancesConfig
 from llamactl.instances.models import format_time
 from llamactl.supervisor.context import Lifecycle
@@ -24,10 +25,17 @@ _SETTLED: weakref.WeakKeyDictionary[InstanceOwner, Settled] = (
     weakref.WeakKeyDictionary())
 
 
-def instance_json(owner: InstanceOwner, config: InstancesConfig) -> dict[str, Any]:
+def instance_json(owner: InstanceOwner, config: InstancesConfig, *,
+                  secrets: bool) -> dict[str, Any]:
+    """``secrets``: the caller is an admin, who sees environment values and secret flags'
+    values in extra_args (api/hidden.py); anyone else reads them as "***"."""
     runtime = owner.record.runtime
     pid = owner.pid
     document = dict(_settled_part(owner, config))
+    spec = owner.record.spec
+    if not secrets and (spec.environment or spec.extra_args):
+        document["environment"] = hidden_environment(spec.environment)
+        document["extra_args"] = hidden_args(spec.extra_args)
     document["status"] = runtime.status
     document["pid"] = pid
     document["stats"] = contract_stats(owner.stats, pid, runtime.started_at)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, TypeVar
 from llamactl.backends.command_import import CommandSyntax
 from llamactl.backends.option_table import OptionTable
 from llamactl.config import BackendsConfig, BackendSettings
+from llamactl.errors import ModelInvalid
 from llamactl.instances.models import InstanceRecord, InstanceSpec, OptionValue
 
 if TYPE_CHECKING:
@@ -84,6 +85,10 @@ class Backend(Protocol):
     def check_extra_args(self, extra_args: list[str]) -> None:
         """ValidationFailed when an argument sets what llamactl sets itself."""
 
+    def model_problem(self, model_path: str) -> str | None:
+        """Why the (existing, allowed) model file cannot be the backend's model, or None: a
+        look at its header, at create and update (400 MODEL_INVALID)."""
+
     def argv(self, prefix: list[str], record: InstanceRecord) -> list[str]:
         """The whole command line of an instance: the prefix, llamactl's flags, its own."""
 
@@ -133,6 +138,9 @@ class TableBackend:
     def check_extra_args(self, extra_args: list[str]) -> None:
         self.table.check_extra_args(extra_args)
 
+    def model_problem(self, model_path: str) -> str | None:
+        return None  # a folder or a hub id: the backend's to judge when it starts
+
     def argv(self, prefix: list[str], record: InstanceRecord) -> list[str]:
         raise NotImplementedError
 
@@ -144,6 +152,15 @@ class TableBackend:
 
     def memory(self, spec: InstanceSpec, machine: Machine) -> MemoryEstimate | None:
         return None  # not known: capacity counts the instance, not its memory
+
+
+def check_model_file(backend: Backend, model_path: str) -> None:
+    """400 MODEL_INVALID for a model file the backend cannot open (issue 27: an empty, text or
+    truncated file was accepted, and failed at start with the cause buried in the log)."""
+    problem = backend.model_problem(model_path)
+    if problem is not None:
+        raise ModelInvalid(f"model_path is not a model {backend.name} can load: {problem}",
+                           f"model_path: {problem}")
 
 
 def listen_everywhere(argv: list[str]) -> list[str]:

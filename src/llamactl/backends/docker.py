@@ -185,6 +185,9 @@ class InDocker:
     def check_extra_args(self, extra_args: list[str]) -> None:
         self.inner.check_extra_args(extra_args)
 
+    def model_problem(self, model_path: str) -> str | None:
+        return self.inner.model_problem(model_path)
+
     def slots(self, argv: list[str] | None) -> int | None:
         return self.inner.slots(argv)
 

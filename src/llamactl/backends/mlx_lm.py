@@ -24,6 +24,7 @@ from llamactl.backends.option_table import bool_option as _bool
 from llamactl.backends.option_table import choice_option as _choice
 from llamactl.backends.option_table import float_option as _float
 from llamactl.backends.option_table import int_option as _int
+from llamactl.backends.option_table import path_option as _path
 from llamactl.backends.option_table import str_option as _str
 from llamactl.config import BackendSettings, DockerConfig
 from llamactl.instances.models import InstanceRecord
@@ -37,8 +38,11 @@ TABLE = OptionTable(
         _str("chat_template", "--chat-template", "chat template to use instead of the model's"),
         _bool("use_default_chat_template", "--use-default-chat-template",
               "the tokenizer's default chat template"),
-        _str("adapter_path", "--adapter-path", "LoRA adapter weights"),
-        _str("draft_model", "--draft-model", "a smaller model for speculative decoding"),
+        _path("adapter_path", "--adapter-path", "LoRA adapter weights", "dir"),
+        # A local folder, or a hub id that mlx_lm fetches (admins only: it is not a path
+        # inside instances.model_dirs).
+        _path("draft_model", "--draft-model", "a smaller model for speculative decoding",
+              "dir"),
         _int("num_draft_tokens", "--num-draft-tokens", "tokens drafted per step", minimum=1),
         _choice("log_level", "--log-level", "log level",
                 "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),

@@ -13,6 +13,11 @@ from llamactl.errors import ValidationFailed
 from llamactl.instances.models import OptionValue
 
 Kind = Literal["int", "float", "bool", "str", "choice", "str_list"]
+# What an option's value names on the host, for the path policy (security/file_options.py):
+# a file or a folder the backend opens; "files": several, a list whose items may also be
+# comma-separated (llama-server's --lora); "file_or_text": a file when one is there, else the
+# text itself (vLLM's --chat-template).
+PathKind = Literal["file", "dir", "files", "file_or_text"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +32,12 @@ class OptionSpec:
     false_flag: str | None = None
     # For choices that also take a JSON boolean (flash_attn: true -> "on").
     bool_aliases: tuple[str, str] | None = None
+    # Set when the value names a file or folder: only admins choose one outside
+    # instances.model_dirs, and no one one inside llamactl's data dir (issue 27).
+    names_path: PathKind | None = None
+    # A folder llamactl gives each instance under its data dir when the option is left out
+    # (llama-server's --slot-save-path): only an admin may choose another.
+    instance_folder: bool = False
 
 
 def int_option(name: str, flag: str, help: str, minimum: float | None = None) -> OptionSpec:
@@ -45,6 +56,11 @@ def str_option(name: str, flag: str, help: str) -> OptionSpec:
     return OptionSpec(name, flag, "str", help)
 
 
+def path_option(name: str, flag: str, help: str, names: PathKind = "file") -> OptionSpec:
+    """A string option whose value names a file or folder on the host."""
+    return OptionSpec(name, flag, "str", help, names_path=names)
+
+
 def choice_option(name: str, flag: str, help: str, *choices: str) -> OptionSpec:
     return OptionSpec(name, flag, "choice", help, choices=choices)
 
@@ -57,6 +73,11 @@ class OptionTable:
     @property
     def by_name(self) -> Mapping[str, OptionSpec]:
         return {spec.name: spec for spec in self.options}
+
+    @property
+    def path_options(self) -> tuple[OptionSpec, ...]:
+        """The options whose values name files or folders (the path policy checks them)."""
+        return tuple(spec for spec in self.options if spec.names_path is not None)
 
     def validate(self, options: Mapping[str, Any]) -> dict[str, OptionValue]:
         return validate_options(self, options)

@@ -33,6 +33,7 @@ from llamactl.backends.option_table import bool_option as _bool
 from llamactl.backends.option_table import choice_option as _choice
 from llamactl.backends.option_table import float_option as _float
 from llamactl.backends.option_table import int_option as _int
+from llamactl.backends.option_table import path_option as _path
 from llamactl.backends.option_table import str_option as _str
 from llamactl.config import BackendSettings, DockerConfig
 from llamactl.instances.models import InstanceRecord, InstanceSpec
@@ -78,11 +79,14 @@ TABLE = OptionTable(
                 "auto", "fp8", "fp8_e5m2", "fp8_e4m3"),
         _bool("enforce_eager", "--enforce-eager", "no CUDA graphs"),
         _bool("trust_remote_code", "--trust-remote-code", "run the model repo's own code"),
-        _str("download_dir", "--download-dir", "where Hugging Face models are downloaded"),
+        _path("download_dir", "--download-dir", "where Hugging Face models are downloaded",
+              "dir"),
         _int("seed", "--seed", "random seed"),
         _bool("enable_prefix_caching", "--enable-prefix-caching", "reuse cached prefixes",
               "--no-enable-prefix-caching"),
-        _str("chat_template", "--chat-template", "chat template file or string"),
+        # vLLM opens the value as a file first, and takes it as the template if none is there.
+        _path("chat_template", "--chat-template", "chat template file or string",
+              "file_or_text"),
         _str("served_model_name", "--served-model-name",
              "the model's name in answers (default: the instance's name)"),
     ),

@@ -83,9 +83,11 @@ def list_instances(client: Client, output: str, quiet: bool) -> None:
         return
     if echoed_as_data(found, output):
         return
-    echo_table(["NAME", "STATUS", "PORT", "PID", "UPTIME", "MODEL"], [
+    # LAST ERROR: why a failed instance failed, e.g. llama-server's "invalid magic" (issue 27).
+    echo_table(["NAME", "STATUS", "PORT", "PID", "UPTIME", "MODEL", "LAST ERROR"], [
         [i.name, i.status, i.port, i.pid or "-",
-         humanize_seconds(i.stats.uptime) if i.pid else "-", i.model_path]
+         humanize_seconds(i.stats.uptime) if i.pid else "-", i.model_path,
+         i.last_error if i.status == "failed" and i.last_error else "-"]
         for i in found
     ], status_column=1)
 

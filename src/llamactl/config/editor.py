@@ -7,9 +7,11 @@ scalars replaced; ``null`` sets null), validated whole with the same ``Settings`
 fsync, atomic rename). The running server keeps its settings: a restart applies them.
 
 Secrets are every key named ``secret``, ``password``, ``api_key`` or ending in ``_secret``,
-``_hash`` or ``_password`` (today ``auth.secret`` and ``auth.users[].password_hash``). They
-read as ``"***"``; a PUT that sends ``"***"`` back keeps the file's value (list items are
-matched by ``username``, or ``name``), so a client may PUT what it got from GET.
+``_hash`` or ``_password`` (today ``auth.secret`` and ``auth.users[].password_hash``), and
+every value of an ``environment`` map (``backends.*.docker.environment``: an ``HF_TOKEN``
+goes there). They read as ``"***"``; a PUT that sends ``"***"`` back keeps the file's value
+(list items are matched by ``username``, or ``name``; variables by name), so a client may PUT
+what it got from GET.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from llamactl.errors import Conflict, StartupError, ValidationFailed
 REDACTED = "***"
 _SECRET_NAMES = frozenset({"secret", "password", "api_key"})
 _SECRET_SUFFIXES = ("_secret", "_hash", "_password")
+# Maps whose every value may be a secret (issue 27): their names stay readable.
+_SECRET_MAPS = frozenset({"environment"})
 _ITEM_KEYS = ("username", "name")  # what identifies an item of a list, for its secrets
 # What flags and LLAMACTL_* variables can set: they beat the file, now and after a restart.
 _OVERRIDABLE = (("server", "host"), ("server", "port"), ("data_dir",))
@@ -50,11 +54,18 @@ def is_secret(key: str) -> bool:
 def redact(document: Any) -> Any:
     """A copy of ``document`` with every set secret replaced by ``"***"``."""
     if isinstance(document, dict):
-        return {key: REDACTED if is_secret(key) and value is not None else redact(value)
+        return {key: REDACTED if is_secret(key) and value is not None
+                else redact_values(value) if key in _SECRET_MAPS and isinstance(value, dict)
+                else redact(value)
                 for key, value in document.items()}
     if isinstance(document, list):
         return [redact(item) for item in document]
     return document
+
+
+def redact_values(variables: dict[str, Any]) -> dict[str, Any]:
+    """An environment map with its names and without its values."""
+    return dict.fromkeys(variables, REDACTED)
 
 
 def restore_secrets(patch: Any, existing: Any, where: str = "") -> None:
@@ -64,16 +75,26 @@ def restore_secrets(patch: Any, existing: Any, where: str = "") -> None:
             path = f"{where}.{key}" if where else str(key)
             old = existing.get(key) if isinstance(existing, dict) else None
             if value == REDACTED and is_secret(key):
-                if old is None:
-                    raise ValidationFailed(f"{path} is '***' but there is no secret to keep",
-                                           f"{path}: '***' stands for no existing value")
-                patch[key] = old
+                patch[key] = kept_secret(old, path)
+            elif key in _SECRET_MAPS and isinstance(value, dict):
+                variables = old if isinstance(old, dict) else {}
+                for name, given in value.items():
+                    if given == REDACTED:
+                        value[name] = kept_secret(variables.get(name), f"{path}.{name}")
             else:
                 restore_secrets(value, old, path)
     elif isinstance(patch, list):
         olds = existing if isinstance(existing, list) else []
         for index, item in enumerate(patch):
             restore_secrets(item, _same_item(item, olds), f"{where}.{index}")
+
+
+def kept_secret(old: Any, path: str) -> Any:
+    """The value a ``"***"`` stands for: the one already there."""
+    if old is None:
+        raise ValidationFailed(f"{path} is '***' but there is no secret to keep",
+                               f"{path}: '***' stands for no existing value")
+    return old
 
 
 def _same_item(item: Any, olds: list[Any]) -> Any:

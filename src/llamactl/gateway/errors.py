@@ -9,6 +9,7 @@ from llamactl.errors import (
     InstanceNotRunning,
     InsufficientMemory,
     LlamactlError,
+    ModelNotFound,
     StartFailed,
     TokenExpired,
     Unauthorized,
@@ -33,6 +34,10 @@ class GatewayError(Exception):
                                      "param": None, "code": self.code}}).encode()
 
 
+START_FAILED_MESSAGE = ("The model could not be started; its last_error and logs in "
+                        "llamactl's API say why")
+
+
 def model_not_found(model: str) -> GatewayError:
     return GatewayError(404, f"The model '{model}' does not exist", "invalid_request_error",
                         "model_not_found")
@@ -52,9 +57,14 @@ def from_domain(error: LlamactlError) -> GatewayError:
     """llamactl's own errors, as an OpenAI client expects to see them."""
     if isinstance(error, TokenExpired | Unauthorized):
         return GatewayError(401, error.message, "authentication_error", "invalid_api_key")
+    # Issue 27: a failed start's reason and the backend's last log lines hold absolute paths
+    # and its whole command line, and any inference key may ask. They stay for /api callers
+    # with a role (the instance's last_error and logs, a start's 502).
     if isinstance(error, StartFailed):
-        reason = f"{error.message}: {error.details}" if error.details else error.message
-        return GatewayError(503, reason, "server_error", "model_start_failed")
+        return GatewayError(503, START_FAILED_MESSAGE, "server_error", "model_start_failed")
+    if isinstance(error, ModelNotFound):
+        return GatewayError(400, "The model's file is missing where it was to run",
+                            "invalid_request_error", "model_not_found")
     if isinstance(error, CapacityExhausted):
         return GatewayError(503, f"{error.message} ({error.details})", "server_error",
                             "capacity_exhausted", dict(error.headers or {}))

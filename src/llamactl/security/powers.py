@@ -15,12 +15,16 @@ from llamactl.security.service import Principal
 POWERFUL_FIELDS = ("environment", "extra_args")
 
 
-def check_powerful_fields(principal: Principal, body: object) -> None:
-    """``body``: a create or update request (its ``environment`` and ``extra_args``)."""
+def check_powerful_fields(principal: Principal, body: object,
+                          current: object | None = None) -> None:
+    """``body``: a create or update request (its ``environment`` and ``extra_args``);
+    ``current``: for an update, the instance's spec (a field sent back unchanged sets
+    nothing, so an operator's edit form may send what it read)."""
     if allows(principal.role, "admin"):
         return
     for name in POWERFUL_FIELDS:
-        if getattr(body, name):
+        value = getattr(body, name)
+        if value and (current is None or value != getattr(current, name)):
             raise Forbidden(f"Setting {name} needs the admin role; you are {principal.role}",
                             f"{name}: only an admin may set it (it decides what the backend "
                             "process runs)")

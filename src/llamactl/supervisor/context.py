@@ -9,6 +9,7 @@ from pathlib import Path
 from llamactl.config import BackendsConfig, InstancesConfig
 from llamactl.events import EventHub
 from llamactl.instances.models import InstanceRecord
+from llamactl.security.file_options import FilePolicy
 from llamactl.store.instances import InstanceRepository
 from llamactl.supervisor.host import LocalHost, ProcessHost
 from llamactl.supervisor.memory import MemoryEstimator
@@ -34,6 +35,13 @@ class OwnerContext:
     # Memory estimates (issue 20), one cache for the app: the API's instance JSON, the capacity
     # keeper and the Ray placement share it; the monitoring service tells it the GPUs.
     estimator: MemoryEstimator = field(default_factory=MemoryEstimator)
+    # llamactl's own places, which no option may name (security/file_options.py).
+    data_dir: Path | None = None
+    config_path: Path | None = None
+
+    @property
+    def file_policy(self) -> FilePolicy:
+        return FilePolicy(self.data_dir, self.config_path, self.config.model_dirs)
 
     def log_path(self, name: str) -> Path:
         return self.logs_dir / f"{name}.log"

@@ -284,7 +284,8 @@ def _exited(step: _Step, message: t.Exited) -> None:
         step.launch(retry=False)
     elif status == "starting" and not step.s.retrying:
         step.emit(t.Log("error", f"{exit_line} while loading"))
-        step.fail(f"start failed: process {message.what} before it was ready")
+        cause = f": {message.cause}" if message.cause else ""
+        step.fail(f"start failed: process {message.what} before it was ready{cause}")
     else:
         step.emit(t.Log("error", f"{exit_line} unexpectedly"))
         step.crashed(f"process {message.what}")

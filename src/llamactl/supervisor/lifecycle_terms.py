@@ -130,6 +130,7 @@ class AdoptFailed:
 class Exited:
     pid: int | None
     what: str  # "exited with code 1", "was killed by SIGKILL", ...
+    cause: str | None = None  # the backend's first error since it started, if any
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ _RANK = {level: rank for rank, level in enumerate(LEVELS)}
 _LETTER: dict[str, Level] = {"D": "debug", "I": "info", "W": "warn", "E": "error"}
 _LETTER_OF: dict[Level, str] = {v: k for k, v in _LETTER.items()}
 
+MAX_CAUSE_CHARS = 300  # of a failed start's cause, in last_error
 _OWN = re.compile(r"^\[llamactl\] (\S+) ([DIWE]) (.*)$")
 _BASE = re.compile(r"^(?:started pid \d+|log rotated; process started (\S+))")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -208,6 +209,24 @@ def last_messages(path: Path, count: int = 20, *, line_format: LineFormat) -> li
             break
     parser = LineParser(datetime.now(UTC), line_format)
     return [e.message for e in map(parser.parse, reversed(picked)) if e is not None]
+
+
+def first_error_of_run(path: Path, *, line_format: LineFormat,
+                       limit: int = 2000) -> str | None:
+    """The first error the backend logged since its last start: the cause of a failed start
+    (llama-server's "invalid magic characters", "error loading model: ..."), which the lines
+    after it only echo. Issue 27: "exited with code 1" alone sent people to the log."""
+    run: list[str] = []
+    for raw in _lines_backward(log_files(path, 0)):
+        if _is_base(raw) or len(run) >= limit:
+            break
+        run.append(raw)
+    for raw in reversed(run):
+        line = _ANSI.sub("", raw.rstrip("\r\n"))
+        parsed = None if _OWN.match(line) else line_format(line)
+        if parsed is not None and parsed.level == "error" and parsed.message.strip():
+            return parsed.message.strip()[:MAX_CAUSE_CHARS]
+    return None
 
 
 async def follow(

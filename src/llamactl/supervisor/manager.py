@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from llamactl.backends import backend_named
+from llamactl.backends.base import check_model_file
 from llamactl.backends.docker import check_docker
 from llamactl.errors import (
     Conflict,
@@ -34,6 +35,7 @@ from llamactl.errors import (
 from llamactl.instances.changes import InstanceChanges, NewInstance
 from llamactl.instances.model_paths import check_model_path
 from llamactl.instances.models import InstanceRecord, InstanceSpec
+from llamactl.security.file_options import check_new_options
 from llamactl.supervisor import logs
 from llamactl.supervisor import messages as m
 from llamactl.supervisor.admission import CapacityKeeper
@@ -150,11 +152,14 @@ class InstanceManager:
 
     # ---- create, update, delete ----
 
-    async def create(self, body: NewInstance) -> InstanceOwner:
+    async def create(self, body: NewInstance, *, admin: bool = False) -> InstanceOwner:
+        """``admin``: the caller may name files outside instances.model_dirs."""
         backend = backend_named(body.backend)
         options = backend.validate_options(body.options)
+        check_new_options(backend.table, options, self._ctx.file_policy, admin=admin)
         backend.check_extra_args(body.extra_args or [])
         check_model_path(body.model_path, backend.model_files_only, self._ctx.config.model_dirs)
+        await asyncio.to_thread(check_model_file, backend, body.model_path)  # its header
         check_docker(body.backend, body.docker, self._ctx.backends)
         async with self._lock:
             if body.name in self._owners:
@@ -178,7 +183,8 @@ class InstanceManager:
             owner.run()
             return owner
 
-    async def update(self, name: str, body: InstanceChanges, *, restart: bool) -> bool:
+    async def update(self, name: str, body: InstanceChanges, *, restart: bool,
+                     admin: bool = False) -> bool:
         """Apply the update; True when the instance runs on its old settings until restarted."""
         owner = self.owner(name)
         given = body.given
@@ -198,12 +204,16 @@ class InstanceManager:
         new_backend = "backend" in given
         if "options" in given or new_backend:
             options = backend.validate_options(options)
+            set_now = options if new_backend else {k: v for k, v in options.items()
+                                                    if k in (body.options or {})}
+            check_new_options(backend.table, set_now, self._ctx.file_policy, admin=admin)
         if body.extra_args is not None or new_backend:
             backend.check_extra_args(owner.record.spec.extra_args if body.extra_args is None
                                      else body.extra_args)
         if body.model_path is not None or new_backend:
-            check_model_path(body.model_path or owner.record.spec.model_path,
-                             backend.model_files_only, self._ctx.config.model_dirs)
+            path = body.model_path or owner.record.spec.model_path
+            check_model_path(path, backend.model_files_only, self._ctx.config.model_dirs)
+            await asyncio.to_thread(check_model_file, backend, path)
         if "docker" in given or new_backend:
             check_docker(backend.name, body.docker if "docker" in given
                          else owner.record.spec.docker, self._ctx.backends)

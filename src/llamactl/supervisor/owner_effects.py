@@ -25,7 +25,7 @@ from llamactl.supervisor import messages as m
 from llamactl.supervisor.container import ContainerProcess, adopt_process
 from llamactl.supervisor.context import OwnerContext
 from llamactl.supervisor.host import BackendProcess, PlacementError, SpawnRequest
-from llamactl.supervisor.launching import REFUSALS, LaunchError, check_launchable
+from llamactl.supervisor.launching import REFUSALS, LaunchError, check_launchable, launched_record
 from llamactl.supervisor.leases import Lease, LeaseBook
 from llamactl.supervisor.process import SpawnError, describe_exit
 from llamactl.supervisor.stats import ProcessStats
@@ -127,7 +127,10 @@ class EffectRunner:
         runtime.pid = runtime.pid_start_time = runtime.serving_port = None
         runtime.started_at = runtime.node = None
         self.stats.reset(None)
-        return t.Exited(pid=handle.pid if handle else None, what=what)
+        lines = self._backend().parse_log_line  # a failed start's cause, in last_error
+        cause = logs.first_error_of_run(self.log_path, line_format=lines) if (
+            runtime.status == "starting") else None
+        return t.Exited(pid=handle.pid if handle else None, what=what, cause=cause)
 
 
     # ---- carrying out one effect ----
@@ -145,12 +148,14 @@ class EffectRunner:
         runtime, config, host = self.record.runtime, self.ctx.config, self.ctx.host
         try:
             backend = self._backend()
-            argv = backend.argv(backend.command(self.ctx.backends), self.record)
-            container = backend.container(self.record)
+            container, launched = backend.container(self.record), self.record
             if container is not None and not host.local:
                 raise LaunchError("an instance in Docker runs on this host, not on Ray nodes")
             if host.local:  # on a Ray node, the node checks (cluster/actor.py)
-                check_launchable(self.record, config.model_dirs, backend.model_files_only)
+                check_launchable(self.record, self.ctx.file_policy, backend)
+                if container is None:  # a folder of this host's data dir
+                    launched = launched_record(self.record, self.ctx.file_policy, backend)
+            argv = backend.argv(backend.command(self.ctx.backends), launched)
             logs.rotate_if_needed(self.log_path, config.log_max_bytes, config.log_backups,
                                   None, live=False)
             self._own_log("info", f"starting: {' '.join(argv)}")

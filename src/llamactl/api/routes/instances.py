@@ -14,6 +14,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from llamactl.api.auth import PrincipalDep
 from llamactl.api.deps import ManagerDep, SettingsDep
+from llamactl.api.hidden import kept_args, kept_environment
 from llamactl.api.instance_requests import InstanceCreate, InstanceUpdate, StopBody
 from llamactl.api.paths import INSTANCE_PARAMETER as NAME
 from llamactl.api.schemas import (
@@ -34,7 +35,7 @@ from llamactl.api.views import instance_json
 from llamactl.backends import backend_named
 from llamactl.instances.changes import InstanceChanges, NewInstance
 from llamactl.security.powers import check_powerful_fields
-from llamactl.security.roles import role_route
+from llamactl.security.roles import allows, role_route
 from llamactl.supervisor import logs
 from llamactl.supervisor.health import health_report
 
@@ -50,10 +51,16 @@ def _json(content: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(content), status, media_type="application/json")
 
 
+def _admin(principal: PrincipalDep) -> bool:
+    return allows(principal.role, "admin")
+
+
 @router.get("", response_model=InstanceList, summary="List all instances")
-async def list_instances(manager: ManagerDep, settings: SettingsDep) -> Response:
-    config = settings.instances
-    return _json({"instances": [instance_json(o, config) for o in manager.owners()]})
+async def list_instances(manager: ManagerDep, settings: SettingsDep,
+                         principal: PrincipalDep) -> Response:
+    config, secrets = settings.instances, _admin(principal)
+    return _json({"instances": [instance_json(o, config, secrets=secrets)
+                                for o in manager.owners()]})
 
 
 @router.post("", status_code=201, response_model=InstanceCreated, summary="Create an instance",
@@ -62,10 +69,10 @@ async def create_instance(
     body: InstanceCreate, manager: ManagerDep, settings: SettingsDep, principal: PrincipalDep
 ) -> Response:
     check_powerful_fields(principal, body)
-    owner = await manager.create(NewInstance(**body.model_dump()))
+    owner = await manager.create(NewInstance(**body.model_dump()), admin=_admin(principal))
     return _json(
         {"message": "Instance created successfully",
-         "instance": instance_json(owner, settings.instances)},
+         "instance": instance_json(owner, settings.instances, secrets=_admin(principal))},
         201,
     )
 
@@ -87,8 +94,10 @@ async def stop_all(manager: ManagerDep) -> Response:
 
 
 @router.get(f"/{NAME}", response_model=InstanceModel, summary="Get instance details")
-async def get_instance(name: str, manager: ManagerDep, settings: SettingsDep) -> Response:
-    return _json(instance_json(manager.owner(name), settings.instances))
+async def get_instance(name: str, manager: ManagerDep, settings: SettingsDep,
+                       principal: PrincipalDep) -> Response:
+    return _json(instance_json(manager.owner(name), settings.instances,
+                               secrets=_admin(principal)))
 
 
 @router.put(f"/{NAME}", response_model=InstanceUpdated, summary="Update an instance",
@@ -98,11 +107,18 @@ async def update_instance(
     principal: PrincipalDep,
     restart: Annotated[bool, Query(description="restart a running instance now")] = False,
 ) -> Response:
-    check_powerful_fields(principal, body)
+    current = manager.owner(name).record.spec
+    if body.environment:  # a "***" read back keeps its value (api/hidden.py)
+        body.environment = kept_environment(body.environment, current.environment)
+    if body.extra_args:
+        body.extra_args = kept_args(body.extra_args, current.extra_args)
+    check_powerful_fields(principal, body, current)
     changes = InstanceChanges(given=frozenset(body.model_fields_set), **body.model_dump())
-    restart_required = await manager.update(name, changes, restart=restart)
+    restart_required = await manager.update(name, changes, restart=restart,
+                                            admin=_admin(principal))
     answer: dict[str, Any] = {"message": "Instance updated successfully",
-              "instance": instance_json(manager.owner(name), settings.instances)}
+              "instance": instance_json(manager.owner(name), settings.instances,
+                                        secrets=_admin(principal))}
     if restart_required:
         answer["restart_required"] = True
     return _json(answer)

@@ -12,6 +12,7 @@ from llamactl.backends.base import LogLine, Machine, MemoryEstimate, TableBacken
 from llamactl.backends.command_import import CommandSyntax
 from llamactl.backends.llama_cpp import command, log_lines, options
 from llamactl.backends.llama_cpp.binary import packaged_binary, resolve_command
+from llamactl.backends.llama_cpp.gguf_header import gguf_problem
 from llamactl.backends.llama_cpp.help_table import FLAGS as HELP_FLAGS
 from llamactl.backends.llama_cpp.legacy_flags import OLD_SWITCHES, legacy_flag
 from llamactl.backends.llama_cpp.memory import estimate_llama_cpp, read_model_facts
@@ -56,6 +57,9 @@ class LlamaCpp(TableBackend):
 
     def argv(self, prefix: list[str], record: InstanceRecord) -> list[str]:
         return command.build_argv(prefix, record)
+
+    def model_problem(self, model_path: str) -> str | None:
+        return gguf_problem(model_path)
 
     def env(self, record: InstanceRecord, base: Mapping[str, str] | None = None
             ) -> dict[str, str]:

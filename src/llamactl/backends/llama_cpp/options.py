@@ -19,6 +19,7 @@ from llamactl.backends.option_table import bool_option as _bool
 from llamactl.backends.option_table import choice_option as _choice
 from llamactl.backends.option_table import float_option as _float
 from llamactl.backends.option_table import int_option as _int
+from llamactl.backends.option_table import path_option as _path
 from llamactl.backends.option_table import str_option as _str
 from llamactl.instances.models import OptionValue
 
@@ -77,7 +78,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
     # Model behaviour and templates.
     _str("alias", "--alias", "model name reported by the server"),
     _str("chat_template", "--chat-template", "built-in template name or a Jinja template"),
-    _str("chat_template_file", "--chat-template-file", "file holding a Jinja chat template"),
+    _path("chat_template_file", "--chat-template-file", "file holding a Jinja chat template"),
     _bool("jinja", "--jinja", "use the Jinja template engine for chat", "--no-jinja"),
     _choice("reasoning", "--reasoning", "reasoning/thinking in chat", "on", "off", "auto"),
     _choice("reasoning_format", "--reasoning-format", "where reasoning goes",
@@ -86,15 +87,20 @@ OPTIONS: tuple[OptionSpec, ...] = (
     _bool("embedding", "--embedding", "serve only embeddings"),
     _bool("reranking", "--reranking", "serve the reranking endpoint"),
     _choice("pooling", "--pooling", "embedding pooling", "none", "mean", "cls", "last", "rank"),
-    _str("mmproj", "--mmproj", "multimodal projector file"),
-    OptionSpec("lora", "--lora", "str_list", "LoRA adapter files, applied in order"),
-    _str("model_draft", "--spec-draft-model", "draft model for speculative decoding"),
+    _path("mmproj", "--mmproj", "multimodal projector file"),
+    # llama-server also splits each --lora value on commas: every part is a file.
+    OptionSpec("lora", "--lora", "str_list", "LoRA adapter files, applied in order",
+               names_path="files"),
+    _path("model_draft", "--spec-draft-model", "draft model for speculative decoding"),
     _int("draft_max", "--spec-draft-n-max", "tokens to draft for speculative decoding", 0),
     _int("draft_min", "--spec-draft-n-min", "minimum draft tokens", minimum=0),
     _int("gpu_layers_draft", "--spec-draft-ngl", "draft model layers on the GPU", -1),
     # Server behaviour.
     _int("timeout", "--timeout", "server read/write timeout in seconds", minimum=1),
-    _str("slot_save_path", "--slot-save-path", "where slot KV caches are saved"),
+    OptionSpec("slot_save_path", "--slot-save-path", "str",
+               "where slot KV caches are saved (default: a folder of the instance's own "
+               "under the data dir; only an admin may choose another)",
+               names_path="dir", instance_folder=True),
     _bool("webui", "--webui", "serve llama-server's web UI", "--no-webui"),
     _bool("verbose", "--verbose", "log everything (debug level)"),
     _int("log_verbosity", "--log-verbosity", "log verbosity threshold", minimum=0),

@@ -18,7 +18,7 @@ function rowFor(inst) {
   const tr = document.createElement("tr");
   tr.dataset.name = inst.name;
   const model = (inst.model_path || "").split("/").pop();
-  tr.append(cell(inst.name), cell("", "status"), cell(inst.backend), cell(model), cell(inst.port),
+  tr.append(cell(inst.name), cell("", "state"), cell(inst.backend), cell(model), cell(inst.port),
     cell("", "uptime"), cell("", "memory"), cell("", "cpu"), cell(inst.restart_count ?? 0, "restarts"),
     cell(inst.group), cell(nodeText(inst.node), "node"), actionsFor(inst));
   tr.cells[3].title = inst.model_path || "";
@@ -53,11 +53,26 @@ export function setStatus(name, status, lastError) {
   const row = state.rows.get(name);
   if (!row) return;
   row.inst.status = status;
-  const td = row.tr.cells[1];
-  td.textContent = status;
-  td.className = "status status-" + status;
-  td.title = lastError ? "Last error: " + lastError : "";
-  if (lastError) row.tr.cells[0].title = "Last error: " + lastError;
+  const word = document.createElement("span");
+  word.textContent = status;
+  word.className = "status status-" + status;
+  row.tr.cells[1].replaceChildren(word);
+  // Why it failed, as text in the row (issue 27); the feed's event does not carry it.
+  if (status === "failed" && lastError === undefined) {
+    api("GET", "/api/instances/" + encodeURIComponent(name))
+      .then((inst) => { if (row.inst.status === "failed") showError(row, inst.last_error); })
+      .catch(() => {});
+  } else if (status === "failed") {
+    showError(row, lastError);
+  }
+}
+
+function showError(row, lastError) {
+  if (!lastError) return;
+  const text = document.createElement("div");
+  text.className = "last-error";
+  text.textContent = lastError;
+  row.tr.cells[1].append(text);
 }
 
 /** Measured memory beside the estimate: "312.0 MiB / est. 340.0 MiB". */
