@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from llamactl.activity import audit
 from llamactl.activity.record import COLUMNS, Record, rfc3339
 from llamactl.config import ActivityConfig
 from llamactl.errors import StorageUnavailable
@@ -181,6 +182,7 @@ def _prune(db: sqlite3.Connection, cutoff: str, keep: int) -> int:
     db.execute("BEGIN IMMEDIATE")
     try:
         removed = db.execute("DELETE FROM activity WHERE time < ?", (cutoff,)).rowcount
+        removed += audit.prune(db, cutoff)  # the audit log is kept as long
         row = db.execute("SELECT seq FROM activity ORDER BY seq DESC LIMIT 1 OFFSET ?",
                          (keep,)).fetchone()
         if row is not None:

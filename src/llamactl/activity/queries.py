@@ -50,9 +50,10 @@ class ActivityFilter:
         return cls(instance=params.get("instance"), model=params.get("model"),
                    user=params.get("user"), key=params.get("key"),
                    status=status.lower() if status else None,
-                   since=_moment("since", params.get("since")),
-                   until=_moment("until", params.get("until")),
-                   limit=_limit(params.get("limit")), before=decode_cursor(params.get("before")))
+                   since=moment("since", params.get("since")),
+                   until=moment("until", params.get("until")),
+                   limit=page_limit(params.get("limit")),
+                   before=decode_cursor(params.get("before")))
 
     def only_user(self, username: str) -> ActivityFilter:
         """A viewer's view: its own requests, whatever it asked for."""
@@ -176,19 +177,19 @@ def _percentile(values: list[float], percent: int) -> float | None:
     return round(values[index], 3)
 
 
-def _moment(name: str, value: str | None) -> str | None:
+def moment(name: str, value: str | None) -> str | None:
     if value is None:
         return None
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace(" ", "+"))
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace(" ", "+"))
     except ValueError:
         raise _bad(name, "an RFC 3339 time such as 2026-01-31T12:00:00Z") from None
-    if moment.tzinfo is None:
+    if parsed.tzinfo is None:
         raise _bad(name, "an RFC 3339 time with its zone (Z or +hh:mm)")
-    return rfc3339(moment.astimezone(UTC).timestamp())
+    return rfc3339(parsed.astimezone(UTC).timestamp())
 
 
-def _limit(value: str | None) -> int:
+def page_limit(value: str | None) -> int:
     if value is None:
         return DEFAULT_LIMIT
     if not value.isdigit() or not 1 <= int(value) <= MAX_LIMIT:
