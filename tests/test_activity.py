@@ -13,8 +13,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from llamactl import Client, RequestCompleted
 from llamactl.activity.ledger import Ledger
 from llamactl.activity.record import Record
+from llamactl.client._event_models import parse_event
 from llamactl.config import ActivityConfig
 from llamactl.config.file import update_config_file
 from llamactl.events import EventHub
@@ -295,3 +297,34 @@ async def test_retention_prunes_by_age_then_by_count(tmp_path: Path) -> None:
         await ledger.stop()
         await writer.close(5)
         database.close()
+
+
+async def test_the_python_client_lists_summarises_and_exports(
+    make_settings: Any, make_app: Any, model: Path
+) -> None:
+    app: AppHarness = await make_app(make_settings())
+    await create(app, "a", model)
+    for _ in range(3):
+        answer = await app.client.post("/v1/completions", json={"model": "a", **PROMPT})
+        assert answer.status_code == 200
+    expected = await records(app, 3)
+
+    def use_the_client() -> tuple[Any, Any, Any, bytes]:
+        with Client(str(app.client.base_url)) as client:
+            first = client.list_activity(limit=2, instance="a")
+            second = client.list_activity(limit=2, before=first.next)
+            groups = client.activity_summary("instance")
+            out = io.BytesIO()
+            client.export_activity(out, format="jsonl", instance="a")
+            return first, second, groups, out.getvalue()
+
+    first, second, groups, exported = await asyncio.to_thread(use_the_client)
+    assert [r.id for r in first.items + second.items] == [r["id"] for r in expected]
+    assert second.next is None
+    assert first.items[0].completion_tokens == 5
+    assert [(g.group, g.requests) for g in groups] == [("a", 3)]
+    assert [json.loads(line) for line in exported.splitlines()] == expected
+    event = parse_event(json.dumps({"type": "request_completed", "timestamp":
+                                    "2026-01-01T00:00:00Z", "data": expected[0]}))
+    assert isinstance(event, RequestCompleted)
+    assert event.data["status"] == 200
