@@ -13,9 +13,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from click.testing import CliRunner
+
 from llamactl import Client, RequestCompleted
 from llamactl.activity.ledger import Ledger
 from llamactl.activity.record import Record
+from llamactl.cli import main as cli_main
 from llamactl.client._event_models import parse_event
 from llamactl.config import ActivityConfig
 from llamactl.config.file import update_config_file
@@ -328,3 +331,34 @@ async def test_the_python_client_lists_summarises_and_exports(
                                     "2026-01-01T00:00:00Z", "data": expected[0]}))
     assert isinstance(event, RequestCompleted)
     assert event.data["status"] == 200
+
+
+async def test_the_command_line_shows_activity_and_usage(
+    make_settings: Any, make_app: Any, model: Path, tmp_path: Path, monkeypatch: Any
+) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cli-config"))  # no saved token
+    app: AppHarness = await make_app(make_settings())
+    await create(app, "a", model)
+    answer = await app.client.post("/v1/completions", json={"model": "a", **PROMPT})
+    refused = await app.client.post("/v1/completions", json={"model": "nope", **PROMPT})
+    expected = await records(app, 2)
+    url = str(app.client.base_url)
+
+    def run(*args: str) -> str:
+        result = CliRunner().invoke(cli_main, [*args, "--url", url])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    table = await asyncio.to_thread(run, "activity", "--since", "1h")
+    lines = table.splitlines()
+    assert lines[0].startswith("TIME")
+    assert "200" in lines[1]
+    assert "+5" in lines[1]
+    assert "404 model_not_found" in lines[2]
+    as_json = json.loads(await asyncio.to_thread(run, "activity", "--instance", "a",
+                                                 "-o", "json"))
+    assert [r["id"] for r in as_json] == [answer.headers["x-request-id"]]
+    by_model = await asyncio.to_thread(run, "usage", "--by", "model")
+    assert by_model.splitlines()[0].startswith("MODEL")
+    assert {line.split()[0] for line in by_model.splitlines()[1:]} == {"a", "nope"}
+    assert refused.headers["x-request-id"] == expected[0]["id"]
