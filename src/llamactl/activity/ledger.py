@@ -132,10 +132,11 @@ class Ledger:
 
     async def _write_batch(self) -> bool:
         """Write the oldest records; False when nothing was taken."""
-        batch = [row.row() for row in _head(self._queue, BATCH)]
+        batch = _head(self._queue, BATCH)
         if not batch:
             return False
-        await self.writer.read(lambda db: _insert(db, batch))
+        # Rows are made on the writer's thread: ~2,000 at a time would stall the loop.
+        await self.writer.read(lambda db: _insert(db, [record.row() for record in batch]))
         for _ in batch:
             self._queue.popleft()
         self.written += len(batch)
