@@ -97,9 +97,12 @@ def test_keys_commands(tmp_path: Path) -> None:
     key = created.stdout.strip()
     assert key.startswith("llk_")
     listed = llamactl("keys", "list", *where).stdout
-    assert listed.startswith("ci\t")
-    assert "a,b" in listed
-    assert "2099-01-01T00:00:00Z" in listed
+    header, row = listed.splitlines()
+    assert header.split() == ["NAME", "PREFIX", "INSTANCES", "EXPIRES", "LAST", "USED"]
+    assert row.startswith("ci ")
+    assert "a,b" in row
+    assert "2099-01-01 00:00 UTC" in row
+    assert row.endswith("never")
     assert key not in listed
     assert llamactl("keys", "revoke", "ci", *where).returncode == 0
     assert llamactl("keys", "revoke", "ci", *where).returncode == 3  # not found

@@ -128,3 +128,14 @@ async def test_event_stream_is_never_compressed_and_still_streams(app: AppHarnes
 ])
 def test_accept_encoding_is_read_as_rfc_9110_says(header: bytes, accepted: bool) -> None:
     assert accepts_gzip([(b"accept-encoding", header)]) is accepted
+
+
+async def test_the_favicon_is_served_where_browsers_ask_for_it(app: AppHarness) -> None:
+    html = (await app.client.get("/")).text
+    linked = re.search(r'<link rel="icon" type="image/svg\+xml" href="([^"]+)">', html)
+    assert linked is not None
+    for url in (linked.group(1), "/favicon.ico"):
+        answer = await app.client.get(url)
+        assert answer.status_code == 200, url
+        assert answer.headers["content-type"] == "image/svg+xml"
+        assert answer.content.startswith(b"<svg")

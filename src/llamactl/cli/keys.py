@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import click
 
 from llamactl.cli.local_options import CONFIG_OPTION, DATA_DIR_OPTION, fail_with
-from llamactl.cli.output import OUTPUT_OPTION, ROOT_TOKEN, ROOT_URL, echo_data
+from llamactl.cli.output import OUTPUT_OPTION, ROOT_TOKEN, ROOT_URL, echo_data, echo_table
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -146,12 +146,31 @@ def keys_list(quiet: bool, url: str | None, token: str | None, config_path: Path
             click.echo(info["name"])
     elif output != "table":
         echo_data(listed, output)
+    elif not listed:
+        click.echo("no keys", err=True)
     else:
-        for info in listed:
-            scope = ",".join(info["instances"]) if info["instances"] is not None else "*"
-            expiry = "expired" if info["expired"] else "expires"
-            click.echo(f"{info['name']}\t{info['prefix']}…\t{scope}\t"
-                       f"{expiry}={info['expires_at']}\tlast_used={info['last_used_at']}")
+        echo_table(["NAME", "PREFIX", "INSTANCES", "EXPIRES", "LAST USED"],
+                   [[info["name"], f"{info['prefix']}…", _scope(info), _expiry(info),
+                     _moment(info["last_used_at"]) or "never"] for info in listed])
+
+
+def _scope(info: dict[str, Any]) -> str:
+    return ",".join(info["instances"]) if info["instances"] is not None else "all"
+
+
+def _expiry(info: dict[str, Any]) -> str:
+    when = _moment(info["expires_at"])
+    if when is None:
+        return "never"
+    return f"{when} (expired)" if info["expired"] else when
+
+
+def _moment(value: Any) -> str | None:
+    """An RFC 3339 instant as a person reads it, in UTC to the minute."""
+    if not value:
+        return None
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).strftime(
+        "%Y-%m-%d %H:%M UTC")
 
 
 @keys.command("revoke")

@@ -60,8 +60,9 @@ def serve(host: str | None, port: int | None, config_path: Path | None,
     where = loaded.config_path if loaded.config_file_exists else "none (built-in defaults)"
     click.echo(f"llamactl: config file: {where}", err=True)
     click.echo(f"llamactl: data dir: {settings.data_dir}", err=True)
-    click.echo(f"llamactl: listening on http://{settings.server.host}:{settings.server.port}/api",
-               err=True)
+    base = f"http://{settings.server.host}:{settings.server.port}"
+    click.echo(f"llamactl: listening on {base}/api", err=True)
+    click.echo(f"llamactl: dashboard at {base}/ (OpenAI-compatible API at {base}/v1)", err=True)
     run_server(settings, prepared, log_level, loaded.config_path)
 
 

@@ -84,12 +84,17 @@ def _answer(request: Request, asset: Asset, cache_control: str) -> Response:
 
 
 def install_dashboard(app: FastAPI) -> None:
-    """``GET /`` and ``/ui/static/<version>/*``. Public, like ``/docs``: the page holds no
-    data."""
+    """``GET /``, ``/favicon.ico`` and ``/ui/static/<version>/*``. Public, like ``/docs``:
+    the page holds no data."""
 
     @app.get("/", include_in_schema=False)
     async def dashboard(request: Request) -> Response:
         return _answer(request, page(), REVALIDATE)
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon(request: Request) -> Response:
+        # Asked for by browsers and tools that never read the page's <link rel="icon">.
+        return _answer(request, assets()["favicon.svg"], REVALIDATE)
 
     @app.get(STATIC_URL + "{version}/{name}", include_in_schema=False)
     async def dashboard_asset(version: str, name: str, request: Request) -> Response:
