@@ -10,16 +10,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import csv
-import io
 import re
 import sqlite3
 import statistics
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
-
-import orjson
 
 from llamactl.activity.record import COLUMNS, FIELDS, from_row, rfc3339
 from llamactl.errors import ValidationFailed
@@ -131,25 +127,42 @@ def export_page(db: sqlite3.Connection, query: ActivityFilter,
     the end). Built on the writer's thread, in one go per page: an export of a million
     records costs a few seconds, not minutes."""
     where, values = query.where()
-    rows = db.execute(f"{_SELECT}{where} ORDER BY seq DESC LIMIT ?",
-                      [*values, query.limit]).fetchall()
+    line = _CSV_LINE if format == "csv" else _JSON_LINE
+    rows = db.execute(f"SELECT seq, {line} FROM activity{where} "  # noqa: S608
+                      "ORDER BY seq DESC LIMIT ?", [*values, query.limit]).fetchall()
     below = rows[-1][0] if len(rows) == query.limit else None
-    if format == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerows(csv_row(row[1:]) for row in rows)
-        return out.getvalue().encode(), below
-    return b"".join(orjson.dumps(from_row(row[1:])) + b"\n" for row in rows), below
+    return "".join(row[1] for row in rows).encode(), below
 
 
 CSV_HEADER = ",".join(FIELDS).encode() + b"\n"
-_PRINCIPAL = COLUMNS.index("principal_kind")
+_TEXT = frozenset({"id", "time", "kind", "method", "endpoint", "model", "instance", "node",
+                   "error_code", "client", "user_agent"})
+_BOOLEANS = frozenset({"stream", "cancelled"})
 
 
-def csv_row(row: tuple[Any, ...]) -> list[Any]:
-    """A row of ``COLUMNS`` in ``FIELDS``' order, the principal as ``kind:name``."""
-    kind, name = row[_PRINCIPAL], row[_PRINCIPAL + 1]
-    return [*row[:_PRINCIPAL], f"{kind}:{name or ''}", *row[_PRINCIPAL + 2:]]
+def _csv_field(name: str) -> str:
+    """One CSV field, formatted by SQLite (in C: ten times Python's csv module's speed)."""
+    if name == "principal":
+        return "'\"' || principal_kind || ':' || replace(ifnull(principal_name, ''), '\"', " \
+               "'\"\"') || '\"'"
+    if name in _TEXT:
+        return f"ifnull('\"' || replace({name}, '\"', '\"\"') || '\"', '')"
+    if name in _BOOLEANS:
+        return f"iif({name}, 'True', 'False')"
+    return f"ifnull({name}, '')"
+
+
+def _json_field(name: str) -> str:
+    if name == "principal":
+        return "'principal', json_object('kind', principal_kind, 'name', principal_name)"
+    if name in _BOOLEANS:
+        return f"'{name}', json(iif({name}, 'true', 'false'))"
+    return f"'{name}', {name}"
+
+
+# Each record as one line, made by SQLite: the export's speed (bench/activity.py).
+_CSV_LINE = " || ',' || ".join(_csv_field(name) for name in FIELDS) + " || char(10)"
+_JSON_LINE = f"json_object({', '.join(_json_field(name) for name in FIELDS)}) || char(10)"
 
 
 def summary(db: sqlite3.Connection, by: GroupBy, query: ActivityFilter) -> dict[str, Any]:
