@@ -15,7 +15,7 @@ from typing import Any
 
 from click.testing import CliRunner
 
-from llamactl import Client, RequestCompleted
+from llamactl import AsyncClient, Client, RequestCompleted
 from llamactl.activity.ledger import Ledger
 from llamactl.activity.record import Record
 from llamactl.cli import main as cli_main
@@ -331,6 +331,15 @@ async def test_the_python_client_lists_summarises_and_exports(
                                     "2026-01-01T00:00:00Z", "data": expected[0]}))
     assert isinstance(event, RequestCompleted)
     assert event.data["status"] == 200
+    async with AsyncClient(str(app.client.base_url)) as async_client:
+        page = await async_client.list_activity(limit=2, instance="a")
+        assert [r.id for r in page.items] == [r.id for r in first.items]
+        assert [(g.group, g.requests) for g in await async_client.activity_summary(
+            "instance")] == [("a", 3)]
+        out = io.BytesIO()
+        await async_client.export_activity(out, format="csv", instance="a")
+    assert out.getvalue().splitlines()[0].startswith(b"id,time,kind,")
+    assert len(out.getvalue().splitlines()) == 4
 
 
 async def test_the_command_line_shows_activity_and_usage(
