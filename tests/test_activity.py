@@ -371,3 +371,25 @@ async def test_the_command_line_shows_activity_and_usage(
     assert by_model.splitlines()[0].startswith("MODEL")
     assert {line.split()[0] for line in by_model.splitlines()[1:]} == {"a", "nope"}
     assert refused.headers["x-request-id"] == expected[0]["id"]
+
+
+async def test_a_burst_beyond_the_bound_is_counted_and_alerted_once(tmp_path: Path) -> None:
+    database = open_database(tmp_path / "llamactl.db")
+    hub = EventHub()
+    feed = hub.subscribe()
+    ledger = Ledger(ActivityConfig(), StoreWriter(database), hub, max_pending=2)
+    try:
+        for index in range(5):  # the ledger's task is not running: nothing is written
+            ledger.add(Record(id=f"r{index}", started=time.time(), kind="v1", method="POST",
+                              endpoint="/v1/completions", principal_kind="anonymous",
+                              principal_name=None, status=200))
+        assert ledger.status() == {"enabled": True, "pending": 2, "dropped": 3, "written": 0,
+                                   "error": None}
+        events = [feed.queue.get_nowait() for _ in range(feed.queue.qsize())]
+        alerts = [e for e in events if e.type == "system_alert"]
+        assert len(alerts) == 1
+        assert "dropped" in alerts[0].data["message"]
+        assert [e.data["id"] for e in events if e.type == "request_completed"] == [
+            f"r{index}" for index in range(5)]  # every request is still published live
+    finally:
+        database.close()
