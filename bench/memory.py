@@ -3,7 +3,7 @@
 Starts the packaged llama-server directly (no llamactl in between) on a bigger tiny model
 (12 layers, 256 wide, written on the fly) at three context sizes and two KV cache types, and
 on the quick-start Gemma 3 270M if ``--gemma PATH`` is given (scripts/quickstart writes it to
-models/gemma-3-270m-q4_k_m.gguf). For each case: the estimate (backends/gguf_memory.py),
+models/gemma-3-270m-q4_k_m.gguf). For each case: the estimate (backends/llama_cpp/memory.py),
 the RSS after load (/health answers 200) and after one chat request, and the error of the
 estimate against the larger RSS. Goal: within 15 % on every case. No GPU is used (VRAM is not
 measured here).
@@ -32,7 +32,7 @@ from _common import (
     wait_for,
 )
 
-from llamactl.backends.gguf_memory import MIB, estimate_llama_cpp, read_model_facts
+from llamactl.backends.llama_cpp.memory import MIB, estimate_llama_cpp, read_model_facts
 from llamactl.devtools.tiny_model import Shape, write_tiny_model
 
 GOAL = 0.15

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -162,6 +163,14 @@ def serve_once(data: Path, config: Path, port: int) -> subprocess.CompletedProce
         capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
 
 
+def instance_rows(data: Path) -> list[tuple[Any, ...]]:
+    """What adoption reads: each instance's status, pid and port. (Not the file's bytes: the
+    first server itself writes to it, e.g. its change counter, whenever it commits.)"""
+    with contextlib.closing(sqlite3.connect(data / "llamactl.db")) as db:
+        return db.execute("SELECT name, status, pid, pid_start_time, serving_port "
+                          "FROM instances ORDER BY name").fetchall()
+
+
 def assert_refused_in_one_line(result: subprocess.CompletedProcess[str], words: str) -> None:
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith("llamactl: error: ")
@@ -179,7 +188,7 @@ def test_a_second_server_on_the_same_data_dir_exits_2_and_touches_nothing(
     data = tmp_path / "data"
     with llamactl_server(data, config) as first, first.client() as client:
         before = start_instance(client, "s", model)
-        database = (data / "llamactl.db").read_bytes()
+        recorded = instance_rows(data)
         assert first.process is not None
         # On its own port, and on the first one's port: the data dir is what is refused.
         for port in (free_port(), first.port):
@@ -189,9 +198,30 @@ def test_a_second_server_on_the_same_data_dir_exits_2_and_touches_nothing(
         after = client.get("/api/instances/s").json()
         assert (after["status"], after["pid"]) == ("running", before["pid"])
         assert backend_health(before["port"]) == 200
-        assert (data / "llamactl.db").read_bytes() == database
+        assert instance_rows(data) == recorded
         messages = [e["message"] for e in client.get("/api/instances/s/logs").json()["logs"]]
         assert not any("unexpectedly" in m or "adopted" in m for m in messages), messages
+
+
+def test_deleting_the_lock_file_lets_no_second_server_in(
+    tmp_path: Path, llama_server_bin: str, model: Path
+) -> None:
+    """Issue 27, point 6: what is locked is the data dir itself, not a file in it that
+    anyone may delete (a second server then adopted, and later killed, the first's)."""
+    from llamactl.store.data_dir_lock import LOCK_FILE
+    from tests.support.helpers import free_port
+
+    config = config_file(tmp_path, llama_server_bin)
+    data = tmp_path / "data"
+    with llamactl_server(data, config) as first, first.client() as client:
+        before = start_instance(client, "s", model)
+        (data / LOCK_FILE).unlink()
+        second = serve_once(data, config, free_port())
+        assert_refused_in_one_line(second, f"data dir {data} is in use by another llamactl")
+        assert not (data / LOCK_FILE).exists()  # a refused server writes nothing there
+        after = client.get("/api/instances/s").json()
+        assert (after["status"], after["pid"]) == ("running", before["pid"])
+        assert backend_health(before["port"]) == 200
 
 
 def test_a_server_whose_port_is_taken_exits_2_before_adopting_anything(

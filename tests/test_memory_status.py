@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from llamactl.backends.gguf_memory import MemoryEstimate
+from llamactl.backends.base import MemoryEstimate
 from llamactl.cluster.ray_host import placement_resources
 from llamactl.devtools.tiny_model import Shape, write_tiny_model
 from llamactl.supervisor.memory import VRAM_AUTO_RESERVE

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from llamactl.errors import StartFailed
+from llamactl.supervisor import lifecycle_terms as t
 from llamactl.supervisor import manager as manager_module
 from llamactl.supervisor import messages as m
 from tests.conftest import AppHarness
@@ -40,7 +41,7 @@ async def test_shutdown_while_a_kill_is_pending_stops_and_restarts_nothing(
     owner = app.manager.owner("sick")
     # Failed health checks make the owner kill the process; shutdown is asked for before the
     # exit is seen (both messages wait in the owner's inbox, in that order).
-    owner._post(m.Unhealthy(owner._generation, "health check failed 3 times"))
+    owner._post(m.Noticed(owner._effects.generation, t.Unhealthy("health check failed 3 times")))
     await asyncio.wait_for(owner.shutdown(stop=True), HANG)
     assert owner.closed
     assert owner.status == "stopped"

@@ -76,6 +76,8 @@ async def test_a_held_write_lock_stalls_neither_v1_nor_the_api(
         assert answers > 10
     finally:
         holder.wait(LOCK_SECONDS + 10)
+        if holder.stdout is not None:
+            holder.stdout.close()  # an unclosed pipe is a ResourceWarning, an error here
     # Once the lock is gone, what waited is written.
     for _ in range(200):
         status = (await app.client.get("/api/system/status", headers=admin)).json()

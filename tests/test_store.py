@@ -16,9 +16,25 @@ from llamactl.store.instances import InstanceRepository
 def test_a_new_database_is_migrated_to_the_latest_version(tmp_path: Path) -> None:
     db = open_database(tmp_path / "data" / "llamactl.db")
     assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    # A rollback journal, nothing mapped: see test_storage_immutable.py for why.
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    assert db.execute("PRAGMA mmap_size").fetchone()[0] == 0
     assert migrate(db) == SCHEMA_VERSION  # again: nothing to do
     db.close()
+
+
+def test_a_wal_database_of_an_older_llamactl_is_converted(tmp_path: Path) -> None:
+    path = tmp_path / "llamactl.db"
+    old = sqlite3.connect(path, isolation_level=None)
+    assert old.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal"
+    old.execute("CREATE TABLE kept (x)")
+    old.execute("INSERT INTO kept VALUES (1)")
+    old.close()
+    db = open_database(path)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    assert db.execute("SELECT x FROM kept").fetchall() == [(1,)]
+    db.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["llamactl.db"]  # no -wal, no -shm
 
 
 async def test_records_round_trip(tmp_path: Path) -> None:

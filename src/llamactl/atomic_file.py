@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -27,7 +28,7 @@ def atomic_write(path: Path, text: str, *, mode: int | None = None,
         mode = path.stat().st_mode & 0o777 if exists else NEW_FILE_MODE
     if backup and exists:
         shutil.copy2(path, path.with_name(path.name + ".bak"))
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=_temp_prefix(path), suffix=_TEMP_SUFFIX)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -40,6 +41,34 @@ def atomic_write(path: Path, text: str, *, mode: int | None = None,
             os.unlink(temp)
         raise
     _fsync_dir(path.parent)
+
+
+_TEMP_SUFFIX = ".tmp"
+# tempfile.mkstemp's random part: eight of its letters (lower case, digits, underscore).
+_TEMP_RANDOM = r"[a-z0-9_]{8}"
+
+
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name}."
+
+
+def remove_leftovers(path: Path) -> list[Path]:
+    """Remove the temp files an ``atomic_write`` of ``path`` killed mid-write (kill -9, power
+    loss) left beside it, and say which. Only names of this writer's own pattern
+    (``.<name>.<8 random>.tmp``): nothing else in the directory is touched."""
+    pattern = re.compile(re.escape(_temp_prefix(path)) + _TEMP_RANDOM + re.escape(_TEMP_SUFFIX))
+    removed = []
+    try:
+        candidates = list(path.parent.iterdir())
+    except OSError:
+        return []
+    for candidate in candidates:
+        if pattern.fullmatch(candidate.name) and candidate.is_file() \
+                and not candidate.is_symlink():
+            with contextlib.suppress(FileNotFoundError):
+                candidate.unlink()
+                removed.append(candidate)
+    return removed
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -22,6 +22,7 @@ from llamactl.activity.audit import AuditLog
 from llamactl.activity.ledger import Ledger
 from llamactl.api.deps import Services
 from llamactl.api.middleware import Limits
+from llamactl.atomic_file import remove_leftovers
 from llamactl.config import Settings, is_loopback
 from llamactl.config.editor import ConfigEditor
 from llamactl.errors import StartupError
@@ -75,8 +76,11 @@ async def running_services(settings: Settings, config_path: Path | None,
                          repository=InstanceRepository(connection, writer),
                          events=events, metrics=metrics, host=host),
             reserved_ports=[settings.server.port])
+        if config_path is not None:
+            for leftover in remove_leftovers(config_path):
+                log.warning("removed %s: left by a config write that was interrupted", leftover)
         auth = build_auth(settings, connection, writer, config_path)
-        manager.boot()
+        await manager.boot()
         for stray in manager.remove_stray_containers():
             log.warning("removed container %s: labelled llamactl.instance, but no instance "
                         "runs in it", stray)

@@ -9,6 +9,8 @@ ends ``serve`` before the app exists.
 from __future__ import annotations
 
 import logging
+import re
+import resource
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +71,28 @@ def bind_listeners(host: str, port: int) -> list[socket.socket]:
     return bound
 
 
+FILES_BESIDE_CONNECTIONS = 256  # the database, logs, backends' pipes and connections
+
+
+def raise_open_file_limit(max_connections: int) -> None:
+    """Every client connection is a file descriptor: raise the soft limit to the hard one
+    (a common soft default is 1,024), and say so when ``server.max_connections`` still does
+    not fit, as the cap then cannot keep the API answering."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = max_connections + FILES_BESIDE_CONNECTIONS
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, wanted)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        logging.getLogger(__name__).warning(
+            "server.max_connections is %d but only %d files may be open: lower it to %d",
+            max_connections, soft, max(1, soft - FILES_BESIDE_CONNECTIONS))
+
+
 def run_server(settings: Settings, prepared: Prepared, log_level: str,
                config_path: Path) -> None:
     import uvicorn
@@ -80,6 +104,7 @@ def run_server(settings: Settings, prepared: Prepared, log_level: str,
     )
     # httpx logs every request at INFO: health checks every few seconds would drown the log.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
+    raise_open_file_limit(settings.server.max_connections)
     app = create_app(settings, config_path=config_path)
 
     class Server(uvicorn.Server):
@@ -87,8 +112,43 @@ def run_server(settings: Settings, prepared: Prepared, log_level: str,
             begin_shutdown(app)
             super().handle_exit(sig, frame)
 
+    config = server_config(app, settings.server.host, settings.server.port,
+                           log_level=log_level)  # configures uvicorn's loggers
+    escape_logged_controls()
     try:
-        Server(server_config(app, settings.server.host, settings.server.port,
-                             log_level=log_level)).run(sockets=prepared.sockets)
+        Server(config).run(sockets=prepared.sockets)
     finally:
         prepared.lock.release()
+
+
+# C0 and C1 controls, DEL, and the Unicode line and paragraph separators.
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with each control character written as its escape (``\\n``, ``\\x1b``)."""
+    return _CONTROLS.sub(lambda match: repr(match.group())[1:-1], text)
+
+
+class EscapeControls(logging.Filter):
+    """One log record, one line. A request's path, headers or body end up in log messages
+    (``GET /api/x%0a... -> 404``): a newline in them wrote a forged line of the caller's
+    choosing into llamactl's log, and an escape sequence could rewrite a terminal. The
+    message is escaped once its arguments are in; a traceback that follows stays as is."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        escaped = escape_controls(message)
+        if escaped != message:
+            record.msg, record.args = escaped, None
+        return True
+
+
+def escape_logged_controls() -> None:
+    """Put EscapeControls on every handler that writes llamactl's and uvicorn's log."""
+    loggers = [logging.getLogger(), *(logging.getLogger(name) for name in
+                                      ("uvicorn", "uvicorn.error", "uvicorn.access"))]
+    for logger in loggers:
+        for handler in logger.handlers:
+            if not any(isinstance(f, EscapeControls) for f in handler.filters):
+                handler.addFilter(EscapeControls())

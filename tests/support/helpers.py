@@ -84,8 +84,10 @@ def backend_config(path: Path, command: str | list[str], **instances: Any) -> Pa
 class LlamactlProcess:
     """A real ``llamactl serve`` subprocess."""
 
-    def __init__(self, data_dir: Path, config: Path, port: int):
+    def __init__(self, data_dir: Path, config: Path, port: int,
+                 python: str | Path = sys.executable):
         self.data_dir, self.config, self.port = data_dir, config, port
+        self.python = python  # another venv's, to run llamactl as a user installed it
         self.url = f"http://127.0.0.1:{port}"
         self.log = data_dir.parent / f"llamactl-{port}.out"
         self.process: subprocess.Popen[bytes] | None = None
@@ -94,7 +96,7 @@ class LlamactlProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "llamactl", "serve", "--port", str(self.port),
+                [str(self.python), "-m", "llamactl", "serve", "--port", str(self.port),
                  "--config", str(self.config), "--data-dir", str(self.data_dir)],
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             )

@@ -7,14 +7,50 @@ refused rather than ignored, so a misspelt field is an error the user sees.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    field_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticKnownError, core_schema
 
+from llamactl.backends import backend_names
 from llamactl.instances.models import NAME_PATTERN, RESERVED_NAMES
 
-# The backends an instance may name (backends/__init__.py holds each one's module).
-BackendName = Literal["llama_cpp", "vllm", "mlx_lm"]
+
+class _RegisteredBackend:
+    """A backend's name, checked against the registry (backends/__init__.py) when a request
+    is read, and listed from it in the OpenAPI document: what ``Literal[...]`` of the names
+    would say, without a list here to keep in step."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler
+                                     ) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(_registered,
+                                                            core_schema.str_schema())
+
+    def __get_pydantic_json_schema__(self, schema: CoreSchema, handler: GetJsonSchemaHandler
+                                     ) -> JsonSchemaValue:
+        return {"enum": backend_names(), "type": "string"}
+
+
+def _registered(name: str) -> str:
+    names = backend_names()
+    if name not in names:
+        quoted = [repr(known) for known in names]
+        expected = " or ".join([", ".join(quoted[:-1]), quoted[-1]] if len(quoted) > 1
+                               else quoted)
+        raise PydanticKnownError("literal_error", {"expected": expected})
+    return name
+
+
+# The backends an instance may name: those registered (backends/__init__.py).
+BackendName = Annotated[str, _RegisteredBackend()]
 GROUP_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 

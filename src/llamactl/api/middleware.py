@@ -118,3 +118,32 @@ class Limits:
         key = f"user:{user}" if user else f"addr:{client[0] if client else 'unknown'}"
         limiter = self.intensive if is_intensive(scope["method"], scope["path"]) else self.regular
         return limiter, key
+
+
+class HeadAsGet:
+    """``HEAD`` on any route that answers ``GET`` (``/api`` and the dashboard): the GET's
+    status and headers, no body (RFC 9110, 9.3.2). FastAPI's routes answer GET only, so a
+    HEAD was 405. The app runs the GET; this ends the answer after its head, so an endless
+    stream (events, followed logs) ends too: the app then sees the client as gone. /v1 is
+    the gateway's, which answers HEAD itself."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (scope["type"] != "http" or scope["method"] != "HEAD"
+                or scope["path"] == "/v1" or scope["path"].startswith("/v1/")):
+            await self.app(scope, receive, send)
+            return
+        ended = False
+
+        async def head_only(message: Message) -> None:
+            nonlocal ended
+            if ended:
+                return
+            if message["type"] == "http.response.start":
+                await send(message)
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                ended = True
+
+        await self.app({**scope, "method": "GET"}, receive, head_only)

@@ -77,7 +77,8 @@ def _error(description: str, status: int = 0) -> dict[str, Any]:
 def _document_common_errors(schema: dict[str, Any]) -> None:
     """The answers of the layers around the handlers, on every operation they guard: the rate
     limits (RateLimits), the auth dependency on the /api router, the contract's 404 for an
-    unknown name, the error handlers' 500, and storage that cannot be written (503)."""
+    unknown name, the error handlers' 500, storage that cannot be written (503), and a body
+    over the limit (413, api/head_checks.py)."""
     for path, operations in schema.get("paths", {}).items():
         if path == "/api/auth/login":
             common = _LOGIN_ERRORS
@@ -95,6 +96,9 @@ def _document_common_errors(schema: dict[str, Any]) -> None:
                 responses.setdefault(str(status), _error(description, status))
             if "429" in responses:
                 responses["429"].setdefault("headers", _RETRY_AFTER)
+            if "requestBody" in operation and path.startswith("/api/"):  # HeadChecks
+                responses.setdefault("413", _error(
+                    "PAYLOAD_TOO_LARGE: the body is over server.max_body_size"))
 
 
 def _describe_proxy(schema: dict[str, Any]) -> None:

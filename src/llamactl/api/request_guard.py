@@ -61,11 +61,12 @@ class RequestGuard:
         headers = [(b"content-type", b"application/json"),
                    (b"content-length", str(len(body)).encode())]
         if scope["type"] == "http":
-            await send({"type": "http.response.start", "status": 403, "headers": headers})
+            await send({"type": "http.response.start", "status": refusal.status,
+                        "headers": headers})
             await send({"type": "http.response.body", "body": body})
         elif "websocket.http.response" in scope.get("extensions", {}):
             # Refused before the handshake, with an HTTP answer (uvicorn's denial extension).
-            await send({"type": "websocket.http.response.start", "status": 403,
+            await send({"type": "websocket.http.response.start", "status": refusal.status,
                         "headers": headers})
             await send({"type": "websocket.http.response.body", "body": body})
         else:

@@ -1,7 +1,10 @@
 """The backends llamactl can launch, found by an instance's ``backend`` field. Each one's
 knowledge lives in its own module under this package (``llama_cpp/``, ``vllm.py``,
-``mlx_lm.py``), behind the interface of ``base.py``: nothing else in llamactl names a backend,
-so a fourth is one module and one line here."""
+``mlx_lm.py``), behind the interface of ``base.py``: its option table, command line, log
+lines, settings model (``backends.<name>`` in the config) and memory estimate. Nothing else
+in llamactl names a backend: the config's sections, the API's backend names and the estimate
+route are built from this registry, so a fourth backend is one module and one line here (or
+a ``register_backend`` call)."""
 
 from __future__ import annotations
 
@@ -10,10 +13,35 @@ from llamactl.backends.docker import InDocker, runs_in_docker
 from llamactl.backends.llama_cpp import LLAMA_CPP
 from llamactl.backends.mlx_lm import MLX_LM
 from llamactl.backends.vllm import VLLM
-from llamactl.config import BackendsConfig
+from llamactl.config import (
+    BackendsConfig,
+    register_backend_settings,
+    unregister_backend_settings,
+)
 from llamactl.instances.models import InstanceRecord
 
-BACKENDS: dict[str, Backend] = {backend.name: backend for backend in (LLAMA_CPP, VLLM, MLX_LM)}
+BACKENDS: dict[str, Backend] = {}
+
+
+def register_backend(backend: Backend) -> None:
+    """Instances may name ``backend`` from now on, and the config has its section."""
+    BACKENDS[backend.name] = backend
+    register_backend_settings(backend.name, backend.settings_model,
+                              backend.settings_description)
+
+
+def unregister_backend(name: str) -> None:
+    BACKENDS.pop(name, None)
+    unregister_backend_settings(name)
+
+
+for _builtin in (LLAMA_CPP, VLLM, MLX_LM):
+    register_backend(_builtin)
+
+
+def backend_names() -> list[str]:
+    """The names an instance's ``backend`` may take, in the order they were registered."""
+    return list(BACKENDS)
 
 
 def backend_named(name: str) -> Backend:

@@ -8,20 +8,22 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, TypeVar
 
 from llamactl.backends.command_import import CommandSyntax
 from llamactl.backends.option_table import OptionTable
-from llamactl.config import BackendsConfig
-from llamactl.instances.models import InstanceRecord, OptionValue
+from llamactl.config import BackendsConfig, BackendSettings
+from llamactl.instances.models import InstanceRecord, InstanceSpec, OptionValue
 
 if TYPE_CHECKING:
     from llamactl.backends.docker import Container
 
 Level = Literal["debug", "info", "warn", "error"]
+T = TypeVar("T")
 
 
 class BackendNotFound(Exception):
@@ -35,8 +37,36 @@ class LogLine(NamedTuple):
     at: datetime | None = None  # or its time of day, if it gives that instead
 
 
+@dataclass(frozen=True)
+class MemoryEstimate:
+    ram: int | None  # None: cannot be known (vLLM's host memory)
+    vram: int | None  # None: cannot be known
+
+    def as_json(self) -> dict[str, int | None]:
+        return {"ram": self.ram, "vram": self.vram}
+
+
+class Machine(Protocol):
+    """What a backend's memory estimate may ask of this machine (supervisor/memory.py's
+    ``MemoryEstimator`` answers)."""
+
+    @property
+    def gpus(self) -> tuple[int, ...]:
+        """Each GPU's memory in bytes; () when none can be read."""
+
+    def read_file(self, path: Path, reader: Callable[[Path], T]) -> T | None:
+        """``reader(path)`` once per version of the file (its size and mtime); None when the
+        file is missing or the reader fails (a corrupt or foreign file: unknown, not fatal)."""
+
+
 class Backend(Protocol):
     name: str
+    # Its section of the config, backends.<name>, and that section's line in the reference.
+    settings_model: type[BackendSettings]
+    settings_description: str
+    # POST /api/backends/<name>/estimate's 400 when ``memory`` cannot read the model file;
+    # None: the backend does not estimate from a model file (that route answers 404).
+    unreadable_model: str | None
     table: OptionTable  # its options: llamactl's names, types and the flags they become
     syntax: CommandSyntax  # how its command lines read, to import one
     # GET paths that tell readiness and health, in order: a 404 moves on to the next.
@@ -79,6 +109,10 @@ class Backend(Protocol):
     def container(self, record: InstanceRecord) -> Container | None:
         """The container the instance runs in (backends/docker.py), or None: on this host."""
 
+    def memory(self, spec: InstanceSpec, machine: Machine) -> MemoryEstimate | None:
+        """The memory an instance of this spec will hold, or None where it cannot be known
+        (capacity admits and evicts by it, issue 20)."""
+
 
 class TableBackend:
     """What the backends share: options checked against their table, and their program
@@ -86,9 +120,10 @@ class TableBackend:
 
     name: str
     table: OptionTable
+    unreadable_model: str | None = None
 
     def command(self, settings: BackendsConfig) -> list[str]:
-        command: str | list[str] = getattr(settings, self.name).command
+        command = settings.section(self.name).command
         argv = [command] if isinstance(command, str) else list(command)
         return find_program(argv, f"backends.{self.name}.command")
 
@@ -106,6 +141,9 @@ class TableBackend:
 
     def container(self, record: InstanceRecord) -> Container | None:
         return None  # run on this host; backends/docker.py's InDocker answers otherwise
+
+    def memory(self, spec: InstanceSpec, machine: Machine) -> MemoryEstimate | None:
+        return None  # not known: capacity counts the instance, not its memory
 
 
 def listen_everywhere(argv: list[str]) -> list[str]:

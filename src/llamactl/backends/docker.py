@@ -30,12 +30,19 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from llamactl.backends.base import OWN_ENV_PREFIX, Backend, LogLine, find_program
+from llamactl.backends.base import (
+    OWN_ENV_PREFIX,
+    Backend,
+    LogLine,
+    Machine,
+    MemoryEstimate,
+    find_program,
+)
 from llamactl.backends.command_import import CommandSyntax
 from llamactl.backends.option_table import OptionTable
-from llamactl.config import BackendsConfig, DockerConfig
+from llamactl.config import BackendsConfig, BackendSettings, DockerConfig
 from llamactl.errors import ValidationFailed
-from llamactl.instances.models import InstanceRecord, OptionValue
+from llamactl.instances.models import InstanceRecord, InstanceSpec, OptionValue
 
 LABEL = "llamactl.instance"  # every container llamactl runs carries it: <instance name>
 NAME_PREFIX = "llamactl-"
@@ -46,8 +53,7 @@ def container_name(instance: str) -> str:
 
 
 def docker_settings(backend: str, settings: BackendsConfig) -> DockerConfig:
-    config: DockerConfig = getattr(settings, backend).docker
-    return config
+    return settings.section(backend).docker
 
 
 def runs_in_docker(record: InstanceRecord, settings: BackendsConfig) -> bool:
@@ -136,6 +142,9 @@ class InDocker:
         self.syntax: CommandSyntax = inner.syntax
         self.health_paths: tuple[str, ...] = inner.health_paths
         self.model_files_only: bool = inner.model_files_only
+        self.settings_model: type[BackendSettings] = inner.settings_model
+        self.settings_description: str = inner.settings_description
+        self.unreadable_model: str | None = inner.unreadable_model
 
     def command(self, settings: BackendsConfig) -> list[str]:
         return docker_command(settings)
@@ -184,3 +193,6 @@ class InDocker:
 
     def parse_log_line(self, line: str) -> LogLine | None:
         return self.inner.parse_log_line(line)
+
+    def memory(self, spec: InstanceSpec, machine: Machine) -> MemoryEstimate | None:
+        return self.inner.memory(spec, machine)

@@ -15,6 +15,8 @@ import re
 from collections.abc import Mapping
 from datetime import datetime
 
+from pydantic import Field
+
 from llamactl.backends.base import Level, LogLine, TableBackend, backend_environment
 from llamactl.backends.command_import import CommandSyntax
 from llamactl.backends.option_table import OptionTable
@@ -23,6 +25,7 @@ from llamactl.backends.option_table import choice_option as _choice
 from llamactl.backends.option_table import float_option as _float
 from llamactl.backends.option_table import int_option as _int
 from llamactl.backends.option_table import str_option as _str
+from llamactl.config import BackendSettings, DockerConfig
 from llamactl.instances.models import InstanceRecord
 
 TABLE = OptionTable(
@@ -43,6 +46,17 @@ TABLE = OptionTable(
     reserved_flags=frozenset({"--model", "--host", "--port"}),
 )
 
+class MlxLmBackendConfig(BackendSettings):
+    """How llamactl runs MLX's OpenAI-compatible server (``mlx_lm.server``)."""
+
+    command: str | list[str] = Field(default="mlx_lm.server", description=(
+        "The mlx_lm.server command: a name on PATH, a path, or an argv prefix "
+        "(such as [python, -m, mlx_lm.server])."))
+    docker: DockerConfig = Field(default_factory=DockerConfig, description=(
+        "No image by default: MLX runs on Apple silicon's GPU through macOS's Metal, which no "
+        "container reaches, so Docker is refused unless an image is set here."))
+
+
 _LINE = re.compile(
     r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)(?:,\d+)? - (DEBUG|INFO|WARNING|ERROR|CRITICAL) - (.*)$")
 _LEVELS: dict[str, Level] = {"DEBUG": "debug", "INFO": "info", "WARNING": "warn",
@@ -57,6 +71,8 @@ class MlxLm(TableBackend):
                                           model_flags=frozenset({"--model"}))
     health_paths: tuple[str, ...] = ("/health", "/v1/models")
     model_files_only: bool = False
+    settings_model: type[BackendSettings] = MlxLmBackendConfig
+    settings_description: str = "MLX on Apple silicon (backend: mlx_lm)."
 
     def argv(self, prefix: list[str], record: InstanceRecord) -> list[str]:
         spec = record.spec

@@ -15,9 +15,13 @@ import re
 from collections.abc import Mapping
 from datetime import datetime
 
+from pydantic import Field
+
 from llamactl.backends.base import (
     Level,
     LogLine,
+    Machine,
+    MemoryEstimate,
     TableBackend,
     backend_environment,
     flag_value,
@@ -30,12 +34,32 @@ from llamactl.backends.option_table import choice_option as _choice
 from llamactl.backends.option_table import float_option as _float
 from llamactl.backends.option_table import int_option as _int
 from llamactl.backends.option_table import str_option as _str
-from llamactl.instances.models import InstanceRecord
+from llamactl.config import BackendSettings, DockerConfig
+from llamactl.instances.models import InstanceRecord, InstanceSpec
 
 API_KEY_ENV = "VLLM_API_KEY"
 # An async server that batches many sequences: with no --max-num-seqs on its command line,
 # the gateway keeps this many connections to it (vLLM's own default is higher still).
 DEFAULT_SLOTS = 64
+# vLLM's own default for --gpu-memory-utilization: the share of each GPU it takes at start.
+GPU_UTILIZATION = 0.9
+
+
+class VllmDockerConfig(DockerConfig):
+    image: str | None = Field(default="vllm/vllm-openai:latest", description=(
+        "The image to run; its entrypoint must be vLLM's OpenAI API server, which is given "
+        "'--model <model_path>' and llamactl's flags. null: never in Docker."))
+
+
+class VllmBackendConfig(BackendSettings):
+    """How llamactl runs vLLM's OpenAI-compatible server (``vllm serve``)."""
+
+    command: str | list[str] = Field(default="vllm", description=(
+        "The vllm command: a name on PATH, a path, or an argv prefix; llamactl adds "
+        "'serve <model>' and its flags."))
+    docker: VllmDockerConfig = Field(
+        default_factory=VllmDockerConfig,
+        description="Running vLLM in Docker: the image's entrypoint is vLLM's API server.")
 
 TABLE = OptionTable(
     options=(
@@ -95,6 +119,8 @@ class Vllm(TableBackend):
                                                           "-pp": "--pipeline-parallel-size"})
     health_paths: tuple[str, ...] = ("/health",)
     model_files_only: bool = False
+    settings_model: type[BackendSettings] = VllmBackendConfig
+    settings_description: str = "vLLM (backend: vllm)."
 
     def argv(self, prefix: list[str], record: InstanceRecord) -> list[str]:
         spec = record.spec
@@ -128,6 +154,22 @@ class Vllm(TableBackend):
         level, month, day, hour, minute, second, message = match.groups()
         at = local_time(int(month), int(day), int(hour), int(minute), int(second))
         return LogLine(_LEVELS[level], message, at=at)
+
+    def memory(self, spec: InstanceSpec, machine: Machine) -> MemoryEstimate | None:
+        """vLLM takes gpu_memory_utilization of each GPU it runs on (tensor x pipeline
+        parallel of them) whatever the model: that is its VRAM claim. Its RAM cannot be known
+        from the model reference (often a hub id): null."""
+        if not machine.gpus:
+            return None
+        share = _number(spec.options.get("gpu_memory_utilization"), GPU_UTILIZATION)
+        devices = int(_number(spec.options.get("tensor_parallel_size"), 1)
+                      * _number(spec.options.get("pipeline_parallel_size"), 1))
+        return MemoryEstimate(ram=None, vram=int(share * sum(machine.gpus[:max(devices, 1)])))
+
+
+def _number(value: object, default: float) -> float:
+    """An option's value as validated by the option table (a number), else the default."""
+    return float(value) if isinstance(value, int | float) else default
 
 
 VLLM = Vllm()

@@ -15,6 +15,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+import llamactl.backends  # noqa: F401  (registers the backends' config sections)
 from llamactl.cli.local_options import CONFIG_OPTION, fail_with
 from llamactl.cli.output import OUTPUT_OPTION, ROOT_TOKEN, ROOT_URL, echoed_as_data
 from llamactl.config import LoadedSettings, Settings, load_settings

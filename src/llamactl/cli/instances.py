@@ -140,8 +140,8 @@ def create_instance(client: Client, name: str, model_path: str, port: int | None
 @instances.command("import")
 @click.argument("name", shell_complete=complete_instance_names)
 @click.argument("command", nargs=-1, required=True)
-@click.option("--backend", type=click.Choice(["llama_cpp", "vllm", "mlx_lm"]),
-              default="llama_cpp", show_default=True, help="Whose command line it is.")
+@click.option("--backend", default="llama_cpp", show_default=True,
+              help="Whose command line it is: a backend the server lists (GET /api/backends).")
 @OUTPUT_OPTION
 @with_client
 def import_instance(client: Client, name: str, command: tuple[str, ...], backend: str,

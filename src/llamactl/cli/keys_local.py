@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+import llamactl.backends  # noqa: F401  (registers the backends' config sections)
 from llamactl.cli.local_options import fail_with
 from llamactl.config import load_settings
 from llamactl.errors import LlamactlError

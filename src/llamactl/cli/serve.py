@@ -36,6 +36,7 @@ def serve(host: str | None, port: int | None, config_path: Path | None,
       llamactl serve --port 9000 --data-dir /srv/llamactl
       LLAMACTL_CONFIG=/etc/llamactl.yaml llamactl serve
     """
+    import llamactl.backends  # noqa: F401  (registers the backends' config sections)
     from llamactl.config import load_settings
     from llamactl.serving import prepare_to_serve, run_server
 
@@ -47,6 +48,9 @@ def serve(host: str | None, port: int | None, config_path: Path | None,
         )
         settings = loaded.settings
         _refuse_insecure(settings, loaded.config_path)
+        from llamactl.backends.llama_cpp.memory import require_gguf
+
+        require_gguf()  # a dependency: its absence is said, not a feature quietly off
         if settings.cluster.engine == "ray":  # issue 18: the [ray] extra must be installed
             from llamactl.cluster.settings import require_ray
 

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from llamactl.backends.gguf_memory import MemoryEstimate
+from llamactl.backends.base import MemoryEstimate
 from llamactl.config import ClusterConfig
 from llamactl.supervisor.host import BackendProcess, PlacementError, SpawnRequest
 from llamactl.supervisor.process import SpawnError

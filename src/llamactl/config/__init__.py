@@ -8,8 +8,12 @@ here is a module-level singleton. The names below are the ones the rest of llama
 
 from llamactl.config.backend_settings import (
     BackendsConfig,
+    BackendSettings,
     DockerConfig,
-    LlamaCppBackendConfig,
+    backends_config_model,
+    default_backends,
+    register_backend_settings,
+    unregister_backend_settings,
 )
 from llamactl.config.settings import (
     ActivityConfig,
@@ -36,12 +40,12 @@ from llamactl.config.settings import (
 __all__ = [
     "ActivityConfig",
     "AuthConfig",
+    "BackendSettings",
     "BackendsConfig",
     "ClusterConfig",
     "DockerConfig",
     "EventsConfig",
     "InstancesConfig",
-    "LlamaCppBackendConfig",
     "LoadedSettings",
     "QuotaLimits",
     "RateLimitConfig",
@@ -49,11 +53,15 @@ __all__ = [
     "ServerConfig",
     "Settings",
     "UserEntry",
+    "backends_config_model",
+    "default_backends",
     "default_config_path",
     "default_data_dir",
     "format_validation",
     "is_loopback",
     "load_settings",
     "read_config_file",
+    "register_backend_settings",
     "startup_problem",
+    "unregister_backend_settings",
 ]

@@ -14,9 +14,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    field_validator,
+)
 
-from llamactl.config.backend_settings import BackendsConfig
+from llamactl.config.backend_settings import BackendsConfig, default_backends
 from llamactl.config.sizes import parse_size
 from llamactl.errors import StartupError
 
@@ -37,6 +44,36 @@ class ServerConfig(_Strict):
         "Names a request's Host header may carry (a DNS-rebinding defence). On a loopback "
         "listener, besides localhost, 127.0.0.1 and [::1]; on any other, empty means any "
         "name. \"*\" allows any name."))
+    max_body_size: int = Field(default=2**20, gt=0, description=(
+        "Largest request body /api accepts, in bytes (or a size such as \"4MiB\"); a larger "
+        "one is answered 413 PAYLOAD_TOO_LARGE and read no further. The instance proxy "
+        "(/api/instances/{name}/proxy/...) takes what /v1 takes (64 MiB)."))
+    trusted_proxies: list[str] = Field(default_factory=list, description=(
+        "Addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For and "
+        "X-Forwarded-Proto llamactl believes: the client address they name then counts for "
+        "rate limits, logins and logs. Empty: none, every request is its peer's."))
+
+    @field_validator("max_body_size", mode="before")
+    @classmethod
+    def _size(cls, value: object) -> object:
+        return parse_size(value) if isinstance(value, str) else value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"'{entry}' is not an IP address or a CIDR network") from None
+        return value
+    header_timeout: float = Field(default=10.0, gt=0, description=(
+        "Seconds a connection has to send a request's whole head (the first, and each after "
+        "a keep-alive pause); a slower one is closed."))
+    max_connections: int = Field(default=1000, ge=1, description=(
+        "Open client connections at most; beyond it a new connection is answered 503 and "
+        "closed. Keep it under the process's file-descriptor limit (serve raises its soft "
+        "limit to the hard one)."))
 
 
 class MemoryBudgetConfig(_Strict):
@@ -242,7 +279,8 @@ class Settings(_Strict):
     data_dir: Path = Field(default_factory=default_data_dir, description=(
         "The SQLite database (llamactl.db), instance logs (logs/) and the auth secret. "
         "Default: $XDG_DATA_HOME/llamactl, else ~/.local/share/llamactl."))
-    backends: BackendsConfig = Field(default_factory=BackendsConfig, description=(
+    # SerializeAsAny: dumped as the assembled model (every backend's section), not the base
+    backends: SerializeAsAny[BackendsConfig] = Field(default_factory=default_backends, description=(
         "Settings per backend."))
     instances: InstancesConfig = Field(default_factory=InstancesConfig, description=(
         "Defaults for instances, supervision, capacity, logs and model locations."))

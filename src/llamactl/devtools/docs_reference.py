@@ -21,6 +21,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from llamactl.app import create_app
+from llamactl.config import BackendsConfig, backends_config_model
 from llamactl.config.settings import ENV_KEYS, Settings
 
 # Set outside the settings model (read by ``llamactl serve`` or by the secret's loader).
@@ -39,6 +40,8 @@ def settings_fields(model: type[BaseModel] = Settings,
 
 
 def _model_of(annotation: Any) -> type[BaseModel] | None:
+    if annotation is BackendsConfig:
+        return backends_config_model()  # a section per registered backend
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     return None

@@ -11,6 +11,7 @@ used to drop that header and pass the compressed body, which no client could rea
 from __future__ import annotations
 
 from collections.abc import Iterable
+from http import HTTPStatus
 
 REQUEST_DROP = frozenset({
     b"host", b"authorization", b"content-length", b"connection", b"keep-alive",
@@ -27,6 +28,14 @@ RESPONSE_DROP = frozenset({
 # a reverse proxy in front of llamactl (nginx honours X-Accel-Buffering).
 SSE_REPLACED = frozenset({b"cache-control", b"x-accel-buffering"})
 SSE_HEADERS = ((b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no"))
+
+
+_STATUS_LINES = {s.value: b"HTTP/1.1 %d %s\r\n" % (s.value, s.phrase.encode()) for s in HTTPStatus}
+
+
+def status_line(status: int) -> bytes:
+    """An answer's first line to the client, with the status's reason phrase."""
+    return _STATUS_LINES.get(status) or b"HTTP/1.1 %d \r\n" % status
 
 
 # Added to every request to a backend

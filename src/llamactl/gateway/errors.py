@@ -40,7 +40,10 @@ def model_not_found(model: str) -> GatewayError:
 
 def gateway_refusal(refusal: Refusal) -> GatewayError:
     """The Origin and Host rules' 403 (security/origin.py): code ``forbidden_origin`` or
-    ``forbidden_host``."""
+    ``forbidden_host``; 400 ``invalid_request`` for two Host headers."""
+    if refusal is Refusal.DUPLICATE_HOST:
+        return GatewayError(400, f"{refusal.message}: {refusal.details}",
+                            "invalid_request_error", "invalid_request")
     return GatewayError(403, f"{refusal.message}: {refusal.details}", "permission_error",
                         refusal.value.lower())
 

@@ -17,8 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from http import HTTPStatus
-from typing import Any, Protocol
+from typing import Any
 
 from llamactl.backends import backend_named
 from llamactl.errors import LlamactlError
@@ -27,14 +26,16 @@ from llamactl.gateway.activity_tap import client_of
 from llamactl.gateway.errors import GatewayError, from_domain, gateway_refusal, model_not_found
 from llamactl.gateway.pool import BackendConnection, Framing
 from llamactl.gateway.routing import (
+    KeyNotKnown,
     allowed_method,
     authenticate,
+    authenticate_new_key,
+    local_answer,
     method_not_allowed,
-    model_list,
     model_of,
     with_model,
 )
-from llamactl.gateway.service import Gateway
+from llamactl.gateway.service import Front, Gateway
 from llamactl.request_ids import log_answer, request_id_from
 from llamactl.security.origin import RequestHead, decide
 from llamactl.security.service import ANONYMOUS, Principal
@@ -48,31 +49,12 @@ _REQUEST_DROP, _RESPONSE_DROP, _SSE_REPLACED = (
 _ACCEPT_IDENTITY = b"%s: %s\r\n" % edge.ACCEPT_IDENTITY
 _SSE_ADD = b"".join(name + b": " + value + b"\r\n" for name, value in edge.SSE_HEADERS)
 _NOSNIFF = b"x-content-type-options: nosniff\r\n"  # on every answer, as on /api's
-_STATUS_LINES = {s.value: b"HTTP/1.1 %d %s\r\n" % (s.value, s.phrase.encode()) for s in HTTPStatus}
-
-
-def status_line(status: int) -> bytes:
-    return _STATUS_LINES.get(status) or b"HTTP/1.1 %d \r\n" % status
-
-
-class Front(Protocol):
-    """The client's side of an exchange."""
-
-    @property
-    def keep_alive(self) -> bool:
-        """False once the client or a shutdown asked to close after this answer."""
-
-    def write(self, data: bytes) -> None: ...
-
-    def finish(self, *, reusable: bool) -> None:
-        """The answer is complete; ``reusable`` false closes the connection."""
-
 
 class Exchange:
-    __slots__ = ("_answered", "_body", "_chunked", "_connection", "_framing", "_id_header",
-                 "_lease", "_name", "_out", "_principal", "_retries", "_reusable", "_status",
-                 "_tap", "_task", "finished", "front", "gateway", "headers", "http11", "method",
-                 "path", "request_id", "scheme", "target")
+    __slots__ = ("_admitting", "_answered", "_body", "_chunked", "_connection", "_framing",
+                 "_id_header", "_lease", "_name", "_out", "_principal", "_retries", "_reusable",
+                 "_status", "_tap", "_task", "finished", "front", "gateway", "headers", "http11",
+                 "method", "path", "request_id", "scheme", "target")
 
     def __init__(self, gateway: Gateway, front: Front, method: str, target: bytes, path: str,
                  headers: list[tuple[bytes, bytes]], http11: bool, scheme: str = "http"):
@@ -89,6 +71,7 @@ class Exchange:
         self.request_id = request_id_from(headers)
         self._id_header = b"x-request-id: %b\r\n" % self.request_id.encode("ascii")
         self._principal: Principal = ANONYMOUS
+        self._admitting: list[bytes] | None = None  # a key being looked up; the body held
         self._name = ""
         self._body = b""
         self._lease: Lease | None = None
@@ -114,6 +97,9 @@ class Exchange:
             if refusal is not None:
                 raise gateway_refusal(refusal)
             self._principal = authenticate(self.gateway.auth, self.headers)
+        except KeyNotKnown as unknown:
+            self._admitting = []  # start() holds the body until the store has answered
+            self._task = self.gateway.spawn(self._admit_key(unknown.key))
         except GatewayError as error:
             self.fail(error, reusable=False)
             return False
@@ -125,8 +111,29 @@ class Exchange:
             return False
         return True
 
+    async def _admit_key(self, key: str) -> None:
+        """A key memory does not know (``llamactl keys create`` in another process may have
+        made it a moment ago): asked of the store once before it is refused."""
+        try:
+            found: Principal | GatewayError = await authenticate_new_key(self.gateway.auth, key)
+        except asyncio.CancelledError:
+            self._cancelled()
+            raise
+        except GatewayError as error:
+            found = error
+        held, self._admitting, self._task = self._admitting or [], None, None
+        if isinstance(found, GatewayError):
+            self.fail(found, reusable=False)
+        elif not self.finished:
+            self._principal = found
+            for body in held:
+                self.start(body)
+
     def start(self, body: bytes) -> None:
         """The whole request has arrived."""
+        if self._admitting is not None:  # routed once the key is known
+            self._admitting.append(body)
+            return
         try:
             self._route(body)
         except GatewayError as error:
@@ -142,8 +149,8 @@ class Exchange:
         allowed = allowed_method(self.path)
         if self.method != allowed:
             raise method_not_allowed(allowed)
-        if allowed == "GET":
-            self._answer_locally(principal)
+        if allowed == "GET":  # the model list is llamactl's to answer
+            self._answer_json(200, local_answer(self.path, gateway.manager.owners(), principal))
             return
         model = model_of(body)
         owner = gateway.manager.resolve_model(model)
@@ -163,19 +170,6 @@ class Exchange:
         else:
             self._task = gateway.spawn(self._acquire(owner.name))
 
-    def _answer_locally(self, principal: Principal) -> None:
-        """The model list (``/v1/models`` and ``/v1/models/{id}``) is llamactl's to answer."""
-        path = self.path.rstrip("/")
-        models = model_list(self.gateway.manager.owners(), principal)
-        if path == "/v1/models":
-            self._answer_json(200, models)
-            return
-        wanted = path[len("/v1/models/"):]
-        found = [m for m in models["data"] if m["id"] == wanted]
-        if not found:
-            raise model_not_found(wanted)
-        self._answer_json(200, found[0])
-
     async def _acquire(self, name: str) -> None:
         """Wait for the instance: started on demand, or room made for it within the limits."""
         try:
@@ -185,10 +179,7 @@ class Exchange:
             self.fail(from_domain(error))
             return
         except asyncio.CancelledError:
-            self._task = None
-            if not self.finished:  # not the client leaving: llamactl is stopping
-                self.fail(GatewayError(503, "llamactl is shutting down", "server_error",
-                                       "shutting_down"))
+            self._cancelled()
             raise
         except Exception:
             self._task = None
@@ -200,6 +191,12 @@ class Exchange:
             lease.release()
             return
         self._leased(lease)
+
+    def _cancelled(self) -> None:
+        self._task = None
+        if not self.finished:  # not the client leaving: llamactl is stopping
+            self.fail(GatewayError(503, "llamactl is shutting down", "server_error",
+                                   "shutting_down"), reusable=False)
 
     def _leased(self, lease: Lease) -> None:
         self._lease = lease
@@ -243,7 +240,7 @@ class Exchange:
         self._status = status
         if self._tap is not None:
             self._tap.head(headers, event_stream)
-        parts = [status_line(status)]
+        parts = [edge.status_line(status)]
         for name, value in headers:
             if not (name in _RESPONSE_DROP or name.startswith(b"access-control-")
                     or (event_stream and name in _SSE_REPLACED)):  # edge.answer_header_kept
@@ -350,7 +347,7 @@ class Exchange:
             return
         self._status = error.status
         body = error.body()
-        head = [status_line(error.status),
+        head = [edge.status_line(error.status),
                 b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body)]
         head += [b"%s: %s\r\n" % (name.lower().encode(), value.encode())
                  for name, value in error.headers.items()]
@@ -368,7 +365,7 @@ class Exchange:
         self._status = status
         body = json.dumps(document, separators=(",", ":")).encode()
         self.front.write(
-            status_line(status)
+            edge.status_line(status)
             + b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body)
             + (b"" if self.front.keep_alive else b"connection: close\r\n")
             + self.gateway.cors_headers(self.headers) + self._id_header + _NOSNIFF + b"\r\n"

@@ -1,272 +1,400 @@
-"""``/v1`` served at the HTTP layer, beside ASGI rather than through it.
+"""llamactl's front door: the asyncio protocol that accepts every connection on its port.
 
-uvicorn's httptools protocol parses every request on llamactl's port. For a ``/v1`` request
-this subclass builds a small request record of its own (a ``GatewayCycle``) and hands the
-parsed request to a gateway Exchange instead of starting an ASGI task: no ASGI scope, task,
-receive/send messages or middleware stack per inference request, which cost five times what
-a plain reverse proxy does (bench/gateway.py; ASGI's ``send`` path alone was 15 % of
-llamactl's CPU under load). Everything else, ``/api`` and WebSocket upgrades included, goes
-through uvicorn and the FastAPI app unchanged, on the same connection if need be.
+It parses each request head with httptools and serves ``/v1`` itself: the parsed request goes
+to a gateway Exchange (gateway/exchange.py) as a ``Front``, with no ASGI scope, task or
+middleware stack per inference request (ASGI cost five times what a plain reverse proxy does:
+bench/gateway.py). Any other request (``/api``, the dashboard, a WebSocket upgrade, a CORS
+preflight) is uvicorn's: its connection is handed over at a request boundary
+(gateway/handover.py, the one seam) with the bytes read so far, and is uvicorn's from then on.
 
-uvicorn's per-connection machinery is reused as is: keep-alive and its timer, pipelining
-(a GatewayCycle waits in uvicorn's pipeline like any other request), flow control and graceful
-shutdown, which look only at the attributes a GatewayCycle shares with uvicorn's own
-RequestResponseCycle. The overridden methods are where uvicorn itself creates, feeds and
-starts a request; uvicorn is pinned to the minor release they were written against
-(pyproject.toml).
+What a server owes its connections is here too: keep-alive, pipelining, flow control both
+ways, ``Expect: 100-continue``, graceful shutdown (uvicorn's Server calls ``shutdown()`` on all
+of ``server_state.connections``), and the limits a stranger must not get past (issue 27): a
+head whole within ``server.header_timeout`` and 64 KiB (431), the keep-alive timeout, and 503
+beyond ``server.max_connections``; for /api too, up to its handover.
+
+Handing over replays bytes exactly as the client sent them. httptools gives no offsets, so a
+read's ``/v1`` requests are admitted only once the read is parsed: if a non-``/v1`` head
+turns up in the same read, none of them has started and the read is replayed whole (uvicorn
+then answers those ``/v1`` requests through the app, gateway/outside.py). The one case with
+no exact boundary (a read that begins inside a body and ends with another request's head)
+ends the connection after the answers under way, as RFC 9112 lets a server do.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 from typing import Any, ClassVar
 from urllib.parse import unquote
 
 import httptools
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from llamactl.gateway.exchange import Exchange
+from llamactl.gateway.front_parts import (
+    BAD_REQUEST,
+    HEAD_TOO_LARGE,
+    MAX_HEAD_BYTES,
+    TOO_MANY_CONNECTIONS,
+    FrontLimits,
+    V1Request,
+    v1_target,
+)
+from llamactl.gateway.handover import hand_over
 from llamactl.gateway.routing import MAX_BODY_BYTES, body_too_large
 from llamactl.gateway.service import Gateway
 
+LINGER_SECONDS = 1.0  # a refused client's bytes are read and dropped this long, then closed
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_HANDOVER, _TOO_LARGE = "handover", "too large"
 
-def gateway_protocol(app: Any) -> type[HttpToolsProtocol]:
+
+def front_protocol(app: Any, limits: FrontLimits) -> type[FrontProtocol]:
     """The protocol class to give uvicorn (``Config(http=...)``) for ``app``, whose
     ``state.services.gateway`` serves ``/v1`` once the lifespan has started."""
-    return type("LlamactlHttpProtocol", (GatewayHttpProtocol,), {"llamactl_app": app})
+    return type("LlamactlFront", (FrontProtocol,), {"app": app, "limits": limits,
+                                                    "gateway": None})
 
 
-def _v1_target(url: bytes) -> tuple[bytes, bytes] | None:
-    """The raw path and query of a request target under /v1; None for any other."""
-    if url.startswith(b"/v1"):
-        raw_path, _, query = url.partition(b"?")
-    elif url.startswith(b"http"):  # absolute-form, as a proxy may send it
-        parsed = httptools.parse_url(url)
-        raw_path, query = parsed.path or b"", parsed.query or b""
-    else:
-        return None
-    return (raw_path, query) if raw_path == b"/v1" or raw_path.startswith(b"/v1/") else None
+class _Stop(Exception):
+    """Raised in a parser callback to stop parsing this read (why: ``FrontProtocol._stop``)."""
 
 
-class _NoEvent:
-    """uvicorn sets a cycle's ``message_event`` to wake its ASGI task; a gateway request
-    has none to wake."""
+class FrontProtocol(asyncio.Protocol):
+    app: ClassVar[Any] = None
+    limits: ClassVar[FrontLimits]
+    gateway: ClassVar[Gateway | None] = None  # found once the app has started
 
-    def set(self) -> None:
-        pass
+    transport: asyncio.Transport
 
+    def __init__(self, config: Any, server_state: Any, app_state: dict[str, Any],
+                 _loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self._config, self._server_state, self._app_state = config, server_state, app_state
+        self._loop = _loop or asyncio.get_running_loop()
+        self._keep_alive_timeout = float(config.timeout_keep_alive)
+        self._parser = httptools.HttpRequestParser(self)
+        self._scheme = "http"
+        self.client: Any = None
+        # the request being read
+        self._url = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._head_size = 0  # of the head's parsed parts
+        self._head_read = 0  # bytes read while the head was incomplete
+        self._expect = False
+        self._reading: V1Request | None = None
+        self._in_head = True  # from a request's first byte (or the connection's start) on
+        self._in_message = False
+        self._head_started = 0.0
+        self._completed_in_read = False
+        self._fresh: list[V1Request] = []  # /v1 requests of this read, not yet admitted
+        # the bytes of the oldest request not yet admitted, from its first one: a handover's
+        self._replay: list[bytes] | None = None
+        self._stop = ""
+        # the answers
+        self._current: V1Request | None = None
+        self._queue: collections.deque[V1Request] = collections.deque()
+        self._idle_since = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._paused = False
+        self._handover_waiting = False
+        self._refused = False  # answered and closing: whatever comes is dropped
+        self._shutting_down = False
 
-_NO_EVENT = _NoEvent()
-
-
-class GatewayCycle:
-    """One /v1 request on a connection, as uvicorn's protocol code sees a request, and the
-    client's side of its exchange (gateway.exchange.Front)."""
-
-    __slots__ = ("body", "disconnected", "exchange", "keep_alive", "message_event",
-                 "more_body", "protocol", "response_complete", "waiting_for_100_continue")
-
-    def __init__(self, protocol: GatewayHttpProtocol, keep_alive: bool,
-                 expect_100_continue: bool):
-        self.protocol = protocol
-        self.keep_alive = keep_alive  # a shutdown sets it false
-        self.waiting_for_100_continue = expect_100_continue
-        self.disconnected = False
-        self.response_complete = False
-        self.more_body = True
-        self.body = bytearray()
-        self.message_event = _NO_EVENT
-        self.exchange: Exchange | None = None
-
-    def write(self, data: bytes) -> None:
-        if not self.disconnected:
-            self.protocol.transport.write(data)
-
-    def finish(self, *, reusable: bool) -> None:
-        self.protocol.exchange_finished(self, reusable=reusable)
-
-
-class GatewayHttpProtocol(HttpToolsProtocol):
-    llamactl_app: ClassVar[Any] = None
-
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self._current: GatewayCycle | None = None  # the /v1 request being answered
-        self._gateway: Gateway | None = None  # once found: it lasts as long as the server
-        self._idle_since = 0.0  # when the last byte came, or the last /v1 answer ended
-        self._idle_check: asyncio.TimerHandle | None = None
+    # asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.client = transport.get_extra_info("peername")  # for the activity ledger
+        if transport.get_extra_info("sslcontext") is not None:
+            self._scheme = "https"
+        connections = self._server_state.connections
+        if len(connections) >= self.limits.max_connections:
+            self._refuse(TOO_MANY_CONNECTIONS)  # never counted: the API keeps its room
+            return
+        connections.add(self)
+        self._head_started = self._loop.time()
+        self._timer = self._loop.call_later(self.limits.header_timeout, self._on_timer)
 
     def data_received(self, data: bytes) -> None:
-        # Idle means nothing received: a next request whose head is still arriving when the
-        # timer fires is not idle (uvicorn's own timer is cancelled by any byte, too).
-        self._idle_since = self.loop.time()
-        super().data_received(data)
-
-    # where uvicorn creates a request
-    def on_message_begin(self) -> None:
-        # uvicorn builds the request's ASGI scope here; a /v1 request needs none, so that
-        # waits until the head says which kind of request this is.
-        self.url = b""
-        self.expect_100_continue = False
-        self.headers = []
-
-    def _build_scope(self) -> None:
-        url, headers, expect = self.url, self.headers, self.expect_100_continue
-        super().on_message_begin()
-        self.url, self.headers, self.expect_100_continue = url, headers, expect
-        self.scope["headers"] = headers
-
-    def on_headers_complete(self) -> None:
-        target = _v1_target(self.url)
-        gateway = None if target is None else self._gateway_for_request()
-        if target is None or gateway is None or self._over_concurrency_limit():
-            # uvicorn's own path; over the limit, that is its 503 (the same test, just below)
-            self._build_scope()
-            super().on_headers_complete()
+        if self._refused:
             return
-        raw_path, query = target
-        parser = self.parser
-        http_version = parser.get_http_version()
-        cycle = GatewayCycle(self, http_version != "1.0" and parser.should_keep_alive(),
-                             self.expect_100_continue)
-        path = raw_path.decode("ascii")
-        if "%" in path:
-            path = unquote(path)
-        cycle.exchange = Exchange(
-            gateway, cycle, parser.get_method().decode("ascii"),
-            raw_path + (b"?" + query if query else b""), path, self.headers,
-            http11=http_version == "1.1", scheme=self.scheme or "http",
-        )
-        previous = self.cycle
-        self.cycle = cycle  # type: ignore[assignment]  # uvicorn's code reads only shared parts
-        if previous is None or previous.response_complete:
-            self._begin(cycle)
-        else:  # pipelined behind an answer still going out: uvicorn starts it after that
-            self.flow.pause_reading()
-            self.pipeline.appendleft((cycle, self.app))  # type: ignore[arg-type]
-
-    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
-        if isinstance(cycle, GatewayCycle):  # a pipelined /v1 request's turn has come
-            self._begin(cycle)
+        if self._handover_waiting:
+            if self._replay is not None:
+                self._replay.append(data)
+            return
+        if not self._in_message:
+            self._replay = [data]  # a request begins at this read's first byte
+        elif self._in_head and self._replay is not None:
+            self._replay.append(data)
         else:
-            super()._start_asgi_task(cycle, app)
+            self._replay = None  # this read begins inside a body
+        self._completed_in_read = False
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError:
+            self._parser_stopped()
+            return
+        if self._fresh:
+            self._admit_fresh()
+        if self._in_head and self._in_message:
+            self._head_read += len(data)
+            if self._head_read > MAX_HEAD_BYTES:
+                self._refuse(HEAD_TOO_LARGE)
 
-    def _begin(self, cycle: GatewayCycle) -> None:
-        self._current = cycle
-        if cycle.exchange is not None and not cycle.exchange.admit():
-            return  # refused on its head (origin, host, key): answered, body never read
-        if cycle.more_body and cycle.waiting_for_100_continue:
-            cycle.waiting_for_100_continue = False
-            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        if not cycle.more_body and cycle.exchange is not None:
-            cycle.exchange.start(bytes(cycle.body))
-
-    # where uvicorn feeds a request's body
-    def on_body(self, body: bytes) -> None:
-        cycle = self.cycle
-        if not isinstance(cycle, GatewayCycle) or self._upgrading():
-            super().on_body(body)
-            return
-        if cycle.response_complete:
-            return
-        if len(cycle.body) + len(body) > MAX_BODY_BYTES:
-            cycle.body = bytearray()
-            if cycle is self._current and cycle.exchange is not None:
-                cycle.exchange.fail(body_too_large(), reusable=False)
-            else:
-                self.transport.close()
-            return
-        cycle.body += body  # no pause at uvicorn's high-water mark: nobody reads it but us
-
-    def on_message_complete(self) -> None:
-        cycle = self.cycle
-        if not isinstance(cycle, GatewayCycle) or self._upgrading():
-            super().on_message_complete()
-            return
-        if cycle.response_complete or not cycle.more_body:
-            return
-        cycle.more_body = False
-        if cycle is self._current and cycle.exchange is not None:
-            cycle.exchange.start(bytes(cycle.body))
-        # else: pipelined; _begin starts it when its turn comes
-
-    # the connection
     def connection_lost(self, exc: Exception | None) -> None:
+        self._server_state.connections.discard(self)
+        self._cancel_timer()
+        self._queue.clear()
         current, self._current = self._current, None
-        if self._idle_check is not None:
-            self._idle_check.cancel()
-            self._idle_check = None
-        super().connection_lost(exc)
-        if current is not None and current.exchange is not None:
+        if current is not None:
             current.exchange.client_gone()
 
     def pause_writing(self) -> None:
-        super().pause_writing()
-        if self._current is not None and self._current.exchange is not None:
+        if self._current is not None:
             self._current.exchange.pause_answer()  # a slow client slows the backend down
 
     def resume_writing(self) -> None:
-        super().resume_writing()
-        if self._current is not None and self._current.exchange is not None:
+        if self._current is not None:
             self._current.exchange.resume_answer()
 
-    def exchange_finished(self, cycle: GatewayCycle, *, reusable: bool) -> None:
-        if self._current is cycle:
-            self._current = None
-        cycle.response_complete = True
-        cycle.exchange = None
-        if not (reusable and cycle.keep_alive):
-            self.transport.close()
-        # What uvicorn's on_response_complete does, but for the keep-alive timeout: uvicorn
-        # sets a timer after every answer and cancels it at the next request; one timer per
-        # connection that looks at the time of the last answer when it fires costs less.
-        self.server_state.total_requests += 1
-        if self.transport.is_closing():
-            return
-        self.flow.resume_reading()
-        if self.pipeline:
-            waiting, app = self.pipeline.pop()
-            self._start_asgi_task(waiting, app)
-            return
-        self._idle_since = self.loop.time()
-        if self._idle_check is None:
-            self._idle_check = self.loop.call_later(self.timeout_keep_alive, self._check_idle)
-
-    def _check_idle(self) -> None:
-        self._idle_check = None
-        cycle = self.cycle
-        if (self.transport.is_closing() or (cycle is not None and not cycle.response_complete)
-                or self.timeout_keep_alive_task is not None):
-            return  # closing; a request under way (its end sets this again); or uvicorn's
-        idle = self.loop.time() - self._idle_since
-        if idle >= self.timeout_keep_alive:
+    def shutdown(self) -> None:
+        """uvicorn's Server is shutting down: finish the answer under way, close the rest."""
+        self._shutting_down = True
+        if self._current is None:
             self.transport.close()
         else:
-            self._idle_check = self.loop.call_later(self.timeout_keep_alive - idle,
-                                                    self._check_idle)
+            self._current.keep_alive = False
+
+    # httptools callbacks
+    def on_message_begin(self) -> None:
+        if self.transport.is_closing():
+            raise _Stop
+        self._in_message = True
+        if not self._in_head:
+            self._in_head = True
+            self._head_started = now = self._loop.time()
+            self._wake_by(now + self.limits.header_timeout)
+        self._url = b""
+        self._headers = []
+        self._head_size = self._head_read = 0
+        self._expect = False
+        if self._completed_in_read and not self._fresh:
+            self._replay = None  # what came before it in this read is under way already
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        self._head_size += len(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        name = name.lower()
+        if name == b"expect" and value.lower() == b"100-continue":
+            self._expect = True
+        self._headers.append((name, value))
+        self._head_size += len(name) + len(value)
+        if self._head_size > MAX_HEAD_BYTES:
+            self._stop = _TOO_LARGE
+            raise _Stop
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        target = v1_target(self._url)
+        gateway = None if target is None else self._gateway_for_request()
+        if target is None or gateway is None:
+            self._stop = _HANDOVER
+            raise _Stop
+        parser = self._parser
+        version = parser.get_http_version()
+        request = V1Request(self, version != "1.0" and parser.should_keep_alive(), self._expect)
+        path = target[1].decode("ascii")
+        if "%" in path:
+            path = unquote(path)
+        request.exchange = Exchange(gateway, request, parser.get_method().decode("ascii"),
+                                    target[0], path, self._headers, http11=version == "1.1",
+                                    scheme=self._scheme)
+        self._reading = request
+        self._fresh.append(request)
+
+    def on_body(self, body: bytes) -> None:
+        request = self._reading
+        if request is None or request.too_large:
+            return
+        size = request.size + len(body)
+        if size > MAX_BODY_BYTES:
+            request.too_large = True
+            request.body.clear()
+            if request is self._current:
+                request.exchange.fail(body_too_large(), reusable=False)
+            return
+        request.size = size
+        request.body.append(body)  # no pause at a high-water mark: the limit bounds it
+
+    def on_message_complete(self) -> None:
+        self._in_message = False
+        self._completed_in_read = True
+        request, self._reading = self._reading, None
+        if request is None:
+            return
+        request.complete = True
+        if request is self._current and not request.too_large:
+            request.exchange.start(b"".join(request.body))
+
+    # requests and answers
+    def _admit_fresh(self) -> None:
+        """The /v1 requests whose heads this read completed, in order: begun, or queued
+        behind the answer under way (pipelining); reading pauses while some wait."""
+        if self._in_message:
+            self._replay = None  # the request still being read began after these
+        for request in self._fresh:
+            if self.transport.is_closing():
+                break
+            if self._current is None:
+                self._begin(request)
+            else:
+                self._queue.append(request)
+                self._pause()
+        self._fresh.clear()
+
+    def _begin(self, request: V1Request) -> None:
+        self._current = request
+        exchange = request.exchange
+        if not exchange.admit():
+            return  # refused on its head (origin, host, key): answered, body never read
+        if request.too_large:
+            exchange.fail(body_too_large(), reusable=False)
+        elif request.complete:
+            exchange.start(b"".join(request.body))
+        elif request.expect_continue:
+            self.transport.write(_CONTINUE)
+
+    def request_finished(self, request: V1Request, reusable: bool) -> None:
+        if self._current is request:
+            self._current = None
+        self._server_state.total_requests += 1
+        transport = self.transport
+        if not (reusable and request.keep_alive) or self._shutting_down:
+            transport.close()
+            return
+        if transport.is_closing():
+            return
+        if self._queue:
+            waiting = self._queue.popleft()
+            if not self._queue:
+                self._resume()
+            self._begin(waiting)
+            return
+        if self._handover_waiting:
+            self._hand_over()
+            return
+        if not self._in_message:  # a head under way keeps its own clock
+            self._idle_since = self._loop.time()
+            self._wake_by(self._idle_since + self._keep_alive_timeout)
+
+    # the connection's clock: one timer, which looks at the state when it fires
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self.transport.is_closing() or self._refused:
+            self.transport.close()
+            return
+        if self._in_head:
+            deadline = self._head_started + self.limits.header_timeout
+        elif (self._current is not None or self._in_message or self._queue
+              or self._handover_waiting):
+            return  # an answer under way: its end sets the clock again
+        else:
+            deadline = self._idle_since + self._keep_alive_timeout
+        if self._loop.time() >= deadline:
+            self.transport.close()
+        else:
+            self._timer = self._loop.call_at(deadline, self._on_timer)
+
+    def _wake_by(self, deadline: float) -> None:
+        """Have the timer fire by ``deadline`` (most calls find it set early enough)."""
+        timer = self._timer
+        if timer is None or timer.when() > deadline:
+            if timer is not None:
+                timer.cancel()
+            self._timer = self._loop.call_at(deadline, self._on_timer)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    # ends: a handover, a refusal
+    def _parser_stopped(self) -> None:
+        why, self._stop = self._stop, ""
+        self._fresh.clear()  # not begun: replayed to uvicorn, or never answered
+        if why == _HANDOVER:
+            self._hand_over_when_free()
+        elif self.transport.is_closing():
+            return
+        elif self._current is not None:
+            self.transport.close()  # no room for an error answer amid another answer
+        else:
+            self._refuse(HEAD_TOO_LARGE if why == _TOO_LARGE else BAD_REQUEST)
+
+    def _hand_over_when_free(self) -> None:
+        if self._replay is None:  # no exact boundary to hand over at: see the docstring
+            if self._current is None:
+                self.transport.close()
+            else:
+                self._shutting_down = True  # close once the answer under way is out
+            return
+        self._handover_waiting = True
+        if self._current is None and not self._queue:
+            self._hand_over()
+        else:
+            self._pause()
+
+    def _hand_over(self) -> None:
+        self._cancel_timer()
+        self._server_state.connections.discard(self)
+        replay = b"".join(self._replay or ())
+        self._replay = None
+        if self._paused:
+            self._paused = False
+            self.transport.resume_reading()
+        hand_over(self.transport, self._config, self._server_state, self._app_state, replay)
+
+    def _refuse(self, answer: bytes) -> None:
+        """Answer and close; what the client still sends meanwhile is read and dropped, so
+        that closing does not reset the connection before the answer is read."""
+        self._refused = True
+        self._cancel_timer()
+        transport = self.transport
+        transport.write(answer)
+        if transport.can_write_eof():
+            transport.write_eof()
+        self._timer = self._loop.call_later(LINGER_SECONDS, self._on_timer)
 
     # helpers
-    def _over_concurrency_limit(self) -> bool:
-        """uvicorn's ``limit_concurrency`` test. A /v1 request runs no task, but it holds its
-        connection, so counting connections bounds the gateway's work as it does the app's."""
-        limit = self.limit_concurrency
-        return limit is not None and (len(self.connections) >= limit or len(self.tasks) >= limit)
+    def _pause(self) -> None:
+        if not self._paused:
+            self._paused = True
+            self.transport.pause_reading()
 
-    def _upgrading(self) -> bool:
-        return bool(self.parser.should_upgrade()) and self._should_upgrade()
+    def _resume(self) -> None:
+        if self._paused:
+            self._paused = False
+            self.transport.resume_reading()
 
     def _gateway_for_request(self) -> Gateway | None:
         """The gateway, if the /v1 request whose head was just parsed is one for it."""
-        if self._upgrading():
+        parser = self._parser
+        if parser.should_upgrade():
             return None
-        gateway = self._gateway
+        gateway = self.gateway
         if gateway is None:
-            services = getattr(self.llamactl_app.state, "services", None)
-            gateway = self._gateway = getattr(services, "gateway", None)
+            services = getattr(self.app.state, "services", None)
+            gateway = getattr(services, "gateway", None)
             if gateway is None:
                 return None  # not started: the app's own /v1 answer says so
-        if gateway.cors_enabled and self.parser.get_method() == b"OPTIONS" and any(
-            name == b"access-control-request-method" for name, _ in self.headers
+            type(self).gateway = gateway  # it lasts as long as the server
+        if gateway.cors_enabled and parser.get_method() == b"OPTIONS" and any(
+            name == b"access-control-request-method" for name, _ in self._headers
         ):
             return None  # a CORS preflight: the app's CORS middleware answers those
+        limit = self._config.limit_concurrency
+        state = self._server_state
+        if limit is not None and (len(state.connections) >= limit or len(state.tasks) >= limit):
+            return None  # uvicorn's limit_concurrency: its 503
         return gateway

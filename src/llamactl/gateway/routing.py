@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from llamactl.errors import LlamactlError
-from llamactl.gateway.errors import GatewayError, from_domain
+from llamactl.gateway.errors import GatewayError, from_domain, model_not_found
 from llamactl.security.keys import KEY_PREFIX
 from llamactl.security.service import ANONYMOUS, AuthService, Principal
 from llamactl.security.tokens import bearer_in
@@ -17,8 +17,22 @@ from llamactl.supervisor.owner import InstanceOwner
 MAX_BODY_BYTES = 64 * 1024 * 1024
 
 
+class KeyNotKnown(Exception):
+    """A key memory does not know: look for it in the store (``principal_for_new_key``)
+    before refusing it."""
+
+    def __init__(self, key: str):
+        super().__init__("key not known yet")
+        self.key = key
+
+
+def invalid_key() -> GatewayError:
+    return GatewayError(401, "Invalid API key", "authentication_error", "invalid_api_key")
+
+
 def authenticate(auth: AuthService, headers: list[tuple[bytes, bytes]]) -> Principal:
-    """An inference key (limited to its instances) or a user's token, when auth is on."""
+    """An inference key (limited to its instances) or a user's token, when auth is on.
+    KeyNotKnown for a key that may have been made since memory last looked."""
     if not auth.enabled:
         return ANONYMOUS
     token = bearer_in(headers)
@@ -28,19 +42,33 @@ def authenticate(auth: AuthService, headers: list[tuple[bytes, bytes]]) -> Princ
     if token.startswith(KEY_PREFIX):
         found = auth.principal_for_key(token)
         if found is None:
-            raise GatewayError(401, "Invalid API key", "authentication_error", "invalid_api_key")
+            raise KeyNotKnown(token)
         principal = found
     else:
         try:
             principal = auth.principal_for_token(token)
         except LlamactlError as error:
             raise from_domain(error) from None
-    wait = auth.quota_wait(principal)  # issue 30: before the request reaches a backend
+    check_quota(auth, principal)
+    return principal
+
+
+async def authenticate_new_key(auth: AuthService, key: str) -> Principal:
+    """``authenticate``'s answer for a key memory did not know, once the store was asked."""
+    principal = await auth.principal_for_new_key(key)
+    if principal is None:
+        raise invalid_key()
+    check_quota(auth, principal)
+    return principal
+
+
+def check_quota(auth: AuthService, principal: Principal) -> None:
+    """429 when the caller's quota is spent (issue 30): before the request reaches a backend."""
+    wait = auth.quota_wait(principal)
     if wait is not None:
         raise GatewayError(429, "Quota exceeded for this API key or user; see Retry-After",
                            "rate_limit_error", "quota_exceeded",
                            {"Retry-After": str(max(1, math.ceil(wait)))})
-    return principal
 
 
 def model_list(owners: list[InstanceOwner], principal: Principal) -> dict[str, Any]:
@@ -51,6 +79,19 @@ def model_list(owners: list[InstanceOwner], principal: Principal) -> dict[str, A
          "owned_by": "llamactl", "status": o.status, "aliases": o.record.spec.aliases}
         for o in owners if key is None or key.allows(o.name)
     ]}
+
+
+def local_answer(path: str, owners: list[InstanceOwner], principal: Principal) -> Any:
+    """What llamactl answers itself: ``/v1/models`` and ``/v1/models/{id}``."""
+    path = path.rstrip("/")
+    models = model_list(owners, principal)
+    if path == "/v1/models":
+        return models
+    wanted = path[len("/v1/models/"):]
+    found = [m for m in models["data"] if m["id"] == wanted]
+    if not found:
+        raise model_not_found(wanted)
+    return found[0]
 
 
 def model_of(body: bytes) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, Protocol
 
 from llamactl.activity.ledger import Ledger
 from llamactl.gateway.activity_tap import RequestTap
@@ -17,6 +17,19 @@ from llamactl.gateway.pool import BackendPool
 from llamactl.security.origin import OriginPolicy
 from llamactl.security.service import AuthService
 from llamactl.supervisor.manager import InstanceManager
+
+
+class Front(Protocol):
+    """The client's side of an exchange."""
+
+    @property
+    def keep_alive(self) -> bool:
+        """False once the client or a shutdown asked to close after this answer."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def finish(self, *, reusable: bool) -> None:
+        """The answer is complete; ``reusable`` false closes the connection."""
 
 
 class Gateway:

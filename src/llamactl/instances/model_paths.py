@@ -24,6 +24,9 @@ HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}$")
 def check_model_path(path: str, files_only: bool, model_dirs: Sequence[Path]) -> None:
     """Raise the API's error for a model path an instance may not use. ``files_only``: the
     backend loads a file (llama.cpp); else also a directory, or a hub id it fetches itself."""
+    if "\0" in path:  # no file's name holds one; resolving it would raise, a 500
+        raise ValidationFailed("model_path holds a NUL character",
+                               "model_path: must not contain a NUL (\\0) character")
     if not files_only and not os.path.isabs(path) and HUB_ID.match(path):
         if model_dirs:  # a download from anywhere is not inside the allowed directories
             raise ModelNotAllowed("hub models are not allowed: instances.model_dirs is set",

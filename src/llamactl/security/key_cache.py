@@ -5,6 +5,13 @@ request on the event loop stalled the gateway whenever another process held the 
 Changes made here update the dict once committed. ``llamactl keys create/revoke`` write from
 another process: every ``REFRESH_SECONDS`` the writer thread asks SQLite whether another
 connection committed (``PRAGMA data_version``, no table read) and reloads the keys if so.
+
+A key the dict does not know may have been made by such a process since the last refresh (a
+script that creates a key and uses it at once): ``verify_fresh`` then asks the store once, on
+the writer's thread, before the key is refused. So that random bad keys cannot hammer SQLite,
+lookups are shared (every miss waiting joins the next one), start at most every
+``LOOKUP_INTERVAL`` seconds, are the same cheap ``data_version`` question, and at most
+``MAX_WAITING`` requests wait for one: past that a miss is refused at once, as before.
 """
 
 from __future__ import annotations
@@ -36,6 +43,8 @@ from llamactl.store.writer import StoreWriter
 log = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 2.0
+LOOKUP_INTERVAL = 0.05  # seconds between the starts of two lookups of unknown keys
+MAX_WAITING = 8  # requests with unknown keys waiting for a lookup at once
 
 
 class CachedKeys:
@@ -48,6 +57,10 @@ class CachedKeys:
         self._version = -1  # the data_version the dict was loaded at
         self._touched: dict[str, float] = {}
         self._refresher: asyncio.Task[None] | None = None
+        self._next_lookup: asyncio.Task[None] | None = None  # not begun: misses join it
+        self._lookups: set[asyncio.Task[None]] = set()
+        self._last_lookup = -LOOKUP_INTERVAL
+        self._waiting = 0
 
     # ---- life: load at boot, refresh while running ----
 
@@ -59,6 +72,10 @@ class CachedKeys:
         self._refresher = asyncio.create_task(self._refresh_forever(), name="key-refresh")
 
     async def stop(self) -> None:
+        for lookup in list(self._lookups):
+            lookup.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await lookup
         if self._refresher is not None:
             self._refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -97,6 +114,40 @@ class CachedKeys:
             return None
         self._touch(key)
         return key
+
+    async def verify_fresh(self, plaintext: str) -> ApiKey | None:
+        """``verify``, but a well-formed key the memory does not know is first looked for in
+        the store (made by another process since the last refresh)."""
+        key = self.verify(plaintext)
+        if key is not None or not plaintext.startswith(KEY_PREFIX):
+            return key
+        if self._store.hash(plaintext) in self._by_hash or self._waiting >= MAX_WAITING:
+            return None  # known but expired; or too many strangers at once
+        self._waiting += 1
+        try:
+            if self._next_lookup is None:
+                self._next_lookup = asyncio.create_task(self._look_up(), name="key-lookup")
+                self._lookups.add(self._next_lookup)
+                self._next_lookup.add_done_callback(self._lookups.discard)
+            # shielded: a request that goes away does not cancel the others' lookup
+            await asyncio.shield(self._next_lookup)
+        finally:
+            self._waiting -= 1
+        return self.verify(plaintext)
+
+    async def _look_up(self) -> None:
+        wait = self._last_lookup + LOOKUP_INTERVAL - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        # A miss from now on may hold a key committed after this read began: it waits for the
+        # next lookup rather than join this one.
+        if self._next_lookup is asyncio.current_task():
+            self._next_lookup = None
+        self._last_lookup = time.monotonic()
+        try:
+            await self.refresh()
+        except Exception as exc:  # the store cannot answer: the key is refused, as before
+            log.warning("looking up an API key failed: %s", exc)
 
     async def create(
         self, name: str, instances: list[str] | None = None, expires_at: datetime | None = None,

@@ -30,11 +30,20 @@ _API_PREFIXES = ("/api", "/v1", "/metrics")
 class Refusal(Enum):
     FORBIDDEN_ORIGIN = "FORBIDDEN_ORIGIN"
     FORBIDDEN_HOST = "FORBIDDEN_HOST"
+    # Two Host headers: which one names the site is anyone's guess (a proxy may route by one
+    # and llamactl judge the other), so RFC 9112 (3.2) has the server answer 400.
+    DUPLICATE_HOST = "VALIDATION_ERROR"
+
+    @property
+    def status(self) -> int:
+        return 400 if self is Refusal.DUPLICATE_HOST else 403
 
     @property
     def message(self) -> str:
         if self is Refusal.FORBIDDEN_ORIGIN:
             return "Cross-site request refused"
+        if self is Refusal.DUPLICATE_HOST:
+            return "More than one Host header"
         return "Host not allowed"
 
     @property
@@ -42,6 +51,8 @@ class Refusal(Enum):
         if self is Refusal.FORBIDDEN_ORIGIN:
             return ("the request's Origin is neither llamactl's own nor in "
                     "server.cors_origins")
+        if self is Refusal.DUPLICATE_HOST:
+            return "a request carries exactly one Host header (RFC 9112, section 3.2)"
         return ("the request's Host is not a loopback name nor in server.allowed_hosts "
                 "(DNS rebinding protection)")
 
@@ -58,6 +69,7 @@ class RequestHead:
     fetch_site: str | None = None
     fetch_mode: str | None = None
     websocket: bool = False
+    hosts: int = 1  # how many Host headers came (more than one is refused)
 
     @classmethod
     def parse(cls, scheme: str, method: str, path: str, headers: Iterable[tuple[bytes, bytes]],
@@ -65,11 +77,15 @@ class RequestHead:
         """From raw header pairs (lower-case names, as uvicorn and ASGI give them); the first
         of a repeated header counts."""
         found: dict[bytes, str] = {}
+        hosts = 0
         for name, value in headers:
+            if name == b"host":
+                hosts += 1
             if name in _READ and name not in found:
                 found[name] = value.decode("latin-1")
         return cls(scheme, method, path, found.get(b"host"), found.get(b"origin"),
-                   found.get(b"sec-fetch-site"), found.get(b"sec-fetch-mode"), websocket)
+                   found.get(b"sec-fetch-site"), found.get(b"sec-fetch-mode"), websocket,
+                   hosts)
 
 
 _READ = frozenset({b"host", b"origin", b"sec-fetch-site", b"sec-fetch-mode"})
@@ -93,6 +109,8 @@ class OriginPolicy:
 def decide(policy: OriginPolicy, head: RequestHead) -> Refusal | None:
     """None when the request may go on; else why it is refused. Host first: a rebound name
     is refused whatever else the request says."""
+    if head.hosts > 1:
+        return Refusal.DUPLICATE_HOST
     if not host_allowed(policy, head.host):
         return Refusal.FORBIDDEN_HOST
     if _is_page_navigation(head):

@@ -104,6 +104,14 @@ class AuthService:
             return None
         return Principal(f"key:{record.name}", "viewer", "key", record)
 
+    async def principal_for_new_key(self, key: str) -> Principal | None:
+        """``principal_for_key``, after looking in the store for a key memory does not know
+        (made by ``llamactl keys create`` in another process a moment ago)."""
+        record = await self.keys.verify_fresh(key)
+        if record is None:
+            return None
+        return Principal(f"key:{record.name}", "viewer", "key", record)
+
     def caller(self, token: str | None) -> str | None:
         """The user name behind a valid token, for rate limiting; None otherwise."""
         if not token:

@@ -1,9 +1,18 @@
-"""Opening the database: WAL mode, schema migrations, and clear errors instead of tracebacks.
+"""Opening the database: a rollback journal, schema migrations, and clear errors instead of
+tracebacks.
 
 One connection: opened and migrated here at startup, then used by the store's writer thread
 only (store/writer.py), so that a slow or failing disk never stalls the event loop. A database
-that cannot be written (a read-only or immutable file, its -wal or -shm included) is refused
-here, with the reason, like an unwritable data dir.
+that cannot be written (a read-only or immutable file, its journal included) is refused here,
+with the reason, like an unwritable data dir.
+
+Why not WAL: WAL keeps its index in ``<db>-shm``, mapped into memory, and a write through that
+mapping to a file made immutable while llamactl runs is a SIGBUS that ends the process (issue
+27). SQLite's heap-memory index (``locking_mode=EXCLUSIVE``) would lock out every other
+process, ``llamactl keys create`` against the data dir included. A rollback journal maps
+nothing (and ``mmap_size=0`` keeps the database file unmapped too): every fault of the disk is
+an error the writer reports, as a 503 STORAGE_UNAVAILABLE, and retries. The writer thread
+batches writes, so the journal's extra syncs never reach a request's latency.
 """
 
 from __future__ import annotations
@@ -117,6 +126,10 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
+# The files SQLite keeps beside the database: the journal, and a WAL and its index left by a
+# llamactl from before the rollback journal (converted, then removed, at its first start).
+_COMPANIONS = ("journal", "wal", "shm")
+JOURNAL_MODE = "delete"
 
 
 def open_database(path: Path) -> sqlite3.Connection:
@@ -154,7 +167,7 @@ def open_database(path: Path) -> sqlite3.Connection:
 def _check_writable(connection: sqlite3.Connection, path: Path) -> None:
     """SQLite opens a file it may not write read-only, silently: every write would then fail
     while llamactl runs. Check the files, then write for real."""
-    for file in (path, path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-shm")):
+    for file in (path, *(path.with_name(f"{path.name}-{suffix}") for suffix in _COMPANIONS)):
         try:
             os.close(os.open(file, os.O_RDWR))
         except FileNotFoundError:
@@ -175,15 +188,18 @@ def _check_writable(connection: sqlite3.Connection, path: Path) -> None:
 
 
 def _check_and_configure(connection: sqlite3.Connection, path: Path) -> None:
+    connection.execute("PRAGMA mmap_size=0")  # nothing mapped: a disk fault is an error
     try:
-        mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        mode = connection.execute(f"PRAGMA journal_mode={JOURNAL_MODE}").fetchone()[0]
     except sqlite3.OperationalError as exc:
         if "readonly" in str(exc) or "unable to open" in str(exc):
             raise StartupError(f"database {path} is not writable: {exc}") from None
         raise
-    if str(mode).lower() != "wal":
-        raise StartupError(f"database {path} cannot use WAL mode (got {mode})")
-    connection.execute("PRAGMA synchronous=NORMAL")
+    if str(mode).lower() != JOURNAL_MODE:  # a WAL database another process has open
+        raise StartupError(f"database {path} cannot use a rollback journal (got {mode}); "
+                           "close whatever else has it open")
+    # FULL, not NORMAL: with a rollback journal, NORMAL may corrupt on a power loss.
+    connection.execute("PRAGMA synchronous=FULL")
     connection.execute("PRAGMA foreign_keys=ON")
     connection.execute("PRAGMA busy_timeout=5000")
     result = connection.execute("PRAGMA quick_check").fetchone()[0]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from llamactl.backends.gguf_memory import MemoryEstimate
+from llamactl.backends.base import MemoryEstimate
 from llamactl.supervisor.process import ProcessHandle
 
 LOCAL_ADDRESS = "127.0.0.1"  # where a local backend listens (supervisor/command.py)

@@ -75,13 +75,16 @@ class InstanceManager:
 
     # ---- life of the manager ----
 
-    def boot(self) -> None:
-        """Load every instance, adopt or reset recorded processes, start the owner tasks."""
+    async def boot(self) -> None:
+        """Load every instance, start the owner tasks, and wait until each has adopted or
+        reset its recorded process (its first message)."""
+        adopted: list[asyncio.Future[object]] = []
         for record in self._ctx.repository.load_all():
             owner = InstanceOwner(record, self._ctx)
-            owner.adopt()
+            adopted.append(owner.adopt())
             self._owners[record.name] = owner
             owner.run()
+        await asyncio.gather(*adopted)
         self._sampler = asyncio.create_task(self._sample_forever(), name="stats-sampler")
 
     def remove_stray_containers(self) -> list[str]:

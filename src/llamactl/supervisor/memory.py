@@ -1,23 +1,22 @@
 """Instances' memory estimates and the budget they are held to (issue 20).
 
-The arithmetic is pure (backends/gguf_memory.py); this module reads headers (once per file
-version: keyed by path, size and mtime), knows the GPUs' memory (told by the monitoring
-service, which reads NVML or nvidia-smi), and turns instances.memory_budget into bytes.
+Each backend estimates its own (``Backend.memory``: llama.cpp's from the GGUF header in
+backends/llama_cpp/memory.py, vLLM's claim on the GPUs); this module is the ``Machine`` they
+ask: it reads files once per version (keyed by path, size and mtime), knows the GPUs' memory
+(told by the monitoring service, which reads NVML or nvidia-smi), and turns
+instances.memory_budget into bytes.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
-from llamactl.backends.gguf_memory import (
-    MemoryEstimate,
-    ModelFacts,
-    estimate_llama_cpp,
-    read_model_facts,
-)
+from llamactl.backends import backend_named
+from llamactl.backends.base import MemoryEstimate
 from llamactl.config.settings import MemoryBudgetConfig
 from llamactl.instances.models import InstanceSpec
 from llamactl.supervisor.capacity import MemoryBudget
@@ -27,17 +26,16 @@ log = logging.getLogger(__name__)
 # vram: auto keeps this much of the GPUs' memory free for the driver, CUDA contexts and
 # other programs (an operator's choice, not a measurement: there is no GPU on the test box).
 VRAM_AUTO_RESERVE = 512 * 1024 * 1024
-# vLLM's own default for --gpu-memory-utilization: the share of each GPU it takes at start.
-VLLM_GPU_UTILIZATION = 0.9
+T = TypeVar("T")
 
 
 class MemoryEstimator:
-    """The estimate of an instance's spec, or None where it cannot be known (not a readable
-    GGUF file; vLLM on a machine whose GPUs llamactl cannot read)."""
+    """The estimate of an instance's spec by its backend, or None where it cannot be known
+    (not a readable GGUF file; vLLM on a machine whose GPUs llamactl cannot read)."""
 
     def __init__(self, gpu_memory: Sequence[int] = ()):
         self._gpus: tuple[int, ...] = tuple(gpu_memory)
-        self._facts: dict[tuple[str, int, int], ModelFacts | None] = {}
+        self._files: dict[tuple[str, int, int, Callable[[Path], Any]], Any] = {}
         self.generation = 0  # bumped when the GPUs change: cached estimates are stale
 
     def set_gpus(self, memory_totals: Sequence[int]) -> None:
@@ -48,49 +46,31 @@ class MemoryEstimator:
             self.generation += 1
 
     @property
+    def gpus(self) -> tuple[int, ...]:
+        return self._gpus
+
+    @property
     def gpu_total(self) -> int | None:
         """All GPUs' memory in bytes; None when no GPU can be read."""
         return sum(self._gpus) if self._gpus else None
 
     def estimate(self, spec: InstanceSpec) -> MemoryEstimate | None:
-        if spec.backend == "vllm":
-            return self._vllm_claim(spec)
-        if spec.backend != "llama_cpp":
-            return None
-        facts = self.facts(Path(spec.model_path))
-        if facts is None:
-            return None
-        return estimate_llama_cpp(facts, spec.options, has_gpu=bool(self._gpus))
+        return backend_named(spec.backend).memory(spec, self)
 
-    def _vllm_claim(self, spec: InstanceSpec) -> MemoryEstimate | None:
-        """vLLM takes gpu_memory_utilization of each GPU it runs on (tensor x pipeline
-        parallel of them) whatever the model: that is its VRAM claim. Its RAM cannot be known
-        from the model reference (often a hub id): null."""
-        if not self._gpus:
-            return None
-        share = _number(spec.options.get("gpu_memory_utilization"), VLLM_GPU_UTILIZATION)
-        devices = int(_number(spec.options.get("tensor_parallel_size"), 1)
-                      * _number(spec.options.get("pipeline_parallel_size"), 1))
-        return MemoryEstimate(ram=None, vram=int(share * sum(self._gpus[:max(devices, 1)])))
-
-    def facts(self, path: Path) -> ModelFacts | None:
+    def read_file(self, path: Path, reader: Callable[[Path], T]) -> T | None:
         try:
             stat = os.stat(path)
         except OSError:
             return None
-        key = (str(path), stat.st_size, stat.st_mtime_ns)
-        if key not in self._facts:
+        key = (str(path), stat.st_size, stat.st_mtime_ns, reader)
+        if key not in self._files:
             try:
-                self._facts[key] = read_model_facts(path)
+                self._files[key] = reader(path)
             except Exception as error:  # a corrupt or foreign file: unknown, not fatal
                 log.info("no memory estimate for %s: %s", path, error)
-                self._facts[key] = None
-        return self._facts[key]
-
-
-def _number(value: object, default: float) -> float:
-    """An option's value as validated by the option table (a number), else the default."""
-    return float(value) if isinstance(value, int | float) else default
+                self._files[key] = None
+        found: T | None = self._files[key]
+        return found
 
 
 def resolve_budget(config: MemoryBudgetConfig, gpu_total: int | None) -> MemoryBudget | None:

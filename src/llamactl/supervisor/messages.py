@@ -1,8 +1,13 @@
-"""What an instance's owner task is asked to do, or told has happened.
+"""What an instance's owner task is asked to do, or told has happened: the lifecycle's own
+messages (lifecycle_terms.py) in an envelope, no mirror of them here.
 
-Requests come from the API (through the manager) and carry a future for the answer. Notices
-come from the owner's own watcher tasks and carry the generation of the process they concern,
-so a notice about a process that has since been replaced is recognised and ignored.
+``Told`` carries a lifecycle message with a reply: requests from the API (through the
+manager) and boot's adoption. ``Noticed`` carries one with the generation of the process it
+concerns: from the owner's watchers, timers and lease book, so that a notice about a process
+since replaced is recognised and ignored. The owner fills in the facts only it knows when it
+handles one (requests in flight, the process reaped or placed). Three requests carry more than
+a reply, and stay their own envelopes: a start that waits (a future for "running"), a lease (a
+future for it) and an update (the change, applied in the owner task, in its turn).
 """
 
 from __future__ import annotations
@@ -12,44 +17,35 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from llamactl.instances.models import InstanceRecord
+from llamactl.supervisor import lifecycle_terms as t
+
+
+def _future() -> asyncio.Future[object]:
+    return asyncio.get_running_loop().create_future()
 
 
 @dataclass
 class Request:
-    reply: asyncio.Future[object] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
+    reply: asyncio.Future[object] = field(default_factory=_future)
+
+
+@dataclass
+class Told(Request):
+    """A lifecycle message, answered once handled."""
+
+    message: t.Message = field(default_factory=t.Boot)
 
 
 @dataclass
 class Start(Request):
-    ready: asyncio.Future[None] | None = None
-
-
-@dataclass
-class Stop(Request):
-    force: bool = False
-    timeout: float | None = None
-    if_idle: bool = False  # an eviction: refused while requests are in flight
+    ready: asyncio.Future[None] | None = None  # resolved once running (start?wait=true)
 
 
 @dataclass
 class Acquire(Request):
     """A lease for a request: now if running, when ready if starting, else refused."""
 
-    lease: asyncio.Future[object] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
-
-
-@dataclass
-class Restart(Request):
-    pass
-
-
-@dataclass
-class Delete(Request):
-    pass
+    lease: asyncio.Future[object] = field(default_factory=_future)
 
 
 @dataclass
@@ -59,59 +55,11 @@ class Update(Request):
 
 
 @dataclass
-class Shutdown(Request):
-    stop: bool = True
+class Noticed:
+    """A lifecycle message about the process of that generation."""
 
-
-@dataclass
-class Notice:
     generation: int
+    message: t.Message = field(default_factory=t.Idle)
 
 
-@dataclass
-class Exited(Notice):
-    code: int | None = None
-
-
-@dataclass
-class Ready(Notice):
-    pass
-
-
-@dataclass
-class Placed(Notice):
-    """The backend runs on a Ray node now (its pid and node are known)."""
-
-
-@dataclass
-class LoadFailed(Notice):
-    reason: str = ""
-    model_missing: bool = False  # on a Ray node: answered as MODEL_NOT_FOUND (issue 18)
-
-
-@dataclass
-class Unhealthy(Notice):
-    reason: str = ""
-
-
-@dataclass
-class KillTimer(Notice):
-    pass
-
-
-@dataclass
-class RestartTimer(Notice):
-    pass
-
-
-@dataclass
-class Stable(Notice):
-    pass
-
-
-@dataclass
-class IdleTimer(Notice):
-    pass
-
-
-Message = Request | Notice
+Message = Request | Noticed

@@ -7,8 +7,10 @@ state with at most one process. Nothing outside decides an action from a snapsho
 (llama-swap's issue #946: that raced with idle unloads and hung requests).
 
 What to do with each message is decided by ``supervisor/lifecycle.py``'s pure ``transition``;
-this module is its runner: it turns inbox messages into the lifecycle's messages and carries out
-the effects (spawn, signal, timers, watchers, persist, publish) in order.
+every transition goes through the inbox (boot's adoption and the lease book's idle too). The
+inbox holds the lifecycle's own messages in envelopes (supervisor/messages.py); this module
+opens them, decides, and hands the effects in order to its ``EffectRunner``
+(supervisor/owner_effects.py), which owns the process, its watchers, timers and waiters.
 """
 
 from __future__ import annotations
@@ -17,28 +19,19 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
-from llamactl.backends import backend_named
 from llamactl.errors import InstanceNotFound, LlamactlError
 from llamactl.instances.models import InstanceRecord, Status, utc_now
 from llamactl.supervisor import lifecycle_terms as t
 from llamactl.supervisor import messages as m
 from llamactl.supervisor.context import OwnerContext
-from llamactl.supervisor.host import BackendProcess
+from llamactl.supervisor.launching import InstanceStopping, LaunchError, policy_of
 from llamactl.supervisor.leases import Lease, LeaseBook
 from llamactl.supervisor.lifecycle import transition
 from llamactl.supervisor.memory import MemoryEstimator
-from llamactl.supervisor.owner_effects import (
-    InstanceStopping,
-    LaunchError,
-    OwnerEffects,
-    policy_of,
-)
-from llamactl.supervisor.process import describe_exit
+from llamactl.supervisor.owner_effects import EffectRunner
 from llamactl.supervisor.stats import ProcessStats
 
 __all__ = ["InstanceOwner", "InstanceStopping", "LaunchError"]
@@ -48,28 +41,19 @@ log = logging.getLogger(__name__)
 NODE_STATS_TIMEOUT = 2.0  # seconds for a Ray node to answer for its backend
 
 
-class InstanceOwner(OwnerEffects):
+class InstanceOwner:
     def __init__(self, record: InstanceRecord, context: OwnerContext):
         self.record = record
         self.stats = ProcessStats()
         self._ctx = context
         self._inbox: asyncio.Queue[m.Message] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
-        self._process: BackendProcess | None = None
-        self._generation = 0
-        self._exit_watcher: asyncio.Task[None] | None = None
-        self._watchers: list[asyncio.Task[None]] = []  # readiness or liveness of this process
-        self._timers: dict[t.TimerKind, asyncio.Task[None]] = {}
-        # Waiting for "running": start?wait=true (False) and requests wanting a lease (True).
-        self._ready_waiters: list[tuple[asyncio.Future[Any], bool]] = []
-        self._stopped_waiters: list[asyncio.Future[None]] = []
         self.leases = LeaseBook(on_idle=self._became_idle)
-        self._slots: tuple[list[str] | None, int | None] = (None, None)  # argv, its slots
+        self._effects = EffectRunner(record, context, self.stats, self.leases, self._post,
+                                     self._apply)
         runtime = record.runtime
         self._life = t.State(name=record.name, status=runtime.status,
                              restart_count=runtime.restart_count, last_error=runtime.last_error)
-        self._current: m.Message | None = None  # the inbox message being handled
-        self._answer: bool | None = None
 
     # ---- public operations: each is one request to the owner task ----
 
@@ -87,23 +71,20 @@ class InstanceOwner(OwnerEffects):
 
     @property
     def pid(self) -> int | None:
-        return self._process.pid if self._process else None
+        process = self._effects.process
+        return process.pid if process else None
 
     @property
     def port(self) -> int:
-        """Where the instance listens: its running process's port, else its configured one."""
-        return self.record.runtime.serving_port or self.record.spec.port
+        return self._effects.port  # where it listens, and on which host: the runner knows
 
     @property
     def backend_host(self) -> str:
-        """The host its backend listens on: the node's address on Ray, else loopback. The
-        gateway, proxy, health and metrics scrapers read this one field (issue 18)."""
-        node = self.record.runtime.node
-        return node["address"] if node else "127.0.0.1"
+        return self._effects.backend_host
 
     @property
     def log_path(self) -> Path:
-        return self._ctx.log_path(self.name)
+        return self._effects.log_path
 
     @property
     def estimator(self) -> MemoryEstimator:
@@ -112,7 +93,7 @@ class InstanceOwner(OwnerEffects):
 
     async def sample_node_stats(self) -> None:
         """On a Ray node, its actor measures the backend there (issue 18); locally a no-op."""
-        handle = self._process
+        handle = self._effects.process
         if handle is None or self._ctx.host.local:
             return
         try:
@@ -120,7 +101,7 @@ class InstanceOwner(OwnerEffects):
         except Exception as exc:  # a lost node or a busy actor: keep the last sample
             log.debug("stats of %s from its node: %s", self.name, exc)
             return
-        if measured is not None and handle is self._process:
+        if measured is not None and handle is self._effects.process:
             self.stats.memory_usage = int(measured["memory_usage"])
             self.stats.cpu_usage = float(measured["cpu_usage"])
 
@@ -136,20 +117,13 @@ class InstanceOwner(OwnerEffects):
     async def stop(
         self, *, force: bool = False, timeout: float | None = None, if_idle: bool = False
     ) -> None:
-        await self._call(m.Stop(force=force, timeout=timeout, if_idle=if_idle))
+        await self._call(m.Told(message=t.Stop(force=force, timeout=timeout, if_idle=if_idle)))
 
     def lease_if_running(self) -> Lease | None:
         """The gateway's fast path: a lease at once when running, without a round trip."""
-        if self.status == "running" and self._process is not None and not self.closed:
-            return self._take_lease()
+        if self.status == "running" and self._effects.process is not None and not self.closed:
+            return self._effects.take_lease()
         return None
-
-    def _take_lease(self) -> Lease:
-        command = self.record.runtime.command
-        if self._slots[0] is not command:  # launched or adopted since: read its --parallel
-            self._slots = (command, backend_named(self.record.spec.backend).slots(command))
-        return self.leases.take(self.port, self.record.api_key, self._slots[1],
-                                self.backend_host)
 
     async def acquire(self) -> Lease:
         """A lease, waiting for a start in progress; InstanceNotRunning when nothing runs."""
@@ -162,13 +136,14 @@ class InstanceOwner(OwnerEffects):
     async def wait_ready(self) -> None:
         """Until running; StartFailed if the start fails or is stopped."""
         if self.closed:  # shut down or deleted: nothing will resolve a waiter
-            raise self._start_failed("llamactl is shutting down or the instance was deleted")
+            raise self._effects.start_failed(
+                "llamactl is shutting down or the instance was deleted")
         if self.status == "running":
             return
         if self.status in ("stopped", "failed"):
-            raise self._start_failed(self.record.runtime.last_error or self.status)
+            raise self._effects.start_failed(self.record.runtime.last_error or self.status)
         waiter = asyncio.get_running_loop().create_future()
-        self._ready_waiters.append((waiter, False))
+        self._effects.ready_waiters.append((waiter, False))
         await waiter
 
     async def wait_stopped(self) -> None:
@@ -176,15 +151,15 @@ class InstanceOwner(OwnerEffects):
         if self.status in ("stopped", "failed") or self.closed:
             return
         waiter = asyncio.get_running_loop().create_future()
-        self._stopped_waiters.append(waiter)
+        self._effects.stopped_waiters.append(waiter)
         await waiter
 
     async def restart(self) -> None:
         await self._ctx.repository.save_now(self.record)  # as start(): it spawns a process
-        await self._call(m.Restart())
+        await self._call(m.Told(message=t.Restart()))
 
     async def delete(self) -> None:
-        await self._call(m.Delete())
+        await self._call(m.Told(message=t.Delete()))
 
     async def update(self, request: m.Update) -> bool:
         """Apply a change to the record; True when a restart is needed for it to take effect."""
@@ -195,20 +170,23 @@ class InstanceOwner(OwnerEffects):
         if self._task is None or self._task.done():
             return
         with contextlib.suppress(InstanceNotFound):
-            await self._call(m.Shutdown(stop=stop))
+            await self._call(m.Told(message=t.Shutdown(stop=stop)))
         await self._task
 
     def run(self) -> None:
         self._task = asyncio.create_task(self._loop(), name=f"owner:{self.name}")
 
-    def adopt(self) -> None:
-        """At boot, before the loop runs: take back a recorded process, or reset the status."""
-        self._apply(t.Boot(recorded_pid=self.record.runtime.pid is not None))
+    def adopt(self) -> asyncio.Future[object]:
+        """At boot, before the loop runs: its first message takes back a recorded process, or
+        resets the status; the future is done once it has."""
+        request = m.Told(message=t.Boot(recorded_pid=self.record.runtime.pid is not None))
+        self._inbox.put_nowait(request)
+        return request.reply
 
     async def cancel(self) -> None:
         """Last resort at shutdown: end the task and its watchers without touching the process."""
-        self._cancel_watchers()
-        self._cancel_timers()
+        self._effects.cancel_watchers()
+        self._effects.cancel_timers()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -217,9 +195,10 @@ class InstanceOwner(OwnerEffects):
     async def abandon(self, *, kill: bool) -> None:
         """Shutdown's last resort for an owner that did not end in time: SIGKILL its process
         group (unless left for adoption), then end the task."""
-        if kill and self._process is not None:
-            log.error("killing pid %d of %s at shutdown", self._process.pid, self.name)
-            self._process.signal_group(signal.SIGKILL)
+        process = self._effects.process
+        if kill and process is not None:
+            log.error("killing pid %d of %s at shutdown", process.pid, self.name)
+            process.signal_group(signal.SIGKILL)
         await self.cancel()
 
     async def _call(self, request: m.Request) -> object:
@@ -228,7 +207,7 @@ class InstanceOwner(OwnerEffects):
         self._inbox.put_nowait(request)
         return await request.reply
 
-    def _post(self, notice: m.Notice) -> None:
+    def _post(self, notice: m.Noticed) -> None:
         self._inbox.put_nowait(notice)
 
     # ---- the loop ----
@@ -249,67 +228,31 @@ class InstanceOwner(OwnerEffects):
                         message.reply.set_result(result)
         finally:
             self._life = replace(self._life, closed=True)
-            self._cancel_watchers()
-            self._cancel_timers()
-            if self._exit_watcher is not None:
-                self._exit_watcher.cancel()
-            self._fail_pending(InstanceNotFound(self.name))
+            gone = InstanceNotFound(self.name)
+            self._effects.close(gone)
+            while not self._inbox.empty():
+                _answer_error(self._inbox.get_nowait(), gone)
 
     def _handle(self, message: m.Message) -> object:
-        if isinstance(message, m.Notice) and message.generation != self._generation:
+        if isinstance(message, m.Noticed) and message.generation != self._effects.generation:
             return None  # about a process that has since been replaced
-        self._current = message
+        self._effects.current = message
         try:
             return self._apply(self._translate(message))
         finally:
-            self._current = None
+            self._effects.current = None
 
     def _translate(self, message: m.Message) -> t.Message:
-        """The inbox's message in the lifecycle's words, with the facts it needs."""
-        if isinstance(message, m.Exited):
-            return self._reaped(message.code)
+        """The lifecycle's message in the envelope, with the facts it needs."""
+        if isinstance(message, (m.Told, m.Noticed)):
+            return self._effects.facts(message.message)
         if isinstance(message, m.Start):
             return t.Start(wait=message.ready is not None)
-        if isinstance(message, m.Stop):
-            return t.Stop(force=message.force, timeout=message.timeout,
-                          if_idle=message.if_idle, inflight=self.leases.inflight)
         if isinstance(message, m.Update):
             message.apply(self.record)
             self.record.updated_at = utc_now()
             return t.Update(restart=message.restart)
-        if isinstance(message, m.Shutdown):
-            return t.Shutdown(stop=message.stop)
-        if isinstance(message, m.Ready):
-            return t.Ready(inflight=self.leases.inflight)
-        if isinstance(message, m.LoadFailed):
-            return t.LoadFailed(message.reason, model_missing=message.model_missing)
-        if isinstance(message, m.Unhealthy):
-            return t.Unhealthy(message.reason)
-        if isinstance(message, m.Placed):
-            return self._placed()
-        if isinstance(message, (m.KillTimer, m.RestartTimer, m.IdleTimer)):
-            self._timers.pop(_TIMER_OF[type(message)], None)  # it has fired
-        if isinstance(message, m.IdleTimer):
-            return t.IdleTimer(inflight=self.leases.inflight, idle_for=self.leases.idle_for())
-        return _PLAIN[type(message)]()
-
-    def _placed(self) -> t.Placed:
-        """A backend on a Ray node runs now: record its pid and node (for adoption)."""
-        handle, runtime = self._process, self.record.runtime
-        if handle is not None and self.status == "starting":
-            runtime.pid, runtime.pid_start_time, runtime.command = (
-                handle.pid, handle.start_time, handle.command)
-            runtime.node = handle.node
-        node = handle.node if handle is not None and handle.node else {}
-        return t.Placed(pid=handle.pid if handle else None, node=node.get("id", "?"))
-
-    def _reaped(self, code: int | None) -> t.Exited:
-        handle, self._process, self._exit_watcher = self._process, None, None
-        runtime = self.record.runtime
-        runtime.pid = runtime.pid_start_time = runtime.serving_port = None
-        runtime.started_at = runtime.node = None
-        self.stats.reset(None)
-        return t.Exited(pid=handle.pid if handle else None, what=describe_exit(code))
+        return t.Acquire()
 
     def _apply(self, message: t.Message) -> bool | None:
         """Decide (the pure transition), record, then carry out the effects in order. Launch
@@ -320,23 +263,15 @@ class InstanceOwner(OwnerEffects):
         runtime.restart_count, runtime.last_error = (
             self._life.restart_count, self._life.last_error)
         for effect in effects:
-            self._do(effect)
-        answer, self._answer = self._answer, None
+            self._effects.do(effect)
+        answer, self._effects.answer = self._effects.answer, None
         return answer
 
     def _became_idle(self) -> None:
-        """The lease book's callback: the last request in flight ended."""
+        """The lease book's callback: the last request in flight ended (told through the
+        inbox, as every transition is: the owner task decides, one message at a time)."""
         if not self.closed:
-            self._apply(t.Idle())
-
-
-_PLAIN: dict[type[m.Message], Callable[[], t.Message]] = {
-    m.Acquire: t.Acquire, m.Restart: t.Restart, m.Delete: t.Delete, m.KillTimer: t.KillTimer,
-    m.RestartTimer: t.RestartTimer, m.Stable: t.Stable,
-}
-_TIMER_OF: dict[type[m.Notice], t.TimerKind] = {
-    m.KillTimer: "kill", m.RestartTimer: "restart", m.IdleTimer: "idle",
-}
+            self._post(m.Noticed(self._effects.generation, t.Idle()))
 
 
 def _answer_error(message: m.Message, error: BaseException) -> None:

@@ -1,6 +1,7 @@
 """How the owner carries out the lifecycle's effects: spawn, signal, timers, watchers, persist,
 publish, answer. The decisions are all in ``supervisor/lifecycle.py``; nothing here chooses a
-status. A mixin of ``InstanceOwner`` (supervisor/owner.py), which holds the state it uses.
+status. ``EffectRunner`` is an object the owner (supervisor/owner.py) holds: composition, it
+owns the process, timers, watchers and waiters it works on.
 """
 
 from __future__ import annotations
@@ -8,201 +9,215 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from llamactl.backends import backend_for, backend_named
 from llamactl.backends.base import Backend, BackendNotFound
-from llamactl.config import InstancesConfig
-from llamactl.errors import (
-    Conflict,
-    InstanceAlreadyRunning,
-    InstanceNotRunning,
-    InstanceRunning,
-    LlamactlError,
-    ModelNotFound,
-    StartFailed,
-)
-from llamactl.instances.model_paths import outside_model_dirs
+from llamactl.errors import ModelNotFound, StartFailed
 from llamactl.instances.models import InstanceRecord, utc_now
 from llamactl.supervisor import lifecycle_terms as t
 from llamactl.supervisor import logs
 from llamactl.supervisor import messages as m
 from llamactl.supervisor.container import ContainerProcess, adopt_process
-from llamactl.supervisor.context import Lifecycle, OwnerContext
+from llamactl.supervisor.context import OwnerContext
 from llamactl.supervisor.host import BackendProcess, PlacementError, SpawnRequest
+from llamactl.supervisor.launching import REFUSALS, LaunchError, check_launchable
 from llamactl.supervisor.leases import Lease, LeaseBook
-from llamactl.supervisor.ports import port_is_free
-from llamactl.supervisor.process import SpawnError
+from llamactl.supervisor.process import SpawnError, describe_exit
 from llamactl.supervisor.stats import ProcessStats
 from llamactl.supervisor.watchers import watch_liveness, watch_readiness
 
 log = logging.getLogger(__name__)
 
 FAILURE_LOG_LINES = 20
-
-
-class LaunchError(Exception):
-    pass
-
-
-class InstanceStopping(InstanceNotRunning):
-    """Not running yet again: wait until stopped, then start it anew."""
-
-
-_REFUSALS: dict[t.RefusalKind, Callable[[str], LlamactlError]] = {
-    "already_running": InstanceAlreadyRunning,
-    "not_running": InstanceNotRunning,
-    "stopping": InstanceStopping,
-    "busy": lambda message: Conflict(message, code="INSTANCE_BUSY"),
-    "running": InstanceRunning,
+_TIMER_NOTICES: dict[t.TimerKind, type[t.KillTimer | t.RestartTimer | t.IdleTimer]] = {
+    "kill": t.KillTimer, "restart": t.RestartTimer, "idle": t.IdleTimer,
 }
-_TIMER_NOTICES: dict[t.TimerKind, type[m.Notice]] = {
-    "kill": m.KillTimer, "restart": m.RestartTimer, "idle": m.IdleTimer,
-}
+_TIMER_OF: dict[type[t.Message], t.TimerKind] = {v: k for k, v in _TIMER_NOTICES.items()}
 
 
-def policy_of(record: InstanceRecord, config: InstancesConfig) -> t.Policy:
-    life = Lifecycle.of(record, config)
-    return t.Policy(auto_restart=life.auto_restart, max_restarts=life.max_restarts,
-                    restart_delay=life.restart_delay, stop_timeout=config.stop_timeout,
-                    idle_minutes=life.idle_timeout)
+class EffectRunner:
+    """Carries out the lifecycle's effects for one owner. It owns what they touch: the process
+    and its generation, the watcher and timer tasks, the waiters for "running" and "stopped".
+    The owner (supervisor/owner.py) owns the record, the inbox and the decisions; the runner
+    reports what happened (Launched, Adopted, ...) back through ``report``, the owner's
+    ``_apply``, and posts what its tasks notice through ``post``, into the inbox."""
 
-
-class OwnerEffects:
-    # Held by InstanceOwner; declared here for the effects that use them.
-    record: InstanceRecord
-    stats: ProcessStats
-    leases: LeaseBook
-    _ctx: OwnerContext
-    _life: t.State
-    _answer: bool | None
-    _current: m.Message | None
-    _process: BackendProcess | None
-    _generation: int
-    _exit_watcher: asyncio.Task[None] | None
-    _watchers: list[asyncio.Task[None]]
-    _timers: dict[t.TimerKind, asyncio.Task[None]]
-    _ready_waiters: list[tuple[asyncio.Future[Any], bool]]
-    _stopped_waiters: list[asyncio.Future[None]]
-    _inbox: asyncio.Queue[m.Message]
+    def __init__(self, record: InstanceRecord, context: OwnerContext, stats: ProcessStats,
+                 leases: LeaseBook, post: Callable[[m.Noticed], None],
+                 report: Callable[[t.Message], object]):
+        self.record, self.ctx, self.stats, self.leases = record, context, stats, leases
+        self._post, self._report = post, report
+        self.process: BackendProcess | None = None
+        self.generation = 0
+        self.exit_watcher: asyncio.Task[None] | None = None
+        self.watchers: list[asyncio.Task[None]] = []  # readiness or liveness of this process
+        self.timers: dict[t.TimerKind, asyncio.Task[None]] = {}
+        # Waiting for "running": start?wait=true (False) and requests wanting a lease (True).
+        self.ready_waiters: list[tuple[asyncio.Future[Any], bool]] = []
+        self.stopped_waiters: list[asyncio.Future[None]] = []
+        self.current: m.Message | None = None  # the inbox message being handled
+        self.answer: bool | None = None
+        self._slots: tuple[list[str] | None, int | None] = (None, None)  # argv, its slots
 
     @property
     def name(self) -> str:
-        raise NotImplementedError
+        return self.record.name
 
     @property
     def log_path(self) -> Path:
-        raise NotImplementedError
+        return self.ctx.log_path(self.name)
 
     @property
     def port(self) -> int:
-        raise NotImplementedError
+        """Where the instance listens: its running process's port, else its configured one."""
+        return self.record.runtime.serving_port or self.record.spec.port
 
     @property
     def backend_host(self) -> str:
-        raise NotImplementedError
+        """The host its backend listens on: the node's address on Ray, else loopback. The
+        gateway, proxy, health and metrics scrapers read this one field (issue 18)."""
+        node = self.record.runtime.node
+        return node["address"] if node else "127.0.0.1"
 
-    def _apply(self, message: t.Message) -> bool | None:
-        raise NotImplementedError
+    def take_lease(self) -> Lease:
+        command = self.record.runtime.command
+        if self._slots[0] is not command:  # launched or adopted since: read its --parallel
+            self._slots = (command, backend_named(self.record.spec.backend).slots(command))
+        return self.leases.take(self.port, self.record.api_key, self._slots[1],
+                                self.backend_host)
 
-    def _take_lease(self) -> Lease:
-        raise NotImplementedError
+    # ---- the facts of a message, that the runner holds ----
 
-    def _post(self, notice: m.Notice) -> None:
-        raise NotImplementedError
+    def facts(self, message: t.Message) -> t.Message:
+        """What only the owner knows when it handles the message: requests in flight, the
+        process reaped or placed, a timer that has fired."""
+        if isinstance(message, t.Stop):
+            return replace(message, inflight=self.leases.inflight)
+        if isinstance(message, t.Exited):
+            return self._reaped(message.what)
+        if isinstance(message, t.Ready):
+            return t.Ready(inflight=self.leases.inflight)
+        if isinstance(message, t.Placed):
+            return self._placed()
+        fired = _TIMER_OF.get(type(message))
+        if fired is not None:
+            self.timers.pop(fired, None)
+        if isinstance(message, t.IdleTimer):
+            return t.IdleTimer(inflight=self.leases.inflight, idle_for=self.leases.idle_for())
+        return message
+
+    def _placed(self) -> t.Placed:
+        """A backend on a Ray node runs now: record its pid and node (for adoption)."""
+        handle, runtime = self.process, self.record.runtime
+        if handle is not None and self.record.runtime.status == "starting":
+            runtime.pid, runtime.pid_start_time, runtime.command = (
+                handle.pid, handle.start_time, handle.command)
+            runtime.node = handle.node
+        node = handle.node if handle is not None and handle.node else {}
+        return t.Placed(pid=handle.pid if handle else None, node=node.get("id", "?"))
+
+    def _reaped(self, what: str) -> t.Exited:
+        handle, self.process, self.exit_watcher = self.process, None, None
+        runtime = self.record.runtime
+        runtime.pid = runtime.pid_start_time = runtime.serving_port = None
+        runtime.started_at = runtime.node = None
+        self.stats.reset(None)
+        return t.Exited(pid=handle.pid if handle else None, what=what)
+
 
     # ---- carrying out one effect ----
 
-    def _do(self, effect: t.Effect) -> None:
+    def do(self, effect: t.Effect) -> None:
         if isinstance(effect, t.Refuse):
-            raise _REFUSALS[effect.kind](effect.message)
+            raise REFUSALS[effect.kind](effect.message)
         if isinstance(effect, t.Answer):
-            self._answer = effect.value
+            self.answer = effect.value
             return
         _EFFECTS[type(effect)](self, effect)
 
     def _launch(self, effect: t.Launch) -> None:
-        self._generation += 1
-        runtime, config, host = self.record.runtime, self._ctx.config, self._ctx.host
+        self.generation += 1
+        runtime, config, host = self.record.runtime, self.ctx.config, self.ctx.host
         try:
             backend = self._backend()
-            argv = backend.argv(backend.command(self._ctx.backends), self.record)
+            argv = backend.argv(backend.command(self.ctx.backends), self.record)
             container = backend.container(self.record)
             if container is not None and not host.local:
                 raise LaunchError("an instance in Docker runs on this host, not on Ray nodes")
             if host.local:  # on a Ray node, the node checks (cluster/actor.py)
-                _check_launchable(self.record, config.model_dirs, backend.model_files_only)
+                check_launchable(self.record, config.model_dirs, backend.model_files_only)
             logs.rotate_if_needed(self.log_path, config.log_max_bytes, config.log_backups,
                                   None, live=False)
             self._own_log("info", f"starting: {' '.join(argv)}")
             spec = self.record.spec
-            memory = None if host.local else self._ctx.estimator.estimate(spec)  # Ray's request
+            memory = None if host.local else self.ctx.estimator.estimate(spec)  # Ray's request
             request = SpawnRequest(
                 self.name, argv, backend.env(self.record), self.log_path, spec.resources,
                 spec.model_path, spec.port, memory)
             handle = ContainerProcess.spawn(request, container) if container else host.spawn(
                 request)
         except (BackendNotFound, LaunchError, SpawnError) as exc:
-            self._apply(t.LaunchFailed(str(exc)))
+            self._report(t.LaunchFailed(str(exc)))
             return
-        self._process = handle
+        self.process = handle
         self.stats.reset(handle.pid if host.local else None)
         runtime.pid, runtime.pid_start_time, runtime.command = (
             handle.pid, handle.start_time, handle.command)
         runtime.started_at = utc_now()
         runtime.serving_port = self.record.spec.port
         runtime.node = handle.node
-        self._apply(t.Launched(handle.pid))
+        self._report(t.Launched(handle.pid))
 
     def _try_adopt(self, effect: t.TryAdopt) -> None:
         runtime = self.record.runtime
         handle = None
         if runtime.pid and runtime.pid_start_time is not None and runtime.command:
-            handle = adopt_process(self._ctx.host, self._backend(), self.record, self.log_path,
+            handle = adopt_process(self.ctx.host, self._backend(), self.record, self.log_path,
                                    (runtime.pid, runtime.pid_start_time, runtime.command))
         if handle is None:
             pid = runtime.pid
             runtime.pid = runtime.pid_start_time = runtime.serving_port = None
             runtime.started_at = runtime.node = None
-            self._apply(t.AdoptFailed(pid))
+            self._report(t.AdoptFailed(pid))
             return
-        self._generation += 1
-        self._process = handle
-        self.stats.reset(handle.pid if self._ctx.host.local else None)
+        self.generation += 1
+        self.process = handle
+        self.stats.reset(handle.pid if self.ctx.host.local else None)
         runtime.node = handle.node
         if isinstance(handle, ContainerProcess):  # its docker command may be a new one
             runtime.pid, runtime.pid_start_time, runtime.command = (
                 handle.pid, handle.start_time, handle.command)
-        self._apply(t.Adopted(runtime.pid))
+        self._report(t.Adopted(runtime.pid))
 
     def _signal(self, effect: t.Signal) -> None:
-        if self._process is None:
+        if self.process is None:
             return
-        self._own_log(effect.level, effect.text.replace("{pid}", str(self._process.pid)))
-        self._process.signal_group(getattr(signal, effect.signal), effect.grace)
+        self._own_log(effect.level, effect.text.replace("{pid}", str(self.process.pid)))
+        self.process.signal_group(getattr(signal, effect.signal), effect.grace)
 
     def _set_status(self, effect: t.SetStatus) -> None:
         runtime = self.record.runtime
         previous, runtime.status = runtime.status, effect.status
         self._persist(None)
         if previous != effect.status:
-            self._ctx.events.status_changed(self.name, effect.status, previous)
+            self.ctx.events.status_changed(self.name, effect.status, previous)
         if effect.status in ("stopped", "failed"):
-            waiters, self._stopped_waiters = self._stopped_waiters, []
+            waiters, self.stopped_waiters = self.stopped_waiters, []
             for waiter in waiters:
                 if not waiter.done():
                     waiter.set_result(None)
-            self._ctx.on_capacity_change()
+            self.ctx.on_capacity_change()
 
     def _persist(self, effect: t.Persist | None) -> None:
-        self._ctx.repository.save(self.record)
+        self.ctx.repository.save(self.record)
 
     def _count(self, effect: t.Count) -> None:
-        metrics = self._ctx.metrics
+        metrics = self.ctx.metrics
         if effect.what in ("launched", "relaunched"):
             metrics.launched(self.name, retry=effect.what == "relaunched")
         elif effect.what == "crashed":
@@ -211,15 +226,15 @@ class OwnerEffects:
             metrics.ready(self.name, self.record.runtime.started_at)
 
     def _wait_ready(self, effect: t.WaitReady) -> None:
-        request = self._current
+        request = self.current
         if isinstance(request, m.Acquire) and effect.lease:
-            self._ready_waiters.append((request.lease, True))
+            self.ready_waiters.append((request.lease, True))
         elif isinstance(request, m.Start) and request.ready is not None:
-            self._ready_waiters.append((request.ready, False))
+            self.ready_waiters.append((request.ready, False))
 
     def _grant_lease(self, effect: t.GrantLease) -> None:
-        if isinstance(self._current, m.Acquire):
-            self._current.lease.set_result(self._take_lease())
+        if isinstance(self.current, m.Acquire):
+            self.current.lease.set_result(self.take_lease())
 
     def _fail_waiters(self, effect: t.FailWaiters) -> None:
         tail = self._last_log_lines() if effect.log_tail else None
@@ -229,13 +244,13 @@ class OwnerEffects:
 
     def _delete_logs(self, effect: t.DeleteLogs) -> None:
         # The manager deleted the row first (it may be refused): here only memory and files.
-        for path in logs.log_files(self.log_path, self._ctx.config.log_backups):
+        for path in logs.log_files(self.log_path, self.ctx.config.log_backups):
             with contextlib.suppress(OSError):
                 path.unlink()
 
     # ---- waiters ----
 
-    def _start_failed(self, reason: str) -> StartFailed:
+    def start_failed(self, reason: str) -> StartFailed:
         return StartFailed(f"Instance '{self.name}' failed: {reason}",
                            "\n".join(self._last_log_lines()))
 
@@ -245,27 +260,28 @@ class OwnerEffects:
                                   line_format=backend.parse_log_line)
 
     def _resolve_ready(self, error: Exception | None) -> None:
-        waiters, self._ready_waiters = self._ready_waiters, []
+        waiters, self.ready_waiters = self.ready_waiters, []
         for waiter, wants_lease in waiters:
             if waiter.done():
                 continue
             if error is not None:
                 waiter.set_exception(error)
             elif wants_lease:
-                waiter.set_result(self._take_lease())
+                waiter.set_result(self.take_lease())
             else:
                 waiter.set_result(None)
 
-    def _fail_pending(self, error: Exception) -> None:
+    def close(self, error: Exception) -> None:
+        """The owner ends: its tasks are cancelled and every waiter answered."""
+        self.cancel_watchers()
+        self.cancel_timers()
+        if self.exit_watcher is not None:
+            self.exit_watcher.cancel()
         self._resolve_ready(error)
-        for waiter in self._stopped_waiters:  # gone is as stopped as it gets
+        for waiter in self.stopped_waiters:  # gone is as stopped as it gets
             if not waiter.done():
                 waiter.set_result(None)
-        self._stopped_waiters = []
-        while not self._inbox.empty():
-            message = self._inbox.get_nowait()
-            if isinstance(message, m.Request) and not message.reply.done():
-                message.reply.set_exception(error)
+        self.stopped_waiters = []
 
     def _own_log(self, level: logs.Level, message: str) -> None:
         try:
@@ -279,21 +295,21 @@ class OwnerEffects:
         return asyncio.create_task(coroutine, name=f"owner:{self.name}:helper")
 
     def _watch_exit(self, effect: t.WatchExit) -> None:
-        handle, generation = self._process, self._generation
+        handle, generation = self.process, self.generation
         if handle is None:
             return
 
         async def wait_exit() -> None:
             code = await handle.wait()
-            self._post(m.Exited(generation, code))
+            self._post(m.Noticed(generation, t.Exited(handle.pid, describe_exit(code))))
 
-        self._exit_watcher = self._spawn(wait_exit())
+        self.exit_watcher = self._spawn(wait_exit())
 
     def _watch_readiness(self, effect: t.WatchReadiness) -> None:
-        handle, generation = self._process, self._generation
+        handle, generation = self.process, self.generation
         if handle is None:
             return
-        load_timeout, paths = self._ctx.config.load_timeout, self._backend().health_paths
+        load_timeout, paths = self.ctx.config.load_timeout, self._backend().health_paths
         resources = dict(handle.resources)  # with the memory its estimate asks for
 
         async def placed_then_ready() -> None:
@@ -301,91 +317,76 @@ class OwnerEffects:
                 try:
                     await asyncio.wait_for(handle.placed(), load_timeout)
                 except (PlacementError, TimeoutError) as exc:
-                    self._post(m.LoadFailed(generation, str(exc) or (
+                    self._post(m.Noticed(generation, t.LoadFailed(str(exc) or (
                         f"not placed after {load_timeout:g} s: no node has {resources}"),
-                        model_missing=getattr(exc, "model_missing", False)))
+                        model_missing=getattr(exc, "model_missing", False))))
                     return
-                self._post(m.Placed(generation))
+                self._post(m.Noticed(generation, t.Placed(pid=None, node="?")))
             await watch_readiness(self._post, generation, self.port, self.log_path,
                                   load_timeout, paths, host=handle.address)
 
-        self._watchers.append(self._spawn(placed_then_ready()))
+        self.watchers.append(self._spawn(placed_then_ready()))
 
     def _watch_liveness(self, effect: t.WatchLiveness) -> None:
-        self._watchers.append(self._spawn(watch_liveness(
-            self._post, self._generation, self.port,
-            self._ctx.config.health_interval, self._ctx.config.health_failures,
-            self._ctx.stable_after, self._backend().health_paths, host=self.backend_host,
+        self.watchers.append(self._spawn(watch_liveness(
+            self._post, self.generation, self.port,
+            self.ctx.config.health_interval, self.ctx.config.health_failures,
+            self.ctx.stable_after, self._backend().health_paths, host=self.backend_host,
         )))
 
     def _backend(self) -> Backend:
-        return backend_for(self.record, self._ctx.backends)
+        return backend_for(self.record, self.ctx.backends)
 
-    def _cancel_watchers(self, effect: t.CancelWatchers | None = None) -> None:
-        for watcher in self._watchers:
+    def cancel_watchers(self, effect: t.CancelWatchers | None = None) -> None:
+        for watcher in self.watchers:
             watcher.cancel()
-        self._watchers = []
+        self.watchers = []
 
     def _arm_timer(self, effect: t.ArmTimer) -> None:
         self._cancel_timer(t.CancelTimer(effect.kind))
-        notice = _TIMER_NOTICES[effect.kind](self._generation)
-        self._timers[effect.kind] = self._spawn(self._after(effect.seconds, notice))
+        notice = m.Noticed(self.generation, _TIMER_NOTICES[effect.kind]())
+        self.timers[effect.kind] = self._spawn(self._after(effect.seconds, notice))
 
-    async def _after(self, delay: float, notice: m.Notice) -> None:
+    async def _after(self, delay: float, notice: m.Noticed) -> None:
         await asyncio.sleep(delay)
         self._post(notice)
 
     def _cancel_timer(self, effect: t.CancelTimer) -> None:
-        timer = self._timers.pop(effect.kind, None)
+        timer = self.timers.pop(effect.kind, None)
         if timer is not None:
             timer.cancel()
 
-    def _cancel_timers(self) -> None:
-        for kind in list(self._timers):
+    def cancel_timers(self) -> None:
+        for kind in list(self.timers):
             self._cancel_timer(t.CancelTimer(kind))
 
 
-def _check_launchable(record: InstanceRecord, model_dirs: list[Path],
-                      files_only: bool) -> None:
-    path = record.spec.model_path
-    local = files_only or os.path.isabs(path)  # else a hub id the backend fetches itself
-    outside = outside_model_dirs(path, model_dirs) if local else None
-    if outside is not None:  # a symlink retargeted since, or config
-        raise LaunchError(outside)
-    readable = os.access(path, os.R_OK) and (
-        os.path.isfile(path) if files_only else os.path.exists(path))
-    if local and not readable:
-        raise LaunchError(f"model file {path} is missing or not readable")
-    if not port_is_free(record.spec.port):
-        raise LaunchError(f"port {record.spec.port} is in use by another process")
-
-
-def _noop(owner: OwnerEffects, effect: Any) -> None:
+def _noop(runner: EffectRunner, effect: Any) -> None:
     pass
 
 
 _EFFECTS: dict[type[Any], Callable[[Any, Any], None]] = {
-    t.Launch: OwnerEffects._launch,
-    t.TryAdopt: OwnerEffects._try_adopt,
-    t.Signal: OwnerEffects._signal,
-    t.ArmTimer: OwnerEffects._arm_timer,
-    t.CancelTimer: OwnerEffects._cancel_timer,
-    t.WatchExit: OwnerEffects._watch_exit,
-    t.WatchReadiness: OwnerEffects._watch_readiness,
-    t.WatchLiveness: OwnerEffects._watch_liveness,
-    t.CancelWatchers: OwnerEffects._cancel_watchers,
-    t.SetStatus: OwnerEffects._set_status,
-    t.Persist: OwnerEffects._persist,
-    t.Log: lambda owner, effect: owner._own_log(effect.level, effect.text),
-    t.Alert: lambda owner, effect: owner._ctx.events.alert(effect.level, effect.text,
-                                                           owner.name),
-    t.Count: OwnerEffects._count,
-    t.SampleStats: lambda owner, effect: owner.stats.sample(),
-    t.WaitReady: OwnerEffects._wait_ready,
-    t.ResolveWaiters: lambda owner, effect: owner._resolve_ready(None),
-    t.FailWaiters: OwnerEffects._fail_waiters,
-    t.GrantLease: OwnerEffects._grant_lease,
-    t.CapacityChanged: lambda owner, effect: owner._ctx.on_capacity_change(),
-    t.DeleteLogs: OwnerEffects._delete_logs,
+    t.Launch: EffectRunner._launch,
+    t.TryAdopt: EffectRunner._try_adopt,
+    t.Signal: EffectRunner._signal,
+    t.ArmTimer: EffectRunner._arm_timer,
+    t.CancelTimer: EffectRunner._cancel_timer,
+    t.WatchExit: EffectRunner._watch_exit,
+    t.WatchReadiness: EffectRunner._watch_readiness,
+    t.WatchLiveness: EffectRunner._watch_liveness,
+    t.CancelWatchers: EffectRunner.cancel_watchers,
+    t.SetStatus: EffectRunner._set_status,
+    t.Persist: EffectRunner._persist,
+    t.Log: lambda runner, effect: runner._own_log(effect.level, effect.text),
+    t.Alert: lambda runner, effect: runner.ctx.events.alert(effect.level, effect.text,
+                                                             runner.name),
+    t.Count: EffectRunner._count,
+    t.SampleStats: lambda runner, effect: runner.stats.sample(),
+    t.WaitReady: EffectRunner._wait_ready,
+    t.ResolveWaiters: lambda runner, effect: runner._resolve_ready(None),
+    t.FailWaiters: EffectRunner._fail_waiters,
+    t.GrantLease: EffectRunner._grant_lease,
+    t.CapacityChanged: lambda runner, effect: runner._ctx.on_capacity_change(),
+    t.DeleteLogs: EffectRunner._delete_logs,
     t.Close: _noop,  # the state says closed; the loop ends after this message
 }

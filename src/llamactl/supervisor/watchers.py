@@ -11,10 +11,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from llamactl.supervisor import lifecycle_terms as t
 from llamactl.supervisor.health import probe_health
-from llamactl.supervisor.messages import LoadFailed, Notice, Ready, Stable, Unhealthy
+from llamactl.supervisor.messages import Noticed
 
-Post = Callable[[Notice], None]
+Post = Callable[[Noticed], None]
 
 # Readiness is polled fast at first (a small model is ready in tens of milliseconds, and the
 # poll interval is start latency a user pays), then slower for big models.
@@ -41,14 +42,15 @@ async def watch_readiness(
     while True:
         if await probe_health(port, timeout=min(2.0, stall_timeout), paths=paths,
                               host=host) == "ok":
-            post(Ready(generation))
+            post(Noticed(generation, t.Ready()))
             return
         size = _size(log_path)
         if size != last_size:  # the child is still busy: loading a big model is not a stall
             last_size = size
             deadline = time.monotonic() + stall_timeout
         if time.monotonic() > deadline:
-            post(LoadFailed(generation, f"not ready after {stall_timeout:g} s without output"))
+            post(Noticed(generation, t.LoadFailed(
+                f"not ready after {stall_timeout:g} s without output")))
             return
         await asyncio.sleep(delay)
         delay = min(delay * READY_POLL_GROWTH, READY_POLL_MAX)
@@ -69,9 +71,10 @@ async def watch_liveness(
         result = await probe_health(port, paths=paths, host=host)
         failures = 0 if result == "ok" else failures + 1
         if failures >= failures_allowed:
-            post(Unhealthy(generation, f"health check failed {failures} times in a row ({result})"))
+            post(Noticed(generation, t.Unhealthy(
+                f"health check failed {failures} times in a row ({result})")))
             return
         if not stable_sent and time.monotonic() - began >= stable_after:
-            post(Stable(generation))
+            post(Noticed(generation, t.Stable()))
             stable_sent = True
         await asyncio.sleep(interval)

@@ -1,5 +1,6 @@
 """``POST /api/backends/{backend}/estimate``: the memory a model file and options would take,
-without an instance (issue 20), so a form can show it as the user types."""
+without an instance (issue 20), so a form can show it as the user types. It answers for the
+backends that estimate from a model file (``Backend.unreadable_model`` is set)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from llamactl.api.deps import ServicesDep, SettingsDep
 from llamactl.api.schemas import ERROR_RESPONSES, MemoryEstimateBody
-from llamactl.backends import backend_named
+from llamactl.backends import BACKENDS
 from llamactl.errors import NotFound, ValidationFailed
 from llamactl.instances.model_paths import check_model_path
 from llamactl.instances.models import InstanceSpec
@@ -32,14 +33,15 @@ class EstimateRequest(BaseModel):
              summary="Estimate the memory a model and options need")
 async def estimate(backend: str, body: EstimateRequest, settings: SettingsDep,
                    services: ServicesDep) -> dict[str, Any]:
-    if backend != "llama_cpp":
-        raise NotFound(f"Backend '{backend}' not found", "backends: llama_cpp")
-    llama_cpp = backend_named(backend)
-    check_model_path(body.model_path, llama_cpp.model_files_only, settings.instances.model_dirs)
-    options = llama_cpp.validate_options(body.options)
-    spec = InstanceSpec(name="estimate", model_path=body.model_path, port=0, options=options)
+    chosen = BACKENDS.get(backend)
+    if chosen is None or chosen.unreadable_model is None:
+        estimating = [name for name, known in BACKENDS.items() if known.unreadable_model]
+        raise NotFound(f"Backend '{backend}' not found", f"backends: {', '.join(estimating)}")
+    check_model_path(body.model_path, chosen.model_files_only, settings.instances.model_dirs)
+    options = chosen.validate_options(body.options)
+    spec = InstanceSpec(name="estimate", model_path=body.model_path, port=0, backend=backend,
+                        options=options)
     result = services.manager.context.estimator.estimate(spec)
     if result is None:
-        raise ValidationFailed("model_path is not a GGUF file llamactl can read",
-                               f"model_path: {body.model_path}")
+        raise ValidationFailed(chosen.unreadable_model, f"model_path: {body.model_path}")
     return result.as_json()

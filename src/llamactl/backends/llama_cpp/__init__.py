@@ -1,20 +1,24 @@
 """Everything llamactl knows about llama.cpp's ``llama-server``: finding the binary
 (binary.py), the option table (options.py), the command line and environment (command.py),
-and its log lines (log_lines.py), behind the ``Backend`` interface (backends/base.py)."""
+its log lines (log_lines.py), its settings (settings.py) and its memory from the GGUF header
+(memory.py), behind the ``Backend`` interface (backends/base.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
-from llamactl.backends.base import LogLine, TableBackend
+from llamactl.backends.base import LogLine, Machine, MemoryEstimate, TableBackend
 from llamactl.backends.command_import import CommandSyntax
 from llamactl.backends.llama_cpp import command, log_lines, options
 from llamactl.backends.llama_cpp.binary import packaged_binary, resolve_command
 from llamactl.backends.llama_cpp.help_table import FLAGS as HELP_FLAGS
 from llamactl.backends.llama_cpp.legacy_flags import OLD_SWITCHES, legacy_flag
+from llamactl.backends.llama_cpp.memory import estimate_llama_cpp, read_model_facts
+from llamactl.backends.llama_cpp.settings import LlamaCppBackendConfig
 from llamactl.backends.option_table import OptionTable
-from llamactl.config import BackendsConfig
-from llamactl.instances.models import InstanceRecord
+from llamactl.config import BackendsConfig, BackendSettings
+from llamactl.instances.models import InstanceRecord, InstanceSpec
 
 __all__ = ["LLAMA_CPP", "LlamaCpp", "packaged_binary"]
 
@@ -43,9 +47,12 @@ class LlamaCpp(TableBackend):
         switches=OLD_SWITCHES, help_flags=HELP_FLAGS, legacy=legacy_flag)
     health_paths: tuple[str, ...] = ("/health",)  # 503 while loading, 200 once ready
     model_files_only: bool = True
+    settings_model: type[BackendSettings] = LlamaCppBackendConfig
+    settings_description: str = "llama.cpp's llama-server."
+    unreadable_model: str | None = "model_path is not a GGUF file llamactl can read"
 
     def command(self, settings: BackendsConfig) -> list[str]:
-        return resolve_command(settings.llama_cpp)
+        return resolve_command(settings.section(self.name))
 
     def argv(self, prefix: list[str], record: InstanceRecord) -> list[str]:
         return command.build_argv(prefix, record)
@@ -62,6 +69,12 @@ class LlamaCpp(TableBackend):
 
     def parse_log_line(self, line: str) -> LogLine | None:
         return log_lines.parse_log_line(line)
+
+    def memory(self, spec: InstanceSpec, machine: Machine) -> MemoryEstimate | None:
+        facts = machine.read_file(Path(spec.model_path), read_model_facts)
+        if facts is None:
+            return None
+        return estimate_llama_cpp(facts, spec.options, has_gpu=bool(machine.gpus))
 
 
 LLAMA_CPP = LlamaCpp()

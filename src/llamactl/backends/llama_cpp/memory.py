@@ -2,8 +2,8 @@
 
 Pure arithmetic over two inputs: :class:`ModelFacts` (read from the file's header only, see
 :func:`read_model_facts`) and the instance's ``options`` (the keys of
-``llamactl.backends.llama_cpp.options``). :func:`estimate_llama_cpp` is the one call a backend
-needs.
+``llamactl.backends.llama_cpp.options``). :func:`estimate_llama_cpp` is the one call the
+backend (``LlamaCpp.memory``) makes.
 
 What llama.cpp allocates, and how each part is counted here (checked against llama-server's
 own buffer report with ``-lv 4``, build 11434):
@@ -22,10 +22,14 @@ own buffer report with ``-lv 4``, build 11434):
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from llamactl.backends.base import MemoryEstimate
+from llamactl.errors import StartupError
 
 MIB = 1024 * 1024
 # Measured: llama-server (build 11434, CPU) with the 0.5 MiB tiny model at -c 256 holds
@@ -65,15 +69,6 @@ class ModelFacts:
     # Sliding-window attention (Gemma 2/3): how many layers use a window, and its width.
     swa_layers: int = 0
     n_swa: int = 0
-
-
-@dataclass(frozen=True)
-class MemoryEstimate:
-    ram: int | None  # None: cannot be known (vLLM's host memory)
-    vram: int | None  # None: cannot be known
-
-    def as_json(self) -> dict[str, int | None]:
-        return {"ram": self.ram, "vram": self.vram}
 
 
 def estimate_llama_cpp(
@@ -147,9 +142,18 @@ def _int_option(options: Mapping[str, Any], key: str, default: int, *, auto: int
     return value
 
 
+def require_gguf() -> None:
+    """StartupError when gguf, a dependency, cannot be found (a broken install): every memory
+    estimate would be null and the memory budget off, with nothing said but an info line."""
+    if importlib.util.find_spec("gguf") is None:
+        raise StartupError("the gguf package is missing, and with it memory estimates and "
+                           "the memory budget: reinstall llamactl-server "
+                           "(pip install llamactl-server)")
+
+
 def read_model_facts(path: Path) -> ModelFacts:
     """Read a GGUF file's header (metadata and tensor table; the data is not read)."""
-    import gguf  # the models extra; imported here so the server starts without it
+    import gguf  # a dependency; imported on first use: it takes ~1 s (numpy) to import
 
     reader = gguf.GGUFReader(path, "r")
     arch = _field(reader, "general.architecture", "llama")
