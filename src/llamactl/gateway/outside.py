@@ -67,8 +67,14 @@ async def serve_over_asgi(gateway: Gateway, scope: Scope, receive: Receive,
     front = _AsgiFront(scope.get("client"))
     query = scope.get("query_string", b"")
     raw_path = scope.get("raw_path") or scope["path"].encode()
+    headers = list(scope["headers"])
+    known = (scope.get("state") or {}).get("request_id")
+    if known and not any(name == b"x-request-id" for name, _ in headers):
+        # The id RequestIds (outside this) puts on the answer: the exchange's, and its
+        # activity record's (issue 30), must be the same one.
+        headers.append((b"x-request-id", known.encode("ascii")))
     exchange = Exchange(gateway, front, scope["method"], raw_path + b"?" + query if query
-                        else raw_path, scope["path"], list(scope["headers"]),
+                        else raw_path, scope["path"], headers,
                         http11=scope.get("http_version") == "1.1",
                         scheme=scope.get("scheme", "http"))
     if exchange.admit() and await _read_body(exchange, receive):
