@@ -13,8 +13,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from click.testing import CliRunner
+
+from llamactl import AsyncClient, Client, RequestCompleted
 from llamactl.activity.ledger import Ledger
 from llamactl.activity.record import Record
+from llamactl.cli import main as cli_main
+from llamactl.client._event_models import parse_event
 from llamactl.config import ActivityConfig
 from llamactl.config.file import update_config_file
 from llamactl.events import EventHub
@@ -294,4 +299,97 @@ async def test_retention_prunes_by_age_then_by_count(tmp_path: Path) -> None:
     finally:
         await ledger.stop()
         await writer.close(5)
+        database.close()
+
+
+async def test_the_python_client_lists_summarises_and_exports(
+    make_settings: Any, make_app: Any, model: Path
+) -> None:
+    app: AppHarness = await make_app(make_settings())
+    await create(app, "a", model)
+    for _ in range(3):
+        answer = await app.client.post("/v1/completions", json={"model": "a", **PROMPT})
+        assert answer.status_code == 200
+    expected = await records(app, 3)
+
+    def use_the_client() -> tuple[Any, Any, Any, bytes]:
+        with Client(str(app.client.base_url)) as client:
+            first = client.list_activity(limit=2, instance="a")
+            second = client.list_activity(limit=2, before=first.next)
+            groups = client.activity_summary("instance")
+            out = io.BytesIO()
+            client.export_activity(out, format="jsonl", instance="a")
+            return first, second, groups, out.getvalue()
+
+    first, second, groups, exported = await asyncio.to_thread(use_the_client)
+    assert [r.id for r in first.items + second.items] == [r["id"] for r in expected]
+    assert second.next is None
+    assert first.items[0].completion_tokens == 5
+    assert [(g.group, g.requests) for g in groups] == [("a", 3)]
+    assert [json.loads(line) for line in exported.splitlines()] == expected
+    event = parse_event(json.dumps({"type": "request_completed", "timestamp":
+                                    "2026-01-01T00:00:00Z", "data": expected[0]}))
+    assert isinstance(event, RequestCompleted)
+    assert event.data["status"] == 200
+    async with AsyncClient(str(app.client.base_url)) as async_client:
+        page = await async_client.list_activity(limit=2, instance="a")
+        assert [r.id for r in page.items] == [r.id for r in first.items]
+        assert [(g.group, g.requests) for g in await async_client.activity_summary(
+            "instance")] == [("a", 3)]
+        out = io.BytesIO()
+        await async_client.export_activity(out, format="csv", instance="a")
+    assert out.getvalue().splitlines()[0].startswith(b"id,time,kind,")
+    assert len(out.getvalue().splitlines()) == 4
+
+
+async def test_the_command_line_shows_activity_and_usage(
+    make_settings: Any, make_app: Any, model: Path, tmp_path: Path, monkeypatch: Any
+) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cli-config"))  # no saved token
+    app: AppHarness = await make_app(make_settings())
+    await create(app, "a", model)
+    answer = await app.client.post("/v1/completions", json={"model": "a", **PROMPT})
+    refused = await app.client.post("/v1/completions", json={"model": "nope", **PROMPT})
+    expected = await records(app, 2)
+    url = str(app.client.base_url)
+
+    def run(*args: str) -> str:
+        result = CliRunner().invoke(cli_main, [*args, "--url", url])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    table = await asyncio.to_thread(run, "activity", "--since", "1h")
+    lines = table.splitlines()
+    assert lines[0].startswith("TIME")
+    assert "200" in lines[1]
+    assert "+5" in lines[1]
+    assert "404 model_not_found" in lines[2]
+    as_json = json.loads(await asyncio.to_thread(run, "activity", "--instance", "a",
+                                                 "-o", "json"))
+    assert [r["id"] for r in as_json] == [answer.headers["x-request-id"]]
+    by_model = await asyncio.to_thread(run, "usage", "--by", "model")
+    assert by_model.splitlines()[0].startswith("MODEL")
+    assert {line.split()[0] for line in by_model.splitlines()[1:]} == {"a", "nope"}
+    assert refused.headers["x-request-id"] == expected[0]["id"]
+
+
+async def test_a_burst_beyond_the_bound_is_counted_and_alerted_once(tmp_path: Path) -> None:
+    database = open_database(tmp_path / "llamactl.db")
+    hub = EventHub()
+    feed = hub.subscribe()
+    ledger = Ledger(ActivityConfig(), StoreWriter(database), hub, max_pending=2)
+    try:
+        for index in range(5):  # the ledger's task is not running: nothing is written
+            ledger.add(Record(id=f"r{index}", started=time.time(), kind="v1", method="POST",
+                              endpoint="/v1/completions", principal_kind="anonymous",
+                              principal_name=None, status=200))
+        assert ledger.status() == {"enabled": True, "pending": 2, "dropped": 3, "written": 0,
+                                   "error": None}
+        events = [feed.queue.get_nowait() for _ in range(feed.queue.qsize())]
+        alerts = [e for e in events if e.type == "system_alert"]
+        assert len(alerts) == 1
+        assert "dropped" in alerts[0].data["message"]
+        assert [e.data["id"] for e in events if e.type == "request_completed"] == [
+            f"r{index}" for index in range(5)]  # every request is still published live
+    finally:
         database.close()

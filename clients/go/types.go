@@ -375,6 +375,7 @@ const (
 	EventInstanceStatusChanged = "instance_status_changed"
 	EventInstanceStatsUpdated  = "instance_stats_updated"
 	EventSystemAlert           = "system_alert"
+	EventRequestCompleted      = "request_completed" // a request's record, in Event.Request
 )
 
 // Event is a message of the event stream: {"type", "timestamp", "data"}.
@@ -382,6 +383,8 @@ type Event struct {
 	Type      string    `json:"type"`
 	Timestamp time.Time `json:"timestamp"`
 	Data      EventData `json:"data"`
+	// request_completed: the request's record (Data stays empty).
+	Request *ActivityRecord `json:"-"`
 }
 
 // EventData holds the fields of every event type; those of other types are zero.

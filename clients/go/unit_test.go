@@ -302,3 +302,37 @@ func TestStopGraceIsSentAsTheTimeout(t *testing.T) {
 		t.Fatalf("bodies: %q, want %q", bodies, want)
 	}
 }
+
+func TestRequestCompletedEventsAndActivityPages(t *testing.T) {
+	var event Event
+	record := `{"type":"request_completed","timestamp":"2026-01-01T00:00:00Z","data":{` +
+		`"id":"r1","time":"2026-01-01T00:00:00.5Z","kind":"v1","method":"POST",` +
+		`"endpoint":"/v1/completions","model":"a","instance":"a","node":null,` +
+		`"principal":{"kind":"key","name":"app"},"status":200,"error_code":null,` +
+		`"stream":false,"cancelled":false,"prompt_tokens":3,"completion_tokens":5}}`
+	if err := json.Unmarshal([]byte(record), &event); err != nil {
+		t.Fatalf("a request_completed event: %v", err)
+	}
+	if event.Type != EventRequestCompleted || event.Request == nil || event.Request.Status != 200 ||
+		*event.Request.CompletionTokens != 5 || *event.Request.Principal.Name != "app" {
+		t.Fatalf("decoded %+v", event)
+	}
+	var alert Event
+	if err := json.Unmarshal([]byte(`{"type":"system_alert","timestamp":"2026-01-01T00:00:00Z",`+
+		`"data":{"level":"info","message":"m"}}`), &alert); err != nil || alert.Data.Level != "info" ||
+		alert.Request != nil {
+		t.Fatalf("an alert: %+v, %v", alert, err)
+	}
+	server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/activity" || r.URL.Query().Get("status") != "4xx" ||
+			r.URL.Query().Get("limit") != "2" {
+			t.Errorf("request %s", r.URL)
+		}
+		_, _ = io.WriteString(w, `{"items":[`+record[strings.Index(record, `"data":`)+7:len(record)-1]+`],"next":null}`)
+	}))
+	defer server.Close()
+	page, err := NewClient(server.URL).ListActivity(context.Background(), ActivityFilter{Status: "4xx", Limit: 2})
+	if err != nil || len(page.Items) != 1 || page.Items[0].ID != "r1" || page.Next != "" {
+		t.Fatalf("ListActivity: %+v, %v", page, err)
+	}
+}

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 
+from llamactl.api.audit_trail import AuditTrail
 from llamactl.api.auth import authorize
 from llamactl.api.compression import CompressFixedBodies
 from llamactl.api.docs_page import install_docs_page
@@ -28,6 +29,7 @@ from llamactl.api.request_guard import RequestGuard, SecurityHeaders
 from llamactl.api.request_id import RequestIds
 from llamactl.api.request_metrics import RequestMetrics
 from llamactl.api.routes import activity as activity_routes
+from llamactl.api.routes import audit as audit_routes
 from llamactl.api.routes import auth as auth_routes
 from llamactl.api.routes import backends as backends_routes
 from llamactl.api.routes import config as config_routes
@@ -103,6 +105,7 @@ def install_middleware(app: FastAPI, settings: Settings, metrics: LlamactlMetric
     """Innermost first: each one added wraps those before it."""
     # Innermost: it must see the scope the router writes the route into.
     app.add_middleware(RequestMetrics, metrics=metrics)
+    app.add_middleware(AuditTrail)  # issue 30: it too needs the route and the principal
     app.add_middleware(JsonBodies)
     # Inside the rate limits (a refused stranger still counts against its address), outside
     # everything that reads a body: credentials and sizes are judged on the head alone.
@@ -135,7 +138,8 @@ def install_routes(app: FastAPI) -> set[str]:
     # Every route below needs a token when auth is on: the dependency sits on the router.
     api = APIRouter(prefix="/api", dependencies=[Depends(authorize)])
     for routes in (instances, proxy, auth_routes, session, keys, system, config_routes, ws,
-                   events_routes, backends_routes, estimate_routes, activity_routes):
+                   events_routes, backends_routes, estimate_routes, activity_routes,
+                   audit_routes):
         api.include_router(routes.router)
     app.include_router(public)
     app.include_router(api)

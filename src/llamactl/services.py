@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 
+from llamactl.activity.audit import AuditLog
 from llamactl.activity.ledger import Ledger
 from llamactl.api.deps import Services
 from llamactl.api.middleware import Limits
@@ -125,6 +126,7 @@ async def _front(settings: Settings, config_path: Path | None, metrics: Llamactl
         yield Services(settings=settings, manager=manager, auth=auth, limits=limits,
                        gateway=gateway, events=events, monitoring=monitoring,
                        metrics=metrics, http=http, ledger=ledger,
+                       audit=AuditLog(ledger.writer),
                        config_editor=ConfigEditor(settings, config_path))
     finally:
         await monitoring.stop()

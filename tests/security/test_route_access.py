@@ -88,6 +88,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("PUT", "/api/keys/{name}"): Rule("admin", "/api/keys/no-such-key", 404, {}),
     ("GET", "/api/keys/{name}/usage"): Rule("admin", "/api/keys/no-such-key/usage", 404),
     ("GET", "/api/auth/me/usage"): Rule("viewer", "/api/auth/me/usage", 200),
+    ("GET", "/api/audit"): Rule("admin", "/api/audit", 200),
 }
 RANK = {"public": -1, "viewer": 0, "operator": 1, "admin": 2}
 

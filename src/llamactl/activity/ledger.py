@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from llamactl.activity import audit
 from llamactl.activity.record import COLUMNS, Record, rfc3339
 from llamactl.config import ActivityConfig
 from llamactl.errors import StorageUnavailable
@@ -131,10 +132,11 @@ class Ledger:
 
     async def _write_batch(self) -> bool:
         """Write the oldest records; False when nothing was taken."""
-        batch = [row.row() for row in _head(self._queue, BATCH)]
+        batch = _head(self._queue, BATCH)
         if not batch:
             return False
-        await self.writer.read(lambda db: _insert(db, batch))
+        # Rows are made on the writer's thread: ~2,000 at a time would stall the loop.
+        await self.writer.read(lambda db: _insert(db, [record.row() for record in batch]))
         for _ in batch:
             self._queue.popleft()
         self.written += len(batch)
@@ -181,6 +183,7 @@ def _prune(db: sqlite3.Connection, cutoff: str, keep: int) -> int:
     db.execute("BEGIN IMMEDIATE")
     try:
         removed = db.execute("DELETE FROM activity WHERE time < ?", (cutoff,)).rowcount
+        removed += audit.prune(db, cutoff)  # the audit log is kept as long
         row = db.execute("SELECT seq FROM activity ORDER BY seq DESC LIMIT 1 OFFSET ?",
                          (keep,)).fetchone()
         if row is not None:

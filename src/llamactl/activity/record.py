@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 PrincipalKind = Literal["user", "key", "anonymous"]
@@ -32,7 +31,11 @@ _BOOLEANS = frozenset({"stream", "cancelled"})
 
 def rfc3339(epoch: float) -> str:
     """Microseconds, always: the text sorts as the time does (the ``time`` index)."""
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    seconds = int(epoch)
+    micro = round((epoch - seconds) * 1_000_000)
+    if micro == 1_000_000:
+        seconds, micro = seconds + 1, 0
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{micro:06d}Z"
 
 
 @dataclass(slots=True)

@@ -63,6 +63,12 @@ async def authorize(conn: HTTPConnection) -> Principal:
     auth: AuthService = conn.app.state.services.auth
     if not auth.enabled:
         return ANONYMOUS
+    principal = await _authorize(conn, auth)
+    conn.scope.setdefault("state", {})["principal"] = principal  # for the audit log
+    return principal
+
+
+async def _authorize(conn: HTTPConnection, auth: AuthService) -> Principal:
     try:
         principal: Principal | None = conn.scope.get(PRINCIPAL_KEY)
         if principal is None:  # a WebSocket (HeadChecks sees HTTP requests only)

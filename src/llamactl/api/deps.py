@@ -9,6 +9,7 @@ import httpx
 from fastapi import Depends, Request
 from starlette.requests import HTTPConnection
 
+from llamactl.activity.audit import AuditLog
 from llamactl.activity.ledger import Ledger
 from llamactl.api.middleware import Limits
 from llamactl.config import Settings
@@ -34,6 +35,7 @@ class Services:
     gateway: Gateway  # /v1 (served by gateway.http_protocol beside the app) and its pool
     limits: Limits | None = None  # None: rate limiting is off
     ledger: Ledger | None = None  # issue 30: the requests on record (activity/)
+    audit: AuditLog | None = None  # issue 30: who changed what (api/audit_trail.py)
 
 
 def get_services(request: Request) -> Services:

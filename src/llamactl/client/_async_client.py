@@ -8,7 +8,7 @@ import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar, Unpack
+from typing import IO, TYPE_CHECKING, Any, TypeVar, Unpack
 
 import httpx
 
@@ -36,6 +36,8 @@ from llamactl.client._events import events_call
 from llamactl.client._exceptions import APIError
 from llamactl.client._exceptions import TimeoutError as ClientTimeoutError
 from llamactl.client._models import (
+    ActivityGroup,
+    ActivityPage,
     APIKey,
     BatchResult,
     ConfigUpdated,
@@ -49,6 +51,7 @@ from llamactl.client._models import (
     LogEntry,
     Model,
     OperationResult,
+    QuotaUsage,
     SystemInfo,
     SystemStatus,
     Token,
@@ -321,6 +324,39 @@ class AsyncClient(BaseClient):
         """A new inference API key (admin): ``created.key`` is shown this once. ``instances``
         limits it (None: every instance); ``expires_at`` (aware) ends it."""
         return await self._call(calls.create_key(name, instances, expires_at))
+
+    # -- activity (issue 30) ---------------------------------------------------------------
+
+    async def list_activity(self, *, instance: str | None = None, model: str | None = None,
+                            user: str | None = None, key: str | None = None,
+                            status: int | str | None = None, since: datetime | None = None,
+                            until: datetime | None = None, limit: int | None = None,
+                            before: str | None = None) -> ActivityPage:
+        """One page of the requests on record, newest first (as ``Client.list_activity``)."""
+        return await self._call(calls.list_activity({
+            "instance": instance, "model": model, "user": user, "key": key, "status": status,
+            "since": since, "until": until, "limit": limit, "before": before}))
+
+    async def activity_summary(self, by: str = "key", *, since: datetime | None = None,
+                               until: datetime | None = None) -> list[ActivityGroup]:
+        return await self._call(calls.activity_summary(by, {"since": since, "until": until}))
+
+    async def export_activity(self, out: IO[bytes], *, format: str = "jsonl",
+                              **filters: Any) -> int:
+        """Stream the records into ``out`` as CSV or JSON Lines; the bytes written."""
+        call = calls.export_activity(format, filters, wait_timeout(self.timeout, None))
+        response = await self._open_stream(call)
+        written = 0
+        try:
+            async for chunk in response.aiter_bytes():
+                out.write(chunk)
+                written += len(chunk)
+        finally:
+            await response.aclose()
+        return written
+
+    async def key_usage(self, name: str) -> QuotaUsage:
+        return await self._call(calls.key_usage(name))
 
     async def revoke_key(self, name: str) -> None:
         """Revoke a key by name (admin): the gateway refuses it from then on."""

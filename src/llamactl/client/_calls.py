@@ -15,6 +15,8 @@ from urllib.parse import quote
 
 from llamactl.client._base import Call, TimeoutTypes
 from llamactl.client._models import (
+    ActivityGroup,
+    ActivityPage,
     APIKey,
     BatchResult,
     ConfigUpdated,
@@ -26,6 +28,7 @@ from llamactl.client._models import (
     LogEntry,
     Model,
     OperationResult,
+    QuotaUsage,
     SystemInfo,
     SystemStatus,
     Token,
@@ -196,6 +199,42 @@ def create_key(name: str, instances: Sequence[str] | None,
             raise ValueError("expires_at needs a time zone (datetime.now(UTC) + ...)")
         body["expires_at"] = expires_at.astimezone(UTC).isoformat()
     return Call("POST", "/api/keys", KeyCreated.model_validate, body=body)
+
+
+def _activity_params(filters: Mapping[str, Any]) -> dict[str, str | int | float | bool]:
+    params: dict[str, str | int | float | bool] = {}
+    for name, value in filters.items():
+        if value is None:
+            continue
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                raise ValueError(f"{name} needs a time zone")
+            value = value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        params[name] = value
+    return params
+
+
+def list_activity(filters: Mapping[str, Any]) -> Call[ActivityPage]:
+    return Call("GET", "/api/activity", ActivityPage.model_validate,
+                params=_activity_params(filters))
+
+
+def activity_summary(by: str, filters: Mapping[str, Any]) -> Call[list[ActivityGroup]]:
+    return Call("GET", "/api/activity/summary",
+                lambda body: [ActivityGroup.model_validate(g) for g in body["groups"]],
+                params=_activity_params({"by": by, **filters}))
+
+
+def export_activity(format: str, filters: Mapping[str, Any],
+                    timeout: TimeoutTypes) -> Call[None]:
+    if format not in ("csv", "jsonl"):
+        raise ValueError("format is csv or jsonl")
+    return Call("GET", "/api/activity/export", _ignore,
+                params=_activity_params({"format": format, **filters}), timeout=timeout)
+
+
+def key_usage(name: str) -> Call[QuotaUsage]:
+    return Call("GET", f"/api/keys/{quote(name, safe='')}/usage", QuotaUsage.model_validate)
 
 
 def revoke_key(name: str) -> Call[None]:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar, Unpack
+from typing import IO, TYPE_CHECKING, Any, TypeVar, Unpack
 
 import httpx
 
@@ -34,6 +35,8 @@ from llamactl.client._base import (
 from llamactl.client._exceptions import APIError
 from llamactl.client._exceptions import TimeoutError as ClientTimeoutError
 from llamactl.client._models import (
+    ActivityGroup,
+    ActivityPage,
     APIKey,
     BatchResult,
     ConfigUpdated,
@@ -47,6 +50,7 @@ from llamactl.client._models import (
     LogEntry,
     Model,
     OperationResult,
+    QuotaUsage,
     SystemInfo,
     SystemStatus,
     Token,
@@ -321,6 +325,40 @@ class Client(BaseClient):
         """A new inference API key (admin): ``created.key`` is shown this once. ``instances``
         limits it (None: every instance); ``expires_at`` (aware) ends it."""
         return self._call(calls.create_key(name, instances, expires_at))
+
+    # -- activity (issue 30) ---------------------------------------------------------------
+
+    def list_activity(self, *, instance: str | None = None, model: str | None = None,
+                      user: str | None = None, key: str | None = None,
+                      status: int | str | None = None, since: datetime | None = None,
+                      until: datetime | None = None, limit: int | None = None,
+                      before: str | None = None) -> ActivityPage:
+        """One page of the requests on record, newest first; ``page.next`` as ``before``
+        gives the next. ``status``: a code (429) or a class ("4xx")."""
+        return self._call(calls.list_activity({
+            "instance": instance, "model": model, "user": user, "key": key, "status": status,
+            "since": since, "until": until, "limit": limit, "before": before}))
+
+    def activity_summary(self, by: str = "key", *, since: datetime | None = None,
+                         until: datetime | None = None) -> list[ActivityGroup]:
+        """Requests, errors, tokens and speeds per key, user, instance or model."""
+        return self._call(calls.activity_summary(by, {"since": since, "until": until}))
+
+    def export_activity(self, out: IO[bytes], *, format: str = "jsonl",
+                        **filters: Any) -> int:
+        """Stream the records (the list's filters) into ``out`` as CSV or JSON Lines; the
+        bytes written. Never the whole export in memory."""
+        call = calls.export_activity(format, filters, wait_timeout(self.timeout, None))
+        written = 0
+        with contextlib.closing(self._open_stream(call)) as response:
+            for chunk in response.iter_bytes():
+                out.write(chunk)
+                written += len(chunk)
+        return written
+
+    def key_usage(self, name: str) -> QuotaUsage:
+        """A key's quotas: limits, what each window holds, and when each frees (admin)."""
+        return self._call(calls.key_usage(name))
 
     def revoke_key(self, name: str) -> None:
         """Revoke a key by name (admin): the gateway refuses it from then on."""

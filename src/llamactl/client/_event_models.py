@@ -24,6 +24,8 @@ __all__ = [
     "Event",
     "InstanceStatsUpdated",
     "InstanceStatusChanged",
+    "RequestCompleted",
+    "RequestData",
     "StatsData",
     "StatusChangeData",
     "SystemAlert",
@@ -108,11 +110,34 @@ class SystemAlert(_EventBase):
     data: AlertData
 
 
-AnyEvent = InstanceStatusChanged | InstanceStatsUpdated | SystemAlert | Event
+class RequestData(_Data):
+    """A request's record, as ``list_activity`` gives it (issue 30)."""
+
+    id: str
+    kind: str
+    endpoint: str
+    status: int
+    model: str | None = None
+    instance: str | None = None
+    principal: dict[str, Any] = Field(default_factory=dict)
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    duration_ms: float | None = None
+
+
+class RequestCompleted(_EventBase):
+    """A ``/v1`` or proxy request ended; ``data`` is its record."""
+
+    type: Literal["request_completed"]
+    data: RequestData
+
+
+AnyEvent = InstanceStatusChanged | InstanceStatsUpdated | SystemAlert | RequestCompleted | Event
 _BY_TYPE: dict[str, type[AnyEvent]] = {
     "instance_status_changed": InstanceStatusChanged,
     "instance_stats_updated": InstanceStatsUpdated,
     "system_alert": SystemAlert,
+    "request_completed": RequestCompleted,
 }
 # Messages of the WebSocket feed itself, not events: answers to a client's own messages and
 # its keep-alive. /api/events never sends them; ignored should one come.

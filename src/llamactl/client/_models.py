@@ -272,6 +272,68 @@ class APIKey(_Model):
     created_at: datetime
     expires_at: datetime | None = Field(description="None: never")
     last_used_at: datetime | None = Field(description="None: not used yet")
+    limits: dict[str, int | None] | None = Field(default=None, description="quotas; None: none")
+    priority: int = 0
+
+
+class ActivityPrincipal(_Model):
+    kind: Literal["user", "key", "anonymous"]
+    name: str | None
+
+
+class ActivityRecord(_Model):
+    """One ``/v1`` or proxy request on record (``list_activity``, ``request_completed``)."""
+
+    id: str
+    time: datetime
+    kind: Literal["v1", "proxy"]
+    method: str
+    endpoint: str
+    model: str | None = None
+    instance: str | None = None
+    node: str | None = None
+    principal: ActivityPrincipal
+    status: int
+    error_code: str | None = None
+    stream: bool = False
+    cancelled: bool = False
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cached_tokens: int | None = None
+    draft_tokens: int | None = None
+    draft_accepted: int | None = None
+    queue_ms: float | None = None
+    ttft_ms: float | None = None
+    duration_ms: float | None = None
+    prompt_tps: float | None = None
+    generation_tps: float | None = None
+    client: str | None = None
+    user_agent: str | None = None
+
+
+class ActivityPage(_Model):
+    items: list[ActivityRecord]
+    next: str | None = Field(description="pass as before= for the next page; None: the last")
+
+
+class ActivityGroup(_Model):
+    group: str | None
+    requests: int
+    errors: int
+    prompt_tokens: int
+    completion_tokens: int
+    ttft_ms_p50: float | None = None
+    duration_ms_p50: float | None = None
+    duration_ms_p95: float | None = None
+    generation_tps_mean: float | None = None
+
+
+class QuotaUsage(_Model):
+    """A key's or user's quotas: each window's limit, what it holds, when it frees."""
+
+    limits: dict[str, int | None]
+    used: dict[str, int]
+    resets: dict[str, datetime]
 
 
 class KeyCreated(_Model):

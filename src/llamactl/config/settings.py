@@ -187,7 +187,7 @@ class UserEntry(_Strict):
     role: Role = Field(default="viewer", description="admin, operator or viewer.")
     limits: QuotaLimits | None = Field(default=None, description=(
         "This user's quotas on /v1; null = none."))
-    priority: int = Field(default=0, description=(
+    priority: int = Field(default=0, ge=-1_000_000, le=1_000_000, description=(
         "Higher goes first when pools queue requests (issue 31); stored and shown."))
 
 

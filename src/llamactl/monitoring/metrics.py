@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
@@ -125,23 +126,37 @@ class LlamactlMetrics:
         self._duration = Histogram("llamactl_request_duration_seconds",
                                    "Seconds from a request's arrival to its answer's end",
                                    ["instance"], buckets=REQUEST_BUCKETS, registry=registry)
+        self._token_series: dict[tuple[str, str, str | None], tuple[Any, Any]] = {}
+        self._timing_series: dict[str, tuple[Any, Any]] = {}
         self._dropped = Counter("llamactl_activity_dropped",
                                 "Activity records dropped: a burst the database could not take",
                                 registry=registry)
 
     def request_completed(self, record: Record) -> None:
-        """A request's record (the ledger's observer, on the event loop)."""
+        """A request's record (the ledger's observer, on the event loop, for every request:
+        the labelled series are looked up once, not by ``labels()`` each time)."""
         instance = record.instance or ""
-        principal = f"{record.principal_kind}:{record.principal_name or ''}"
         usage = record.usage
-        if usage.prompt_tokens:
-            self._tokens.labels(instance, principal, "prompt").inc(usage.prompt_tokens)
-        if usage.completion_tokens:
-            self._tokens.labels(instance, principal, "completion").inc(usage.completion_tokens)
+        if usage.prompt_tokens or usage.completion_tokens:
+            who = (instance, record.principal_kind, record.principal_name)
+            tokens = self._token_series.get(who)
+            if tokens is None:
+                principal = f"{record.principal_kind}:{record.principal_name or ''}"
+                tokens = self._token_series[who] = (
+                    self._tokens.labels(instance, principal, "prompt"),
+                    self._tokens.labels(instance, principal, "completion"))
+            if usage.prompt_tokens:
+                tokens[0].inc(usage.prompt_tokens)
+            if usage.completion_tokens:
+                tokens[1].inc(usage.completion_tokens)
+        timing = self._timing_series.get(instance)
+        if timing is None:
+            timing = self._timing_series[instance] = (self._ttft.labels(instance),
+                                                      self._duration.labels(instance))
         if record.ttft_ms is not None:
-            self._ttft.labels(instance).observe(record.ttft_ms / 1000)
+            timing[0].observe(record.ttft_ms / 1000)
         if record.duration_ms is not None:
-            self._duration.labels(instance).observe(record.duration_ms / 1000)
+            timing[1].observe(record.duration_ms / 1000)
 
     def activity_dropped(self) -> None:
         self._dropped.inc()

@@ -106,6 +106,23 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE api_keys ADD COLUMN limits TEXT;
     ALTER TABLE api_keys ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
     """,
+    # Issue 30: the audit log, one row per state-changing /api request and per login.
+    """
+    CREATE TABLE audit (
+        seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+        id              TEXT NOT NULL,
+        time            TEXT NOT NULL,
+        principal_kind  TEXT NOT NULL,
+        principal_name  TEXT,
+        action          TEXT NOT NULL,
+        target          TEXT,
+        status          INTEGER NOT NULL,
+        client          TEXT
+    );
+    CREATE INDEX audit_time ON audit (time);
+    CREATE INDEX audit_principal ON audit (principal_name, seq);
+    CREATE INDEX audit_action ON audit (action, seq);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

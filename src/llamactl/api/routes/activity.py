@@ -8,20 +8,23 @@ memory stays flat however many records it holds.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from functools import partial
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
-from llamactl.activity.queries import ActivityFilter, GroupBy, page, raw_page, summary
-from llamactl.activity.record import FIELDS, from_row
+from llamactl.activity.queries import (
+    CSV_HEADER,
+    ActivityFilter,
+    GroupBy,
+    export_page,
+    page,
+    summary,
+)
 from llamactl.api.auth import PrincipalDep
 from llamactl.api.deps import ServicesDep
 from llamactl.api.system_schemas import error_responses
@@ -31,7 +34,7 @@ from llamactl.store.writer import StoreWriter
 
 router = APIRouter(prefix="/activity", tags=["activity"],
                    responses=error_responses(400, 401, 403, 429, 500))
-EXPORT_PAGE = 1000
+EXPORT_PAGE = 5000
 FILTERS = ("instance", "model", "user", "key", "status", "since", "until", "limit", "before")
 _FILTER_DOC = {
     "instance": "only this instance's records", "model": "only this model, as requested",
@@ -161,26 +164,10 @@ async def _export(writer: StoreWriter, query: ActivityFilter,
                   format: str) -> AsyncIterator[bytes]:
     query = replace(query, limit=EXPORT_PAGE, before=None)
     if format == "csv":
-        yield _csv_line(list(FIELDS))
+        yield CSV_HEADER
     while True:
-        rows, below = await writer.read(partial(raw_page, query=query))
-        records = [from_row(row[1:]) for row in rows]
-        if format == "csv":
-            yield b"".join(_csv_line(_flat(record)) for record in records)
-        else:
-            yield b"".join(orjson.dumps(record) + b"\n" for record in records)
+        chunk, below = await writer.read(partial(export_page, query=query, format=format))
+        yield chunk
         if below is None:
             return
         query = replace(query, before=below)
-
-
-def _flat(record: dict[str, Any]) -> list[Any]:
-    principal = record["principal"]
-    return [f"{principal['kind']}:{principal['name'] or ''}" if name == "principal"
-            else record[name] for name in FIELDS]
-
-
-def _csv_line(values: list[Any]) -> bytes:
-    out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerow(["" if v is None else v for v in values])
-    return out.getvalue().encode()

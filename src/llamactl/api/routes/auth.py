@@ -34,6 +34,7 @@ def _auth(request: Request) -> AuthService:
 @public.post("/login", response_model=TokenAnswer, summary="Log in and get a JWT")
 async def login(body: LoginBody, request: Request) -> TokenAnswer:
     client = request.client.host if request.client else "unknown"
+    request.state.audit_principal = ("user", body.username[:64])  # api/audit_trail.py
     token, expires = await _auth(request).login(body.username, body.password, client)
     return TokenAnswer(token=token, expires_at=format_time(expires))
 

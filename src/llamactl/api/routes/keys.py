@@ -29,7 +29,8 @@ class KeyCreate(BaseModel):
         default=None, strict=False, examples=["2030-01-01T00:00:00Z"],
         description="RFC 3339 with a zone; the key is refused on /v1 from then on")
     limits: QuotaLimits | None = Field(default=None, description="quotas on /v1; absent = none")
-    priority: int = Field(default=0, description="higher goes first when pools queue")
+    priority: int = Field(default=0, ge=-1_000_000, le=1_000_000,
+                          description="higher goes first when pools queue")
 
     @field_validator("expires_at")
     @classmethod
@@ -57,7 +58,7 @@ class KeyUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     instances: list[str] | None = Field(default=None, description="null: every instance")
     limits: QuotaLimits | None = Field(default=None, description="null: no quotas")
-    priority: int = Field(default=0)
+    priority: int = Field(default=0, ge=-1_000_000, le=1_000_000)
 
 
 class QuotaUsage(BaseModel):
