@@ -283,9 +283,19 @@ type SystemStatus struct {
 	Uptime    int64          `json:"uptime"` // seconds since llamactl started
 	Instances InstanceCounts `json:"instances"`
 	Resources Resources      `json:"resources"`
-	Storage   *Storage       `json:"storage,omitempty"` // nil from servers before it was added
-	Memory    *MemoryStatus  `json:"memory,omitempty"`  // nil from servers before it was added
-	Nodes     []ClusterNode  `json:"nodes,omitempty"`   // cluster.engine: ray only
+	Storage   *Storage       `json:"storage,omitempty"`  // nil from servers before it was added
+	Memory    *MemoryStatus  `json:"memory,omitempty"`   // nil from servers before it was added
+	Nodes     []ClusterNode  `json:"nodes,omitempty"`    // cluster.engine: ray only
+	Activity  *ActivityState `json:"activity,omitempty"` // the request ledger; nil before it
+}
+
+// ActivityState is the request ledger's state (GET /api/activity holds its records).
+type ActivityState struct {
+	Enabled bool    `json:"enabled"` // activity.enabled
+	Pending int64   `json:"pending"` // records not yet written
+	Dropped int64   `json:"dropped"` // records lost to a burst the database could not take
+	Written int64   `json:"written"` // records written since llamactl started
+	Error   *string `json:"error"`   // why the last write failed, while it fails
 }
 
 // MemoryAmounts are bytes of RAM and VRAM; nil: not limited.

@@ -206,6 +206,15 @@ class MemoryStatus(_Model):
     free: MemoryAmounts
 
 
+class ActivityStatus(_Model):
+    enabled: bool = Field(description="whether requests are kept on record")
+    pending: int = Field(description="records kept in memory, not yet written")
+    dropped: int = Field(description="records lost to a burst the database could not take")
+    written: int = Field(description="records written since llamactl started")
+    error: str | None = Field(description="why the last write of records failed, while "
+                                          "it fails")
+
+
 class SystemStatus(_Model):
     version: str
     uptime: int = Field(description="seconds since llamactl started")
@@ -213,6 +222,7 @@ class SystemStatus(_Model):
     resources: Resources
     storage: Storage
     memory: MemoryStatus
+    activity: ActivityStatus | None = None  # the request ledger (issue 30)
     nodes: list[ClusterNode] | None = None  # cluster.engine: ray only
 
 
@@ -261,6 +271,15 @@ class Token(_Model):
     expires_at: datetime
 
 
+class QuotaLimits(_Model):
+    """How much a key or user may ask of /v1; None: no limit on that window."""
+
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+    tokens_per_day: int | None = None
+    tokens_per_month: int | None = None
+
+
 class APIKey(_Model):
     """An inference API key of the /v1 gateway, as ``list_keys`` describes it: never the key
     itself, which only ``create_key``'s answer holds."""
@@ -272,7 +291,7 @@ class APIKey(_Model):
     created_at: datetime
     expires_at: datetime | None = Field(description="None: never")
     last_used_at: datetime | None = Field(description="None: not used yet")
-    limits: dict[str, int | None] | None = Field(default=None, description="quotas; None: none")
+    limits: QuotaLimits | None = Field(default=None, description="quotas; None: none")
     priority: int = 0
 
 
@@ -289,26 +308,26 @@ class ActivityRecord(_Model):
     kind: Literal["v1", "proxy"]
     method: str
     endpoint: str
-    model: str | None = None
-    instance: str | None = None
-    node: str | None = None
+    model: str | None
+    instance: str | None
+    node: str | None
     principal: ActivityPrincipal
     status: int
-    error_code: str | None = None
-    stream: bool = False
-    cancelled: bool = False
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    cached_tokens: int | None = None
-    draft_tokens: int | None = None
-    draft_accepted: int | None = None
-    queue_ms: float | None = None
-    ttft_ms: float | None = None
-    duration_ms: float | None = None
-    prompt_tps: float | None = None
-    generation_tps: float | None = None
-    client: str | None = None
-    user_agent: str | None = None
+    error_code: str | None
+    stream: bool
+    cancelled: bool
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    cached_tokens: int | None
+    draft_tokens: int | None
+    draft_accepted: int | None
+    queue_ms: float | None
+    ttft_ms: float | None
+    duration_ms: float | None
+    prompt_tps: float | None
+    generation_tps: float | None
+    client: str | None
+    user_agent: str | None
 
 
 class ActivityPage(_Model):
@@ -322,10 +341,10 @@ class ActivityGroup(_Model):
     errors: int
     prompt_tokens: int
     completion_tokens: int
-    ttft_ms_p50: float | None = None
-    duration_ms_p50: float | None = None
-    duration_ms_p95: float | None = None
-    generation_tps_mean: float | None = None
+    ttft_ms_p50: float | None
+    duration_ms_p50: float | None
+    duration_ms_p95: float | None
+    generation_tps_mean: float | None
 
 
 class QuotaUsage(_Model):

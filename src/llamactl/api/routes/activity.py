@@ -54,7 +54,8 @@ class ActivityPrincipal(BaseModel):
 
 class ActivityRecord(BaseModel):
     id: str = Field(description="the request's X-Request-ID")
-    time: str = Field(description="when the request arrived (RFC 3339, UTC)")
+    time: str = Field(description="when the request arrived (RFC 3339, UTC)",
+                      json_schema_extra={"format": "date-time"})
     kind: Literal["v1", "proxy"]
     method: str
     endpoint: str

@@ -64,7 +64,9 @@ class KeyUpdate(BaseModel):
 class QuotaUsage(BaseModel):
     limits: dict[str, int | None] = Field(description="each window's limit; null: none")
     used: dict[str, int] = Field(description="what each window holds now")
-    resets: dict[str, str] = Field(description="when each window frees (RFC 3339)")
+    resets: dict[str, str] = Field(description="when each window frees (RFC 3339)",
+                                   json_schema_extra={"additionalProperties": {
+                                       "type": "string", "format": "date-time"}})
 
 
 class KeyList(BaseModel):
