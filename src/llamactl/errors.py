@@ -152,6 +152,13 @@ class StartFailed(LlamactlError):
     code = "START_FAILED"
 
 
+class UpstreamUnavailable(LlamactlError):
+    """The instance's own server did not answer (the instance proxy's 502)."""
+
+    status_code = 502
+    code = "UPSTREAM_UNAVAILABLE"
+
+
 class StorageUnavailable(LlamactlError):
     """A request needs a database write and the database cannot take one (a full disk, a
     read-only file). What llamactl already did is kept in memory and written when it can."""

@@ -1,9 +1,10 @@
 """The running services of one app: built when it starts, torn down when it stops.
 
-In start order: the database and the store's writer thread, the event hub, the owners of
-the instances (adopting what an earlier llamactl left running), API keys and users,
-monitoring, the /v1 gateway; each registers how it stops, and they stop in the reverse
-order: instances are stopped (or left running for adoption when
+In start order: the database and the store's writer thread, the event hub, the host (this
+machine or Ray), the owners of the instances (adopting what an earlier llamactl left running),
+API keys and users, the activity ledger, monitoring, the audit log and the /v1 gateway; each
+registers how it stops, and they stop in the reverse order: the ledger's last batch is
+handed to the writer, instances are stopped (or left running for adoption when
 ``instances.stop_on_shutdown`` is false), the last writes are flushed, connections closed.
 """
 
@@ -77,24 +78,12 @@ async def running_services(settings: Settings, config_path: Path | None,
                          repository=InstanceRepository(connection, writer),
                          events=events, metrics=metrics, host=host),
             reserved_ports=[settings.server.port])
-        if config_path is not None:
-            for leftover in remove_leftovers(config_path):
-                log.warning("removed %s: left by a config write that was interrupted", leftover)
         auth = build_auth(settings, connection, writer, config_path)
-        await manager.boot()
-        for stray in manager.remove_stray_containers():
-            log.warning("removed container %s: labelled llamactl.instance, but no instance "
-                        "runs in it", stray)
-        for stray in host.end_strays():  # Ray: actors no instance adopted (issue 18)
-            log.warning("ended Ray actor %s: no instance adopted it", stray)
+        await _boot(manager, host, config_path)
         writer.start()
         auth.keys.start()
         stack.push_async_callback(auth.keys.stop)
-        ledger = Ledger(settings.activity, writer, events)  # issue 30: requests on record
-        ledger.observers.append(metrics.request_completed)
-        ledger.observers.append(auth.quotas.observe)
-        ledger.on_dropped = metrics.activity_dropped
-        ledger.start()
+        ledger = _ledger(settings, writer, events, metrics, auth)
         stack.push_async_callback(ledger.stop)  # before the writer closes: its last batch
         stack.push_async_callback(manager.shutdown,
                                   stop_instances=settings.instances.stop_on_shutdown)
@@ -102,6 +91,30 @@ async def running_services(settings: Settings, config_path: Path | None,
             _front(settings, config_path, metrics, policy, manager, auth, events, http,
                    ledger))
         yield services
+
+
+async def _boot(manager: InstanceManager, host: ProcessHost, config_path: Path | None) -> None:
+    """Adopt what the last llamactl left running, and clear what nothing owns any more."""
+    if config_path is not None:
+        for leftover in remove_leftovers(config_path):
+            log.warning("removed %s: left by a config write that was interrupted", leftover)
+    await manager.boot()
+    for stray in manager.remove_stray_containers():
+        log.warning("removed container %s: labelled llamactl.instance, but no instance "
+                    "runs in it", stray)
+    for stray in host.end_strays():  # Ray: actors no instance adopted (issue 18)
+        log.warning("ended Ray actor %s: no instance adopted it", stray)
+
+
+def _ledger(settings: Settings, writer: StoreWriter, events: EventHub,
+            metrics: LlamactlMetrics, auth: AuthService) -> Ledger:
+    """The requests on record (issue 30), started, with what reads each record as it lands."""
+    ledger = Ledger(settings.activity, writer, events)
+    ledger.observers.append(metrics.request_completed)
+    ledger.observers.append(auth.quotas.observe)
+    ledger.on_dropped = metrics.activity_dropped
+    ledger.start()
+    return ledger
 
 
 @asynccontextmanager

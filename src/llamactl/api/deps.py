@@ -32,7 +32,7 @@ class Services:
     metrics: LlamactlMetrics  # this app's Prometheus registry
     config_editor: ConfigEditor  # GET/PUT /api/config
     http: httpx.AsyncClient  # to the backends' /metrics and health (short requests)
-    gateway: Gateway  # /v1 (served by gateway.http_protocol beside the app) and its pool
+    gateway: Gateway  # /v1 (served by the front door, gateway/http_protocol.py) and its pool
     limits: Limits | None = None  # None: rate limiting is off
     ledger: Ledger | None = None  # issue 30: the requests on record (activity/)
     audit: AuditLog | None = None  # issue 30: who changed what (api/audit_trail.py)

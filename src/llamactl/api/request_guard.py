@@ -11,6 +11,7 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from llamactl.api.answer_heads import changing_heads
 from llamactl.api.errors import error_document
 from llamactl.gateway.errors import gateway_refusal
 from llamactl.security.origin import OriginPolicy, Refusal, RequestHead, decide
@@ -85,12 +86,10 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] in ("http.response.start", "websocket.http.response.start"):
-                message = {**message, "headers": with_security_headers(message.get("headers", []))}
-            await send(message)
+        def secured(message: Message) -> Message:
+            return {**message, "headers": with_security_headers(message.get("headers", []))}
 
-        await self.app(scope, receive, send_with_headers)
+        await self.app(scope, receive, changing_heads(send, secured))
 
 
 def with_security_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from llamactl.api.answer_heads import changing_heads
 from llamactl.request_ids import HEADER, log_answer, request_id_from
 
 
@@ -26,13 +27,11 @@ class RequestIds:
         request_id = request_id_of(scope)
         scope.setdefault("state", {})["request_id"] = request_id
 
-        async def send_with_id(message: Message) -> None:
-            if message["type"] in ("http.response.start", "websocket.http.response.start"):
-                headers = [h for h in message.get("headers", []) if h[0].lower() != HEADER]
-                headers.append((HEADER, request_id.encode("ascii")))
-                message = {**message, "headers": headers}
-                log_answer(scope.get("method", "WS"), scope.get("path", ""),
-                           int(message.get("status", 0)), request_id)
-            await send(message)
+        def named(message: Message) -> Message:
+            headers = [h for h in message.get("headers", []) if h[0].lower() != HEADER]
+            headers.append((HEADER, request_id.encode("ascii")))
+            log_answer(scope.get("method", "WS"), scope.get("path", ""),
+                       int(message.get("status", 0)), request_id)
+            return {**message, "headers": headers}
 
-        await self.app(scope, receive, send_with_id)
+        await self.app(scope, receive, changing_heads(send, named))

@@ -19,11 +19,11 @@ from llamactl.cli.common import (
     with_client,
 )
 from llamactl.cli.completion import complete_instance_names
+from llamactl.cli.instance_logs import instance_health, instance_logs
 from llamactl.cli.instance_view import echo_instance
 from llamactl.cli.output import (
     OUTPUT_OPTION,
     coloured,
-    echo_line,
     echo_table,
     echoed_as_data,
 )
@@ -32,13 +32,11 @@ from llamactl.client import (
     Client,
     InstanceChanges,
     InstanceFields,
-    LogEntry,
     OperationResult,
 )
 
 # A file on this machine: the shell completes its path.
 MODEL_FILE = click.Path(dir_okay=False)
-LEVELS = click.Choice(["debug", "info", "warn", "error"])
 OPTION_HELP = ("A llama-server option as KEY=VALUE, repeatable (--option context_size=4096 "
                "--option flash_attn=on); VALUE is JSON when it parses, else a string.")
 SET_HELP = ("Another instance field as KEY=VALUE, repeatable (--set auto_restart=false "
@@ -307,62 +305,8 @@ def _echo_status(name: str, result: OperationResult, output: str) -> None:
         click.echo(f"{name} is {coloured(result.status)}")
 
 
-@instances.command("health")
-@click.argument("name", shell_complete=complete_instance_names)
-@OUTPUT_OPTION
-@with_client
-def instance_health(client: Client, name: str, output: str) -> None:
-    """Check an instance's process, port and health endpoint.
-
-    \b
-    Examples:
-      llamactl instances health qwen
-      llamactl instances health qwen -o json
-    """
-    health = client.instance_health(name)
-    if echoed_as_data(health, output):
-        return
-    checks = health.checks
-    click.echo(f"{name}: {health.status} (process {checks.process}, port {checks.port}, "
-               f"response {checks.response})")
-
-
-@instances.command("logs")
-@click.argument("name", shell_complete=complete_instance_names)
-@click.option("-n", "--lines", type=click.IntRange(0, 100_000), default=100,
-              show_default=True, help="How many of the last entries to show.")
-@click.option("--level", type=LEVELS, help="Minimum level (warn = warnings and errors).")
-@click.option("-f", "--follow", is_flag=True, help="Keep printing new entries (Ctrl-C ends).")
-@OUTPUT_OPTION
-@with_client
-def instance_logs(client: Client, name: str, lines: int, level: str | None, follow: bool,
-                  output: str) -> None:
-    """Show an instance's log, levels parsed from llama.cpp's output.
-
-    \b
-    Examples:
-      llamactl instances logs qwen -n 20
-      llamactl instances logs qwen --level warn
-      llamactl instances logs qwen -f
-      llamactl instances logs qwen -f -o json | jq -r .message
-
-    With -o json each entry is one JSON object a line; with -o yaml one document each.
-    """
-    def show(entry: LogEntry) -> None:
-        stamp = entry.timestamp.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-        level = coloured(f"{entry.level.upper():5}", entry.level)
-        echo_line(entry, output, f"{stamp} {level} {entry.message}")
-
-    if not follow:
-        for entry in client.instance_logs(name, lines=lines, level=level):
-            show(entry)
-        return
-    try:
-        with client.follow_logs(name, lines=lines, level=level) as stream:
-            for entry in stream:
-                show(entry)
-    except KeyboardInterrupt:
-        pass  # Ctrl-C is how one stops following: not an error
+instances.add_command(instance_health)
+instances.add_command(instance_logs)
 
 
 def _echo_batch(result: BatchResult, done: list[str], verb: str, output: str) -> None:

@@ -48,13 +48,7 @@ def serve(host: str | None, port: int | None, config_path: Path | None,
         )
         settings = loaded.settings
         _refuse_insecure(settings, loaded.config_path)
-        from llamactl.backends.llama_cpp.memory import require_gguf
-
-        require_gguf()  # a dependency: its absence is said, not a feature quietly off
-        if settings.cluster.engine == "ray":  # issue 18: the [ray] extra must be installed
-            from llamactl.cluster.settings import require_ray
-
-            require_ray()
+        _require_parts(settings)
         # The data dir's lock, then the port, then the database: a second server, or one whose
         # port is taken, exits here having adopted, started and stopped nothing.
         prepared = prepare_to_serve(settings)
@@ -68,6 +62,18 @@ def serve(host: str | None, port: int | None, config_path: Path | None,
     click.echo(f"llamactl: listening on {base}/api", err=True)
     click.echo(f"llamactl: dashboard at {base}/ (OpenAI-compatible API at {base}/v1)", err=True)
     run_server(settings, prepared, log_level, loaded.config_path)
+
+
+def _require_parts(settings: Settings) -> None:
+    """StartupError naming what to install when a part these settings need is missing: its
+    absence is said, not a feature quietly off."""
+    from llamactl.backends.llama_cpp.memory import require_gguf
+
+    require_gguf()  # a dependency: only a broken install lacks it
+    if settings.cluster.engine == "ray":  # issue 18: the [ray] extra must be installed
+        from llamactl.cluster.settings import require_ray
+
+        require_ray()
 
 
 def _refuse_insecure(settings: Settings, config_path: Path) -> None:

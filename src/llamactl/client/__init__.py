@@ -12,6 +12,13 @@ cheap to import and works against a llamactl running anywhere. ``AsyncClient`` a
 from typing import TYPE_CHECKING, Any
 
 from llamactl._version import __version__
+from llamactl.client._activity_models import (
+    ActivityGroup,
+    ActivityPage,
+    ActivityPrincipal,
+    ActivityRecord,
+    QuotaUsage,
+)
 from llamactl.client._client import Client
 from llamactl.client._event_models import (
     AlertData,
@@ -50,10 +57,6 @@ from llamactl.client._exceptions import (
     ValidationError as ValidationError,
 )
 from llamactl.client._models import (
-    ActivityGroup,
-    ActivityPage,
-    ActivityPrincipal,
-    ActivityRecord,
     ActivityStatus,
     APIKey,
     BatchFailure,
@@ -84,7 +87,6 @@ from llamactl.client._models import (
     NodeResources,
     OperationResult,
     QuotaLimits,
-    QuotaUsage,
     Resources,
     Storage,
     SystemInfo,

@@ -13,6 +13,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar, Unpack
 import httpx
 
 from llamactl.client import _calls as calls
+from llamactl.client._activity_models import ActivityGroup, ActivityPage, QuotaUsage
 from llamactl.client._async_events import AsyncEventStream
 from llamactl.client._base import (
     DEFAULT_MAX_RETRIES,
@@ -36,8 +37,6 @@ from llamactl.client._events import events_call
 from llamactl.client._exceptions import APIError
 from llamactl.client._exceptions import TimeoutError as ClientTimeoutError
 from llamactl.client._models import (
-    ActivityGroup,
-    ActivityPage,
     APIKey,
     BatchResult,
     ConfigUpdated,
@@ -51,7 +50,6 @@ from llamactl.client._models import (
     LogEntry,
     Model,
     OperationResult,
-    QuotaUsage,
     SystemInfo,
     SystemStatus,
     Token,

@@ -13,10 +13,9 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from llamactl.client._activity_models import ActivityGroup, ActivityPage, QuotaUsage
 from llamactl.client._base import Call, TimeoutTypes
 from llamactl.client._models import (
-    ActivityGroup,
-    ActivityPage,
     APIKey,
     BatchResult,
     ConfigUpdated,
@@ -28,7 +27,6 @@ from llamactl.client._models import (
     LogEntry,
     Model,
     OperationResult,
-    QuotaUsage,
     SystemInfo,
     SystemStatus,
     Token,

@@ -14,6 +14,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar, Unpack
 import httpx
 
 from llamactl.client import _calls as calls
+from llamactl.client._activity_models import ActivityGroup, ActivityPage, QuotaUsage
 from llamactl.client._base import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
@@ -35,8 +36,6 @@ from llamactl.client._base import (
 from llamactl.client._exceptions import APIError
 from llamactl.client._exceptions import TimeoutError as ClientTimeoutError
 from llamactl.client._models import (
-    ActivityGroup,
-    ActivityPage,
     APIKey,
     BatchResult,
     ConfigUpdated,
@@ -50,7 +49,6 @@ from llamactl.client._models import (
     LogEntry,
     Model,
     OperationResult,
-    QuotaUsage,
     SystemInfo,
     SystemStatus,
     Token,

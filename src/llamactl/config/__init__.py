@@ -1,6 +1,6 @@
-"""Configuration: the settings model and how it is loaded (settings.py), how the config file
-is changed safely (file.py, with ``llamactl.atomic_file``), and what ``GET``/``PUT
-/api/config`` serve (editor.py).
+"""Configuration: the settings model (settings.py) and how it is loaded (loading.py), how
+the config file is changed safely (file.py, with ``llamactl.atomic_file``), and what
+``GET``/``PUT /api/config`` serve (editor.py).
 
 The settings are built once by ``load_settings`` and passed to whatever needs them; nothing
 here is a module-level singleton. The names below are the ones the rest of llamactl uses.
@@ -15,13 +15,18 @@ from llamactl.config.backend_settings import (
     register_backend_settings,
     unregister_backend_settings,
 )
+from llamactl.config.loading import (
+    LoadedSettings,
+    format_validation,
+    load_settings,
+    read_config_file,
+)
 from llamactl.config.settings import (
     ActivityConfig,
     AuthConfig,
     ClusterConfig,
     EventsConfig,
     InstancesConfig,
-    LoadedSettings,
     QuotaLimits,
     RateLimitConfig,
     Role,
@@ -30,10 +35,7 @@ from llamactl.config.settings import (
     UserEntry,
     default_config_path,
     default_data_dir,
-    format_validation,
     is_loopback,
-    load_settings,
-    read_config_file,
     startup_problem,
 )
 

@@ -24,7 +24,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from llamactl.config.file import deep_merge, update_config_file
-from llamactl.config.settings import Settings, read_config_file
+from llamactl.config.loading import read_config_file
+from llamactl.config.settings import Settings
 from llamactl.errors import Conflict, StartupError, ValidationFailed
 
 REDACTED = "***"

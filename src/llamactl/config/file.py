@@ -15,12 +15,8 @@ import yaml
 from pydantic import ValidationError
 
 from llamactl.atomic_file import atomic_write
-from llamactl.config.settings import (
-    Settings,
-    format_validation,
-    read_config_file,
-    startup_problem,
-)
+from llamactl.config.loading import format_validation, read_config_file
+from llamactl.config.settings import Settings, startup_problem
 from llamactl.errors import ValidationFailed
 
 Document = dict[str, Any]

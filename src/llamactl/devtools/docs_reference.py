@@ -22,7 +22,8 @@ from pydantic_core import PydanticUndefined
 
 from llamactl.app import create_app
 from llamactl.config import BackendsConfig, backends_config_model
-from llamactl.config.settings import ENV_KEYS, Settings
+from llamactl.config.loading import ENV_KEYS
+from llamactl.config.settings import Settings
 
 # Set outside the settings model (read by ``llamactl serve`` or by the secret's loader).
 _OTHER_ENV = {"auth.secret": "LLAMACTL_AUTH_SECRET"}

@@ -22,14 +22,14 @@ import dataclasses
 import logging
 import sqlite3
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from llamactl.security.keys import (
     KEY_PREFIX,
-    LAST_USED_RESOLUTION_SECONDS,
     ApiKey,
     KeyStore,
+    UseMarks,
     delete_key,
     insert_key,
     key_exists,
@@ -55,7 +55,7 @@ class CachedKeys:
         self._refresh_seconds = refresh_seconds
         self._by_hash: dict[str, ApiKey] = {}
         self._version = -1  # the data_version the dict was loaded at
-        self._touched: dict[str, float] = {}
+        self._uses = UseMarks()
         self._refresher: asyncio.Task[None] | None = None
         self._next_lookup: asyncio.Task[None] | None = None  # not begun: misses join it
         self._lookups: set[asyncio.Task[None]] = set()
@@ -194,12 +194,9 @@ class CachedKeys:
 
     def _touch(self, key: ApiKey) -> None:
         """``last_used_at``, written at most once a minute per key, when the store can."""
-        now = time.monotonic()
-        if now - self._touched.get(key.id, -LAST_USED_RESOLUTION_SECONDS) < \
-                LAST_USED_RESOLUTION_SECONDS:
+        moment = self._uses.due(key)
+        if moment is None:
             return
-        self._touched[key.id] = now
-        moment = key.last_used_at = datetime.now(UTC).replace(microsecond=0)
         key_id = key.id
         self._writer.submit(("key-used", key_id), lambda db: mark_used(db, key_id, moment))
 

@@ -68,7 +68,7 @@ _COLUMNS = ("id, name, prefix, instances, created_at, expires_at, last_used_at, 
 class KeyStore:
     db: sqlite3.Connection
     secret: str
-    _touched: dict[str, float] = field(default_factory=dict)
+    _uses: UseMarks = field(default_factory=lambda: UseMarks())
 
     def hash(self, key: str) -> str:
         return hmac.new(self.secret.encode(), key.encode(), hashlib.sha256).hexdigest()
@@ -120,13 +120,27 @@ class KeyStore:
         return key
 
     def _touch(self, key: ApiKey) -> None:
+        moment = self._uses.due(key)
+        if moment is not None:
+            mark_used(self.db, key.id, moment)
+
+
+class UseMarks:
+    """When a key's ``last_used_at`` is worth writing: at most once a minute per key (a busy
+    key would otherwise write on every request)."""
+
+    def __init__(self) -> None:
+        self._marked: dict[str, float] = {}
+
+    def due(self, key: ApiKey) -> datetime | None:
+        """The moment to write (set on ``key`` too), or None when one was written lately."""
         now = time.monotonic()
-        if now - self._touched.get(key.id, -LAST_USED_RESOLUTION_SECONDS) < \
+        if now - self._marked.get(key.id, -LAST_USED_RESOLUTION_SECONDS) < \
                 LAST_USED_RESOLUTION_SECONDS:
-            return
-        self._touched[key.id] = now
+            return None
+        self._marked[key.id] = now
         key.last_used_at = datetime.now(UTC).replace(microsecond=0)
-        mark_used(self.db, key.id, key.last_used_at)
+        return key.last_used_at
 
 
 def key_exists(name: str) -> Conflict:

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from llamactl.backends.base import MemoryEstimate
 from llamactl.supervisor.process import ProcessHandle
 
-LOCAL_ADDRESS = "127.0.0.1"  # where a local backend listens (supervisor/command.py)
+LOCAL_ADDRESS = "127.0.0.1"  # where a local backend listens (each backend's --host)
 
 
 class PlacementError(Exception):

@@ -14,7 +14,6 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from llamactl.backends import backend_named
 from llamactl.backends.base import check_model_file
@@ -34,7 +33,7 @@ from llamactl.errors import (
 )
 from llamactl.instances.changes import InstanceChanges, NewInstance
 from llamactl.instances.model_paths import check_model_path
-from llamactl.instances.models import InstanceRecord, InstanceSpec
+from llamactl.instances.models import InstanceRecord, InstanceSpec, OptionValue
 from llamactl.security.file_options import check_new_options
 from llamactl.supervisor import logs
 from llamactl.supervisor import messages as m
@@ -187,20 +186,37 @@ class InstanceManager:
                      admin: bool = False) -> bool:
         """Apply the update; True when the instance runs on its old settings until restarted."""
         owner = self.owner(name)
+        options = await self._checked_changes(owner.record, body, admin=admin)
+        async with self._lock:
+            if body.port is not None and body.port != owner.record.spec.port:
+                self._claim_port(body.port, exclude=name)
+            if body.aliases:
+                self._check_names(body.aliases, exclude=name)
+            apply = body.applier(options)
+            # Written first, from a copy: when the database refuses it, nothing changed.
+            updated = copy.deepcopy(owner.record)
+            apply(updated)
+            await self._ctx.repository.save_now(updated)
+            return await owner.update(m.Update(apply=apply, restart=restart))
+
+    async def _checked_changes(self, record: InstanceRecord, body: InstanceChanges, *,
+                               admin: bool) -> dict[str, OptionValue]:
+        """The options the instance will have; ValidationFailed (changing nothing) when a
+        change is refused. Another backend judges the options, arguments and model path it
+        would be given."""
         given = body.given
-        backend = backend_named(body.backend or owner.record.spec.backend)
-        if "name" in given and body.name != name:
+        backend = backend_named(body.backend or record.spec.backend)
+        if "name" in given and body.name != record.name:
             raise ValidationFailed("an instance cannot be renamed", "name: cannot change")
         for key in ("model_path", "port", "backend"):
             if key in given and getattr(body, key) is None:
                 raise ValidationFailed(f"{key} cannot be null", f"{key}: cannot be null")
-        options = dict(owner.record.spec.options)
+        options = dict(record.spec.options)
         for key, value in (body.options or {}).items():
             if value is None:
                 options.pop(key, None)
             else:
                 options[key] = value
-        # Another backend judges the options, arguments and model path it would be given.
         new_backend = "backend" in given
         if "options" in given or new_backend:
             options = backend.validate_options(options)
@@ -208,26 +224,16 @@ class InstanceManager:
                                                     if k in (body.options or {})}
             check_new_options(backend.table, set_now, self._ctx.file_policy, admin=admin)
         if body.extra_args is not None or new_backend:
-            backend.check_extra_args(owner.record.spec.extra_args if body.extra_args is None
+            backend.check_extra_args(record.spec.extra_args if body.extra_args is None
                                      else body.extra_args)
         if body.model_path is not None or new_backend:
-            path = body.model_path or owner.record.spec.model_path
+            path = body.model_path or record.spec.model_path
             check_model_path(path, backend.model_files_only, self._ctx.config.model_dirs)
             await asyncio.to_thread(check_model_file, backend, path)
         if "docker" in given or new_backend:
             check_docker(backend.name, body.docker if "docker" in given
-                         else owner.record.spec.docker, self._ctx.backends)
-        async with self._lock:
-            if body.port is not None and body.port != owner.record.spec.port:
-                self._claim_port(body.port, exclude=name)
-            if body.aliases:
-                self._check_names(body.aliases, exclude=name)
-            apply = _updater(body, given, options)
-            # Written first, from a copy: when the database refuses it, nothing changed.
-            updated = copy.deepcopy(owner.record)
-            apply(updated)
-            await self._ctx.repository.save_now(updated)
-            return await owner.update(m.Update(apply=apply, restart=restart))
+                         else record.spec.docker, self._ctx.backends)
+        return options
 
     async def delete(self, name: str) -> None:
         owner = self.owner(name)
@@ -367,29 +373,3 @@ def _rotate_logs(
     for path, started in logs_of_running:
         with contextlib.suppress(OSError):
             logs.rotate_if_needed(path, max_bytes, backups, started)
-
-
-def _updater(
-    body: InstanceChanges, given: frozenset[str], options: dict[str, Any]
-) -> Callable[[InstanceRecord], None]:
-    def apply(record: InstanceRecord) -> None:
-        spec = record.spec
-        spec.options = options
-        for key in ("model_path", "port", "backend"):
-            if key in given:
-                setattr(spec, key, getattr(body, key))
-        for key in ("auto_restart", "max_restarts", "restart_delay", "on_demand_start",
-                    "idle_timeout", "group", "docker"):
-            if key in given:
-                setattr(spec, key, getattr(body, key))
-        if "environment" in given:
-            spec.environment = dict(body.environment or {})
-        if "extra_args" in given:
-            spec.extra_args = list(body.extra_args or [])
-        if "aliases" in given:
-            spec.aliases = list(body.aliases or [])
-        if "resources" in given:  # ray: issue 18
-            spec.resources = dict(body.resources or {})
-
-    return apply
-

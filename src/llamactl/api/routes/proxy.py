@@ -26,7 +26,12 @@ from starlette.background import BackgroundTask
 from llamactl.api.auth import PrincipalDep
 from llamactl.api.deps import Services, ServicesDep
 from llamactl.api.paths import INSTANCE_PARAMETER
-from llamactl.errors import InstanceNotRunning, LlamactlError, ValidationFailed
+from llamactl.errors import (
+    InstanceNotRunning,
+    LlamactlError,
+    UpstreamUnavailable,
+    ValidationFailed,
+)
 from llamactl.gateway import edge
 from llamactl.gateway.activity_tap import RequestTap
 from llamactl.gateway.upstream_call import Head, UpstreamCall, UpstreamError
@@ -40,11 +45,6 @@ router = APIRouter(tags=["instances"])
 # Starlette frames the answer itself (chunked, or its own length)
 _FRAMING = frozenset({b"content-length"})
 CLIENT_GONE = 499
-
-
-class UpstreamUnavailable(LlamactlError):
-    status_code = 502
-    code = "UPSTREAM_UNAVAILABLE"
 
 
 async def proxy(name: str, path: str, request: Request, services: ServicesDep,
