@@ -43,6 +43,7 @@ def test_the_seed_snippet_works_verbatim(server: LlamactlProcess) -> None:
         namespace,
     )
     assert namespace["instances"] == []
+    namespace["client"].close()  # type: ignore[attr-defined]  # the snippet leaves it open
 
 
 def test_every_operation(server: LlamactlProcess, model: Path) -> None:

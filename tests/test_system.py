@@ -37,7 +37,8 @@ async def test_status_has_the_seeds_fields_and_counts_instances(
     app: AppHarness = await make_app(make_settings(fake=True))
     status = (await app.client.get("/api/system/status")).json()
     # The seed's fields in the seed's order, then what llamactl adds.
-    assert list(status) == ["version", "uptime", "instances", "resources", "storage", "memory"]
+    assert list(status) == ["version", "uptime", "instances", "resources", "storage", "memory",
+                            "activity"]
     assert status["storage"] == {"available": True, "error": None, "pending_writes": 0}
     assert status["version"] == package_version()
     assert isinstance(status["uptime"], int)
