@@ -8,10 +8,11 @@ served before ASGI (gateway/http_protocol.py) and asks the same rules in gateway
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from llamactl.api.answer_heads import changing_heads
+from llamactl.api.answer_heads import HeadChanger
 from llamactl.api.errors import error_document
 from llamactl.gateway.errors import gateway_refusal
 from llamactl.security.origin import OriginPolicy, Refusal, RequestHead, decide
@@ -74,22 +75,16 @@ class RequestGuard:
             await send({"type": "websocket.close", "code": 1008, "reason": refusal.message})
 
 
-class SecurityHeaders:
+class SecurityHeaders(HeadChanger):
     """``X-Content-Type-Options: nosniff`` on every answer (errors and refusals too); on HTML
     answers also ``X-Frame-Options: DENY`` and a restrictive Content-Security-Policy."""
 
-    def __init__(self, app: ASGIApp):
-        self.app = app
+    def change_for(self, scope: Scope) -> Callable[[Message], Message]:
+        return _secured
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
 
-        def secured(message: Message) -> Message:
-            return {**message, "headers": with_security_headers(message.get("headers", []))}
-
-        await self.app(scope, receive, changing_heads(send, secured))
+def _secured(message: Message) -> Message:
+    return {**message, "headers": with_security_headers(message.get("headers", []))}
 
 
 def with_security_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from collections.abc import Callable
 
-from llamactl.api.answer_heads import changing_heads
+from starlette.types import Message, Scope
+
+from llamactl.api.answer_heads import HeadChanger
 from llamactl.request_ids import HEADER, log_answer, request_id_from
 
 
@@ -13,17 +15,11 @@ def request_id_of(scope: Scope) -> str:
     return request_id_from(scope.get("headers", []))
 
 
-class RequestIds:
+class RequestIds(HeadChanger):
     """Outermost middleware: names the request, puts the name on the answer, logs the
     answer."""
 
-    def __init__(self, app: ASGIApp):
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
+    def change_for(self, scope: Scope) -> Callable[[Message], Message]:
         request_id = request_id_of(scope)
         scope.setdefault("state", {})["request_id"] = request_id
 
@@ -34,4 +30,4 @@ class RequestIds:
                        int(message.get("status", 0)), request_id)
             return {**message, "headers": headers}
 
-        await self.app(scope, receive, changing_heads(send, named))
+        return named
