@@ -19,7 +19,8 @@ CLIENT_MODULES: dict[str, set[str] | None] = {
     "llamactl.client": None,
     # the remote command line; serve.py and admin.py (users) are the server's, and keys.py
     # works on a local data dir only where the server is installed
-    "llamactl.cli": {"__init__", "activity", "common", "completion", "instance_view", "instances",
+    "llamactl.cli": {"__init__", "activity", "common", "completion", "instance_logs",
+                     "instance_view", "instances",
                      "keys", "local_options", "output", "system", "watch"},
 }
 CLIENT_PACKAGES = sorted(CLIENT_MODULES)
