@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.support.clients import PASSWORDS, ROLES, ServerProcess, password_hash
-from tests.support.helpers import free_port, port_block, write_config
+from tests.support.helpers import free_port, port_block, wait_until, write_config
 
 AUTH_SECRET = "security-suite-secret-" + "s" * 40
 
@@ -93,3 +93,17 @@ def secured_server(tmp_path_factory: pytest.TempPathFactory, llama_server_bin: s
 def models_dir(secured_server: Server) -> Path:
     """``instances.model_dirs`` of the secured server, holding ``tiny.gguf``."""
     return secured_server.root / "models"
+
+
+@pytest.fixture
+def cleanup(secured_server: Server) -> Iterator[list[str]]:
+    """Names of instances a test created on the shared secured server: stopped and deleted
+    after it, so that the next test finds the server as it was."""
+    names: list[str] = []
+    yield names
+    with secured_server.client("admin") as admin:
+        for name in names:
+            admin.post(f"/api/instances/{name}/stop", json={"force": True})
+            wait_until(lambda n=name: admin.get(f"/api/instances/{n}").json()["status"]
+                       in ("stopped", "failed"), what=f"{name} stopped")
+            assert admin.delete(f"/api/instances/{name}").status_code == 200

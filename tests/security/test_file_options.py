@@ -7,28 +7,14 @@ folder of the instance's own unless an admin chooses one."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.security.conftest import Server
-from tests.support.helpers import wait_until
 
 TEMPLATE = "{% for m in messages %}{{ m.content }}{% endfor %}"
-
-
-@pytest.fixture
-def cleanup(secured_server: Server) -> Iterator[list[str]]:
-    names: list[str] = []
-    yield names
-    with secured_server.client("admin") as admin:
-        for name in names:
-            admin.post(f"/api/instances/{name}/stop", json={"force": True})
-            wait_until(lambda n=name: admin.get(f"/api/instances/{n}").json()["status"]
-                       in ("stopped", "failed"), what=f"{name} stopped")
-            assert admin.delete(f"/api/instances/{name}").status_code == 200
 
 
 def _create(server: Server, user: str, name: str, models_dir: Path,

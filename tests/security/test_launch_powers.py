@@ -5,27 +5,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.security.conftest import AUTH_SECRET, Server
-from tests.support.helpers import wait_until
-
-
-@pytest.fixture
-def cleanup(secured_server: Server) -> Iterator[list[str]]:
-    """Names of instances a test created: stopped and deleted after it."""
-    names: list[str] = []
-    yield names
-    with secured_server.client("admin") as admin:
-        for name in names:
-            admin.post(f"/api/instances/{name}/stop", json={"force": True})
-            wait_until(lambda n=name: admin.get(f"/api/instances/{n}").json()["status"]
-                       in ("stopped", "failed"), what=f"{name} stopped")
-            assert admin.delete(f"/api/instances/{name}").status_code == 200
 
 
 def test_backends_inherit_no_llamactl_variable(
