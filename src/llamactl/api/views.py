@@ -30,7 +30,7 @@ from llamactl.supervisor.stats import contract_stats
 # the owner is compared, and names gone are dropped by the list (instance_list_json).
 _LISTED: tuple[dict[str, tuple[InstanceOwner, tuple[Any, ...], bytes]], ...] = ({}, {})
 # The last list's parts and body, by secrets flag: an unchanged list is not joined again.
-_LAST_LIST: list[tuple[list[bytes], bytes]] = [([], b""), ([], b"")]
+_LAST_LIST: list[tuple[list[bytes], bytes] | None] = [None, None]
 
 # owner -> ((updated_at, the estimates' generation) it was built for, the settled part)
 Settled = tuple[tuple[datetime, int], dict[str, Any]]
@@ -110,9 +110,9 @@ def instance_list_json(owners: list[InstanceOwner], config: InstancesConfig, *,
     kept = _LISTED[secrets]
     now = int(time.time())
     parts = [_listed(owner, config, secrets, kept, now) for owner in owners]
-    last_parts, last_body = _LAST_LIST[secrets]
-    if parts == last_parts:  # the same bytes objects (compared by identity first): unchanged
-        return last_body  # the same object too, so that GzipMemo's comparison is instant
+    last = _LAST_LIST[secrets]
+    if last is not None and parts == last[0]:  # the same bytes objects (identity first)
+        return last[1]  # the same object too, so that GzipMemo's comparison is instant
     if len(kept) > len(owners):  # some were deleted (or renamed): forget them
         names = {owner.record.spec.name for owner in owners}
         for name in [name for name in kept if name not in names]:
