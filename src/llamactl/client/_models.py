@@ -99,6 +99,10 @@ class Instance(_Model):
     created_at: datetime
     updated_at: datetime
     memory_estimate: MemoryEstimate | None
+    context_length: int | None = Field(default=None, description=(
+        "tokens: its context_size, else the model's trained context; None: unknown"))
+    capabilities: list[str] = Field(default_factory=list, description=(
+        "what /v1 may ask of it: completion, chat, embedding, rerank, vision, audio, tools"))
 
 
 class InstanceUpdated(_Model):
@@ -312,6 +316,12 @@ class Model(_Model):
     owned_by: str
     status: str
     aliases: list[str]
+    context_length: int | None = Field(default=None, description=(
+        "tokens: the instance's context_size, else the model's trained context; None: "
+        "unknown"))
+    capabilities: list[str] = Field(default_factory=list, description=(
+        "what the gateway may ask of it: completion, chat, embedding, rerank, vision, audio, "
+        "tools (a route needing another is refused: 400 unsupported_capability)"))
 
 
 class InstanceFields(TypedDict, total=False):
