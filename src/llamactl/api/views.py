@@ -21,6 +21,7 @@ import orjson
 from llamactl.api.hidden import hidden_args, hidden_environment
 from llamactl.config import InstancesConfig
 from llamactl.instances.models import format_time
+from llamactl.supervisor.abilities import abilities_json
 from llamactl.supervisor.context import Lifecycle
 from llamactl.supervisor.owner import InstanceOwner
 from llamactl.supervisor.stats import contract_stats
@@ -94,6 +95,7 @@ def _settled_part(owner: InstanceOwner, config: InstancesConfig) -> dict[str, An
         "updated_at": format_time(record.updated_at),
         # Issue 20: computed at create and update (this part is rebuilt once per update).
         "memory_estimate": _estimate_json(owner),
+        **abilities_json(owner),  # issue 31: context_length, capabilities
     }
     _SETTLED[owner] = (version, part)
     return part
