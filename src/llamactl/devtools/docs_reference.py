@@ -119,6 +119,9 @@ def environment_variable(key: str) -> str:
 
 def configuration_reference() -> str:
     lines = [
+        # A wide table: the side columns (the site's navigation is in the header's menu, and
+        # the page has one heading) give it the page's width (issue 34).
+        "---", "hide:", "  - navigation", "  - toc", "---", "",
         "# Configuration reference",
         "",
         "Generated from the settings model (`src/llamactl/config/settings.py`) at each build of",

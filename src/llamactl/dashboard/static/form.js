@@ -1,7 +1,8 @@
 // New instance / Edit: one form. The API's errors appear by the fields they name and what was
 // typed stays; the memory estimate follows what is typed (debounced).
 import { $, api, bytes, may, state } from "./api.js";
-import { importCommand, optionValues, renderOptionFields, setOptionValues } from "./options.js";
+import { optionInputs, optionValues, renderOptionFields, setOptionValues } from "./options.js";
+import { systemSoon } from "./system.js";
 import { loadInstances } from "./table.js";
 
 export function openEditor(inst) {
@@ -24,6 +25,10 @@ export function openEditor(inst) {
     form.environment.value = JSON.stringify(inst.environment || {});
     form.extra_args.value = (inst.extra_args || []).join("\n");
   }
+  // What Edit shows, to send only what the user changed: an inherited default read back is
+  // not saved as an explicit value, and a cleared field is sent as null (issue 34).
+  state.loaded = inst ? formSnapshot(form) : null;
+  $("#import-note").textContent = "";
   showEstimate("");
   if (inst) estimateSoon();
   $("#editor").hidden = false;
@@ -38,11 +43,26 @@ function closeEditor() {
 
 function clearErrors() {
   for (const el of document.querySelectorAll("#instance-form .error")) el.textContent = "";
+  for (const el of document.querySelectorAll("#instance-form [aria-invalid]")) el.removeAttribute("aria-invalid");
+}
+
+const EDITABLE = ["model_path", "port", "backend", "group", "auto_restart", "on_demand_start",
+  "idle_timeout", "environment", "extra_args"];
+
+/** Every field's text as shown: {field: string, "options.<name>": string}. */
+function formSnapshot(form) {
+  const snap = {};
+  for (const key of EDITABLE) snap[key] = form[key].value;
+  for (const [name, input] of optionInputs()) snap["options." + name] = input.value;
+  return snap;
 }
 
 function formBody(form) {
-  const body = { model_path: form.model_path.value, backend: form.backend.value };
-  if (!state.editing) body.name = form.name.value;
+  return state.editing ? editBody(form) : createBody(form);
+}
+
+function createBody(form) {
+  const body = { name: form.name.value, model_path: form.model_path.value, backend: form.backend.value };
   if (form.port.value !== "") body.port = Number(form.port.value);
   body.options = optionValues();
   if (form.group.value) body.group = form.group.value;
@@ -53,12 +73,33 @@ function formBody(form) {
   if (form.idle_timeout.value !== "") body.idle_timeout = Number(form.idle_timeout.value);
   if (may("admin")) {
     const env = parseJson(form.environment.value, "environment");
-    const args = form.extra_args.value.split("\n").map((s) => s.trim()).filter(Boolean);
-    if (Object.keys(env).length || state.editing) body.environment = env;
-    if (args.length || state.editing) body.extra_args = args;
+    const args = splitArgs(form.extra_args.value);
+    if (Object.keys(env).length) body.environment = env;
+    if (args.length) body.extra_args = args;
   }
   return body;
 }
+
+/** Edit: only the fields changed since the form opened; a cleared one is null. */
+function editBody(form) {
+  const before = state.loaded, now = formSnapshot(form), body = {};
+  const changed = (key) => now[key] !== before[key];
+  for (const key of ["model_path", "backend", "group"]) if (changed(key)) body[key] = now[key] || null;
+  for (const key of ["port", "idle_timeout"]) if (changed(key)) body[key] = now[key] === "" ? null : Number(now[key]);
+  for (const key of ["auto_restart", "on_demand_start"]) {
+    if (changed(key)) body[key] = now[key] === "" ? null : now[key] === "true";
+  }
+  if (may("admin") && changed("environment")) body.environment = parseJson(now.environment, "environment");
+  if (may("admin") && changed("extra_args")) body.extra_args = splitArgs(now.extra_args);
+  const values = optionValues(), options = {};
+  for (const name of optionInputs().keys()) {
+    if (changed("options." + name)) options[name] = name in values ? values[name] : null;
+  }
+  if (Object.keys(options).length) body.options = options;
+  return body;
+}
+
+function splitArgs(text) { return text.split("\n").map((s) => s.trim()).filter(Boolean); }
 
 function parseJson(text, field) {
   try { return text.trim() ? JSON.parse(text) : {}; }
@@ -68,8 +109,39 @@ class FieldError extends Error { constructor(field, msg) { super(msg); this.fiel
 
 function showFieldError(field, message) {
   const slot = document.querySelector('#instance-form .error[data-for="' + field + '"]');
-  if (slot) { slot.textContent = message; return true; }
-  return false;
+  if (!slot) return false;
+  slot.textContent = message;
+  const control = controlOf(slot);
+  if (control && message) control.setAttribute("aria-invalid", "true");
+  else control?.removeAttribute("aria-invalid");
+  return true;
+}
+
+function controlOf(slot) {
+  return slot.closest(".field, fieldset")?.querySelector("input, select, textarea") || null;
+}
+
+/** The first message in the form, in reading order, gets the focus (and so the view). */
+function focusFirstError() {
+  const first = [...document.querySelectorAll("#instance-form .error")].find((el) => el.textContent);
+  if (!first) return;
+  const control = first.id === "form-error" ? null : controlOf(first);
+  (control || first).focus();
+}
+
+/** What the browser can tell before asking the server: every problem at once. */
+function localProblems(form) {
+  const problems = [];
+  if (!state.editing && !form.name.value.trim()) problems.push(["name", "a name is required"]);
+  if (!form.model_path.value.trim()) problems.push(["model_path", "a model path is required"]);
+  const port = form.port.value;
+  if (port !== "" && !(Number.isInteger(Number(port)) && port >= 1024 && port <= 65535)) {
+    problems.push(["port", "a port is a whole number from 1024 to 65535"]);
+  }
+  if (form.idle_timeout.value !== "" && Number(form.idle_timeout.value) < 0) {
+    problems.push(["idle_timeout", "0 or more minutes"]);
+  }
+  return problems;
 }
 
 // The API names fields in `details`: "field.path: problem; other: problem".
@@ -94,8 +166,14 @@ async function submitInstance(ev) {
   ev.preventDefault();
   const form = ev.target;
   clearErrors();
+  const problems = localProblems(form);
   let body;
-  try { body = formBody(form); } catch (e) { showFieldError(e.field, e.message); return; }
+  try { body = formBody(form); } catch (e) { problems.push([e.field, e.message]); }
+  if (problems.length) {
+    for (const [field, message] of problems) showFieldError(field, message);
+    focusFirstError();
+    return;
+  }
   try {
     if (state.editing) {
       const path = "/api/instances/" + encodeURIComponent(state.editing);
@@ -104,9 +182,37 @@ async function submitInstance(ev) {
     } else {
       await api("POST", "/api/instances", body);
     }
-  } catch (e) { showApiErrors(e); return; }  // what was typed stays in the form
+  } catch (e) { showApiErrors(e); focusFirstError(); return; }  // what was typed stays
   closeEditor();
   await loadInstances();
+  systemSoon();  // a new instance has no event of its own
+}
+
+// ---- Import command line: read by the server (POST .../parse-command), not here ------------
+async function importCommand() {
+  const form = $("#instance-form");
+  const note = $("#import-note");
+  note.textContent = "";
+  const command = $("#import-cmd").value.trim();
+  if (!command) { note.textContent = "Paste a llama-server command line first."; return; }
+  let answer;
+  try {
+    answer = await api("POST", "/api/backends/" + encodeURIComponent(form.backend.value) +
+      "/parse-command", { command });
+  } catch (e) {
+    note.textContent = "Cannot import: " + e.message + (e.doc?.details ? " (" + e.doc.details + ")" : "");
+    return;
+  }
+  const inst = answer.instance;
+  form.model_path.value = inst.model_path || "";
+  if (inst.port != null) form.port.value = inst.port;
+  setOptionValues(inst.options || {});
+  form.extra_args.value = (inst.extra_args || []).join("\n");
+  if (!form.name.value && inst.model_path) {
+    form.name.value = inst.model_path.split("/").pop().replace(/\.gguf$/i, "").replace(/[^A-Za-z0-9_-]/g, "-");
+  }
+  if (answer.ignored.length) note.textContent = "Not imported (llamactl sets these itself, or cannot use them): " + answer.ignored.join(" ");
+  estimateSoon();
 }
 
 // ---- The memory estimate, as the user types ------------------------------------------------
@@ -143,7 +249,7 @@ export function initForm() {
   $("#new-instance").addEventListener("click", () => openEditor(null));
   form.addEventListener("submit", submitInstance);
   $("#cancel-edit").addEventListener("click", closeEditor);
-  $("#import").addEventListener("click", () => { importCommand(); estimateSoon(); });
+  $("#import").addEventListener("click", importCommand);
   form.backend.addEventListener("change", () => { renderOptionFields(); estimateSoon(); });
   form.addEventListener("input", (ev) => {
     // The field being changed is what its error was about: the message goes with the edit.

@@ -15,7 +15,13 @@ export function openLogs(name) {
 
 function closeLogs() { logs.abort?.abort(); $("#logs").hidden = true; }
 
-function formatLine(l) { return l.timestamp + " " + l.level.padEnd(5) + " " + l.message + "\n"; }
+/** One line as a span coloured by its level (app.css: .log-warn, .log-error, ...). */
+function lineElement(l) {
+  const span = document.createElement("span");
+  span.className = "log-" + l.level;
+  span.textContent = l.timestamp + " " + l.level.padEnd(5) + " " + l.message + "\n";
+  return span;
+}
 
 async function followLogs() {
   logs.abort?.abort();
@@ -37,33 +43,28 @@ async function followLogs() {
       buffer += value;
       const events = buffer.split("\n\n");
       buffer = events.pop();
-      const lines = events.filter((e) => e.startsWith("data: ")).map((e) => formatLine(JSON.parse(e.slice(6))));
-      if (lines.length) appendLog(lines.join(""));
+      const lines = events.filter((e) => e.startsWith("data: ")).map((e) => lineElement(JSON.parse(e.slice(6))));
+      if (lines.length) appendLog(lines);
     }
   } catch (e) { if (e.name !== "AbortError") pre.append("\n[log stream ended: " + e.message + "]"); }
 }
 
-function appendLog(text) {
-  // One text node per batch; the oldest batches go past MAX_LOG_LINES.
+function appendLog(lines) {
+  // One span per line, appended a batch at a time; the oldest go past MAX_LOG_LINES.
   const pre = $("#log-lines");
-  if (logs.paused) { (logs.held ||= []).push(text); return; }
+  if (logs.paused) { (logs.held ||= []).push(...lines); return; }
   const stick = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
-  pre.append(text);
-  while (pre.childNodes.length > 1 && countLines(pre) > MAX_LOG_LINES) pre.firstChild.remove();
+  pre.append(...lines);
+  let extra = pre.childElementCount - MAX_LOG_LINES;
+  while (extra-- > 0) pre.firstElementChild.remove();
   if (stick) pre.scrollTop = pre.scrollHeight;
-}
-
-function countLines(pre) {
-  let n = 0;
-  for (const node of pre.childNodes) n += (node.textContent.match(/\n/g) || []).length;
-  return n;
 }
 
 function togglePause() {
   logs.paused = !logs.paused;
   $("#log-pause").setAttribute("aria-pressed", String(logs.paused));
   $("#log-pause").textContent = logs.paused ? "Resume" : "Pause";
-  if (!logs.paused && logs.held) { const held = logs.held; logs.held = null; appendLog(held.join("")); }
+  if (!logs.paused && logs.held) { const held = logs.held; logs.held = null; appendLog(held); }
 }
 
 function downloadLog() {

@@ -8,11 +8,14 @@ import { initForm } from "./form.js";
 import { initKeys, loadKeys } from "./keys.js";
 import { initLogs, stopLogs } from "./logs.js";
 import { renderOptionFields } from "./options.js";
-import { loadSystem } from "./system.js";
+import { loadSystem, startSystemRefresh, stopSystemRefresh, systemSoon } from "./system.js";
 import { initTable, loadInstances, setStats, setStatus } from "./table.js";
 
-const feedHandlers = { status: setStatus, stats: setStats, unknown: () => loadInstances(),
-  reconnected: () => loadInstances() };
+const feedHandlers = {
+  status: (name, status) => { setStatus(name, status); systemSoon(); },
+  stats: setStats,
+  unknown: () => { loadInstances(); systemSoon(); },
+  reconnected: () => { loadInstances(); systemSoon(); } };
 
 async function enter() {
   const me = await api("GET", "/api/auth/me");
@@ -33,6 +36,7 @@ async function enter() {
   state.backends = (await backends).backends;
   renderOptionFields();
   loadSystem();
+  startSystemRefresh();
   $("#keys").hidden = !may("admin") || me.kind === "anonymous";
   if (!$("#keys").hidden) loadKeys();
 }
@@ -40,7 +44,7 @@ async function enter() {
 function start() {
   $("#v1-url").textContent = location.origin + "/v1";
   $("#copy-v1").addEventListener("click", () => navigator.clipboard?.writeText(location.origin + "/v1"));
-  initAuth({ afterSignIn: enter, beforeSignOut: () => { stopFeed(); stopLogs(); } });
+  initAuth({ afterSignIn: enter, beforeSignOut: () => { stopFeed(); stopLogs(); stopSystemRefresh(); } });
   initTable();
   initForm();
   initLogs();

@@ -63,28 +63,8 @@ export function optionValues() {
   return options;
 }
 
-// "llama-server -m X --port N --ctx-size 4096 ..." -> the form: the option table's flags
-// fill their fields, anything else goes to extra args.
-const FLAG_NAMES = { "-m": "model_path", "--model": "model_path", "--port": "port" };
-export function importCommand() {
-  const form = $("#instance-form");
-  const byFlag = new Map(currentOptions().map((o) => [o.flag, o]));
-  const words = $("#import-cmd").value.trim().split(/\s+/).filter(Boolean);
-  const options = {};
-  const extra = [];
-  for (let i = words[0] && !words[0].startsWith("-") ? 1 : 0; i < words.length; i++) {
-    const flag = words[i];
-    const next = words[i + 1];
-    const value = next !== undefined && !next.startsWith("-") ? next : null;
-    const spec = byFlag.get(flag);
-    if (value !== null && !(spec && spec.type === "bool")) i++;
-    if (FLAG_NAMES[flag]) form[FLAG_NAMES[flag]].value = value ?? "";
-    else if (spec) options[spec.name] = spec.type === "bool" ? true : value;
-    else extra.push(flag, ...(value === null ? [] : [value]));
-  }
-  setOptionValues(options);
-  if (extra.length) form.extra_args.value = extra.join("\n");
-  if (!form.name.value && form.model_path.value) {
-    form.name.value = form.model_path.value.split("/").pop().replace(/\.gguf$/i, "").replace(/[^A-Za-z0-9_-]/g, "-");
-  }
+/** The form's option fields as the API names them: {name: input}. */
+export function optionInputs() {
+  return new Map([...document.querySelectorAll("#option-fields [data-option]")]
+    .map((input) => [input.dataset.option, input]));
 }

@@ -67,3 +67,24 @@ export async function loadSystem() {
   $("#system-facts").replaceChildren(...facts(items));
   renderNodes(status.nodes);
 }
+
+// Kept current (issue 34: it was loaded once): again shortly after any instance's status
+// changes (the feed), and every POLL_MS for what has no event (CPU, memory, disk).
+const POLL_MS = 15000;
+const SOON_MS = 300;
+const refresh = { poll: null, soon: null };
+
+export function systemSoon() {
+  clearTimeout(refresh.soon);
+  refresh.soon = setTimeout(() => loadSystem().catch(() => {}), SOON_MS);
+}
+
+export function startSystemRefresh() {
+  stopSystemRefresh();
+  refresh.poll = setInterval(() => loadSystem().catch(() => {}), POLL_MS);
+}
+
+export function stopSystemRefresh() {
+  clearInterval(refresh.poll); clearTimeout(refresh.soon);
+  refresh.poll = refresh.soon = null;
+}

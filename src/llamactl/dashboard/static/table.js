@@ -2,6 +2,7 @@
 import { $, api, bytes, button, cell, duration, may, state, toast } from "./api.js";
 import { openEditor } from "./form.js";
 import { openLogs } from "./logs.js";
+import { systemSoon } from "./system.js";
 
 export async function loadInstances() {
   const { instances } = await api("GET", "/api/instances");
@@ -43,8 +44,9 @@ function actionsFor(inst) {
   }
   td.append(button("Logs", () => openLogs(inst.name)));
   if (may("operator")) {
-    td.append(button("Edit", () => openEditor(state.rows.get(inst.name).inst)),
-      button("Delete", (ev) => confirmDelete(inst.name, ev.currentTarget)));
+    const remove = button("Delete", (ev) => confirmDelete(inst.name, ev.currentTarget));
+    remove.classList.add("danger");
+    td.append(button("Edit", () => openEditor(state.rows.get(inst.name).inst)), remove);
   }
   return td;
 }
@@ -57,6 +59,7 @@ export function setStatus(name, status, lastError) {
   word.textContent = status;
   word.className = "status status-" + status;
   row.tr.cells[1].replaceChildren(word);
+  enableActions(row.tr, status);
   // Why it failed, as text in the row (issue 27); the feed's event does not carry it.
   if (status === "failed" && lastError === undefined) {
     api("GET", "/api/instances/" + encodeURIComponent(name))
@@ -64,6 +67,16 @@ export function setStatus(name, status, lastError) {
       .catch(() => {});
   } else if (status === "failed") {
     showError(row, lastError);
+  }
+}
+
+// What each action cannot do from a status: Start a running one, Stop a stopped one.
+const NOT_FROM = { Start: ["running", "starting", "restarting", "stopping"],
+  Stop: ["stopped", "failed", "stopping"] };
+
+function enableActions(tr, status) {
+  for (const b of tr.querySelectorAll("td.actions button")) {
+    b.disabled = (NOT_FROM[b.textContent] || []).includes(status);
   }
 }
 
@@ -118,6 +131,7 @@ async function doDelete() {
   try { await api("DELETE", "/api/instances/" + encodeURIComponent(dialog.dataset.name)); }
   catch (e) { toast("error", e.message); }
   await loadInstances();
+  systemSoon();
 }
 
 /** Tab and Shift+Tab cycle inside the dialog; closing it (Escape too) returns focus. */
