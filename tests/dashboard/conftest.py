@@ -80,3 +80,8 @@ def sign_in(page: Page, server: Dashboard, user: str) -> None:
     page.get_by_label("Password", exact=True).fill(PASSWORDS[user])
     page.get_by_role("button", name="Sign in", exact=True).click()
     page.get_by_role("heading", name="Instances").wait_for()
+
+
+def open_view(page: Page, view: str) -> None:
+    """Follow the navigation's link to a view (Instances, Activity, System ...)."""
+    page.get_by_role("navigation", name="Views").get_by_role("link", name=view, exact=True).click()

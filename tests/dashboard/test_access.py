@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.dashboard.conftest import Dashboard, sign_in
+from tests.dashboard.conftest import Dashboard, open_view, sign_in
 from tests.support.clients import PASSWORDS
 
 pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
@@ -173,7 +173,9 @@ def test_text_contrast_meets_wcag_aa(dashboard_server: Dashboard, page: Page,
                                          "model_path": str(dashboard_server.models / "tiny.gguf")})
     page.emulate_media(color_scheme=scheme)  # type: ignore[arg-type]
     sign_in(page, dashboard_server, "admin")
+    open_view(page, "System")
     expect(page.locator("#system-facts dt").first).to_be_visible()
+    open_view(page, "Instances")
     page.evaluate(PROBES)
     failures = []
     for what, selector in ELEMENTS.items():

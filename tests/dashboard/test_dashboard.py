@@ -9,7 +9,7 @@ import httpx
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from tests.dashboard.conftest import Dashboard, sign_in
+from tests.dashboard.conftest import Dashboard, open_view, sign_in
 
 pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 _names = itertools.count()
@@ -204,6 +204,7 @@ def test_option_fields_come_from_the_api_with_their_types(dashboard_server: Dash
 def test_admin_creates_sees_once_and_revokes_a_key(dashboard_server: Dashboard,
                                                    page: Page) -> None:
     sign_in(page, dashboard_server, "admin")
+    open_view(page, "Keys")
     page.get_by_label("Key name", exact=True).fill("dash-key")
     page.get_by_role("button", name="Create key", exact=True).click()
     shown = page.locator("#new-key-value")
@@ -227,12 +228,16 @@ def test_admin_creates_sees_once_and_revokes_a_key(dashboard_server: Dashboard,
 
 def test_operator_has_no_keys_section(dashboard_server: Dashboard, page: Page) -> None:
     sign_in(page, dashboard_server, "op")
+    expect(page.get_by_role("link", name="Keys", exact=True)).to_have_count(0)
+    page.goto(dashboard_server.url + "/#/keys")  # the Instances view instead
+    page.get_by_role("heading", name="Instances").wait_for()
     expect(page.get_by_role("heading", name="API keys")).to_be_hidden()
 
 
 def test_system_shows_status_and_configuration_without_secrets(dashboard_server: Dashboard,
                                                                page: Page) -> None:
     sign_in(page, dashboard_server, "view")
+    open_view(page, "System")
     expect(page.locator("#system-facts")).to_contain_text("CPUs")
     page.get_by_text("Configuration (secrets hidden)").click()
     config = page.locator("#config-text")

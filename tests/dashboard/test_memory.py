@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, Route, expect
 
-from tests.dashboard.conftest import Dashboard, sign_in
+from tests.dashboard.conftest import Dashboard, open_view, sign_in
 
 pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 MIB = 1024 * 1024
@@ -109,6 +109,11 @@ def test_system_shows_cluster_nodes_and_memory_budget(dashboard_server: Dashboar
 
     page.route("**/api/instances", lambda route: with_extra(route, place))
     sign_in(page, dashboard_server, "view")
+    node_cell = page.locator('tr[data-name="on-ray"] td.node')
+    expect(node_cell).to_be_visible()
+    expect(node_cell).to_have_text("10.0.0.5")
+    expect(page.get_by_role("columnheader", name="Node")).to_be_visible()
+    open_view(page, "System")
     nodes = page.get_by_role("region", name="Nodes")
     expect(nodes).to_be_visible()
     alive = nodes.locator('tr[data-node="a1b2c3"]')
@@ -122,18 +127,15 @@ def test_system_shows_cluster_nodes_and_memory_budget(dashboard_server: Dashboar
     expect(facts).to_contain_text("Memory budgetRAM 8.0 GiB")
     expect(facts).to_contain_text("Memory claimedRAM 512.0 MiB")
     expect(facts).to_contain_text("Memory freeRAM 7.5 GiB")
-    node_cell = page.locator('tr[data-name="on-ray"] td.node')
-    expect(node_cell).to_be_visible()
-    expect(node_cell).to_have_text("10.0.0.5")
-    expect(page.get_by_role("columnheader", name="Node")).to_be_visible()
 
 
 def test_no_nodes_section_or_column_without_a_cluster(dashboard_server: Dashboard,
                                                       page: Page) -> None:
     sign_in(page, dashboard_server, "view")
+    expect(page.get_by_role("columnheader", name="Node")).to_be_hidden()
+    open_view(page, "System")
     expect(page.locator("#system-facts")).to_contain_text("CPUs")
     expect(page.locator("#nodes")).to_be_hidden()
-    expect(page.get_by_role("columnheader", name="Node")).to_be_hidden()
     # memory_budget is not set: the budget says so, what instances claim shows, no "free".
     expect(page.locator("#system-facts")).to_contain_text("Memory budgetnot set")
     expect(page.locator("#system-facts")).to_contain_text("Memory claimedRAM 0 B, VRAM 0 B")

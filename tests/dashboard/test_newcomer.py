@@ -11,7 +11,7 @@ import itertools
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from tests.dashboard.conftest import Dashboard, sign_in
+from tests.dashboard.conftest import Dashboard, open_view, sign_in
 
 pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 _names = itertools.count()
@@ -53,6 +53,7 @@ def test_import_reads_the_command_line_with_the_servers_parser(dashboard_server:
 def test_system_panel_follows_the_instances(dashboard_server: Dashboard, page: Page) -> None:
     name = create(dashboard_server)
     sign_in(page, dashboard_server, "view")
+    open_view(page, "System")
     facts = page.locator("#system-facts")
     expect(facts).to_contain_text("running of")
     with dashboard_server.api() as api:
@@ -133,8 +134,9 @@ def test_logs_are_coloured_by_level_and_wrapped(dashboard_server: Dashboard,
     name = create(dashboard_server, "broken.gguf")
     page.set_viewport_size({"width": 390, "height": 800})
     sign_in(page, dashboard_server, "op")
-    row(page, name).get_by_role("button", name="Logs", exact=True).click()
-    row(page, name).get_by_role("button", name="Start", exact=True).click()
+    for action in ("Logs", "Start"):  # a phone's width: behind the row's Actions menu
+        row(page, name).get_by_role("button", name="Actions", exact=True).click()
+        row(page, name).get_by_role("menuitem", name=action, exact=True).click()
     lines = page.locator("#log-lines")
     expect(lines.locator(".log-error").first).to_be_attached(timeout=60_000)
     expect(lines.locator(".log-info").first).to_be_attached()

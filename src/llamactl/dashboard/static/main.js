@@ -10,6 +10,7 @@ import { initLogs, stopLogs } from "./logs.js";
 import { renderOptionFields } from "./options.js";
 import { loadSystem, startSystemRefresh, stopSystemRefresh, systemSoon } from "./system.js";
 import { initTable, loadInstances, setStats, setStatus } from "./table.js";
+import { initViews, loadAudit, loadModels, onView } from "./views.js";
 
 const feedHandlers = {
   status: (name, status) => { setStatus(name, status); systemSoon(); },
@@ -20,6 +21,7 @@ const feedHandlers = {
 async function enter() {
   const me = await api("GET", "/api/auth/me");
   state.role = me.role;
+  state.kind = me.kind;
   document.body.dataset.role = me.role;
   $("#signin").hidden = true; $("#app").hidden = false;
   if (me.kind !== "anonymous") {
@@ -31,14 +33,12 @@ async function enter() {
   // The option table is for the form: fetched beside the table, never before it.
   const backends = api("GET", "/api/backends");
   for (const el of document.querySelectorAll(".admin-only")) el.hidden = !may("admin");
+  initViews();
   await loadInstances();
   startFeed(feedHandlers);
   state.backends = (await backends).backends;
   renderOptionFields();
-  loadSystem();
   startSystemRefresh();
-  $("#keys").hidden = !may("admin") || me.kind === "anonymous";
-  if (!$("#keys").hidden) loadKeys();
 }
 
 function start() {
@@ -49,6 +49,10 @@ function start() {
   initForm();
   initLogs();
   initKeys();
+  onView("system", loadSystem);
+  onView("keys", loadKeys);
+  onView("audit", loadAudit);
+  onView("models", loadModels);
   enter().catch(() => { if ($("#app").hidden) showSignIn(); });
 }
 

@@ -74,14 +74,17 @@ const POLL_MS = 15000;
 const SOON_MS = 300;
 const refresh = { poll: null, soon: null };
 
+/** Only while the System view is shown (showing it loads it). */
+function loadIfShown() { if (!$("#system").hidden) loadSystem().catch(() => {}); }
+
 export function systemSoon() {
   clearTimeout(refresh.soon);
-  refresh.soon = setTimeout(() => loadSystem().catch(() => {}), SOON_MS);
+  refresh.soon = setTimeout(loadIfShown, SOON_MS);
 }
 
 export function startSystemRefresh() {
   stopSystemRefresh();
-  refresh.poll = setInterval(() => loadSystem().catch(() => {}), POLL_MS);
+  refresh.poll = setInterval(loadIfShown, POLL_MS);
 }
 
 export function stopSystemRefresh() {

@@ -2,6 +2,7 @@
 import { $, api, bytes, button, cell, duration, may, state, toast } from "./api.js";
 import { openEditor } from "./form.js";
 import { openLogs } from "./logs.js";
+import { actionsMenu } from "./menu.js";
 import { systemSoon } from "./system.js";
 
 export async function loadInstances() {
@@ -17,12 +18,17 @@ export async function loadInstances() {
 
 function rowFor(inst) {
   const tr = document.createElement("tr");
+  tr.setAttribute("role", "row");
   tr.dataset.name = inst.name;
   const model = (inst.model_path || "").split("/").pop();
   tr.append(cell(inst.name), cell("", "state"), cell(inst.backend), cell(model), cell(inst.port),
     cell("", "uptime"), cell("", "memory"), cell("", "cpu"), cell(inst.restart_count ?? 0, "restarts"),
     cell(inst.group), cell(nodeText(inst.node), "node"), actionsFor(inst));
   tr.cells[3].title = inst.model_path || "";
+  for (const [i, td] of [...tr.cells].entries()) {
+    td.setAttribute("role", "cell");
+    if ([2, 4, 5, 7, 8, 9].includes(i)) td.classList.add("minor");
+  }
   state.rows.set(inst.name, { tr, inst });
   setStatus(inst.name, inst.status, inst.last_error);
   setStats(inst.name, inst.stats);
@@ -34,20 +40,36 @@ function nodeText(node) {
   return node.address || node.id || "";
 }
 
+/** The actions a role may take on a row, in order: [label, run, danger]. */
+function actionList(inst) {
+  const list = [];
+  if (may("operator")) {
+    for (const action of ["start", "stop", "restart"]) {
+      list.push([action[0].toUpperCase() + action.slice(1), () => act(inst.name, action)]);
+    }
+  }
+  list.push(["Logs", () => openLogs(inst.name)]);
+  if (may("operator")) {
+    list.push(["Edit", () => openEditor(state.rows.get(inst.name).inst)],
+      ["Delete", (ev, opener) => confirmDelete(inst.name, opener || ev.currentTarget), true]);
+  }
+  return list;
+}
+
+// Wide screens: a button each. Narrow ones (CSS): the same behind one "Actions" menu.
 function actionsFor(inst) {
   const td = cell("", "actions");
-  if (may("operator")) {
-    td.append(
-      button("Start", () => act(inst.name, "start")),
-      button("Stop", () => act(inst.name, "stop")),
-      button("Restart", () => act(inst.name, "restart")));
+  const list = actionList(inst);
+  const wide = document.createElement("div");
+  wide.className = "wide-actions";
+  for (const [label, run, danger] of list) {
+    const b = button(label, run);
+    if (danger) b.classList.add("danger");
+    wide.append(b);
   }
-  td.append(button("Logs", () => openLogs(inst.name)));
-  if (may("operator")) {
-    const remove = button("Delete", (ev) => confirmDelete(inst.name, ev.currentTarget));
-    remove.classList.add("danger");
-    td.append(button("Edit", () => openEditor(state.rows.get(inst.name).inst)), remove);
-  }
+  const narrow = actionsMenu(list.map(([label, run, danger]) => ({ label, run, danger })));
+  narrow.classList.add("narrow-actions");
+  td.append(wide, narrow);
   return td;
 }
 
@@ -76,7 +98,9 @@ const NOT_FROM = { Start: ["running", "starting", "restarting", "stopping"],
 
 function enableActions(tr, status) {
   for (const b of tr.querySelectorAll("td.actions button")) {
-    b.disabled = (NOT_FROM[b.textContent] || []).includes(status);
+    const no = (NOT_FROM[b.textContent] || []).includes(status);
+    if (b.getAttribute("role") === "menuitem") b.setAttribute("aria-disabled", String(no));
+    else b.disabled = no;
   }
 }
 
