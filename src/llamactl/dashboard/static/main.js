@@ -10,6 +10,7 @@ import { initLogs, stopLogs } from "./logs.js";
 import { renderOptionFields } from "./options.js";
 import { loadSystem, startSystemRefresh, stopSystemRefresh, systemSoon } from "./system.js";
 import { initTable, loadInstances, setStats, setStatus } from "./table.js";
+import { initPlayground, loadPlayground } from "./playground.js";
 import { initViews, loadAudit, loadModels, onView } from "./views.js";
 
 const feedHandlers = {
@@ -53,6 +54,8 @@ function start() {
   onView("keys", loadKeys);
   onView("audit", loadAudit);
   onView("models", loadModels);
+  onView("playground", loadPlayground);
+  initPlayground();
   enter().catch(() => { if ($("#app").hidden) showSignIn(); });
 }
 
