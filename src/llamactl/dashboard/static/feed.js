@@ -50,6 +50,8 @@ function onEvent(ev) {
     if (d.status === "stopped" || d.status === "failed") on.stats(d.name, { uptime: 0, memory_usage: 0, cpu_usage: null });
   } else if (ev.type === "instance_stats_updated") {
     on.stats(d.name, d.stats);
+  } else if (ev.type === "request_completed") {
+    on.activity?.(d);
   } else if (ev.type === "system_alert") {
     toast(d.level, (d.instance ? d.instance + ": " : "") + d.message);
   } else if (ev.type === "ping") {

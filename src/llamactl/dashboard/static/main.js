@@ -10,12 +10,14 @@ import { initLogs, stopLogs } from "./logs.js";
 import { renderOptionFields } from "./options.js";
 import { loadSystem, startSystemRefresh, stopSystemRefresh, systemSoon } from "./system.js";
 import { initTable, loadInstances, setStats, setStatus } from "./table.js";
+import { activityRecord, initActivity, loadActivity } from "./activity.js";
 import { initPlayground, loadPlayground } from "./playground.js";
 import { initViews, loadAudit, loadModels, onView } from "./views.js";
 
 const feedHandlers = {
   status: (name, status) => { setStatus(name, status); systemSoon(); },
   stats: setStats,
+  activity: activityRecord,
   unknown: () => { loadInstances(); systemSoon(); },
   reconnected: () => { loadInstances(); systemSoon(); } };
 
@@ -56,6 +58,8 @@ function start() {
   onView("models", loadModels);
   onView("playground", loadPlayground);
   initPlayground();
+  onView("activity", loadActivity);
+  initActivity();
   enter().catch(() => { if ($("#app").hidden) showSignIn(); });
 }
 

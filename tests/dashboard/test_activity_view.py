@@ -1,0 +1,68 @@
+"""The Activity view (issue 34) in a real browser: the ledger newest first, a request made
+elsewhere arriving live (request_completed), filters, the filter's totals, and exports."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.dashboard.conftest import Dashboard, open_view, sign_in
+
+pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
+NAME = "act-tiny"
+
+
+@pytest.fixture(scope="module")
+def running(dashboard_server: Dashboard) -> Iterator[str]:
+    with dashboard_server.api() as api:
+        made = api.post("/api/instances", json={
+            "name": NAME, "model_path": str(dashboard_server.models / "tiny.gguf"),
+            "options": {"context_size": 256}})
+        assert made.status_code == 201, made.text
+        assert api.post(f"/api/instances/{NAME}/start?wait=true").status_code == 200
+    yield NAME
+    with dashboard_server.api() as api:
+        api.post(f"/api/instances/{NAME}/stop")
+
+
+def ask(server: Dashboard, model: str, tokens: int) -> None:
+    with server.api() as api:
+        answer = api.post("/v1/completions", json={"model": model, "prompt": "Hi",
+                                                   "max_tokens": tokens})
+        assert answer.status_code == 200, answer.text
+
+
+def test_activity_is_live_newest_first_filtered_and_exported(
+        dashboard_server: Dashboard, running: str, page: Page) -> None:
+    ask(dashboard_server, running, 2)
+    sign_in(page, dashboard_server, "admin")
+    open_view(page, "Activity")
+    rows = page.locator("#activity-list tbody tr")
+    expect(rows.first).to_contain_text(running)
+    before = rows.count()
+    ask(dashboard_server, running, 3)  # elsewhere: arrives by the feed, on top
+    expect(rows).to_have_count(before + 1)
+    expect(rows.first.get_by_role("cell").nth(5)).to_have_text(re.compile(r"^\d+ → 3$"))
+    page.get_by_label("Instance", exact=True).fill(running)
+    page.get_by_role("button", name="Filter", exact=True).click()
+    expect(page.locator("#activity-totals")).to_contain_text(" requests, ")
+    with dashboard_server.api() as api:
+        groups = api.get("/api/activity/summary", params={"by": "instance",
+                                                          "instance": running}).json()["groups"]
+    expect(page.locator("#activity-totals")).to_contain_text(f"{groups[0]['requests']} requests")
+    page.get_by_label("Instance", exact=True).fill("no-such-instance")
+    page.get_by_role("button", name="Filter", exact=True).click()
+    expect(rows).to_have_count(0)
+    expect(page.locator("#activity-empty")).to_be_visible()
+    page.get_by_label("Instance", exact=True).fill(running)
+    page.get_by_role("button", name="Filter", exact=True).click()
+    link = page.get_by_role("link", name="Export CSV", exact=True)
+    expect(link).to_have_attribute("href", f"/api/activity/export?instance={running}&format=csv")
+    with page.expect_download() as saved:
+        link.click()
+    text = saved.value.path().read_text(encoding="utf-8")
+    assert running in text
+    assert text.splitlines()[0].startswith("id,")
