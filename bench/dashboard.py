@@ -53,8 +53,9 @@ WATCH = """() => {
     const now = Date.now();
     for (const c of changes) {
       const td = c.target.nodeType === 1 ? c.target : c.target.parentElement;
-      const cell = td && td.closest("td.status");
-      if (cell) window.benchSeen.push([cell.parentElement.dataset.name, cell.textContent, now]);
+      const cell = td && td.closest("td.state");  // the status badge's cell
+      const badge = cell && cell.querySelector(".status");
+      if (badge) window.benchSeen.push([cell.parentElement.dataset.name, badge.textContent, now]);
     }
   }).observe(document.querySelector("#instances tbody"),
              {subtree: true, childList: true, characterData: true});
