@@ -10,6 +10,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.dashboard.conftest import Dashboard, open_view, sign_in
+from tests.support.helpers import free_port
 
 pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 NAME = "act-tiny"
@@ -20,7 +21,7 @@ def running(dashboard_server: Dashboard) -> Iterator[str]:
     with dashboard_server.api() as api:
         made = api.post("/api/instances", json={
             "name": NAME, "model_path": str(dashboard_server.models / "tiny.gguf"),
-            "options": {"context_size": 256}})
+            "options": {"context_size": 256}, "port": free_port()})
         assert made.status_code == 201, made.text
         assert api.post(f"/api/instances/{NAME}/start?wait=true").status_code == 200
     yield NAME
@@ -46,18 +47,18 @@ def test_activity_is_live_newest_first_filtered_and_exported(
     ask(dashboard_server, running, 3)  # elsewhere: arrives by the feed, on top
     expect(rows).to_have_count(before + 1)
     expect(rows.first.get_by_role("cell").nth(5)).to_have_text(re.compile(r"^\d+ → 3$"))
-    page.get_by_label("Instance", exact=True).fill(running)
+    page.get_by_label("By instance", exact=True).fill(running)
     page.get_by_role("button", name="Filter", exact=True).click()
     expect(page.locator("#activity-totals")).to_contain_text(" requests, ")
     with dashboard_server.api() as api:
         groups = api.get("/api/activity/summary", params={"by": "instance",
                                                           "instance": running}).json()["groups"]
     expect(page.locator("#activity-totals")).to_contain_text(f"{groups[0]['requests']} requests")
-    page.get_by_label("Instance", exact=True).fill("no-such-instance")
+    page.get_by_label("By instance", exact=True).fill("no-such-instance")
     page.get_by_role("button", name="Filter", exact=True).click()
     expect(rows).to_have_count(0)
     expect(page.locator("#activity-empty")).to_be_visible()
-    page.get_by_label("Instance", exact=True).fill(running)
+    page.get_by_label("By instance", exact=True).fill(running)
     page.get_by_role("button", name="Filter", exact=True).click()
     link = page.get_by_role("link", name="Export CSV", exact=True)
     expect(link).to_have_attribute("href", f"/api/activity/export?instance={running}&format=csv")

@@ -12,6 +12,7 @@ import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from tests.dashboard.conftest import Dashboard, open_view, sign_in
+from tests.support.helpers import free_port
 
 pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 _names = itertools.count()
@@ -22,7 +23,7 @@ def create(server: Dashboard, model: str = "tiny.gguf", **fields: object) -> str
     with server.api() as api:
         answer = api.post("/api/instances", json={
             "name": name, "model_path": str(server.models / model),
-            "options": {"context_size": 256}, **fields})
+            "options": {"context_size": 256}, "port": free_port(), **fields})
         assert answer.status_code == 201, answer.text
     return name
 

@@ -10,6 +10,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.dashboard.conftest import Dashboard, open_view, sign_in
+from tests.support.helpers import free_port
 
 pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 NAME = "pg-tiny"
@@ -20,7 +21,7 @@ def running(dashboard_server: Dashboard) -> Iterator[str]:
     with dashboard_server.api() as api:
         made = api.post("/api/instances", json={
             "name": NAME, "model_path": str(dashboard_server.models / "tiny.gguf"),
-            "options": {"context_size": 256}})
+            "options": {"context_size": 256}, "port": free_port()})
         assert made.status_code == 201, made.text
         assert api.post(f"/api/instances/{NAME}/start?wait=true").status_code == 200
     yield NAME
