@@ -89,6 +89,14 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/keys/{name}/usage"): Rule("admin", "/api/keys/no-such-key/usage", 404),
     ("GET", "/api/auth/me/usage"): Rule("viewer", "/api/auth/me/usage", 200),
     ("GET", "/api/audit"): Rule("admin", "/api/audit", 200),
+    # issue 33: the model library: listing for all, pulling for operators, deleting admins
+    ("GET", "/api/models"): Rule("viewer", "/api/models", 200),
+    ("POST", "/api/models/pull"): Rule("operator", "/api/models/pull", 400,
+                                       {"source": "not a repo"}),
+    ("GET", "/api/models/pulls"): Rule("viewer", "/api/models/pulls", 200),
+    ("GET", "/api/models/pulls/{pull_id}"): Rule("viewer", "/api/models/pulls/nope", 404),
+    ("DELETE", "/api/models/pulls/{pull_id}"): Rule("operator", "/api/models/pulls/nope", 404),
+    ("DELETE", "/api/models/{model_id:path}"): Rule("admin", "/api/models/no-such.gguf", 404),
 }
 RANK = {"public": -1, "viewer": 0, "operator": 1, "admin": 2}
 

@@ -27,6 +27,14 @@ class MemoryEstimateBody(BaseModel):
     vram: int | None = Field(examples=[0])
 
 
+class InstancePull(BaseModel):
+    id: str
+    status: str = Field(description="queued, downloading, verifying, failed or cancelled")
+    bytes_done: int
+    bytes_total: int
+    error: str | None
+
+
 class Instance(BaseModel):
     name: str
     status: Status
@@ -56,6 +64,8 @@ class Instance(BaseModel):
     updated_at: Timestamp = Field(examples=["2024-01-15T12:45:00Z"])
     memory_estimate: MemoryEstimateBody | None = Field(description=(
         "from the model file's GGUF header and the options; null where it cannot be known"))
+    pull: InstancePull | None = Field(default=None, description=(
+        "created from a model not yet on disk (issue 33): its pull, until the file is there"))
 
 
 class InstanceList(BaseModel):

@@ -17,6 +17,7 @@ from llamactl.config import InstancesConfig
 from llamactl.instances.models import format_time
 from llamactl.supervisor.context import Lifecycle
 from llamactl.supervisor.owner import InstanceOwner
+from llamactl.supervisor.pending_models import pull_json
 from llamactl.supervisor.stats import contract_stats
 
 # owner -> ((updated_at, the estimates' generation) it was built for, the settled part)
@@ -42,6 +43,7 @@ def instance_json(owner: InstanceOwner, config: InstancesConfig, *,
     document["restart_count"] = runtime.restart_count
     document["last_error"] = runtime.last_error
     document["node"] = runtime.node
+    document["pull"] = pull_json(owner)
     return document
 
 
@@ -81,6 +83,7 @@ def _settled_part(owner: InstanceOwner, config: InstancesConfig) -> dict[str, An
         "updated_at": format_time(record.updated_at),
         # Issue 20: computed at create and update (this part is rebuilt once per update).
         "memory_estimate": _estimate_json(owner),
+        "pull": None,
     }
     _SETTLED[owner] = (version, part)
     return part

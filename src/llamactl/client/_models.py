@@ -71,6 +71,16 @@ class MemoryEstimate(_Model):
     vram: int | None
 
 
+class InstancePull(_Model):
+    """The pull an instance created from a model not yet on disk waits for."""
+
+    id: str
+    status: str
+    bytes_done: int
+    bytes_total: int
+    error: str | None
+
+
 class Instance(_Model):
     name: str
     status: InstanceStatus
@@ -99,6 +109,8 @@ class Instance(_Model):
     created_at: datetime
     updated_at: datetime
     memory_estimate: MemoryEstimate | None
+    pull: InstancePull | None = Field(default=None, description=(
+        "created from a model not yet on disk: its pull, until the file is there"))
 
 
 class InstanceUpdated(_Model):
