@@ -134,3 +134,27 @@ async def test_unreadable_files_and_folders_are_not_a_500(
     if os.geteuid() != 0:  # root reads everything
         assert "cannot be read" in models["locked.gguf"]["error"]
     assert "dangling.gguf" not in models
+
+
+def test_the_fast_header_reader_reads_what_gguf_reads(tmp_path: Path,
+                                                       tiny_model_file: Path) -> None:
+    """The library's reader (header_reader.py) against gguf.GGUFReader: the same facts for
+    the memory estimate, the same tensors, the same metadata a listing shows."""
+    import gguf
+
+    from llamactl.backends.llama_cpp.memory import model_facts
+    from llamactl.library.header_reader import read_header
+
+    first, second = write_split_model(tmp_path, "s", parts=2)
+    for path in (tiny_model_file, write_mmproj(tmp_path / "p.gguf"), first, second):
+        ours, theirs = read_header(path), gguf.GGUFReader(path, "r")
+        assert [(t.name, t.n_elements, t.n_bytes) for t in ours.tensors] == [
+            (t.name, int(t.n_elements), int(t.n_bytes)) for t in theirs.tensors]
+        for key in ("general.architecture", "general.file_type", "split.no",
+                    "llama.context_length"):
+            if key in theirs.fields:
+                assert ours.fields[key].contents() == theirs.fields[key].contents(), key
+        assert ("tokenizer.chat_template" in ours.fields) == (
+            "tokenizer.chat_template" in theirs.fields)
+        if path in (tiny_model_file, first):
+            assert model_facts(ours) == model_facts(theirs)

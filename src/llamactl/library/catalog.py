@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +39,15 @@ class ModelEntry:
     in_library: bool  # under models.dir: the API may delete it
     source: dict[str, Any] | None
     parameters: int | None
+    # as_json's answer but its instances, per has_gpu: built once (the entry is immutable)
+    _json: dict[bool, dict[str, Any]] = field(default_factory=dict, compare=False, repr=False)
 
     def as_json(self, instances: list[str], *, has_gpu: bool) -> dict[str, Any]:
+        if has_gpu not in self._json:
+            self._json[has_gpu] = self._settled_json(has_gpu)
+        return {**self._json[has_gpu], "instances": instances}
+
+    def _settled_json(self, has_gpu: bool) -> dict[str, Any]:
         info = self.info
         split = None
         if len(self.files) > 1 or info.split_count:
@@ -53,7 +60,7 @@ class ModelEntry:
             "architecture": info.architecture, "parameters": self.parameters,
             "quantization": info.quantization, "context_length": info.context_length,
             "chat_template": info.chat_template, "split": split, "mmproj": info.mmproj,
-            "source": self.source, "memory_estimate": estimate, "instances": instances,
+            "source": self.source, "memory_estimate": estimate, "instances": [],
             "error": self.error,
         }
 
@@ -74,20 +81,31 @@ class ModelCatalog:
         self.sources = SourceBook(library_dir)
         self._seen: dict[str, _Seen] = {}
         self._lock = threading.Lock()  # one scan at a time: two would read headers twice
+        self._signature: object = None  # what the last scan saw
+        self._entries: list[ModelEntry] = []
 
     def scan(self) -> list[ModelEntry]:
         """Every model on disk now. Blocking (stats, and headers of new files): call it off
-        the event loop."""
+        the event loop. The walk deals in strings (pathlib's parsing cost more than the
+        stats), and the last answer is given again when no file and no source changed."""
         with self._lock:
             # keyed by the resolved path: a file seen from two roots (or through a link) once
-            found: dict[str, tuple[Path, os.stat_result, Path]] = {}
+            walked: dict[str, tuple[str, os.stat_result, Path]] = {}
             for root in self.roots:
-                for path, real, stat in _gguf_files(root):
-                    found.setdefault(real, (path, stat, root))
+                for path, real, stat in _gguf_files(str(root)):
+                    walked.setdefault(real, (path, stat, root))
+            sources = self.sources.read()
+            signature = (tuple((key, path, stat.st_size, stat.st_mtime_ns)
+                               for key, (path, stat, _) in walked.items()),
+                         self.sources.version)
+            if signature == self._signature:
+                return self._entries
+            found = {key: (Path(path), stat, root) for key, (path, stat, root) in walked.items()}
             infos = {key: self._info(key, path, stat) for key, (path, stat, _) in found.items()}
             self._seen = {key: self._seen[key] for key in found if key in self._seen}
-            sources = self.sources.read()
-            return _entries(found, infos, sources, self.library_dir)
+            self._entries = _entries(found, infos, sources, self.library_dir)
+            self._signature = signature
+            return self._entries
 
     def _info(self, key: str, path: Path, stat: os.stat_result) -> FileInfo:
         seen = self._seen.get(key)
@@ -101,7 +119,7 @@ class ModelCatalog:
         return next((entry for entry in self.scan() if entry.id == model_id), None)
 
 
-def _gguf_files(root: Path, depth: int = 0) -> Iterator[tuple[Path, str, os.stat_result]]:
+def _gguf_files(root: str, depth: int = 0) -> Iterator[tuple[str, str, os.stat_result]]:
     """(path, resolved path, stat) of each GGUF file under ``root``. Only links are resolved
     (a realpath per file would cost a stat per folder of its path, on every listing)."""
     try:
@@ -114,10 +132,10 @@ def _gguf_files(root: Path, depth: int = 0) -> Iterator[tuple[Path, str, os.stat
         try:
             if entry.is_dir(follow_symlinks=False):
                 if depth < MAX_DEPTH:
-                    yield from _gguf_files(Path(entry.path), depth + 1)
+                    yield from _gguf_files(entry.path, depth + 1)
             elif entry.name.lower().endswith(".gguf") and entry.is_file():
                 real = os.path.realpath(entry.path) if entry.is_symlink() else entry.path
-                yield Path(entry.path), real, entry.stat()
+                yield entry.path, real, entry.stat()
         except OSError:  # a dangling link, a file gone while walking: not a model
             continue
 

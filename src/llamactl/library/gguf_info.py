@@ -1,8 +1,9 @@
 """What the model library shows of one GGUF file, read from its header only (issue 33).
 
-One ``gguf.GGUFReader`` per file version (the catalog caches by size and mtime): the reader
-maps the file and parses its metadata and tensor table, never the tensor data, so a 30 GB
-model costs what its header costs. A file that is not a GGUF model llama-server can open gets
+One read of the header per file version (the catalog caches by size and mtime), by
+header_reader.py (which reads as ``gguf.GGUFReader`` does, without its per-token cost): the
+metadata and the tensor table, never the tensor data, so a 30 GB model costs what its header
+costs. A file that is not a GGUF model llama-server can open gets
 its problem in words (the create route's check, ``gguf_header.gguf_problem``), not an error.
 """
 
@@ -20,6 +21,7 @@ from llamactl.backends.llama_cpp.memory import (
     model_facts,
     tensor_bytes,
 )
+from llamactl.library.header_reader import read_header
 
 # llama.cpp's split files (gguf-split): <base>-00001-of-00003.gguf
 SPLIT_NAME = re.compile(r"^(?P<base>.+)-(?P<part>\d{5})-of-(?P<count>\d{5})\.gguf$", re.I)
@@ -61,9 +63,7 @@ def read_file_info(path: Path) -> FileInfo:
 
 
 def _read(path: Path) -> FileInfo:
-    import gguf  # a dependency; imported on first use (numpy: ~1 s)
-
-    reader = gguf.GGUFReader(path, "r")
+    reader = read_header(path)
     architecture = str(field_value(reader, "general.architecture", "") or "") or None
     kind = str(field_value(reader, "general.type", "") or "")
     mmproj = kind == "mmproj" or architecture == "clip" or "mmproj" in path.name.lower()

@@ -40,6 +40,11 @@ class SourceBook:
                 self._read_at = version
             return dict(self._sources)
 
+    @property
+    def version(self) -> tuple[int, int] | None:
+        """The file's size and mtime at the last read (None: none on disk)."""
+        return self._read_at
+
     def record(self, relative: str, source: dict[str, Any]) -> None:
         """Note where ``relative`` came from (replacing what was noted)."""
         with self._lock:
