@@ -6,6 +6,7 @@ then waits for (supervisor/pending_models.py)."""
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 
 from llamactl.api.deps import Services
 from llamactl.errors import ModelInvalid, ModelNotFound, ValidationFailed
@@ -16,7 +17,7 @@ from llamactl.library.pulls import PullJob
 
 async def model_path_for(model: str, services: Services) -> tuple[str, PullJob | None]:
     """The file an instance of ``model`` loads, and the pull it waits for (None: on disk)."""
-    entries = await asyncio.to_thread(services.library.catalog.scan)
+    entries = await asyncio.to_thread(partial(services.library.catalog.scan, fresh=True))
     entry = next((entry for entry in entries if entry.id == model), None)
     shorthand = SHORTHAND.match(model)
     if entry is None and shorthand is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,6 +24,9 @@ from llamactl.library.gguf_info import SPLIT_NAME, FileInfo, read_file_info
 from llamactl.library.sources import SourceBook
 
 MAX_DEPTH = 8  # folders below a root that are walked; deeper ones are not models' homes
+# A listing this soon after a walk stats the folders only: a file rewritten in place (its
+# folder unchanged) shows within this many seconds, one added, removed or renamed at once.
+QUICK_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -32,7 +36,7 @@ class ModelEntry:
     id: str
     path: Path  # what llama-server is given: a split model's first part
     files: tuple[Path, ...]
-    real_files: frozenset[str]  # the files' resolved paths, to match instances' model_path
+    real_files: frozenset[str]  # the files' paths as found and resolved: instances' match
     size: int
     info: FileInfo  # the first part's header
     error: str | None
@@ -82,18 +86,27 @@ class ModelCatalog:
         self._seen: dict[str, _Seen] = {}
         self._lock = threading.Lock()  # one scan at a time: two would read headers twice
         self._signature: object = None  # what the last scan saw
+        self._folders: dict[str, int | None] | None = None  # folder -> its mtime, then
+        self._walked_at = 0.0
         self._entries: list[ModelEntry] = []
 
-    def scan(self) -> list[ModelEntry]:
+    def scan(self, *, fresh: bool = False) -> list[ModelEntry]:
         """Every model on disk now. Blocking (stats, and headers of new files): call it off
-        the event loop. The walk deals in strings (pathlib's parsing cost more than the
-        stats), and the last answer is given again when no file and no source changed."""
+        the event loop. Within QUICK_SECONDS of the last walk, and when no folder changed
+        (a file added, removed or renamed changes its folder), the last answer is given
+        again; ``fresh``: walk anyway (a delete, an instance's model). The walk deals in
+        strings (pathlib's parsing cost more than the stats), and reads nothing new when no
+        file and no source changed."""
         with self._lock:
+            if not fresh and self._folders_unchanged():
+                return self._entries
             # keyed by the resolved path: a file seen from two roots (or through a link) once
             walked: dict[str, tuple[str, os.stat_result, Path]] = {}
+            folders: dict[str, int | None] = {}
             for root in self.roots:
-                for path, real, stat in _gguf_files(str(root)):
+                for path, real, stat in _gguf_files(str(root), folders):
                     walked.setdefault(real, (path, stat, root))
+            self._folders, self._walked_at = folders, time.monotonic()
             sources = self.sources.read()
             signature = (tuple((key, path, stat.st_size, stat.st_mtime_ns)
                                for key, (path, stat, _) in walked.items()),
@@ -107,6 +120,11 @@ class ModelCatalog:
             self._signature = signature
             return self._entries
 
+    def _folders_unchanged(self) -> bool:
+        if self._folders is None or time.monotonic() - self._walked_at > QUICK_SECONDS:
+            return False
+        return all(_mtime(folder) == mtime for folder, mtime in self._folders.items())
+
     def _info(self, key: str, path: Path, stat: os.stat_result) -> FileInfo:
         seen = self._seen.get(key)
         if seen is not None and (seen.size, seen.mtime_ns) == (stat.st_size, stat.st_mtime_ns):
@@ -116,12 +134,22 @@ class ModelCatalog:
         return info
 
     def find(self, model_id: str) -> ModelEntry | None:
-        return next((entry for entry in self.scan() if entry.id == model_id), None)
+        return next((entry for entry in self.scan(fresh=True) if entry.id == model_id), None)
 
 
-def _gguf_files(root: str, depth: int = 0) -> Iterator[tuple[str, str, os.stat_result]]:
-    """(path, resolved path, stat) of each GGUF file under ``root``. Only links are resolved
-    (a realpath per file would cost a stat per folder of its path, on every listing)."""
+def _mtime(folder: str) -> int | None:
+    try:
+        return os.stat(folder).st_mtime_ns
+    except OSError:
+        return None
+
+
+def _gguf_files(root: str, folders: dict[str, int | None],
+                depth: int = 0) -> Iterator[tuple[str, str, os.stat_result]]:
+    """(path, resolved path, stat) of each GGUF file under ``root``, noting each folder's
+    mtime in ``folders``. Only links are resolved (a realpath per file would cost a stat
+    per folder of its path, on every listing)."""
+    folders[root] = _mtime(root)
     try:
         entries = list(os.scandir(root))
     except OSError:  # a missing or unreadable folder has no models
@@ -132,7 +160,7 @@ def _gguf_files(root: str, depth: int = 0) -> Iterator[tuple[str, str, os.stat_r
         try:
             if entry.is_dir(follow_symlinks=False):
                 if depth < MAX_DEPTH:
-                    yield from _gguf_files(entry.path, depth + 1)
+                    yield from _gguf_files(entry.path, folders, depth + 1)
             elif entry.name.lower().endswith(".gguf") and entry.is_file():
                 real = os.path.realpath(entry.path) if entry.is_symlink() else entry.path
                 yield entry.path, real, entry.stat()
@@ -174,7 +202,8 @@ def _entry(keys: list[str], found: dict[str, tuple[Path, os.stat_result, Path]],
             other_bytes=sum(infos[k].other_bytes for k in keys)))
     in_library = root == library_dir
     return ModelEntry(
-        id=model_id, path=first, files=files, real_files=frozenset(keys),
+        id=model_id, path=first, files=files,
+        real_files=frozenset(keys).union(str(path) for path in files),
         size=sum(found[key][1].st_size for key in keys), info=info, error=error,
         in_library=in_library, source=sources.get(relative) if in_library else None,
         parameters=parameters)

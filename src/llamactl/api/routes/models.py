@@ -103,5 +103,6 @@ def instances_by_file(manager: InstanceManager) -> dict[str, list[str]]:
 
 
 def users_of(entry: ModelEntry, users: dict[str, list[str]]) -> list[str]:
-    paths = entry.real_files.union(str(path) for path in entry.files)
-    return sorted({name for path in paths for name in users.get(path, ())})
+    if not users:
+        return []
+    return sorted({name for path in entry.real_files for name in users.get(path, ())})
