@@ -79,6 +79,8 @@ class InstancePull(_Model):
     bytes_done: int
     bytes_total: int
     error: str | None
+# What an instance can be asked through /v1 (``capabilities`` of Instance and Model).
+Capability = Literal["completion", "chat", "embedding", "rerank", "vision", "audio", "tools"]
 
 
 class Instance(_Model):
@@ -109,6 +111,9 @@ class Instance(_Model):
     created_at: datetime
     updated_at: datetime
     memory_estimate: MemoryEstimate | None
+    context_length: int | None = Field(description=(
+        "tokens: its context_size, else the model's trained context; None: unknown"))
+    capabilities: list[Capability] = Field(description="what /v1 may ask of it")
     pull: InstancePull | None = Field(default=None, description=(
         "created from a model not yet on disk: its pull, until the file is there"))
 
@@ -324,6 +329,12 @@ class Model(_Model):
     owned_by: str
     status: str
     aliases: list[str]
+    context_length: int | None = Field(description=(
+        "tokens: the instance's context_size, else the model's trained context; None: "
+        "unknown"))
+    capabilities: list[Capability] = Field(description=(
+        "what the gateway may ask of it (a route needing another is refused: 400 "
+        "unsupported_capability)"))
 
 
 class InstanceFields(TypedDict, total=False):

@@ -16,7 +16,7 @@ from http import HTTPStatus
 REQUEST_DROP = frozenset({
     b"host", b"authorization", b"content-length", b"connection", b"keep-alive",
     b"transfer-encoding", b"te", b"upgrade", b"accept-encoding", b"proxy-authorization",
-    b"expect",
+    b"expect", b"x-api-key",  # Anthropic's place for the client's key: llamactl's, too
 })
 RESPONSE_DROP = frozenset({
     b"connection", b"keep-alive", b"transfer-encoding", b"te", b"trailer", b"upgrade",

@@ -8,10 +8,16 @@ from typing import Any
 import orjson
 
 from llamactl.errors import LlamactlError
+from llamactl.gateway.credentials import (
+    TwoCredentials,
+    credential_in,
+    missing_credential,
+    two_credentials,
+)
 from llamactl.gateway.errors import GatewayError, from_domain, model_not_found
 from llamactl.security.keys import KEY_PREFIX
 from llamactl.security.service import ANONYMOUS, AuthService, Principal
-from llamactl.security.tokens import bearer_in
+from llamactl.supervisor.abilities import abilities_json
 from llamactl.supervisor.owner import InstanceOwner
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
@@ -35,10 +41,12 @@ def authenticate(auth: AuthService, headers: list[tuple[bytes, bytes]]) -> Princ
     KeyNotKnown for a key that may have been made since memory last looked."""
     if not auth.enabled:
         return ANONYMOUS
-    token = bearer_in(headers)
+    try:
+        token = credential_in(headers)  # Authorization: Bearer, or Anthropic's x-api-key
+    except TwoCredentials:
+        raise two_credentials() from None
     if token is None:
-        raise GatewayError(401, "Missing API key: send Authorization: Bearer <key or token>",
-                           "authentication_error", "invalid_api_key")
+        raise missing_credential()
     if token.startswith(KEY_PREFIX):
         found = auth.principal_for_key(token)
         if found is None:
@@ -76,7 +84,8 @@ def model_list(owners: list[InstanceOwner], principal: Principal) -> dict[str, A
     key = principal.key
     return {"object": "list", "data": [
         {"id": o.name, "object": "model", "created": int(o.record.created_at.timestamp()),
-         "owned_by": "llamactl", "status": o.status, "aliases": o.record.spec.aliases}
+         "owned_by": "llamactl", "status": o.status, "aliases": o.record.spec.aliases,
+         **abilities_json(o)}
         for o in owners if key is None or key.allows(o.name)
     ]}
 
@@ -102,9 +111,13 @@ def model_of(body: bytes) -> str:
                            "invalid_json") from None
     model = document.get("model") if isinstance(document, dict) else None
     if not isinstance(model, str) or not model:
-        raise GatewayError(400, "You must provide a model parameter", "invalid_request_error",
-                           "model_required")
+        raise model_required()
     return model
+
+
+def model_required() -> GatewayError:
+    return GatewayError(400, "You must provide a model parameter", "invalid_request_error",
+                        "model_required")
 
 
 def with_model(body: bytes, model: str) -> bytes:
