@@ -96,7 +96,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/models/pulls"): Rule("viewer", "/api/models/pulls", 200),
     ("GET", "/api/models/pulls/{pull_id}"): Rule("viewer", "/api/models/pulls/nope", 404),
     ("DELETE", "/api/models/pulls/{pull_id}"): Rule("operator", "/api/models/pulls/nope", 404),
-    ("DELETE", "/api/models/{model_id:path}"): Rule("admin", "/api/models/no-such.gguf", 404),
+    ("DELETE", "/api/models/{model_id}"): Rule("admin", "/api/models/no-such.gguf", 404),
 }
 RANK = {"public": -1, "viewer": 0, "operator": 1, "admin": 2}
 
@@ -106,7 +106,8 @@ def app_routes() -> set[tuple[str, str]]:
     found = set()
     for route in iter_route_contexts(create_app(Settings()).routes):
         # The instance-name converter (api/paths.py) is routing's detail: rules say {name}.
-        path = (route.path or "").replace("{name:instance}", "{name}")
+        path = (route.path or "").replace("{name:instance}", "{name}").replace(
+            "{model_id:model_id}", "{model_id}")
         if not (path == "/api" or path.startswith("/api/")):
             continue
         if isinstance(route.original_route, WebSocketRoute):

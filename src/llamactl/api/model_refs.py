@@ -7,12 +7,21 @@ from __future__ import annotations
 
 import asyncio
 from functools import partial
+from typing import Any
 
 from llamactl.api.deps import Services
+from llamactl.api.schemas import ErrorBody
 from llamactl.errors import ModelInvalid, ModelNotFound, ValidationFailed
 from llamactl.library.catalog import ModelEntry
 from llamactl.library.hub import SHORTHAND, PullSource, pick_model_file
 from llamactl.library.pulls import PullJob
+
+# A create with "model" may pull it first (the answers of POST /api/models/pull).
+MODEL_PULL_ERRORS: dict[int | str, dict[str, Any]] = {
+    502: {"model": ErrorBody, "description": "HUB_UNAVAILABLE: \"model\" is to be pulled and "
+                                             "the Hub did not answer"},
+    507: {"model": ErrorBody, "description": "INSUFFICIENT_STORAGE: \"model\" is to be pulled "
+                                             "and would not fit"}}
 
 
 async def model_path_for(model: str, services: Services) -> tuple[str, PullJob | None]:

@@ -22,7 +22,7 @@ from llamactl.api.compression import (
 from llamactl.api.deps import ManagerDep, ServicesDep, SettingsDep
 from llamactl.api.hidden import kept_args, kept_environment
 from llamactl.api.instance_requests import InstanceCreate, InstanceUpdate, StopBody
-from llamactl.api.model_refs import check_one_model, model_path_for
+from llamactl.api.model_refs import MODEL_PULL_ERRORS, check_one_model, model_path_for
 from llamactl.api.paths import INSTANCE_PARAMETER as NAME
 from llamactl.api.schemas import (
     ERROR_RESPONSES,
@@ -78,7 +78,7 @@ async def list_instances(manager: ManagerDep, settings: SettingsDep,
 
 
 @router.post("", status_code=201, response_model=InstanceCreated, summary="Create an instance",
-             openapi_extra=OPERATOR)
+             openapi_extra=OPERATOR, responses=MODEL_PULL_ERRORS)
 async def create_instance(
     body: InstanceCreate, services: ServicesDep, principal: PrincipalDep
 ) -> Response:

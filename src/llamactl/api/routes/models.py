@@ -13,6 +13,7 @@ from fastapi.responses import Response
 
 from llamactl.api.deps import ServicesDep
 from llamactl.api.model_schemas import ModelList, PullJobBody, PullList, PullRequest
+from llamactl.api.paths import MODEL_PARAMETER
 from llamactl.api.schemas import ERROR_RESPONSES, ErrorBody, Message
 from llamactl.errors import Forbidden, ModelInUse, NotFound
 from llamactl.library.catalog import ModelEntry
@@ -23,6 +24,8 @@ from llamactl.supervisor.manager import InstanceManager
 router = APIRouter(prefix="/models", tags=["models"], responses=ERROR_RESPONSES)
 OPERATOR, ADMIN = role_route("operator"), role_route("admin")
 PULL_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "NOT_FOUND: no such repo, revision, file or "
+                                             "quant on the Hub"},
     502: {"model": ErrorBody, "description": "HUB_UNAVAILABLE: the Hub did not answer"},
     507: {"model": ErrorBody, "description": "INSUFFICIENT_STORAGE: the files would not fit "
                                              "(details: the bytes needed and free)"}}
@@ -68,7 +71,7 @@ async def cancel_pull(pull_id: str, services: ServicesDep) -> Response:
     return _json(job.as_json())
 
 
-@router.delete("/{model_id:path}", response_model=Message, openapi_extra=ADMIN,
+@router.delete(f"/{MODEL_PARAMETER}", response_model=Message, openapi_extra=ADMIN,
                summary="Delete a model of the library's own folder",
                responses={403: {"model": ErrorBody, "description": "FORBIDDEN: the file is "
                                 "outside models.dir (llamactl never deletes your own files)"},
