@@ -16,6 +16,7 @@ from llamactl.config import Settings
 from llamactl.config.editor import ConfigEditor
 from llamactl.events import EventHub
 from llamactl.gateway.service import Gateway
+from llamactl.library.service import ModelLibrary
 from llamactl.monitoring.metrics import LlamactlMetrics
 from llamactl.monitoring.service import Monitoring
 from llamactl.security.service import AuthService
@@ -33,22 +34,27 @@ class Services:
     config_editor: ConfigEditor  # GET/PUT /api/config
     http: httpx.AsyncClient  # to the backends' /metrics and health (short requests)
     gateway: Gateway  # /v1 (served by the front door, gateway/http_protocol.py) and its pool
+    library: ModelLibrary  # issue 33: the models on disk and the pulls from the Hub
     limits: Limits | None = None  # None: rate limiting is off
     ledger: Ledger | None = None  # issue 30: the requests on record (activity/)
     audit: AuditLog | None = None  # issue 30: who changed what (api/audit_trail.py)
 
 
-def get_services(request: Request) -> Services:
+# async, though they only read an attribute: FastAPI runs a plain ``def`` dependency in its
+# thread pool, and three thread hops a request were most of a small /api answer's time.
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
 
-def get_manager(request: Request) -> InstanceManager:
-    return get_services(request).manager
+async def get_manager(request: Request) -> InstanceManager:
+    services: Services = request.app.state.services
+    return services.manager
 
 
-def get_settings(request: Request) -> Settings:
-    return get_services(request).settings
+async def get_settings(request: Request) -> Settings:
+    services: Services = request.app.state.services
+    return services.settings
 
 
 def services_of(connection: HTTPConnection) -> Services:
