@@ -51,6 +51,8 @@ PAIRS: dict[str, tuple[str, ...]] = {
     "ActivityPage": ("ActivityPage",),
     "ActivityGroup": ("ActivityGroup",),
     "ActivityStatus": ("ActivityStatus",),
+    "Pool": ("Pool",),
+    "PoolMember": ("PoolMember",),
 }
 SERVER_TO_CLIENT = {server: client for client, servers in PAIRS.items() for server in servers}
 # Fields read more loosely than the server's schema, each with why.
@@ -137,9 +139,10 @@ async def test_every_answer_schema_has_a_client_model(openapi: dict[str, Any]) -
         "MemoryBudgetConfig", "MlxLmBackendConfig", "RateLimitConfig", "ServerConfig",
         "DockerConfig", "LlamaCppDockerConfig", "VllmDockerConfig",
         "StopBody", "UserEntry", "VllmBackendConfig", "ActivityConfig", "KeyUpdate",
+        "GatewayConfig", "PoolEntry", "PoolsConfig",
         # envelopes the client unwraps: {"instances": [...]}, {"logs": [...]}, ...
         "BackendList", "InstanceCreated", "InstanceList", "KeyList", "LogList", "Message",
-        "ActivitySummary",
+        "ActivitySummary", "PoolList",
         # read by the command line as plain JSON, not (yet) client models
         "BackendInfo", "OptionInfo", "Me", "AuditPage", "AuditRecord", "AuditPrincipal",
     }

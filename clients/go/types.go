@@ -52,6 +52,7 @@ type Instance struct {
 	Aliases       []string           `json:"aliases"`
 	Resources     map[string]float64 `json:"resources"` // Ray resources (cluster.engine: ray)
 	Docker        *bool              `json:"docker"`    // in a container; nil: the backend's setting
+	Pool          *string            `json:"pool"`      // the replica pool it serves; nil: none
 	Node          map[string]string  `json:"node"`      // {id, address} while on a Ray node
 	RestartCount  int                `json:"restart_count"`
 	LastError     *string            `json:"last_error"`
@@ -87,6 +88,7 @@ type CreateInstanceRequest struct {
 	ExtraArgs     []string          `json:"extra_args,omitempty"`
 	Aliases       []string          `json:"aliases,omitempty"`
 	Docker        *bool             `json:"docker,omitempty"` // nil: the backend's docker.enabled
+	Pool          *string           `json:"pool,omitempty"`   // the replica pool it serves
 }
 
 // UpdateInstanceRequest is the body of UpdateInstance: nil fields stay as they are.
@@ -106,6 +108,7 @@ type UpdateInstanceRequest struct {
 	ExtraArgs     []string          `json:"extra_args,omitempty"`
 	Aliases       []string          `json:"aliases,omitempty"`
 	Docker        *bool             `json:"docker,omitempty"` // run in a container, or not
+	Pool          *string           `json:"pool,omitempty"`   // join a replica pool
 	// Reset names lifecycle fields ("idle_timeout", "group", "docker", ...) to send as null,
 	// which returns them to the configuration's defaults.
 	Reset []string `json:"-"`

@@ -79,6 +79,9 @@ class LifecycleFields(_Body):
     docker: bool | None = Field(default=None, description=(
         "run in a Docker container (true) or on this host (false); null: the backend's "
         "backends.<name>.docker.enabled"))
+    pool: str | None = Field(default=None, pattern=NAME_PATTERN, description=(
+        "the replica pool it serves (a name, never an instance's): /v1 requests naming the "
+        "pool go to one of its running members; null: none"), examples=["chat"])
 
     @field_validator("environment")
     @classmethod

@@ -31,7 +31,7 @@ _RELAY_ERRORS = _errors(
     (400, "model_required, invalid_json"), (403, "model_not_allowed: the key may not use it"),
     (404, "model_not_found"), (413, "body_too_large"), (502, "upstream_unavailable"),
     (503, "model_start_failed, model_not_running, capacity_exhausted (Retry-After), "
-          "shutting_down"),
+          "timeout (gateway.max_wait), shutting_down"),
     *_COMMON,
 )
 _RELAYED = ("Relayed to the instance named by the body's `model` (or an alias), started on "
@@ -42,7 +42,9 @@ _MODEL = {"type": "object", "required": ["id", "object", "created", "owned_by", 
           "properties": {"id": {"type": "string"}, "object": {"type": "string"},
                          "created": {"type": "integer", "description": "Unix seconds"},
                          "owned_by": {"type": "string"}, "status": {"type": "string"},
-                         "aliases": {"type": "array", "items": {"type": "string"}}}}
+                         "aliases": {"type": "array", "items": {"type": "string"}},
+                         "members": {"type": "array", "items": {"type": "string"},
+                                     "description": "a replica pool's: its members"}}}
 _MODEL_LIST = {"type": "object", "required": ["object", "data"],
                "properties": {"object": {"type": "string"},
                               "data": {"type": "array", "items": _MODEL}}}

@@ -49,6 +49,8 @@ class Instance(BaseModel):
     docker: bool | None = Field(description=(
         "runs in a Docker container (true), on this host (false), or as its backend's "
         "backends.<name>.docker.enabled says (null)"))
+    pool: str | None = Field(description=(
+        "the replica pool it serves: /v1 requests naming the pool go to one of its members"))
     node: dict[str, str] | None = Field(description="{id, address} while placed on a Ray node")
     restart_count: int
     last_error: str | None

@@ -74,6 +74,7 @@ def _settled_part(owner: InstanceOwner, config: InstancesConfig) -> dict[str, An
         "aliases": spec.aliases,
         "resources": spec.resources,
         "docker": spec.docker,
+        "pool": spec.pool,
         "node": None,
         "restart_count": None,
         "last_error": None,

@@ -93,6 +93,7 @@ class Instance(_Model):
     docker: bool | None = Field(description=(
         "in a Docker container (true), on the host (false), or as the backend's "
         "docker.enabled says (None)"))
+    pool: str | None = Field(description="the replica pool it serves; None: none")
     node: dict[str, str] | None = Field(description="{id, address} while placed on a Ray node")
     restart_count: int
     last_error: str | None
@@ -312,6 +313,8 @@ class Model(_Model):
     owned_by: str
     status: str
     aliases: list[str]
+    members: list[str] | None = Field(default=None, description=(
+        "a replica pool's members (the entry is a pool); None: an instance"))
 
 
 class InstanceFields(TypedDict, total=False):
@@ -331,6 +334,7 @@ class InstanceFields(TypedDict, total=False):
     extra_args: list[str]
     aliases: list[str]
     docker: bool | None  # run in Docker; None: the backend's docker.enabled
+    pool: str | None  # the replica pool it serves
 
 
 class InstanceChanges(TypedDict, total=False):
@@ -352,3 +356,4 @@ class InstanceChanges(TypedDict, total=False):
     extra_args: list[str] | None
     aliases: list[str] | None
     docker: bool | None
+    pool: str | None

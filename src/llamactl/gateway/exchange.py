@@ -17,14 +17,21 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 from llamactl.backends import backend_named
 from llamactl.errors import LlamactlError
 from llamactl.gateway import edge
 from llamactl.gateway.activity_tap import client_of
-from llamactl.gateway.errors import GatewayError, from_domain, gateway_refusal, model_not_found
+from llamactl.gateway.errors import (
+    GatewayError,
+    gateway_refusal,
+    model_not_found,
+    wait_failed,
+)
 from llamactl.gateway.pool import BackendConnection, Framing
+from llamactl.gateway.pool_route import PoolRoute
 from llamactl.gateway.routing import (
     KeyNotKnown,
     allowed_method,
@@ -44,17 +51,15 @@ from llamactl.supervisor.leases import Lease
 log = logging.getLogger(__name__)
 
 STALE_CONNECTION_RETRIES = 1
-_REQUEST_DROP, _RESPONSE_DROP, _SSE_REPLACED = (
-    edge.REQUEST_DROP, edge.RESPONSE_DROP, edge.SSE_REPLACED)
-_ACCEPT_IDENTITY = b"%s: %s\r\n" % edge.ACCEPT_IDENTITY
+_RESPONSE_DROP, _SSE_REPLACED = edge.RESPONSE_DROP, edge.SSE_REPLACED
 _SSE_ADD = b"".join(name + b": " + value + b"\r\n" for name, value in edge.SSE_HEADERS)
 _NOSNIFF = b"x-content-type-options: nosniff\r\n"  # on every answer, as on /api's
 
 class Exchange:
     __slots__ = ("_admitting", "_answered", "_body", "_chunked", "_connection", "_framing",
-                 "_id_header", "_lease", "_name", "_out", "_principal", "_retries", "_reusable",
-                 "_status", "_tap", "_task", "finished", "front", "gateway", "headers", "http11",
-                 "method", "path", "request_id", "scheme", "target")
+                 "_id_header", "_lease", "_name", "_out", "_pool", "_principal", "_retries",
+                 "_reusable", "_status", "_tap", "_task", "finished", "front", "gateway",
+                 "headers", "http11", "method", "path", "request_id", "scheme", "target")
 
     def __init__(self, gateway: Gateway, front: Front, method: str, target: bytes, path: str,
                  headers: list[tuple[bytes, bytes]], http11: bool, scheme: str = "http"):
@@ -85,6 +90,7 @@ class Exchange:
         self._out: list[bytes] = []  # the answer read so far and not yet written
         self._status = 0  # the answer's, once known
         self._tap = gateway.tap()  # issue 30: the request on record, when it ends
+        self._pool: PoolRoute | None = None  # issue 32: the model named a replica pool
 
     # the request
     def admit(self) -> bool:
@@ -150,10 +156,14 @@ class Exchange:
         if self.method != allowed:
             raise method_not_allowed(allowed)
         if allowed == "GET":  # the model list is llamactl's to answer
-            self._answer_json(200, local_answer(self.path, gateway.manager.owners(), principal))
+            self._answer_json(200, local_answer(self.path, gateway.manager.owners(), principal,
+                                                gateway.manager.pools))
             return
         model = model_of(body)
         owner = gateway.manager.resolve_model(model)
+        if owner is None and model in gateway.manager.pools:
+            self._route_pool(model, body)
+            return
         if self._tap is not None:
             self._tap.model, self._tap.instance = model, owner.name if owner else None
         if owner is None:
@@ -170,21 +180,34 @@ class Exchange:
         else:
             self._task = gateway.spawn(self._acquire(owner.name))
 
-    async def _acquire(self, name: str) -> None:
-        """Wait for the instance: started on demand, or room made for it within the limits."""
+    def _route_pool(self, pool: str, body: bytes) -> None:
+        """A pool's name (issue 32): a member chosen now, or once one has a free slot."""
+        gateway = self.gateway
+        route = self._pool = PoolRoute.of(gateway.manager.pools, gateway.auth, self._principal,
+                                          pool, self.headers, body)
+        self._name, self._body = pool, body
+        if self._tap is not None:
+            self._tap.model = pool
+        lease = route.take()
+        if lease is not None:
+            self._leased(lease)
+        else:
+            self._task = gateway.spawn(self._acquire(pool, route.acquire()))
+
+    async def _acquire(self, name: str, waiting: Awaitable[Lease] | None = None) -> None:
+        """Wait for the instance: started on demand, or room made for it within the limits;
+        or for a pool's member. At most gateway.max_wait, then 503 timeout."""
         try:
-            lease = await self.gateway.manager.acquire(name)
-        except LlamactlError as error:
-            self._task = None
-            self.fail(from_domain(error))
-            return
+            async with asyncio.timeout(self.gateway.max_wait):
+                lease = await (waiting or self.gateway.manager.acquire(name))
         except asyncio.CancelledError:
             self._cancelled()
             raise
-        except Exception:
+        except Exception as error:
             self._task = None
-            log.exception("gateway: waiting for instance %s failed", name)
-            self.fail(GatewayError(500, "Internal error", "server_error", "internal_error"))
+            if not isinstance(error, TimeoutError | LlamactlError):
+                log.exception("gateway: waiting for instance %s failed", name)
+            self.fail(wait_failed(error, self.gateway.max_wait))
             return
         self._task = None
         if self.finished:  # the client left meanwhile
@@ -200,23 +223,12 @@ class Exchange:
 
     def _leased(self, lease: Lease) -> None:
         self._lease = lease
+        if self._pool is not None:  # the member chosen: named in logs and on record
+            self._name, self._body = lease.instance, self._pool.body_for(lease, self._body)
         if self._tap is not None:
+            self._tap.instance = self._name
             self._tap.leased(lease.host)
         self.gateway.pool.checkout(lease.port, self, slots=lease.slots, host=lease.host)
-
-    def _request(self, lease: Lease) -> bytes:
-        parts = [b"%s %s HTTP/1.1\r\nhost: %s:%d\r\n" % (
-            self.method.encode(), self.target, lease.host.encode(), lease.port)]
-        # edge.request_headers, inlined: this runs for every /v1 request
-        parts += [name + b": " + value + b"\r\n" for name, value in self.headers
-                  if name not in _REQUEST_DROP]
-        parts.append(_ACCEPT_IDENTITY)
-        if lease.api_key:
-            parts.append(b"authorization: " + edge.backend_authorization(lease.api_key)
-                         + b"\r\n")
-        parts.append(b"content-length: %d\r\n\r\n" % len(self._body))
-        parts.append(self._body)
-        return b"".join(parts)
 
     # the backend connection (pool.ConnectionWaiter)
     def on_connection(self, connection: BackendConnection) -> None:
@@ -224,9 +236,15 @@ class Exchange:
             self.gateway.pool.release(connection, reusable=True)
             return
         self._connection = connection
-        connection.send(self, self._request(self._lease))
+        connection.send(self, edge.upstream_request(self.method, self.target, self.headers,
+                                                    self._lease, self._body))
 
     def on_connect_failed(self, error: str) -> None:
+        if self._pool is not None and self._lease is not None and not self.finished:
+            # Not sent: the member is gone (crash, node loss). Another member takes it.
+            lease, self._lease = self._lease, None
+            self._task = self.gateway.spawn(self._acquire(self._name, self._pool.failover(lease)))
+            return
         self.fail(GatewayError(502, edge.not_answering(self._name, error),
                                "server_error", "upstream_unavailable"))
 

@@ -63,6 +63,8 @@ class InstanceSpec:
     resources: dict[str, float] = field(default_factory=dict)
     # Run in a Docker container (backends/docker.py); None: backends.<name>.docker.enabled.
     docker: bool | None = None
+    # The replica pool it serves (issue 32): /v1 requests naming the pool go to a member.
+    pool: str | None = None
 
 
 @dataclass
