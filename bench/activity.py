@@ -159,7 +159,7 @@ def _answered(api: httpx.Client) -> dict[tuple[str, str], float]:
 
 def fill(database: Path, count: int) -> float:
     """``count`` records over the last 30 days, straight through the store's schema."""
-    from llamactl.activity.ledger import _INSERT
+    from llamactl.activity.ledger import _insert  # the ledger's own batch insert
     from llamactl.activity.record import Record, Usage
     from llamactl.store.database import open_database
 
@@ -184,14 +184,10 @@ def fill(database: Path, count: int) -> float:
                         client="127.0.0.1", user_agent="bench")
         batch.append(record.row())
         if len(batch) == 20000:
-            db.execute("BEGIN")
-            db.executemany(_INSERT, batch)
-            db.execute("COMMIT")
+            _insert(db, batch)
             batch.clear()
     if batch:
-        db.execute("BEGIN")
-        db.executemany(_INSERT, batch)
-        db.execute("COMMIT")
+        _insert(db, batch)
     db.close()
     return time.perf_counter() - began
 

@@ -136,6 +136,15 @@ class AppHarness:
     def manager(self) -> Any:
         return self.app.state.services.manager
 
+    async def wait_for_connections(self, count: int, timeout: float = 10) -> None:
+        """Until the server has accepted ``count`` connections: a client's connect returns
+        when the kernel has queued it, before the server's accept loop has taken it."""
+        assert self._server is not None
+        deadline = asyncio.get_running_loop().time() + timeout
+        while len(self._server.server_state.connections) < count:
+            assert asyncio.get_running_loop().time() < deadline, f"fewer than {count} accepted"
+            await asyncio.sleep(0.005)
+
 
 @pytest.fixture
 async def make_app() -> AsyncIterator[Callable[[Settings], Any]]:

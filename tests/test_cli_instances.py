@@ -77,7 +77,8 @@ def test_walk_through(server: LlamactlProcess, model: Path, home: Path) -> None:
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env=cli_env(server.url, home))
     try:
-        time.sleep(1)  # following before the start
+        assert follower.stderr is not None
+        assert "following the logs of walk" in follower.stderr.readline()  # connected
         assert ok(run("instances", "start", "walk", "--wait")).strip() == "walk is running"
         followed = read_lines_until(follower, "listening")
     finally:

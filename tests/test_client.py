@@ -170,26 +170,33 @@ def test_events_reconnect_when_llamactl_restarts(server: LlamactlProcess, model:
         reader = threading.Thread(target=lambda: received.extend(stream))
         with stream:
             reader.start()
-            time.sleep(0.5)  # connected before llamactl goes away
+            client.create_instance("q", str(model))
+            _toggle_until_an_event_arrives(client, "q", received)  # connected: it hears "q"
+            wait_until(lambda: any(isinstance(e, InstanceStatusChanged) and e.data.name == "q"
+                                   and e.data.status == "stopped" for e in received),
+                       what="q's last event")
+            before_restart = len(received)
             server.terminate()
             restarted = LlamactlProcess(server.data_dir, server.config, server.port).start()
             try:
                 client.create_instance("r", str(model))
-                _toggle_until_an_event_arrives(client, "r", received)
+                _toggle_until_an_event_arrives(client, "r", received, after=before_restart)
             finally:
                 restarted.terminate()
         reader.join(JOIN_TIMEOUT)
         assert not reader.is_alive()
-    assert {e.data.name for e in received if isinstance(e, InstanceStatusChanged)} == {"r"}
+    assert {e.data.name for e in received[before_restart:]
+            if isinstance(e, InstanceStatusChanged)} == {"r"}
     assert stream.reconnects >= 1
 
 
 def _toggle_until_an_event_arrives(client: Client, name: str,
-                                   received: list[AnyEvent]) -> None:
-    """Start and stop ``name`` until the stream has seen an event: when it reconnects is up
-    to its backoff, and changes before that are not seen."""
+                                   received: list[AnyEvent], after: int = 0) -> None:
+    """Start and stop ``name`` until the stream has seen an event (beyond the first
+    ``after``): when it (re)connects is up to its backoff, and changes before that are not
+    seen."""
     deadline = time.monotonic() + 30
-    while not received:
+    while len(received) <= after:
         assert time.monotonic() < deadline, "no events after llamactl came back"
         client.start_instance(name, wait=True)
         client.stop_instance(name, wait=True)

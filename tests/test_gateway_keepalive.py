@@ -54,7 +54,7 @@ async def test_limit_concurrency_applies_to_the_gateway(make_settings: Any, make
     first[1].write(REQUEST)
     assert (await _answer(first[0])).startswith(b"HTTP/1.1 200 ")  # under the limit
     held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(2)]
-    await asyncio.sleep(0.2)  # let the server accept them
+    await app.wait_for_connections(3)
     first[1].write(REQUEST)  # now three connections: at the limit
     assert (await _answer(first[0])).startswith(b"HTTP/1.1 503 ")
     for _reader, writer in [first, *held]:

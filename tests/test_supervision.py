@@ -149,6 +149,14 @@ async def test_delete_during_stop_is_refused_then_allowed(
     assert (await app.client.delete("/api/instances/d")).status_code == 200
 
 
+async def wait_logged(client: Any, name: str, text: str, timeout: float = 10) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not any(text in entry["message"] for entry in
+                  (await client.get(f"/api/instances/{name}/logs")).json()["logs"]):
+        assert asyncio.get_running_loop().time() < deadline, f"{name} never logged {text!r}"
+        await asyncio.sleep(0.05)
+
+
 async def test_backend_ignoring_sigterm_is_killed_after_the_timeout(
     make_settings: Any, make_app: Any, fake_model: Path, tmp_path: Path
 ) -> None:
@@ -157,13 +165,13 @@ async def test_backend_ignoring_sigterm_is_killed_after_the_timeout(
     running = (await app.client.post("/api/instances/stubborn/start?wait=true")).json()
     assert running["status"] == "running"
     await app.client.post("/api/instances/stubborn/stop", json={"timeout": 1})
-    await asyncio.sleep(0.5)
+    # The backend has had SIGTERM and ignored it: still stopping, until the timeout's SIGKILL.
+    await wait_logged(app.client, "stubborn", "ignoring SIGTERM")
     assert (await app.client.get("/api/instances/stubborn")).json()["status"] == "stopping"
     await wait_status(app.client, "stubborn", "stopped", timeout=10)
     assert backends_under(tmp_path) == []
     messages = [e["message"] for e in
                 (await app.client.get("/api/instances/stubborn/logs")).json()["logs"]]
-    assert any("ignoring SIGTERM" in m for m in messages)
     assert any("SIGKILL" in m for m in messages)
 
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
+import itertools
 import logging
 import sqlite3
 import time
@@ -35,8 +37,11 @@ FLUSH_SECONDS = 0.25  # a record reaches the database this long after its reques
 RETRY_SECONDS = 2.0
 PRUNE_SECONDS = 300.0
 MAX_PENDING = 100_000  # records waiting for the disk; ~1 KB each in memory
-_INSERT = (f"INSERT INTO activity ({', '.join(COLUMNS)}) "  # noqa: S608 (constant columns)
-           f"VALUES ({', '.join('?' * len(COLUMNS))})")
+# Rows per INSERT statement: SQLite takes up to 32,766 parameters (26 a row). One statement
+# for many rows, not executemany: each row's step releases and retakes the GIL, and under
+# load every retake waits for the event loop's thread to let go of it (a switch interval,
+# futex calls, the loop's work interrupted ~400 times a second).
+ROWS_PER_STATEMENT = 1000
 
 
 class Ledger:
@@ -118,7 +123,11 @@ class Ledger:
                 await asyncio.wait_for(self._wake.wait(), self._flush_seconds)
             self._wake.clear()
             try:
-                while self._queue and await self._write_batch():
+                # One batch a wake, and more only while a whole batch waits: records that
+                # arrive during a write wait for the next flush. Writing them at once made
+                # a commit (two syncs, a journal created and unlinked) of every few dozen
+                # records under load: ~45 a second, half of llamactl's CPU (bench/activity.py).
+                while await self._write_batch() and len(self._queue) >= BATCH:
                     pass
                 if time.monotonic() >= next_prune:
                     next_prune = time.monotonic() + PRUNE_SECONDS
@@ -167,11 +176,20 @@ def _head(queue: collections.deque[Record], count: int) -> list[Record]:
     return [record for _, record in zip(range(count), queue, strict=False)]
 
 
+@functools.lru_cache(maxsize=4)
+def _insert_statement(rows: int) -> str:
+    values = "(" + ",".join("?" * len(COLUMNS)) + ")"
+    return (f"INSERT INTO activity ({', '.join(COLUMNS)}) "  # noqa: S608 (constant columns)
+            f"VALUES {','.join([values] * rows)}")
+
+
 def _insert(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
     """Its own transaction: the writer's ``read`` jobs run outside one."""
     db.execute("BEGIN IMMEDIATE")
     try:
-        db.executemany(_INSERT, rows)
+        for start in range(0, len(rows), ROWS_PER_STATEMENT):
+            chunk = rows[start:start + ROWS_PER_STATEMENT]
+            db.execute(_insert_statement(len(chunk)), list(itertools.chain.from_iterable(chunk)))
         db.execute("COMMIT")
     except BaseException:
         with contextlib.suppress(sqlite3.Error):

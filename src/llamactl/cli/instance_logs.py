@@ -65,6 +65,9 @@ def instance_logs(client: Client, name: str, lines: int, level: str | None, foll
         return
     try:
         with client.follow_logs(name, lines=lines, level=level) as stream:
+            # On stderr, once connected (as `llamactl events` does): a script can wait for it.
+            click.echo(f"following the logs of {name} at {client.base_url}; Ctrl-C ends",
+                       err=True)
             for entry in stream:
                 show(entry)
     except KeyboardInterrupt:

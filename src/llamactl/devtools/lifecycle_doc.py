@@ -8,7 +8,7 @@ page differs from what the code renders, and walks the same grid to check its in
 
 from __future__ import annotations
 
-import sys
+import argparse
 from pathlib import Path
 
 from llamactl.instances.models import STATUSES
@@ -205,7 +205,9 @@ def _boot_table() -> list[str]:
 
 
 def main() -> None:
-    target = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("docs/lifecycle.md")
+    parser = argparse.ArgumentParser(description="Write the lifecycle page from its table.")
+    parser.add_argument("target", nargs="?", type=Path, default=Path("docs/lifecycle.md"))
+    target: Path = parser.parse_args().target
     target.write_text(render(), encoding="utf-8")
     print(f"wrote {target}")
 

@@ -229,16 +229,34 @@ def first_error_of_run(path: Path, *, line_format: LineFormat,
     return None
 
 
-async def follow(
-    path: Path, lines: int, minimum: Level = "debug", backups: int = 0,
-    stop: asyncio.Event | None = None, *, line_format: LineFormat,
-) -> AsyncIterator[LogEntry]:
-    """The last ``lines`` entries, then each new one as it is written, until cancelled or
-    ``stop`` is set (llamactl shutting down)."""
+@dataclass(frozen=True)
+class FollowStart:
+    """Where a follower starts: what it shows first, and the file's size when it began."""
+
+    entries: list[LogEntry]
+    parser: LineParser
+    position: int
+
+
+async def follow_start(
+    path: Path, lines: int, minimum: Level = "debug", backups: int = 0, *,
+    line_format: LineFormat,
+) -> FollowStart:
+    """Taken before a follower's answer begins, so that a client that sees the answer's head
+    sees every line written after it."""
     # Reading back through the file can take a while: not on the event loop.
-    entries, parser, position = await asyncio.to_thread(_follow_start, path, lines, minimum,
-                                                        backups, line_format)
-    for entry in entries:
+    return FollowStart(*await asyncio.to_thread(_follow_start, path, lines, minimum, backups,
+                                                line_format))
+
+
+async def follow(
+    path: Path, start: FollowStart, minimum: Level = "debug",
+    stop: asyncio.Event | None = None,
+) -> AsyncIterator[LogEntry]:
+    """``start``'s entries, then each new one as it is written, until cancelled or ``stop``
+    is set (llamactl shutting down)."""
+    parser, position = start.parser, start.position
+    for entry in start.entries:
         yield entry
     pending = b""
     while True:

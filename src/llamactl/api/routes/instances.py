@@ -190,10 +190,12 @@ async def instance_logs(
                                           owner.log_path, lines, level, backups)
         return _json({"logs": [e.to_json() for e in entries]})
 
+    start = await logs.follow_start(owner.log_path, lines, level, backups,
+                                    line_format=line_format)
+
     async def stream() -> AsyncIterator[bytes]:
         stop = getattr(request.app.state, "closing", None)
-        async for entry in logs.follow(owner.log_path, lines, level, backups, stop,
-                                       line_format=line_format):
+        async for entry in logs.follow(owner.log_path, start, level, stop):
             if await request.is_disconnected():
                 return
             yield f"data: {json.dumps(entry.to_json())}\n\n".encode()
