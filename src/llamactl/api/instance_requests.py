@@ -82,6 +82,10 @@ class LifecycleFields(_Body):
     pool: str | None = Field(default=None, pattern=NAME_PATTERN, description=(
         "the replica pool it serves (a name, never an instance's): /v1 requests naming the "
         "pool go to one of its running members; null: none"), examples=["chat"])
+    sleep_after: float | None = Field(default=None, ge=1, le=30 * 86400, description=(
+        "seconds without requests before its server unloads the model and sleeps, its "
+        "process kept (llama.cpp's --sleep-idle-seconds); the next request wakes it; "
+        "null: never"), examples=[300])
 
     @field_validator("environment")
     @classmethod

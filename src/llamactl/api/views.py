@@ -42,6 +42,7 @@ def instance_json(owner: InstanceOwner, config: InstancesConfig, *,
     document["restart_count"] = runtime.restart_count
     document["last_error"] = runtime.last_error
     document["node"] = runtime.node
+    document["sleeping"] = runtime.sleeping
     return document
 
 
@@ -75,6 +76,8 @@ def _settled_part(owner: InstanceOwner, config: InstancesConfig) -> dict[str, An
         "resources": spec.resources,
         "docker": spec.docker,
         "pool": spec.pool,
+        "sleep_after": spec.sleep_after,
+        "sleeping": None,
         "node": None,
         "restart_count": None,
         "last_error": None,

@@ -94,6 +94,8 @@ class Instance(_Model):
         "in a Docker container (true), on the host (false), or as the backend's "
         "docker.enabled says (None)"))
     pool: str | None = Field(description="the replica pool it serves; None: none")
+    sleep_after: float | None = Field(description="seconds idle before it sleeps; None: never")
+    sleeping: bool = Field(description="its model is unloaded until the next request")
     node: dict[str, str] | None = Field(description="{id, address} while placed on a Ray node")
     restart_count: int
     last_error: str | None
@@ -335,6 +337,7 @@ class InstanceFields(TypedDict, total=False):
     aliases: list[str]
     docker: bool | None  # run in Docker; None: the backend's docker.enabled
     pool: str | None  # the replica pool it serves
+    sleep_after: float | None  # seconds idle before it sleeps
 
 
 class InstanceChanges(TypedDict, total=False):
@@ -357,3 +360,4 @@ class InstanceChanges(TypedDict, total=False):
     aliases: list[str] | None
     docker: bool | None
     pool: str | None
+    sleep_after: float | None

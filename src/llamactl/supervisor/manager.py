@@ -45,6 +45,7 @@ from llamactl.supervisor.names import NameBook
 from llamactl.supervisor.owner import InstanceOwner, InstanceStopping
 from llamactl.supervisor.pools import PoolKeeper
 from llamactl.supervisor.ports import pick_port
+from llamactl.supervisor.sleep import sample_sleep
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +140,7 @@ class InstanceManager:
             running = []
             if not self._ctx.host.local:  # Ray: measured on the nodes (issue 18)
                 await asyncio.gather(*(o.sample_node_stats() for o in list(self._owners.values())))
+            await sample_sleep(list(self._owners.values()))  # issue 32: warm standby
             for owner in list(self._owners.values()):
                 owner.stats.sample()
                 if owner.pid is not None:
@@ -187,7 +189,7 @@ class InstanceManager:
                 environment=dict(body.environment or {}), extra_args=list(body.extra_args or []),
                 aliases=list(body.aliases or []),
                 resources=dict(body.resources or {}),  # ray: issue 18
-                docker=body.docker, pool=body.pool,
+                docker=body.docker, pool=body.pool, sleep_after=body.sleep_after,
             )
             record = InstanceRecord(spec=spec)
             await self._ctx.repository.insert(record)  # StorageUnavailable: nothing created

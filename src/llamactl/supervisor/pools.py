@@ -290,7 +290,8 @@ class PoolKeeper:
                 "members": [{"name": o.name, "status": o.status,
                              "node": (o.record.runtime.node or {}).get("id"),
                              "in_flight": o.leases.inflight,
-                             "slots": o.slots or DEFAULT_SLOTS, "sleeping": False}
+                             "slots": o.slots or DEFAULT_SLOTS,
+                             "sleeping": o.record.runtime.sleeping}
                             for o in self.members(pool)]}
 
     def _spawn(self, coroutine: Awaitable[None]) -> None:
