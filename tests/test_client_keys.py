@@ -21,6 +21,7 @@ from llamactl import (
     NotFoundError,
     PermissionDeniedError,
 )
+from llamactl.devtools.tiny_model import N_CTX
 from tests.support.clients import PASSWORDS, auth_section, running_server
 from tests.support.helpers import LlamactlProcess
 
@@ -38,7 +39,8 @@ def test_keys_and_models(server: LlamactlProcess, model: Path) -> None:
     with Client(server.url) as admin:
         admin.login("admin", PASSWORDS["admin"])
         admin.create_instance("a", str(model))
-        admin.create_instance("b", str(model), aliases=["bee"])
+        admin.create_instance("b", str(model), aliases=["bee"],
+                              options={"embedding": True, "context_size": 256})
         expires = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
         created = admin.create_key("only-a", instances=["a"], expires_at=expires)
         assert isinstance(created, KeyCreated)
@@ -63,6 +65,10 @@ def test_keys_and_models(server: LlamactlProcess, model: Path) -> None:
         assert all(isinstance(entry, Model) for entry in models)
         assert {entry.id: entry.aliases for entry in models} == {"a": [], "b": ["bee"]}
         assert {entry.status for entry in models} == {"stopped"}
+        # Issue 31: what each can do, from its options and its model's metadata
+        assert {entry.id: (entry.context_length, entry.capabilities) for entry in models} == {
+            "a": (N_CTX, ["completion", "chat"]), "b": (256, ["embedding"])}
+        assert admin.get_instance("b").capabilities == ["embedding"]
 
     with Client(server.url, api_key=created.key) as limited:
         assert [entry.id for entry in limited.list_models()] == ["a"]

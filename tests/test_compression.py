@@ -18,6 +18,7 @@ from llamactl.api.compression import accepts_gzip
 from llamactl.config import Settings
 from llamactl.dashboard.page import STATIC_DIR
 from tests.conftest import AppHarness
+from tests.support.helpers import wait_status
 
 GZIP = {"Accept-Encoding": "gzip"}
 
@@ -139,3 +140,48 @@ async def test_the_favicon_is_served_where_browsers_ask_for_it(app: AppHarness) 
         assert answer.status_code == 200, url
         assert answer.headers["content-type"] == "image/svg+xml"
         assert answer.content.startswith(b"<svg")
+
+
+async def test_the_instance_list_kept_between_answers_follows_every_change(
+    app: AppHarness, fake_model: Path
+) -> None:
+    """The list's bytes and its gzip are kept until something in them changes
+    (api/views.py): each answer must still be what the instances are now."""
+    async def listed(**headers: str) -> list[dict[str, Any]]:
+        answer = await raw_get(app, "/api/instances", **headers)
+        body = (gzip.decompress(answer.content)
+                if answer.headers.get("content-encoding") == "gzip" else answer.content)
+        instances: list[dict[str, Any]] = json.loads(body)["instances"]
+        return instances
+
+    for index in range(8):  # over MINIMUM_SIZE: compressed
+        made = await app.client.post("/api/instances", json={
+            "name": f"kept-{index}", "model_path": str(fake_model),
+            "environment": {"TOKEN": "s3cret"}})
+        assert made.status_code == 201, made.text
+    first = await listed(**GZIP)
+    assert [i["name"] for i in first] == [f"kept-{i}" for i in range(8)]
+    assert first == await listed()  # the same, plain
+    assert first == await listed(**GZIP)  # and from what was kept
+
+    assert (await app.client.put("/api/instances/kept-1", json={
+        "options": {"context_size": 512}})).status_code == 200
+    assert (await app.client.delete("/api/instances/kept-2")).status_code == 200
+    assert (await app.client.put("/api/instances/kept-3", json={
+        "extra_args": ["--fake-load-seconds", "1"]})).status_code == 200
+    assert (await app.client.post("/api/instances/kept-3/start")).status_code == 200
+    starting = {i["name"]: i for i in await listed(**GZIP)}["kept-3"]
+    assert (starting["status"], starting["pid"] is not None) == ("starting", True)
+    await wait_status(app.client, "kept-3", "running")  # the same process: only status moved
+    for headers in (GZIP, {}):
+        now = {i["name"]: i for i in await listed(**headers)}
+        assert "kept-2" not in now
+        assert now["kept-1"]["options"] == {"context_size": 512}
+        assert now["kept-3"]["status"] == "running"
+        assert now["kept-3"]["pid"] is not None
+        for name, instance in now.items():
+            one = (await app.client.get(f"/api/instances/{name}")).json()
+            assert instance == one | {"stats": instance["stats"]}  # uptime may tick between
+    assert (await app.client.post("/api/instances/kept-3/stop")).status_code == 200
+    await wait_status(app.client, "kept-3", "stopped")
+    assert {i["name"]: i["status"] for i in await listed(**GZIP)}["kept-3"] == "stopped"

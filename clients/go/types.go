@@ -63,6 +63,10 @@ type Instance struct {
 
 	// MemoryEstimate is nil where it cannot be known (not a readable GGUF file).
 	MemoryEstimate *MemoryEstimate `json:"memory_estimate"`
+	// ContextLength is its context_size, else the model's trained context; nil if unknown.
+	ContextLength *int `json:"context_length"`
+	// Capabilities: what the gateway may ask of it (the Capability* constants).
+	Capabilities []string `json:"capabilities"`
 }
 
 // MemoryEstimate is what an instance is expected to hold, in bytes. VRAM is nil if unknown.
@@ -385,6 +389,33 @@ type Model struct {
 	OwnedBy string   `json:"owned_by"`
 	Status  Status   `json:"status"`
 	Aliases []string `json:"aliases"`
+	// ContextLength is the instance's context_size, else the model's trained context from
+	// its metadata; nil where it cannot be known.
+	ContextLength *int `json:"context_length"`
+	// Capabilities lists what the gateway may ask of it (the Capability* constants); a route
+	// that needs another is refused with 400 unsupported_capability, before any start.
+	Capabilities []string `json:"capabilities"`
+}
+
+// The capabilities a Model or an Instance may list.
+const (
+	CapabilityCompletion = "completion"
+	CapabilityChat       = "chat"
+	CapabilityEmbedding  = "embedding"
+	CapabilityRerank     = "rerank"
+	CapabilityVision     = "vision"
+	CapabilityAudio      = "audio"
+	CapabilityTools      = "tools"
+)
+
+// HasCapability reports whether m lists capability (one of the Capability* constants).
+func (m Model) HasCapability(capability string) bool {
+	for _, have := range m.Capabilities {
+		if have == capability {
+			return true
+		}
+	}
+	return false
 }
 
 // The event types of Events.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import hashlib
 import http.server
 import json
 import os
@@ -16,6 +17,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 
 STARTED = time.monotonic()
 
@@ -55,6 +57,7 @@ def main() -> None:
         signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     ready_at = STARTED + args.fake_load_seconds
     streaming = [0]  # streams being written now, for /slots (one thread each)
+    uploaded = [0]  # bytes of the form upload being read now (GET /upload-progress)
 
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive and chunked answers, as llama-server's
@@ -62,6 +65,9 @@ def main() -> None:
             now = time.monotonic()
             if self.path == "/gzip":  # a backend that compresses (this llama-server does not)
                 self._gzipped()
+                return
+            if self.path == "/upload-progress":
+                self._json({"bytes": uploaded[0]})
                 return
             if self.path == "/slots":  # llama-server's four default slots, as busy as streams
                 self._json([{"id": i, "is_processing": i < streaming[0]} for i in range(4)])
@@ -86,6 +92,9 @@ def main() -> None:
             self.wfile.write(body)
 
         def do_POST(self) -> None:
+            if self.path == "/v1/audio/transcriptions":
+                self._transcribe()
+                return
             if args.fake_stream_chunks is None or self.path != "/v1/completions":
                 self.send_error(501)  # llama-server's POST endpoints are not faked
                 return
@@ -105,6 +114,36 @@ def main() -> None:
                 self.wfile.write(b"0\r\n\r\n")
             finally:
                 streaming[0] -= 1
+
+        def _transcribe(self) -> None:
+            """llama-server answers this route only with an audio model: here, the form is
+            read as it streams (its progress at GET /upload-progress) and described back."""
+            uploaded[0] = 0
+            digest = hashlib.sha256()
+            length = self.headers.get("Content-Length")
+            for piece in self._body_pieces(None if length is None else int(length)):
+                digest.update(piece)
+                uploaded[0] += len(piece)
+            self._json({"text": "fake transcription", "bytes": uploaded[0],
+                        "sha256": digest.hexdigest(), "port": args.port,
+                        "content_type": self.headers.get("Content-Type"),
+                        "chunked": length is None,
+                        "api_key": self.headers.get("X-Api-Key"),
+                        "authorization": self.headers.get("Authorization")})
+
+        def _body_pieces(self, length: int | None) -> Iterator[bytes]:
+            if length is not None:
+                while length > 0:
+                    piece = self.rfile.read1(min(length, 65536))
+                    if not piece:
+                        return
+                    length -= len(piece)
+                    yield piece
+                return
+            while size := int(self.rfile.readline().strip() or b"0", 16):
+                yield self.rfile.read(size)
+                self.rfile.readline()
+            self.rfile.readline()
 
         def _json(self, document: object) -> None:
             body = json.dumps(document).encode()

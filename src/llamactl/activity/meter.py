@@ -5,8 +5,9 @@ also handed to ``feed``, which looks at it and returns. An event stream is read 
 only around the lines that can hold numbers (``"usage"``, ``"timings"``): llama.cpp puts
 ``timings`` in the last chunk of every stream, OpenAI clients ask for ``usage`` with
 ``stream_options.include_usage``, Anthropic's ``/v1/messages`` sends ``usage`` in
-``message_start`` and ``message_delta``. A whole JSON answer is kept (up to
-``MAX_JSON_BYTES``) beside the relay and read once, when it has ended.
+``message_start`` and ``message_delta``, the Responses API in ``response.completed``. A
+whole JSON answer is kept (up to ``MAX_JSON_BYTES``) beside the relay and read once, when it
+has ended.
 """
 
 from __future__ import annotations
@@ -78,11 +79,13 @@ class UsageMeter:
 
 def read_numbers(document: dict[str, Any], usage: Usage) -> None:
     """Fold what one answer document says into ``usage``: OpenAI's and vLLM's ``usage``,
-    Anthropic's (also inside ``message``), llama.cpp's ``timings``."""
+    Anthropic's (also inside ``message``: its stream's ``message_start``), the Responses
+    API's (inside ``response`` in its stream's ``response.completed``), llama.cpp's
+    ``timings``."""
     found = document.get("usage")
-    message = document.get("message")
-    if not isinstance(found, dict) and isinstance(message, dict):
-        found = message.get("usage")
+    if not isinstance(found, dict):
+        inner = document.get("message") or document.get("response")
+        found = inner.get("usage") if isinstance(inner, dict) else None
     timings = document.get("timings")
     if isinstance(timings, dict):
         _read_timings(timings, usage)

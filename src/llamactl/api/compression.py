@@ -65,8 +65,33 @@ def compressed_headers(headers: list[tuple[bytes, bytes]], size: int) -> list[tu
             (b"vary", b", ".join(vary))]
 
 
+GZIP_HEADERS = {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"}
+
+
 def compress(body: bytes) -> bytes:
     return gzip.compress(body, compresslevel=LEVEL, mtime=0)
+
+
+async def compress_off_loop(body: bytes) -> bytes:
+    if len(body) > INLINE_SIZE:
+        return await anyio.to_thread.run_sync(compress, body)
+    return compress(body)
+
+
+class GzipMemo:
+    """The last body given and its gzip: an answer asked for again and again (the instance
+    list, polled) is compressed once per change. The comparison is a memcmp."""
+
+    def __init__(self) -> None:
+        self._plain = b""
+        self._packed = compress(b"")
+
+    async def compress(self, body: bytes) -> bytes:
+        if body == self._plain:
+            return self._packed
+        packed = await compress_off_loop(body)
+        self._plain, self._packed = body, packed
+        return packed
 
 
 class CompressFixedBodies:
@@ -109,11 +134,7 @@ class _Compressor:
         self.chunks.append(message.get("body", b""))
         if message.get("more_body", False):
             return
-        plain = b"".join(self.chunks)
-        if len(plain) > INLINE_SIZE:
-            body = await anyio.to_thread.run_sync(compress, plain)
-        else:
-            body = compress(plain)
+        body = await compress_off_loop(b"".join(self.chunks))
         headers = compressed_headers(list(self.start.get("headers", [])), len(body))
         await self.downstream({**self.start, "headers": headers})
         await self.downstream({"type": "http.response.body", "body": body})

@@ -40,9 +40,9 @@ def request_head(scope: Scope) -> RequestHead:
 
 
 def refusal_body(refusal: Refusal, path: str) -> bytes:
-    """The contract's error shape; OpenAI's envelope under /v1."""
+    """The contract's error shape; OpenAI's envelope under /v1 (Anthropic's on its routes)."""
     if path == "/v1" or path.startswith("/v1/"):
-        return gateway_refusal(refusal).body()
+        return gateway_refusal(refusal).body_for(path)
     return json.dumps(error_document(refusal.message, refusal.value, refusal.details)).encode()
 
 

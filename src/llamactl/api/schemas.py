@@ -13,6 +13,9 @@ from llamactl.instances.models import Status
 Timestamp = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
 
 
+Capability = Literal["completion", "chat", "embedding", "rerank", "vision", "audio", "tools"]
+
+
 class InstanceStats(BaseModel):
     memory_usage: int = Field(description="bytes, RSS of the process tree")
     cpu_usage: float = Field(description="percent of one core")
@@ -62,6 +65,13 @@ class Instance(BaseModel):
     updated_at: Timestamp = Field(examples=["2024-01-15T12:45:00Z"])
     memory_estimate: MemoryEstimateBody | None = Field(description=(
         "from the model file's GGUF header and the options; null where it cannot be known"))
+    context_length: int | None = Field(description=(
+        "tokens: the instance's context_size, else the model's trained context from its "
+        "metadata; null where it cannot be known"), examples=[8192])
+    capabilities: list[Capability] = Field(description=(
+        "what it can be asked through /v1, from its options and its model's metadata; a "
+        "route that needs another is refused with 400 unsupported_capability"),
+        examples=[["completion", "chat", "tools"]])
 
 
 class InstanceList(BaseModel):

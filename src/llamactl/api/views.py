@@ -3,21 +3,35 @@
 Listing a thousand instances must take milliseconds (bench/api.py), so the part of an
 instance's JSON that only an update changes is built once per update and kept here, keyed
 weakly by its owner (so it lives and dies with the instance); each answer copies it and fills
-in the live fields (status, pid, stats, restarts, error).
+in the live fields (status, pid, stats, restarts, error). The list goes further: each
+instance's serialised JSON is kept with the values it was made from, and made again only
+when one of them changed (a stopped instance's never does; a running one's each second, with
+its uptime), so a list of unchanged instances is one join of kept bytes.
 """
 
 from __future__ import annotations
 
+import time
 import weakref
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from llamactl.api.hidden import hidden_args, hidden_environment
 from llamactl.config import InstancesConfig
 from llamactl.instances.models import format_time
+from llamactl.supervisor.abilities import abilities_json
 from llamactl.supervisor.context import Lifecycle
 from llamactl.supervisor.owner import InstanceOwner
 from llamactl.supervisor.stats import contract_stats
+
+# name -> (its owner, what its bytes were made from, the bytes), one per secrets flag: a
+# plain dict (a WeakKeyDictionary's lookup alone cost more than the rest of a list's work);
+# the owner is compared, and names gone are dropped by the list (instance_list_json).
+_LISTED: tuple[dict[str, tuple[InstanceOwner, tuple[Any, ...], bytes]], ...] = ({}, {})
+# The last list's parts and body, by secrets flag: an unchanged list is not joined again.
+_LAST_LIST: list[tuple[list[bytes], bytes] | None] = [None, None]
 
 # owner -> ((updated_at, the estimates' generation) it was built for, the settled part)
 Settled = tuple[tuple[datetime, int], dict[str, Any]]
@@ -85,6 +99,7 @@ def _settled_part(owner: InstanceOwner, config: InstancesConfig) -> dict[str, An
         "updated_at": format_time(record.updated_at),
         # Issue 20: computed at create and update (this part is rebuilt once per update).
         "memory_estimate": _estimate_json(owner),
+        **abilities_json(owner),  # issue 31: context_length, capabilities
     }
     _SETTLED[owner] = (version, part)
     return part
@@ -93,3 +108,42 @@ def _settled_part(owner: InstanceOwner, config: InstancesConfig) -> dict[str, An
 def _estimate_json(owner: InstanceOwner) -> dict[str, int | None] | None:
     estimate = owner.estimator.estimate(owner.record.spec)
     return estimate.as_json() if estimate is not None else None
+
+
+def instance_list_json(owners: list[InstanceOwner], config: InstancesConfig, *,
+                       secrets: bool) -> bytes:
+    """``{"instances": [...]}`` serialised: each instance's bytes kept until they change."""
+    kept = _LISTED[secrets]
+    now = int(time.time())
+    parts = [_listed(owner, config, secrets, kept, now) for owner in owners]
+    last = _LAST_LIST[secrets]
+    if last is not None and parts == last[0]:  # the same bytes objects (identity first)
+        return last[1]  # the same object too, so that GzipMemo's comparison is instant
+    if len(kept) > len(owners):  # some were deleted (or renamed): forget them
+        names = {owner.record.spec.name for owner in owners}
+        for name in [name for name in kept if name not in names]:
+            del kept[name]
+    body = b'{"instances":[' + b",".join(parts) + b"]}"
+    _LAST_LIST[secrets] = (parts, body)
+    return body
+
+
+def _listed(owner: InstanceOwner, config: InstancesConfig, secrets: bool,
+            kept: dict[str, tuple[InstanceOwner, tuple[Any, ...], bytes]], now: int) -> bytes:
+    record = owner.record
+    runtime = record.runtime
+    stats = owner.stats
+    pid = owner.pid
+    # Everything instance_json reads that can change (uptime: whole seconds since the start).
+    made_from = (record.updated_at, owner.estimator.generation, runtime.status, pid,
+                 runtime.restart_count, runtime.last_error, runtime.node, runtime.started_at,
+                 now if pid is not None else 0,
+                 stats.memory_usage, stats.cpu_usage)
+    name = record.spec.name
+    cached = kept.get(name)
+    if cached is not None and cached[0] is owner and cached[1] == made_from:
+        return cached[2]
+    data = orjson.dumps(instance_json(owner, config, secrets=secrets))
+    kept[name] = (owner, made_from, data)
+    return data
+

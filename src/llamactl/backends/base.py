@@ -47,6 +47,24 @@ class MemoryEstimate:
         return {"ram": self.ram, "vram": self.vram}
 
 
+# What an instance may be asked to do through /v1 (issue 31), in the order answers list them.
+CAPABILITIES = ("completion", "chat", "embedding", "rerank", "vision", "audio", "tools")
+
+
+@dataclass(frozen=True)
+class ModelAbilities:
+    """What an instance can do: ``/v1/models`` and the instance's JSON say it, and the gateway
+    refuses a route that needs a capability not in ``capabilities`` (unless not ``known``)."""
+
+    context_length: int | None  # tokens; None: cannot be known
+    capabilities: tuple[str, ...]
+    known: bool = True  # False: a guess the backend cannot check; nothing is refused by it
+
+
+def ordered(capabilities: set[str]) -> tuple[str, ...]:
+    return tuple(name for name in CAPABILITIES if name in capabilities)
+
+
 class Machine(Protocol):
     """What a backend's memory estimate may ask of this machine (supervisor/memory.py's
     ``MemoryEstimator`` answers)."""
@@ -118,6 +136,10 @@ class Backend(Protocol):
         """The memory an instance of this spec will hold, or None where it cannot be known
         (capacity admits and evicts by it, issue 20)."""
 
+    def abilities(self, spec: InstanceSpec, machine: Machine) -> ModelAbilities:
+        """What an instance of this spec can do, from its options and its model's metadata
+        as far as the backend can tell (issue 31)."""
+
 
 class TableBackend:
     """What the backends share: options checked against their table, and their program
@@ -152,6 +174,10 @@ class TableBackend:
 
     def memory(self, spec: InstanceSpec, machine: Machine) -> MemoryEstimate | None:
         return None  # not known: capacity counts the instance, not its memory
+
+    def abilities(self, spec: InstanceSpec, machine: Machine) -> ModelAbilities:
+        # What an OpenAI-compatible server serves unless told otherwise; only a guess.
+        return ModelAbilities(None, ("completion", "chat"), known=False)
 
 
 def check_model_file(backend: Backend, model_path: str) -> None:

@@ -36,6 +36,7 @@ from llamactl.backends.base import (
     LogLine,
     Machine,
     MemoryEstimate,
+    ModelAbilities,
     find_program,
 )
 from llamactl.backends.command_import import CommandSyntax
@@ -199,3 +200,6 @@ class InDocker:
 
     def memory(self, spec: InstanceSpec, machine: Machine) -> MemoryEstimate | None:
         return self.inner.memory(spec, machine)
+
+    def abilities(self, spec: InstanceSpec, machine: Machine) -> ModelAbilities:
+        return self.inner.abilities(spec, machine)

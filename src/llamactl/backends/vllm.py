@@ -22,6 +22,7 @@ from llamactl.backends.base import (
     LogLine,
     Machine,
     MemoryEstimate,
+    ModelAbilities,
     TableBackend,
     backend_environment,
     flag_value,
@@ -169,6 +170,13 @@ class Vllm(TableBackend):
         devices = int(_number(spec.options.get("tensor_parallel_size"), 1)
                       * _number(spec.options.get("pipeline_parallel_size"), 1))
         return MemoryEstimate(ram=None, vram=int(share * sum(machine.gpus[:max(devices, 1)])))
+
+    def abilities(self, spec: InstanceSpec, machine: Machine) -> ModelAbilities:
+        """Its context is max_model_len when set; what it serves (generation, pooling) is
+        the model's config on the hub's or the disk's side: a guess, never a refusal."""
+        length = spec.options.get("max_model_len")
+        context = length if isinstance(length, int) and not isinstance(length, bool) else None
+        return ModelAbilities(context, ("completion", "chat"), known=False)
 
 
 def _number(value: object, default: float) -> float:

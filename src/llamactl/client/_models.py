@@ -71,6 +71,10 @@ class MemoryEstimate(_Model):
     vram: int | None
 
 
+# What an instance can be asked through /v1 (``capabilities`` of Instance and Model).
+Capability = Literal["completion", "chat", "embedding", "rerank", "vision", "audio", "tools"]
+
+
 class Instance(_Model):
     name: str
     status: InstanceStatus
@@ -102,6 +106,9 @@ class Instance(_Model):
     created_at: datetime
     updated_at: datetime
     memory_estimate: MemoryEstimate | None
+    context_length: int | None = Field(description=(
+        "tokens: its context_size, else the model's trained context; None: unknown"))
+    capabilities: list[Capability] = Field(description="what /v1 may ask of it")
 
 
 class InstanceUpdated(_Model):
@@ -315,6 +322,12 @@ class Model(_Model):
     owned_by: str
     status: str
     aliases: list[str]
+    context_length: int | None = Field(description=(
+        "tokens: the instance's context_size, else the model's trained context; None: "
+        "unknown"))
+    capabilities: list[Capability] = Field(description=(
+        "what the gateway may ask of it (a route needing another is refused: 400 "
+        "unsupported_capability)"))
     members: list[str] | None = Field(default=None, description=(
         "a replica pool's members (the entry is a pool); None: an instance"))
 

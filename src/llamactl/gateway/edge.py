@@ -13,12 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from http import HTTPStatus
 
-from llamactl.supervisor.leases import Lease
-
 REQUEST_DROP = frozenset({
     b"host", b"authorization", b"content-length", b"connection", b"keep-alive",
     b"transfer-encoding", b"te", b"upgrade", b"accept-encoding", b"proxy-authorization",
-    b"expect",
+    b"expect", b"x-api-key",  # Anthropic's place for the client's key: llamactl's, too
 })
 RESPONSE_DROP = frozenset({
     b"connection", b"keep-alive", b"transfer-encoding", b"te", b"trailer", b"upgrade",
@@ -48,25 +46,6 @@ def request_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes,
     """The client's headers that go on to the backend; names are lower-case, as uvicorn
     and Starlette give them."""
     return [(name, value) for name, value in headers if name not in REQUEST_DROP]
-
-
-_ACCEPT_IDENTITY = b"%s: %s\r\n" % ACCEPT_IDENTITY
-
-
-def upstream_request(method: str, target: bytes, headers: list[tuple[bytes, bytes]],
-                     lease: Lease, body: bytes) -> bytes:
-    """A /v1 request as it goes to the backend of ``lease``, with the backend's key. Runs for
-    every /v1 request: request_headers and backend_authorization are inlined."""
-    parts = [b"%s %s HTTP/1.1\r\nhost: %s:%d\r\n" % (
-        method.encode(), target, lease.host.encode(), lease.port)]
-    parts += [name + b": " + value + b"\r\n" for name, value in headers
-              if name not in REQUEST_DROP]
-    parts.append(_ACCEPT_IDENTITY)
-    if lease.api_key:
-        parts.append(b"authorization: Bearer " + lease.api_key.encode() + b"\r\n")
-    parts.append(b"content-length: %d\r\n\r\n" % len(body))
-    parts.append(body)
-    return b"".join(parts)
 
 
 def backend_authorization(api_key: str) -> bytes:

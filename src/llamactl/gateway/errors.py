@@ -1,4 +1,6 @@
-"""Errors on ``/v1`` in OpenAI's envelope, so OpenAI clients raise and show them."""
+"""Errors on ``/v1`` in OpenAI's envelope, so OpenAI clients raise and show them; on
+Anthropic's routes (``/v1/messages*``) in Anthropic's, so its SDK raises its own typed errors
+(the status codes are the same in both)."""
 
 from __future__ import annotations
 
@@ -32,6 +34,30 @@ class GatewayError(Exception):
     def body(self) -> bytes:
         return json.dumps({"error": {"message": self.message, "type": self.type,
                                      "param": None, "code": self.code}}).encode()
+
+    def anthropic_body(self) -> bytes:
+        """Anthropic's envelope: ``{"type": "error", "error": {"type", "message"}}``."""
+        return json.dumps({"type": "error", "error": {
+            "type": anthropic_type(self.status), "message": self.message}}).encode()
+
+    def body_for(self, path: str) -> bytes:
+        """The envelope the route's clients read: Anthropic's on /v1/messages*."""
+        return self.anthropic_body() if path.startswith(ANTHROPIC_PREFIX) else self.body()
+
+
+ANTHROPIC_PREFIX = "/v1/messages"
+_ANTHROPIC_TYPES = {400: "invalid_request_error", 401: "authentication_error",
+                    403: "permission_error", 404: "not_found_error", 413: "invalid_request_error",
+                    429: "rate_limit_error", 503: "overloaded_error"}
+
+
+def anthropic_type(status: int) -> str:
+    """Anthropic's error type for a status: its SDK picks its exception by the status alone,
+    and shows the type."""
+    found = _ANTHROPIC_TYPES.get(status)
+    if found is not None:
+        return found
+    return "api_error" if status >= 500 else "invalid_request_error"
 
 
 START_FAILED_MESSAGE = ("The model could not be started; its last_error and logs in "

@@ -24,42 +24,40 @@ from llamactl.backends import backend_named
 from llamactl.errors import LlamactlError
 from llamactl.gateway import edge
 from llamactl.gateway.activity_tap import client_of
-from llamactl.gateway.errors import (
-    GatewayError,
-    gateway_refusal,
-    model_not_found,
-    wait_failed,
-)
+from llamactl.gateway.capabilities import check_capability
+from llamactl.gateway.errors import GatewayError, model_not_found, wait_failed
+from llamactl.gateway.exchange_intake import RequestIntake
 from llamactl.gateway.pool import BackendConnection, Framing
 from llamactl.gateway.pool_route import PoolRoute
 from llamactl.gateway.routing import (
-    KeyNotKnown,
     allowed_method,
-    authenticate,
-    authenticate_new_key,
     local_answer,
     method_not_allowed,
     model_of,
     with_model,
 )
 from llamactl.gateway.service import Front, Gateway
+from llamactl.gateway.upload import Upload
 from llamactl.request_ids import log_answer, request_id_from
-from llamactl.security.origin import RequestHead, decide
 from llamactl.security.service import ANONYMOUS, Principal
 from llamactl.supervisor.leases import Lease
+from llamactl.supervisor.owner import InstanceOwner
 
 log = logging.getLogger(__name__)
 
 STALE_CONNECTION_RETRIES = 1
-_RESPONSE_DROP, _SSE_REPLACED = edge.RESPONSE_DROP, edge.SSE_REPLACED
+_REQUEST_DROP, _RESPONSE_DROP, _SSE_REPLACED = (
+    edge.REQUEST_DROP, edge.RESPONSE_DROP, edge.SSE_REPLACED)
+_ACCEPT_IDENTITY = b"%s: %s\r\n" % edge.ACCEPT_IDENTITY
 _SSE_ADD = b"".join(name + b": " + value + b"\r\n" for name, value in edge.SSE_HEADERS)
 _NOSNIFF = b"x-content-type-options: nosniff\r\n"  # on every answer, as on /api's
 
-class Exchange:
-    __slots__ = ("_admitting", "_answered", "_body", "_chunked", "_connection", "_framing",
-                 "_id_header", "_lease", "_name", "_out", "_pool", "_principal", "_retries",
-                 "_reusable", "_status", "_tap", "_task", "finished", "front", "gateway",
-                 "headers", "http11", "method", "path", "request_id", "scheme", "target")
+class Exchange(RequestIntake):
+    # and RequestIntake's: "_admitting", "_principal", "_retries", "_task", "_upload"
+    __slots__ = ("_answered", "_body", "_chunked", "_connection", "_framing", "_id_header",
+                 "_lease", "_name", "_out", "_pool", "_reusable", "_status", "_tap", "finished",
+                 "front", "gateway", "headers", "http11", "method", "path", "request_id",
+                 "scheme", "target")
 
     def __init__(self, gateway: Gateway, front: Front, method: str, target: bytes, path: str,
                  headers: list[tuple[bytes, bytes]], http11: bool, scheme: str = "http"):
@@ -90,51 +88,10 @@ class Exchange:
         self._out: list[bytes] = []  # the answer read so far and not yet written
         self._status = 0  # the answer's, once known
         self._tap = gateway.tap()  # issue 30: the request on record, when it ends
+        self._upload: Upload | None = None  # a form upload's body (exchange_intake.py)
         self._pool: PoolRoute | None = None  # issue 32: the model named a replica pool
 
-    # the request
-    def admit(self) -> bool:
-        """What the head alone decides, before any of the body is read: the Origin and Host
-        rules (security/origin.py), then who calls. False: refused, answered, and the
-        connection closes (its body is never read)."""
-        try:
-            head = RequestHead.parse(self.scheme, self.method, self.path, self.headers)
-            refusal = decide(self.gateway.origin_policy, head)
-            if refusal is not None:
-                raise gateway_refusal(refusal)
-            self._principal = authenticate(self.gateway.auth, self.headers)
-        except KeyNotKnown as unknown:
-            self._admitting = []  # start() holds the body until the store has answered
-            self._task = self.gateway.spawn(self._admit_key(unknown.key))
-        except GatewayError as error:
-            self.fail(error, reusable=False)
-            return False
-        except Exception:
-            log.exception("gateway: %s %s failed (request_id=%s)", self.method, self.path,
-                          self.request_id)
-            self.fail(GatewayError(500, "Internal error", "server_error", "internal_error"),
-                      reusable=False)
-            return False
-        return True
-
-    async def _admit_key(self, key: str) -> None:
-        """A key memory does not know (``llamactl keys create`` in another process may have
-        made it a moment ago): asked of the store once before it is refused."""
-        try:
-            found: Principal | GatewayError = await authenticate_new_key(self.gateway.auth, key)
-        except asyncio.CancelledError:
-            self._cancelled()
-            raise
-        except GatewayError as error:
-            found = error
-        held, self._admitting, self._task = self._admitting or [], None, None
-        if isinstance(found, GatewayError):
-            self.fail(found, reusable=False)
-        elif not self.finished:
-            self._principal = found
-            for body in held:
-                self.start(body)
-
+    # the request: admit() and a form upload's steps are RequestIntake's
     def start(self, body: bytes) -> None:
         """The whole request has arrived."""
         if self._admitting is not None:  # routed once the key is known
@@ -160,10 +117,18 @@ class Exchange:
                                                 gateway.manager.pools))
             return
         model = model_of(body)
-        owner = gateway.manager.resolve_model(model)
-        if owner is None and model in gateway.manager.pools:
+        if model in gateway.manager.pools:  # never an instance's name: issue 32
             self._route_pool(model, body)
             return
+        owner, served = self._owner_for(model)
+        self._body = body if served is None or served == model else with_model(body, served)
+        self._lease_or_wait(owner)
+
+    def _owner_for(self, model: str) -> tuple[InstanceOwner, str | None]:
+        """The instance ``model`` names, if the caller may use it for this route, and the
+        name its backend serves the model by (None: any)."""
+        principal = self._principal  # admit() found it from the head
+        owner = self.gateway.manager.resolve_model(model)
         if self._tap is not None:
             self._tap.model, self._tap.instance = model, owner.name if owner else None
         if owner is None:
@@ -171,14 +136,16 @@ class Exchange:
         if principal.key is not None and not principal.key.allows(owner.name):
             raise GatewayError(403, f"This API key may not use the model '{model}'",
                                "permission_error", "model_not_allowed")
+        check_capability(self.path, owner)  # before any on-demand start (issue 31)
         self._name = owner.name
-        served = backend_named(owner.record.spec.backend).served_model(owner.record)
-        self._body = body if served is None or served == model else with_model(body, served)
+        return owner, backend_named(owner.record.spec.backend).served_model(owner.record)
+
+    def _lease_or_wait(self, owner: InstanceOwner) -> None:
         lease = owner.lease_if_running()
         if lease is not None:
             self._leased(lease)
         else:
-            self._task = gateway.spawn(self._acquire(owner.name))
+            self._task = self.gateway.spawn(self._acquire(owner.name))
 
     def _route_pool(self, pool: str, body: bytes) -> None:
         """A pool's name (issue 32): a member chosen now, or once one has a free slot."""
@@ -228,7 +195,26 @@ class Exchange:
         if self._tap is not None:
             self._tap.instance = self._name
             self._tap.leased(lease.host)
-        self.gateway.pool.checkout(lease.port, self, slots=lease.slots, host=lease.host)
+        # An upload cannot be sent again: never on a kept connection the backend may close.
+        self.gateway.pool.checkout(lease.port, self, slots=lease.slots, host=lease.host,
+                                   fresh=self._upload is not None)
+
+    def _request(self, lease: Lease) -> bytes:
+        parts = [b"%s %s HTTP/1.1\r\nhost: %s:%d\r\n" % (
+            self.method.encode(), self.target, lease.host.encode(), lease.port)]
+        # edge.request_headers, inlined: this runs for every /v1 request
+        parts += [name + b": " + value + b"\r\n" for name, value in self.headers
+                  if name not in _REQUEST_DROP]
+        parts.append(_ACCEPT_IDENTITY)
+        if lease.api_key:
+            parts.append(b"authorization: " + edge.backend_authorization(lease.api_key)
+                         + b"\r\n")
+        if self._upload is None:
+            parts.append(b"content-length: %d\r\n\r\n" % len(self._body))
+            parts.append(self._body)
+        else:
+            parts.append(self._upload.head_end_and_held())  # the rest follows as it comes
+        return b"".join(parts)
 
     # the backend connection (pool.ConnectionWaiter)
     def on_connection(self, connection: BackendConnection) -> None:
@@ -236,8 +222,9 @@ class Exchange:
             self.gateway.pool.release(connection, reusable=True)
             return
         self._connection = connection
-        connection.send(self, edge.upstream_request(self.method, self.target, self.headers,
-                                                    self._lease, self._body))
+        connection.send(self, self._request(self._lease))
+        if self._upload is not None:
+            self._upload.connected(connection)
 
     def on_connect_failed(self, error: str) -> None:
         if self._pool is not None and self._lease is not None and not self.finished:
@@ -364,7 +351,7 @@ class Exchange:
             self._complete(reusable=False)
             return
         self._status = error.status
-        body = error.body()
+        body = error.body_for(self.path)  # Anthropic's envelope on its routes
         head = [edge.status_line(error.status),
                 b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body)]
         head += [b"%s: %s\r\n" % (name.lower().encode(), value.encode())
@@ -399,6 +386,8 @@ class Exchange:
             self._connection.abort()
             self._connection = None
         self._release_lease()
+        if self._upload is not None:
+            self._upload.release()
         self.front.finish(reusable=reusable)
 
     def _on_record(self, *, cancelled: bool, error_code: str | None = None) -> None:

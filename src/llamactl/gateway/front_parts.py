@@ -7,14 +7,17 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import httptools
 
 from llamactl.gateway.edge import status_line
 from llamactl.gateway.exchange import Exchange
+from llamactl.gateway.routing import body_too_large
+from llamactl.gateway.service import Gateway
 
 MAX_HEAD_BYTES = 64 * 1024
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 def _refusal(status: int, code: str, message: str, extra: bytes = b"") -> bytes:
@@ -41,6 +44,15 @@ class Connection(Protocol):
 
     def request_finished(self, request: V1Request, reusable: bool) -> None: ...
 
+    def hold_reading(self, held: bool) -> None: ...
+
+
+def started_gateway(app: Any) -> Gateway | None:
+    """The app's /v1 gateway, once its lifespan has started it."""
+    services = getattr(app.state, "services", None)
+    gateway: Gateway | None = getattr(services, "gateway", None)
+    return gateway
+
 
 def v1_target(url: bytes) -> tuple[bytes, bytes] | None:
     """The target to send on and its raw path, for a target under /v1; None for any other."""
@@ -61,10 +73,11 @@ class V1Request:
     exchange (gateway.exchange.Front)."""
 
     __slots__ = ("body", "complete", "exchange", "expect_continue", "keep_alive", "protocol",
-                 "size", "too_large", "transport")
+                 "size", "too_large", "transport", "upload")
     exchange: Exchange
 
-    def __init__(self, protocol: Connection, keep_alive: bool, expect_continue: bool):
+    def __init__(self, protocol: Connection, keep_alive: bool, expect_continue: bool,
+                 upload: bool = False):
         self.protocol = protocol
         self.transport = protocol.transport
         self.keep_alive = keep_alive  # a shutdown sets it false
@@ -73,10 +86,35 @@ class V1Request:
         self.size = 0
         self.complete = False
         self.too_large = False
+        self.upload = upload  # multipart/form-data: its body streams (gateway/upload.py)
 
     def write(self, data: bytes) -> None:
         if not self.transport.is_closing():
             self.transport.write(data)
 
+    def begin_body(self) -> None:
+        """Its exchange has been admitted: give it the body read so far, as its kind needs
+        (a JSON body whole, a form upload's as it streams)."""
+        exchange = self.exchange
+        if self.too_large:
+            exchange.fail(body_too_large(), reusable=False)
+        elif self.upload:
+            held, self.body = self.body, []
+            exchange.begin_upload(held, ended=self.complete)
+        elif self.complete:
+            exchange.start(b"".join(self.body))
+        if self.expect_continue and not self.complete and not exchange.finished:
+            self.transport.write(_CONTINUE)
+
+    def body_complete(self) -> None:
+        """The body's last byte has been read (its exchange begun, the body within limits)."""
+        if self.upload:
+            self.exchange.upload_end()
+        else:
+            self.exchange.start(b"".join(self.body))
+
     def finish(self, *, reusable: bool) -> None:
         self.protocol.request_finished(self, reusable)
+
+    def hold_reading(self, held: bool) -> None:
+        self.protocol.hold_reading(held)

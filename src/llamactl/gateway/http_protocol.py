@@ -38,14 +38,15 @@ from llamactl.gateway.front_parts import (
     TOO_MANY_CONNECTIONS,
     FrontLimits,
     V1Request,
+    started_gateway,
     v1_target,
 )
 from llamactl.gateway.handover import hand_over
+from llamactl.gateway.multipart import is_multipart
 from llamactl.gateway.routing import MAX_BODY_BYTES, body_too_large
 from llamactl.gateway.service import Gateway
 
 LINGER_SECONDS = 1.0  # a refused client's bytes are read and dropped this long, then closed
-_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _HANDOVER, _TOO_LARGE = "handover", "too large"
 
 
@@ -80,7 +81,7 @@ class FrontProtocol(asyncio.Protocol):
         self._headers: list[tuple[bytes, bytes]] = []
         self._head_size = 0  # of the head's parsed parts
         self._head_read = 0  # bytes read while the head was incomplete
-        self._expect = False
+        self._expect = self._upload = False  # Expect: 100-continue; a multipart body
         self._reading: V1Request | None = None
         self._in_head = True  # from a request's first byte (or the connection's start) on
         self._in_message = False
@@ -176,7 +177,7 @@ class FrontProtocol(asyncio.Protocol):
         self._url = b""
         self._headers = []
         self._head_size = self._head_read = 0
-        self._expect = False
+        self._expect = self._upload = False
         if self._completed_in_read and not self._fresh:
             self._replay = None  # what came before it in this read is under way already
 
@@ -188,6 +189,8 @@ class FrontProtocol(asyncio.Protocol):
         name = name.lower()
         if name == b"expect" and value.lower() == b"100-continue":
             self._expect = True
+        elif name == b"content-type" and is_multipart(value):
+            self._upload = True  # its body streams to the backend (gateway/upload.py)
         self._headers.append((name, value))
         self._head_size += len(name) + len(value)
         if self._head_size > MAX_HEAD_BYTES:
@@ -203,7 +206,8 @@ class FrontProtocol(asyncio.Protocol):
             raise _Stop
         parser = self._parser
         version = parser.get_http_version()
-        request = V1Request(self, version != "1.0" and parser.should_keep_alive(), self._expect)
+        request = V1Request(self, version != "1.0" and parser.should_keep_alive(), self._expect,
+                            self._upload)
         path = target[1].decode("ascii")
         if "%" in path:
             path = unquote(path)
@@ -225,7 +229,10 @@ class FrontProtocol(asyncio.Protocol):
                 request.exchange.fail(body_too_large(), reusable=False)
             return
         request.size = size
-        request.body.append(body)  # no pause at a high-water mark: the limit bounds it
+        if request.upload and (request is self._current or request.exchange.finished):
+            request.exchange.upload_piece(body)  # on to the backend as it comes
+        else:
+            request.body.append(body)  # no pause at a high-water mark: the limit bounds it
 
     def on_message_complete(self) -> None:
         self._in_message = False
@@ -235,7 +242,7 @@ class FrontProtocol(asyncio.Protocol):
             return
         request.complete = True
         if request is self._current and not request.too_large:
-            request.exchange.start(b"".join(request.body))
+            request.body_complete()
 
     # requests and answers
     def _admit_fresh(self) -> None:
@@ -249,20 +256,13 @@ class FrontProtocol(asyncio.Protocol):
                 self._begin(request)
             else:
                 self._queue.append(request)
-                self._pause()
+                self.hold_reading(True)
         self._fresh.clear()
 
     def _begin(self, request: V1Request) -> None:
         self._current = request
-        exchange = request.exchange
-        if not exchange.admit():
-            return  # refused on its head (origin, host, key): answered, body never read
-        if request.too_large:
-            exchange.fail(body_too_large(), reusable=False)
-        elif request.complete:
-            exchange.start(b"".join(request.body))
-        elif request.expect_continue:
-            self.transport.write(_CONTINUE)
+        if request.exchange.admit():  # else refused on its head: answered, body never read
+            request.begin_body()
 
     def request_finished(self, request: V1Request, reusable: bool) -> None:
         if self._current is request:
@@ -270,14 +270,17 @@ class FrontProtocol(asyncio.Protocol):
         self._server_state.total_requests += 1
         transport = self.transport
         if not (reusable and request.keep_alive) or self._shutting_down:
-            transport.close()
+            if self._in_message and request is self._reading:
+                self._refuse(b"")  # its body still comes: a close now would reset the answer
+            else:
+                transport.close()
             return
         if transport.is_closing():
             return
         if self._queue:
             waiting = self._queue.popleft()
             if not self._queue:
-                self._resume()
+                self.hold_reading(False)
             self._begin(waiting)
             return
         if self._handover_waiting:
@@ -342,7 +345,7 @@ class FrontProtocol(asyncio.Protocol):
         if self._current is None and not self._queue:
             self._hand_over()
         else:
-            self._pause()
+            self.hold_reading(True)
 
     def _hand_over(self) -> None:
         self._cancel_timer()
@@ -366,15 +369,12 @@ class FrontProtocol(asyncio.Protocol):
         self._timer = self._loop.call_later(LINGER_SECONDS, self._on_timer)
 
     # helpers
-    def _pause(self) -> None:
-        if not self._paused:
-            self._paused = True
-            self.transport.pause_reading()
-
-    def _resume(self) -> None:
-        if self._paused:
-            self._paused = False
-            self.transport.resume_reading()
+    def hold_reading(self, held: bool) -> None:
+        """Pause (True) or resume reading: requests wait behind an answer (pipelining), or
+        a form upload waits for its backend (gateway/upload.py)."""
+        if held != self._paused:
+            self._paused = held
+            self.transport.pause_reading() if held else self.transport.resume_reading()
 
     def _gateway_for_request(self) -> Gateway | None:
         """The gateway, if the /v1 request whose head was just parsed is one for it."""
@@ -382,12 +382,10 @@ class FrontProtocol(asyncio.Protocol):
         if parser.should_upgrade():
             return None
         gateway = self.gateway
-        if gateway is None:
-            services = getattr(self.app.state, "services", None)
-            gateway = getattr(services, "gateway", None)
+        if gateway is None:  # once found, it lasts as long as the server
+            gateway = type(self).gateway = started_gateway(self.app)
             if gateway is None:
                 return None  # not started: the app's own /v1 answer says so
-            type(self).gateway = gateway  # it lasts as long as the server
         if gateway.cors_enabled and parser.get_method() == b"OPTIONS" and any(
             name == b"access-control-request-method" for name, _ in self._headers
         ):

@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llamactl.gateway.errors import GatewayError
 from llamactl.gateway.exchange import Exchange
+from llamactl.gateway.multipart import is_multipart
 from llamactl.gateway.routing import MAX_BODY_BYTES, body_too_large
 from llamactl.gateway.service import Gateway
 
@@ -46,6 +47,9 @@ class _AsgiFront:
 
     def finish(self, *, reusable: bool) -> None:
         self.messages.put_nowait(None)
+
+    def hold_reading(self, held: bool) -> None:
+        pass  # the body is read as _read_upload asks for it; ASGI pauses no socket for us
 
     # httptools callbacks, for the answer the exchange wrote
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -94,18 +98,28 @@ async def serve_over_asgi(gateway: Gateway, scope: Scope, receive: Receive,
 
 async def _read_body(exchange: Exchange, receive: Receive) -> bool:
     """Read the body and start the exchange; False if it was over the limit (answered)."""
+    upload = any(name == b"content-type" and is_multipart(value)
+                 for name, value in exchange.headers)
+    if upload:  # a form upload streams on as it is read (gateway/upload.py)
+        exchange.begin_upload([], ended=False)
     body = bytearray()
+    size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             exchange.client_gone()
             return False
-        body += message.get("body", b"")
-        if len(body) > MAX_BODY_BYTES:
+        piece = message.get("body", b"")
+        size += len(piece)
+        if size > MAX_BODY_BYTES:
             exchange.fail(body_too_large(), reusable=False)
             return False
+        if upload:
+            exchange.upload_piece(piece)
+        else:
+            body += piece
         if not message.get("more_body", False):
-            exchange.start(bytes(body))
+            exchange.upload_end() if upload else exchange.start(bytes(body))
             return True
 
 
@@ -130,7 +144,7 @@ class GatewayOutside:
         if gateway is not None:
             await serve_over_asgi(gateway, scope, receive, send)
             return
-        body = _UNSERVED.body()
+        body = _UNSERVED.body_for(path)
         await send({"type": "http.response.start", "status": _UNSERVED.status,
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(body)).encode())]})

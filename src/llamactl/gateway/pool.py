@@ -131,12 +131,6 @@ class BackendConnection(asyncio.Protocol):
             sink.on_lost(self, self._lost_reason or (
                 str(exc) if exc else "the backend closed the connection"))
 
-    def pause_writing(self) -> None:
-        pass  # requests are small and already in memory; the transport buffers them
-
-    def resume_writing(self) -> None:
-        pass
-
     # httptools callbacks: the head and body go to the holder at once (it only buffers them);
     # the end waits for feed_data to return, as the holder may then reuse the connection.
     def on_message_begin(self) -> None:
@@ -174,6 +168,11 @@ class BackendConnection(asyncio.Protocol):
         self._sink = sink
         self.requests += 1
         self._transport.write(request)
+
+    def send_more(self, data: bytes) -> None:
+        """More of the request sent last (a form upload's body, as the client sends it)."""
+        if self._transport is not None:
+            self._transport.write(data)
 
     def pause_reading(self) -> None:
         if self._transport is not None:

@@ -8,10 +8,16 @@ from typing import Any
 import orjson
 
 from llamactl.errors import LlamactlError
+from llamactl.gateway.credentials import (
+    TwoCredentials,
+    credential_in,
+    missing_credential,
+    two_credentials,
+)
 from llamactl.gateway.errors import GatewayError, from_domain, model_not_found
 from llamactl.security.keys import KEY_PREFIX
 from llamactl.security.service import ANONYMOUS, AuthService, Principal
-from llamactl.security.tokens import bearer_in
+from llamactl.supervisor.abilities import abilities_json, abilities_of
 from llamactl.supervisor.owner import InstanceOwner
 from llamactl.supervisor.pools import PoolKeeper
 
@@ -36,10 +42,12 @@ def authenticate(auth: AuthService, headers: list[tuple[bytes, bytes]]) -> Princ
     KeyNotKnown for a key that may have been made since memory last looked."""
     if not auth.enabled:
         return ANONYMOUS
-    token = bearer_in(headers)
+    try:
+        token = credential_in(headers)  # Authorization: Bearer, or Anthropic's x-api-key
+    except TwoCredentials:
+        raise two_credentials() from None
     if token is None:
-        raise GatewayError(401, "Missing API key: send Authorization: Bearer <key or token>",
-                           "authentication_error", "invalid_api_key")
+        raise missing_credential()
     if token.startswith(KEY_PREFIX):
         found = auth.principal_for_key(token)
         if found is None:
@@ -79,7 +87,8 @@ def model_list(owners: list[InstanceOwner], principal: Principal,
     key = principal.key
     data = [
         {"id": o.name, "object": "model", "created": int(o.record.created_at.timestamp()),
-         "owned_by": "llamactl", "status": o.status, "aliases": o.record.spec.aliases}
+         "owned_by": "llamactl", "status": o.status, "aliases": o.record.spec.aliases,
+         **abilities_json(o)}
         for o in owners if key is None or key.allows(o.name)
     ]
     if pools is not None:
@@ -92,11 +101,18 @@ def model_list(owners: list[InstanceOwner], principal: Principal,
 
 
 def _pool_model(pool: str, members: list[InstanceOwner]) -> dict[str, Any]:
-    """A pool in the model list: running while any member runs."""
+    """A pool in the model list: running while any member runs; what every member can (the
+    least context, the capabilities all have), since any of them may answer."""
     statuses = {o.status for o in members}
     created = min((int(o.record.created_at.timestamp()) for o in members), default=0)
+    found = [abilities_of(o) for o in members]
+    lengths = [f.context_length for f in found]
     return {"id": pool, "object": "model", "created": created, "owned_by": "llamactl",
             "status": "running" if "running" in statuses else "stopped", "aliases": [],
+            "context_length": None if not lengths or None in lengths else min(
+                length for length in lengths if length is not None),
+            "capabilities": [c for c in (found[0].capabilities if found else ())
+                             if all(c in f.capabilities for f in found)],
             "members": [o.name for o in members]}
 
 
@@ -122,9 +138,13 @@ def model_of(body: bytes) -> str:
                            "invalid_json") from None
     model = document.get("model") if isinstance(document, dict) else None
     if not isinstance(model, str) or not model:
-        raise GatewayError(400, "You must provide a model parameter", "invalid_request_error",
-                           "model_required")
+        raise model_required()
     return model
+
+
+def model_required() -> GatewayError:
+    return GatewayError(400, "You must provide a model parameter", "invalid_request_error",
+                        "model_required")
 
 
 def with_model(body: bytes, model: str) -> bytes:

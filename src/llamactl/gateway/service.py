@@ -31,6 +31,10 @@ class Front(Protocol):
     def finish(self, *, reusable: bool) -> None:
         """The answer is complete; ``reusable`` false closes the connection."""
 
+    def hold_reading(self, held: bool) -> None:
+        """Pause (True) or resume reading the request's body: a form upload waiting for its
+        backend (gateway/upload.py)."""
+
 
 class Gateway:
     """What every exchange shares: the instances, auth, CORS, the backend connections, and

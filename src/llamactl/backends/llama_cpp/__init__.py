@@ -8,9 +8,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from llamactl.backends.base import LogLine, Machine, MemoryEstimate, TableBackend
+from llamactl.backends.base import LogLine, Machine, MemoryEstimate, ModelAbilities, TableBackend
 from llamactl.backends.command_import import CommandSyntax
 from llamactl.backends.llama_cpp import command, log_lines, options
+from llamactl.backends.llama_cpp.abilities import llama_cpp_abilities
 from llamactl.backends.llama_cpp.binary import packaged_binary, resolve_command
 from llamactl.backends.llama_cpp.gguf_header import gguf_problem
 from llamactl.backends.llama_cpp.help_table import FLAGS as HELP_FLAGS
@@ -79,6 +80,9 @@ class LlamaCpp(TableBackend):
         if facts is None:
             return None
         return estimate_llama_cpp(facts, spec.options, has_gpu=bool(machine.gpus))
+
+    def abilities(self, spec: InstanceSpec, machine: Machine) -> ModelAbilities:
+        return llama_cpp_abilities(spec, machine)
 
 
 LLAMA_CPP = LlamaCpp()

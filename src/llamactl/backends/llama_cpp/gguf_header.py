@@ -14,7 +14,9 @@ of up to a few hundred thousand strings, a few megabytes, never the tensor data.
 from __future__ import annotations
 
 import io
+import os
 import struct
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -25,6 +27,10 @@ MAX_DIMENSIONS = 8  # GGML_MAX_DIMS is 4; a larger count is a corrupt header
 # Bytes of each metadata value type (gguf.h's gguf_type); 8 is a string, 9 an array.
 _SCALAR_SIZES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
 _STRING, _ARRAY, _UINT32 = 8, 9, 4
+_SCALAR_LAYOUTS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?",
+                   10: "<Q", 11: "<q", 12: "<d"}
+MetadataValue = str | int | float | bool
+_U64 = struct.Struct("<Q")
 
 
 class HeaderProblem(Exception):
@@ -84,6 +90,40 @@ def _check(stream: BinaryIO, size: int) -> None:
                             "says it does")
 
 
+def read_metadata(path: Path, wanted: Callable[[str], bool]) -> dict[str, MetadataValue]:
+    """The metadata values whose keys ``wanted`` accepts (strings and numbers; arrays are
+    skipped), read from the header's start: no tensor info, no numpy. HeaderProblem (or
+    OSError) when the file is no GGUF file this reads."""
+    with open(path, "rb", buffering=1 << 20) as stream:
+        size = os.fstat(stream.fileno()).st_size
+        try:
+            if stream.read(4) != MAGIC or _unpack(stream, "<I") not in SUPPORTED_VERSIONS:
+                raise HeaderProblem("not a GGUF file of a version llama-server reads")
+            _unpack(stream, "<Q")  # the tensors' count
+            entries = _unpack(stream, "<Q")
+            found: dict[str, MetadataValue] = {}
+            for _ in range(min(entries, size)):
+                key = _string(stream, size)
+                kind = _unpack(stream, "<I")
+                if not wanted(key) or (kind not in _SCALAR_LAYOUTS and kind != _STRING):
+                    _skip_value(stream, kind, size)
+                elif kind == _STRING:
+                    found[key] = _string(stream, size)
+                else:
+                    layout = _SCALAR_LAYOUTS[kind]
+                    found[key] = struct.unpack(layout, _read(stream, struct.calcsize(layout)))[0]
+        except _Truncated:
+            raise HeaderProblem("truncated GGUF file: it ends inside its header") from None
+    return found
+
+
+def _read(stream: BinaryIO, length: int) -> bytes:
+    data = stream.read(length)
+    if len(data) < length:
+        raise _Truncated
+    return data
+
+
 def _not_gguf(start: bytes) -> str:
     if all(32 <= byte < 127 or byte in b"\t\r\n" for byte in start):
         return "not a GGUF model: the file is text"
@@ -118,12 +158,27 @@ def _skip_value(stream: BinaryIO, kind: int, size: int) -> None:
         if item in _SCALAR_SIZES:
             _skip(stream, _SCALAR_SIZES[item] * count, size)
         elif item == _STRING:
-            for _ in range(count):
-                _skip(stream, _unpack(stream, "<Q"), size)
+            _skip_strings(stream, count, size)
         else:
             raise HeaderProblem(f"corrupt GGUF header: an array of unknown type {item}")
     else:
         raise HeaderProblem(f"corrupt GGUF header: a value of unknown type {kind}")
+
+
+def _skip_strings(stream: BinaryIO, count: int, size: int) -> None:
+    """An array of strings: a vocabulary, a few hundred thousand of them, the hot loop of a
+    header read (also on a /v1 request's first look at the model's abilities)."""
+    read, seek, unpack = stream.read, stream.seek, _U64.unpack
+    for _ in range(count):
+        data = read(8)
+        if len(data) < 8:
+            raise _Truncated
+        length = unpack(data)[0]
+        if length > size:
+            raise _Truncated
+        seek(length, io.SEEK_CUR)
+    if stream.tell() > size:
+        raise _Truncated
 
 
 def _skip(stream: BinaryIO, length: int, size: int) -> None:
