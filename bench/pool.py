@@ -196,12 +196,13 @@ async def ttft_of_sessions(url: str, sticky: bool) -> list[float]:
                 async with client.stream("POST", "/v1/chat/completions", headers=headers,
                                          json={"model": "gemma", "messages": messages,
                                                "max_tokens": 8, "stream": True}) as answer:
+                    first = None
                     async for line in answer.aiter_lines():
-                        if line.startswith("data: "):
-                            ttfts.append(time.perf_counter() - began)
-                            break
-                    async for _ in answer.aiter_lines():
-                        pass
+                        if first is None and line.startswith("data: "):
+                            first = time.perf_counter() - began
+                    if first is None:
+                        raise BenchError(f"no stream from the pool: {answer.status_code}")
+                    ttfts.append(first)
                 messages.append({"role": "assistant", "content": "Yes."})
 
         await asyncio.gather(*(session(i) for i in range(SESSIONS)))
