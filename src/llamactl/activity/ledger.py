@@ -111,17 +111,15 @@ class Ledger:
                                    "GET /api/system/status)")
             return
         self._queue.append(record)
-        if len(self._queue) >= BATCH:
-            self._wake.set()
+        if len(self._queue) == 1 or len(self._queue) >= BATCH:
+            self._wake.set()  # the first record wakes the task; a whole batch, at once
 
     # ---- the task ----
 
     async def _run(self) -> None:
         next_prune = time.monotonic()
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._flush_seconds)
-            self._wake.clear()
+            await self._gather(next_prune)
             try:
                 # One batch a wake, and more only while a whole batch waits: records that
                 # arrive during a write wait for the next flush. Writing them at once made
@@ -138,6 +136,20 @@ class Ledger:
             except Exception:  # a bug: keep the ledger alive, and say so
                 log.exception("the activity ledger failed to write")
                 await asyncio.sleep(RETRY_SECONDS)
+
+    async def _gather(self, next_prune: float) -> None:
+        """Until there is something to do: asleep while no record comes (no timer ticking on
+        an idle server) or pruning is due, then ``flush_seconds`` for a batch to gather, or
+        less when a whole one waits."""
+        self._wake.clear()
+        if not self._queue:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(),
+                                       max(0.0, next_prune - time.monotonic()))
+            self._wake.clear()
+        if self._queue and len(self._queue) < BATCH:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._flush_seconds)
 
     async def _write_batch(self) -> bool:
         """Write the oldest records; False when nothing was taken."""

@@ -38,17 +38,21 @@ class Services:
     audit: AuditLog | None = None  # issue 30: who changed what (api/audit_trail.py)
 
 
-def get_services(request: Request) -> Services:
+# async, though they only read an attribute: FastAPI runs a plain ``def`` dependency in its
+# thread pool, and three thread hops a request were most of a small /api answer's time.
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
 
-def get_manager(request: Request) -> InstanceManager:
-    return get_services(request).manager
+async def get_manager(request: Request) -> InstanceManager:
+    services: Services = request.app.state.services
+    return services.manager
 
 
-def get_settings(request: Request) -> Settings:
-    return get_services(request).settings
+async def get_settings(request: Request) -> Settings:
+    services: Services = request.app.state.services
+    return services.settings
 
 
 def services_of(connection: HTTPConnection) -> Services:
