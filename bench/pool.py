@@ -201,7 +201,8 @@ async def ttft_of_sessions(url: str, sticky: bool) -> list[float]:
                         if first is None and line.startswith("data: "):
                             first = time.perf_counter() - began
                     if first is None:
-                        raise BenchError(f"no stream from the pool: {answer.status_code}")
+                        raise BenchError(f"no stream from the pool: {answer.status_code} "
+                                         f"{(await answer.aread())[:300]!r}")
                     ttfts.append(first)
                 messages.append({"role": "assistant", "content": "Yes."})
 
@@ -211,7 +212,7 @@ async def ttft_of_sessions(url: str, sticky: bool) -> list[float]:
 
 def bench_affinity(ctl: Llamactl, gemma: Path) -> dict[str, float]:
     for name in ("g1", "g2"):
-        ctl.create(name, gemma, pool="gemma", options={"threads": 1, "context_size": 8192,
+        ctl.create(name, gemma, pool="gemma", options={"threads": 1, "context_size": 16384,
                                                         "parallel": 4})
         ctl.start(name)
     without = statistics.median(asyncio.run(ttft_of_sessions(ctl.url, sticky=False)))
