@@ -26,7 +26,7 @@ def pool_lines(pool: Pool) -> list[str]:
 @OUTPUT_OPTION
 @with_client
 def pools(client: Client, output: str) -> None:
-    """Replica pools: their members, what each is answering, and the requests waiting.
+    """Replica pools: their members, their load and the requests waiting.
 
     \b
     Examples:
