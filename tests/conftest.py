@@ -25,6 +25,7 @@ from llamactl.backends.llama_cpp import packaged_binary
 from llamactl.config import Settings
 from llamactl.devtools.tiny_model import write_tiny_model
 from tests.support.helpers import port_block, processes_under
+from tests.support.stand_in_hub import StandInHub, tiny_repo
 
 FAKE_BACKEND = Path(__file__).parent / "support" / "fake_backend.py"
 LEAK_GRACE_SECONDS = 5.0
@@ -50,6 +51,14 @@ def model(tmp_path: Path, tiny_model_file: Path) -> Path:
     link.parent.mkdir(exist_ok=True)
     link.symlink_to(tiny_model_file)
     return link
+
+
+@pytest.fixture
+def hub(tmp_path: Path, tiny_model_file: Path) -> Iterator[StandInHub]:
+    """A stand-in Hugging Face Hub (tests/support/stand_in_hub.py) with the tiny repo."""
+    stand_in = tiny_repo(StandInHub().start(), tmp_path / "hub", tiny_model_file)
+    yield stand_in
+    stand_in.stop()
 
 
 @pytest.fixture

@@ -25,7 +25,8 @@ from tests.support.helpers import STATUS_TIMEOUT, LlamactlProcess
 
 pytestmark = [pytest.mark.llama,
               pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")]
-CLIENT_COMMANDS = ("instances", "system", "config", "login", "logout", "events", "complete")
+CLIENT_COMMANDS = ("instances", "system", "config", "login", "logout", "events", "complete",
+                   "models", "run")
 
 
 @pytest.fixture
@@ -267,7 +268,8 @@ def test_the_top_level_help_lists_each_command_with_its_own_summary() -> None:
 def test_every_client_command_has_help_with_examples() -> None:
     runner = CliRunner()
     paths = [p for p in _commands(main, ()) if p[0] in CLIENT_COMMANDS]
-    assert len(paths) == 24  # 7 entries, 13 instance commands, 2 system, 2 config
+    # 9 entries, 13 instance commands, 2 system, 2 config, 3 models
+    assert len(paths) == 29
     for path in paths:
         result = runner.invoke(main, [*path, "--help"])
         assert result.exit_code == 0, (path, result.output)

@@ -53,6 +53,12 @@ PAIRS: dict[str, tuple[str, ...]] = {
     "ActivityStatus": ("ActivityStatus",),
     "Pool": ("Pool",),
     "PoolMember": ("PoolMember",),
+    "InstancePull": ("InstancePull",),
+    "LibraryModel": ("ModelEntryBody",),
+    "ModelSplit": ("ModelSplit",),
+    "ModelSource": ("ModelSource",),
+    "PullFile": ("PullFile",),
+    "PullJob": ("PullJobBody",),
 }
 SERVER_TO_CLIENT = {server: client for client, servers in PAIRS.items() for server in servers}
 # Fields read more loosely than the server's schema, each with why.
@@ -139,10 +145,10 @@ async def test_every_answer_schema_has_a_client_model(openapi: dict[str, Any]) -
         "MemoryBudgetConfig", "MlxLmBackendConfig", "RateLimitConfig", "ServerConfig",
         "DockerConfig", "LlamaCppDockerConfig", "VllmDockerConfig",
         "StopBody", "UserEntry", "VllmBackendConfig", "ActivityConfig", "KeyUpdate",
-        "GatewayConfig", "PoolEntry", "PoolsConfig",
+        "GatewayConfig", "PoolEntry", "PoolsConfig", "ModelsConfig", "PullRequest",
         # envelopes the client unwraps: {"instances": [...]}, {"logs": [...]}, ...
         "BackendList", "InstanceCreated", "InstanceList", "KeyList", "LogList", "Message",
-        "ActivitySummary", "PoolList",
+        "ActivitySummary", "PoolList", "ModelList", "PullList",
         # read by the command line as plain JSON, not (yet) client models
         "BackendInfo", "OptionInfo", "Me", "AuditPage", "AuditRecord", "AuditPrincipal",
     }

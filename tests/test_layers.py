@@ -22,7 +22,9 @@ LAYERS: list[set[str]] = [
     {"client"},  # the Python client: leaves only (its version number among them)
     {"config", "instances"},  # settings; the instance data model and its option table
     {"store", "backends"},  # SQLite, its writer thread, the data dir's lock; each backend
-    {"activity"},  # the ledger of requests: records, their meter, writing and reading them
+    # the ledger of requests: records, their meter, writing and reading them; the model
+    # library: the models on disk and pulls from the Hub
+    {"activity", "library"},
     {"security"},  # tokens, users, keys (cached over the store's writer), rate limits
     {"supervisor"},  # one owner per instance, the manager, capacity
     {"monitoring", "gateway", "cluster"},  # host and metrics; the /v1 gateway; Ray placement

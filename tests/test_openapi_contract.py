@@ -27,6 +27,7 @@ import pytest
 
 from llamactl.security.passwords import hash_password
 from tests.support.helpers import llamactl_server, port_block, write_config
+from tests.support.stand_in_hub import StandInHub
 
 HOOKS = Path(__file__).parent / "support" / "schemathesis_hooks.py"
 # Cases per operation and phase; the run's whole count is printed and asserted below.
@@ -37,13 +38,16 @@ SEED = int(os.environ.get("SCHEMATHESIS_SEED", "20261128"))
 ADMIN_PASSWORD = "contract-admin-password"
 
 
-def _config(tmp_path: Path, llama_server_bin: str, *, auth: bool) -> Path:
+def _config(tmp_path: Path, llama_server_bin: str, hub: StandInHub, *, auth: bool) -> Path:
     low, high = port_block()
     document: dict[str, Any] = {
         "backends": {"llama_cpp": {"command": llama_server_bin}},
         "instances": {"port_range": [low, high], "stop_on_shutdown": True},
         "auth": {"enabled": False},
         "rate_limit": {"enabled": False},
+        # Pulls the fuzzer starts reach the tests' stand-in Hub (its tiny repo, or 404), not
+        # the public Hub (no internet here: 502 HUB_UNAVAILABLE, a server error to the run).
+        "models": {"hub_url": hub.url},
     }
     if auth:
         document["auth"] = {"enabled": True, "secret": "contract-test-secret-" + "s" * 32,
@@ -92,9 +96,9 @@ def _assert_clean(report: dict[str, Any], what: str) -> None:
 
 @pytest.mark.llama
 def test_the_api_matches_its_openapi_document_with_auth_off(
-    tmp_path: Path, llama_server_bin: str, model: Path
+    tmp_path: Path, llama_server_bin: str, model: Path, hub: StandInHub
 ) -> None:
-    config = _config(tmp_path, llama_server_bin, auth=False)
+    config = _config(tmp_path, llama_server_bin, hub, auth=False)
     report_dir = tmp_path / "report"
     report_dir.mkdir()
     with llamactl_server(tmp_path / "data", config) as server:
@@ -104,9 +108,9 @@ def test_the_api_matches_its_openapi_document_with_auth_off(
 
 @pytest.mark.llama
 def test_the_api_matches_its_openapi_document_with_auth_on(
-    tmp_path: Path, llama_server_bin: str, model: Path
+    tmp_path: Path, llama_server_bin: str, model: Path, hub: StandInHub
 ) -> None:
-    config = _config(tmp_path, llama_server_bin, auth=True)
+    config = _config(tmp_path, llama_server_bin, hub, auth=True)
     report_dir = tmp_path / "report"
     report_dir.mkdir()
     with llamactl_server(tmp_path / "data", config) as server:

@@ -47,6 +47,11 @@ const (
 	CodeInstanceAlreadyRuns = "INSTANCE_ALREADY_RUNNING"
 	CodeKeyExists           = "KEY_EXISTS"
 	CodeKeyNotFound         = "KEY_NOT_FOUND"
+	CodeModelInUse          = "MODEL_IN_USE"         // DeleteModel: an instance uses it
+	CodeModelPulling        = "MODEL_PULLING"        // a start while its model is pulled
+	CodePullNotFound        = "PULL_NOT_FOUND"       // GetPull, CancelPull
+	CodeInsufficientStorage = "INSUFFICIENT_STORAGE" // PullModel: the files would not fit
+	CodeHubUnavailable      = "HUB_UNAVAILABLE"      // PullModel: the Hub did not answer
 )
 
 // APIError is an error answer of the server: every 4xx and 5xx, in the contract's shape

@@ -67,6 +67,18 @@ type Instance struct {
 	ContextLength *int `json:"context_length"`
 	// Capabilities: what the gateway may ask of it (the Capability* constants).
 	Capabilities []string `json:"capabilities"`
+	// Pull is the pull of the instance's model while it is not on disk yet (an instance
+	// created with CreateInstanceFromModel); nil otherwise.
+	Pull *InstancePull `json:"pull"`
+}
+
+// InstancePull is the progress of the pull an instance waits for.
+type InstancePull struct {
+	ID         string  `json:"id"`
+	Status     string  `json:"status"`
+	BytesDone  int64   `json:"bytes_done"`
+	BytesTotal int64   `json:"bytes_total"`
+	Error      *string `json:"error"`
 }
 
 // MemoryEstimate is what an instance is expected to hold, in bytes. VRAM is nil if unknown.

@@ -11,9 +11,11 @@ builds an error body by hand and no error ever leaves as a stack trace.
     ├── NotFound                      404 (NOT_FOUND, INSTANCE_NOT_FOUND)
     ├── Conflict                      409 (INSTANCE_EXISTS, PORT_CONFLICT, INSTANCE_RUNNING,
     │                                      INSTANCE_ALREADY_RUNNING, INSTANCE_NOT_RUNNING,
-    │                                      NO_FREE_PORT)
+    │                                      NO_FREE_PORT, MODEL_IN_USE)
     ├── RateLimited                   429 RATE_LIMITED
     ├── StartFailed                   502 START_FAILED (details: the reason and last log lines)
+    ├── HubUnavailable                502 HUB_UNAVAILABLE (a model pull's Hub did not answer)
+    ├── InsufficientStorage           507 INSUFFICIENT_STORAGE (a pull would not fit)
     ├── CapacityExhausted             503 CAPACITY_EXHAUSTED (with Retry-After)
     ├── StorageUnavailable            503 STORAGE_UNAVAILABLE (the database cannot be written)
     └── StartupError                  not HTTP: ``llamactl serve`` cannot start
@@ -140,6 +142,26 @@ class InsufficientMemory(Conflict):
     running (issue 20): waiting or evicting cannot help."""
 
     code = "INSUFFICIENT_MEMORY"
+
+
+class ModelInUse(Conflict):
+    """A model file an instance loads cannot be deleted (issue 33)."""
+
+    code = "MODEL_IN_USE"
+
+
+class InsufficientStorage(LlamactlError):
+    """A pull that would not fit on the library's disk, refused before its first byte."""
+
+    status_code = 507
+    code = "INSUFFICIENT_STORAGE"
+
+
+class HubUnavailable(LlamactlError):
+    """The Hugging Face Hub (models.hub_url) refused or did not answer a pull's question."""
+
+    status_code = 502
+    code = "HUB_UNAVAILABLE"
 
 
 class CapacityExhausted(LlamactlError):

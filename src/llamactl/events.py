@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 EventType = Literal["instance_status_changed", "instance_stats_updated", "system_alert",
-                    "request_completed"]
+                    "request_completed", "model_pull_progress"]
 AlertLevel = Literal["info", "warning", "error"]
 
 SUBSCRIBER_QUEUE_SIZE = 256

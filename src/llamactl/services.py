@@ -24,12 +24,13 @@ from llamactl.activity.ledger import Ledger
 from llamactl.api.deps import Services
 from llamactl.api.middleware import Limits
 from llamactl.atomic_file import remove_leftovers
-from llamactl.config import Settings, is_loopback
+from llamactl.config import InstancesConfig, Settings, is_loopback
 from llamactl.config.editor import ConfigEditor
 from llamactl.errors import StartupError
 from llamactl.events import EventHub
 from llamactl.gateway.pool import new_backend_pool
 from llamactl.gateway.service import Gateway
+from llamactl.library.service import ModelLibrary
 from llamactl.monitoring.host import build_time
 from llamactl.monitoring.metrics import LlamactlMetrics
 from llamactl.monitoring.service import Monitoring
@@ -71,7 +72,7 @@ async def running_services(settings: Settings, config_path: Path | None,
         host = build_host(settings)  # issue 18: this machine, or a Ray cluster
         stack.callback(host.close)
         manager = InstanceManager(
-            OwnerContext(config=settings.instances,
+            OwnerContext(config=instances_config(settings),
                          backends=settings.backends,
                          logs_dir=settings.logs_dir,
                          data_dir=settings.data_dir, config_path=config_path,
@@ -137,17 +138,30 @@ async def _front(settings: Settings, config_path: Path | None, metrics: Llamactl
         (pool, manager.pools.waiting(pool), [o.status for o in manager.pools.members(pool)])
         for pool in sorted(manager.pools.names())])
     limits = build_limits(settings, auth)
+    library = ModelLibrary(settings, events)
     if limits is not None:
         limits.on_refused = metrics.record_rate_limited
     try:
         yield Services(settings=settings, manager=manager, auth=auth, limits=limits,
-                       gateway=gateway, events=events, monitoring=monitoring,
+                       gateway=gateway, library=library, events=events,
+                       monitoring=monitoring,
                        metrics=metrics, http=http, ledger=ledger,
                        audit=AuditLog(ledger.writer),
                        config_editor=ConfigEditor(settings, config_path))
     finally:
+        await library.close()
         await monitoring.stop()
         await gateway.close()
+
+
+def instances_config(settings: Settings) -> InstancesConfig:
+    """instances.model_dirs, when set, with the library's folder (issue 33): the models
+    llamactl pulled may be loaded wherever the user's own must live."""
+    config = settings.instances
+    if config.model_dirs and settings.models_dir not in config.model_dirs:
+        return config.model_copy(
+            update={"model_dirs": [*config.model_dirs, settings.models_dir]})
+    return config
 
 
 def build_host(settings: Settings) -> ProcessHost:

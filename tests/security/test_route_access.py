@@ -90,6 +90,14 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/keys/{name}/usage"): Rule("admin", "/api/keys/no-such-key/usage", 404),
     ("GET", "/api/auth/me/usage"): Rule("viewer", "/api/auth/me/usage", 200),
     ("GET", "/api/audit"): Rule("admin", "/api/audit", 200),
+    # issue 33: the model library: listing for all, pulling for operators, deleting admins
+    ("GET", "/api/models"): Rule("viewer", "/api/models", 200),
+    ("POST", "/api/models/pull"): Rule("operator", "/api/models/pull", 400,
+                                       {"source": "not a repo"}),
+    ("GET", "/api/models/pulls"): Rule("viewer", "/api/models/pulls", 200),
+    ("GET", "/api/models/pulls/{pull_id}"): Rule("viewer", "/api/models/pulls/nope", 404),
+    ("DELETE", "/api/models/pulls/{pull_id}"): Rule("operator", "/api/models/pulls/nope", 404),
+    ("DELETE", "/api/models/{model_id}"): Rule("admin", "/api/models/no-such.gguf", 404),
 }
 RANK = {"public": -1, "viewer": 0, "operator": 1, "admin": 2}
 
@@ -99,7 +107,8 @@ def app_routes() -> set[tuple[str, str]]:
     found = set()
     for route in iter_route_contexts(create_app(Settings()).routes):
         # The instance-name converter (api/paths.py) is routing's detail: rules say {name}.
-        path = (route.path or "").replace("{name:instance}", "{name}")
+        path = (route.path or "").replace("{name:instance}", "{name}").replace(
+            "{model_id:model_id}", "{model_id}")
         if not (path == "/api" or path.startswith("/api/")):
             continue
         if isinstance(route.original_route, WebSocketRoute):

@@ -16,6 +16,7 @@ from llamactl.config import Settings
 from llamactl.config.editor import ConfigEditor
 from llamactl.events import EventHub
 from llamactl.gateway.service import Gateway
+from llamactl.library.service import ModelLibrary
 from llamactl.monitoring.metrics import LlamactlMetrics
 from llamactl.monitoring.service import Monitoring
 from llamactl.security.service import AuthService
@@ -33,6 +34,7 @@ class Services:
     config_editor: ConfigEditor  # GET/PUT /api/config
     http: httpx.AsyncClient  # to the backends' /metrics and health (short requests)
     gateway: Gateway  # /v1 (served by the front door, gateway/http_protocol.py) and its pool
+    library: ModelLibrary  # issue 33: the models on disk and the pulls from the Hub
     limits: Limits | None = None  # None: rate limiting is off
     ledger: Ledger | None = None  # issue 30: the requests on record (activity/)
     audit: AuditLog | None = None  # issue 30: who changed what (api/audit_trail.py)

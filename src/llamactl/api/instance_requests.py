@@ -107,7 +107,12 @@ class LifecycleFields(_Body):
 
 class InstanceCreate(LifecycleFields):
     name: str = Field(pattern=NAME_PATTERN, examples=["my-instance"])
-    model_path: str = Field(min_length=1, examples=["/path/to/model.gguf"])
+    model_path: str | None = Field(default=None, min_length=1,
+                                   examples=["/path/to/model.gguf"])
+    model: str | None = Field(default=None, min_length=1, max_length=500, description=(
+        "instead of model_path (issue 33): a model's id (GET /api/models), or "
+        "<user>/<repo>[:<quant>], pulled from the Hub first when not on disk"),
+        examples=["ggml-org/gemma-3-270m-it-GGUF:Q8_0"])
     port: int | None = Field(default=None, ge=1024, le=65535, examples=[8081])
     backend: BackendName = "llama_cpp"
     options: dict[str, Any] = Field(

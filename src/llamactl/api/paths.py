@@ -1,4 +1,5 @@
-"""The ``{name:instance}`` path parameter of ``/api/instances/{name}...``.
+"""The ``{name:instance}`` path parameter of ``/api/instances/{name}...``, and the
+``{model_id:model_id}`` one of ``/api/models/{id}``.
 
 Any name but the batch operations' own path segments (``instances.models.RESERVED_NAMES``):
 ``/api/instances/start-all`` is one resource, answering POST, and its ``Allow`` header says
@@ -21,3 +22,16 @@ class InstanceNameConvertor(StringConvertor):
 
 
 register_url_convertor(INSTANCE, InstanceNameConvertor())
+
+
+# Issue 33: ``/api/models/{id}`` (a model's path under its folder, slashes and all), but not
+# ``/api/models/pull`` and ``/api/models/pulls...``, whose Allow header would name DELETE.
+MODEL = "model_id"
+MODEL_PARAMETER = "{model_id:model_id}"
+
+
+class ModelIdConvertor(StringConvertor):
+    regex = r"(?!pulls?(?:/|$)).+"
+
+
+register_url_convertor(MODEL, ModelIdConvertor())

@@ -30,6 +30,14 @@ class MemoryEstimateBody(BaseModel):
     vram: int | None = Field(examples=[0])
 
 
+class InstancePull(BaseModel):
+    id: str
+    status: str = Field(description="queued, downloading, verifying, failed or cancelled")
+    bytes_done: int
+    bytes_total: int
+    error: str | None
+
+
 class Instance(BaseModel):
     name: str
     status: Status
@@ -72,6 +80,8 @@ class Instance(BaseModel):
         "what it can be asked through /v1, from its options and its model's metadata; a "
         "route that needs another is refused with 400 unsupported_capability"),
         examples=[["completion", "chat", "tools"]])
+    pull: InstancePull | None = Field(default=None, description=(
+        "created from a model not yet on disk (issue 33): its pull, until the file is there"))
 
 
 class InstanceList(BaseModel):

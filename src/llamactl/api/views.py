@@ -24,6 +24,7 @@ from llamactl.instances.models import format_time
 from llamactl.supervisor.abilities import abilities_json
 from llamactl.supervisor.context import Lifecycle
 from llamactl.supervisor.owner import InstanceOwner
+from llamactl.supervisor.pending_models import pull_json, pull_of
 from llamactl.supervisor.stats import contract_stats
 
 # name -> (its owner, what its bytes were made from, the bytes), one per secrets flag: a
@@ -34,7 +35,7 @@ _LISTED: tuple[dict[str, tuple[InstanceOwner, tuple[Any, ...], bytes]], ...] = (
 _LAST_LIST: list[tuple[list[bytes], bytes] | None] = [None, None]
 
 # owner -> ((updated_at, the estimates' generation) it was built for, the settled part)
-Settled = tuple[tuple[datetime, int], dict[str, Any]]
+Settled = tuple[tuple[datetime, int, bool], dict[str, Any]]
 _SETTLED: weakref.WeakKeyDictionary[InstanceOwner, Settled] = (
     weakref.WeakKeyDictionary())
 
@@ -57,6 +58,7 @@ def instance_json(owner: InstanceOwner, config: InstancesConfig, *,
     document["last_error"] = runtime.last_error
     document["node"] = runtime.node
     document["sleeping"] = runtime.sleeping
+    document["pull"] = pull_json(owner)
     return document
 
 
@@ -64,7 +66,8 @@ def _settled_part(owner: InstanceOwner, config: InstancesConfig) -> dict[str, An
     """Everything but the live fields, in the answer's key order (live ones as None)."""
     record = owner.record
     cached = _SETTLED.get(owner)
-    version = (record.updated_at, owner.estimator.generation)  # GPUs found later change it
+    # GPUs found later change it; so does a model pulled after the instance was made (#33)
+    version = (record.updated_at, owner.estimator.generation, pull_of(owner) is None)
     if cached is not None and cached[0] == version:
         return cached[1]
     spec = record.spec
@@ -100,6 +103,7 @@ def _settled_part(owner: InstanceOwner, config: InstancesConfig) -> dict[str, An
         # Issue 20: computed at create and update (this part is rebuilt once per update).
         "memory_estimate": _estimate_json(owner),
         **abilities_json(owner),  # issue 31: context_length, capabilities
+        "pull": None,
     }
     _SETTLED[owner] = (version, part)
     return part
@@ -138,7 +142,7 @@ def _listed(owner: InstanceOwner, config: InstancesConfig, secrets: bool,
     made_from = (record.updated_at, owner.estimator.generation, runtime.status, pid,
                  runtime.restart_count, runtime.last_error, runtime.node, runtime.started_at,
                  now if pid is not None else 0,
-                 stats.memory_usage, stats.cpu_usage)
+                 stats.memory_usage, stats.cpu_usage, pull_json(owner))
     name = record.spec.name
     cached = kept.get(name)
     if cached is not None and cached[0] is owner and cached[1] == made_from:

@@ -54,3 +54,8 @@ def backend_for(record: InstanceRecord, settings: BackendsConfig) -> Backend:
     field, else ``backends.<name>.docker.enabled``)."""
     backend = BACKENDS[record.spec.backend]
     return InDocker(backend, settings) if runs_in_docker(record, settings) else backend
+
+
+def served_name(record: InstanceRecord) -> str | None:
+    """The ``model`` a /v1 request must name for the instance's server (None: any)."""
+    return backend_named(record.spec.backend).served_model(record)

@@ -56,6 +56,7 @@ from llamactl.client._exceptions import (
 from llamactl.client._exceptions import (
     ValidationError as ValidationError,
 )
+from llamactl.client._library import LibraryModel, ModelSource, ModelSplit, PullFile, PullJob
 from llamactl.client._models import (
     ActivityStatus,
     APIKey,
@@ -73,6 +74,7 @@ from llamactl.client._models import (
     InstanceChanges,
     InstanceCounts,
     InstanceFields,
+    InstancePull,
     InstanceStats,
     InstanceStatus,
     InstanceUpdated,
@@ -137,12 +139,14 @@ __all__ = [
     "InstanceChanges",
     "InstanceCounts",
     "InstanceFields",
+    "InstancePull",
     "InstanceStats",
     "InstanceStatsUpdated",
     "InstanceStatus",
     "InstanceStatusChanged",
     "InstanceUpdated",
     "KeyCreated",
+    "LibraryModel",
     "LlamactlError",
     "LogEntry",
     "LogLevel",
@@ -152,6 +156,8 @@ __all__ = [
     "MemoryEstimate",
     "MemoryStatus",
     "Model",
+    "ModelSource",
+    "ModelSplit",
     "NodeResources",
     "NotFoundError",
     "OperationResult",
@@ -159,6 +165,8 @@ __all__ = [
     "Pool",
     "PoolMember",
     "ProtocolError",
+    "PullFile",
+    "PullJob",
     "QuotaLimits",
     "QuotaUsage",
     "RateLimitError",

@@ -36,6 +36,7 @@ from llamactl.client._base import (
 from llamactl.client._events import events_call
 from llamactl.client._exceptions import APIError
 from llamactl.client._exceptions import TimeoutError as ClientTimeoutError
+from llamactl.client._library import AsyncLibraryMethods
 from llamactl.client._models import (
     APIKey,
     BatchResult,
@@ -64,7 +65,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-class AsyncClient(BaseClient):
+class AsyncClient(BaseClient, AsyncLibraryMethods):
     """An asyncio client for llamactl's REST API.
 
     >>> async with AsyncClient("http://localhost:8080") as client:

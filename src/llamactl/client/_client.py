@@ -35,6 +35,7 @@ from llamactl.client._base import (
 )
 from llamactl.client._exceptions import APIError
 from llamactl.client._exceptions import TimeoutError as ClientTimeoutError
+from llamactl.client._library import LibraryMethods
 from llamactl.client._models import (
     APIKey,
     BatchResult,
@@ -65,7 +66,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-class Client(BaseClient):
+class Client(BaseClient, LibraryMethods):
     """A blocking client for llamactl's REST API.
 
     >>> client = Client("http://localhost:8080")

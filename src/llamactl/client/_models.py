@@ -71,6 +71,14 @@ class MemoryEstimate(_Model):
     vram: int | None
 
 
+class InstancePull(_Model):
+    """The pull an instance created from a model not yet on disk waits for."""
+
+    id: str
+    status: str
+    bytes_done: int
+    bytes_total: int
+    error: str | None
 # What an instance can be asked through /v1 (``capabilities`` of Instance and Model).
 Capability = Literal["completion", "chat", "embedding", "rerank", "vision", "audio", "tools"]
 
@@ -109,6 +117,8 @@ class Instance(_Model):
     context_length: int | None = Field(description=(
         "tokens: its context_size, else the model's trained context; None: unknown"))
     capabilities: list[Capability] = Field(description="what /v1 may ask of it")
+    pull: InstancePull | None = Field(default=None, description=(
+        "created from a model not yet on disk: its pull, until the file is there"))
 
 
 class InstanceUpdated(_Model):

@@ -7,7 +7,8 @@ scalars replaced; ``null`` sets null), validated whole with the same ``Settings`
 fsync, atomic rename). The running server keeps its settings: a restart applies them.
 
 Secrets are every key named ``secret``, ``password``, ``api_key`` or ending in ``_secret``,
-``_hash`` or ``_password`` (today ``auth.secret`` and ``auth.users[].password_hash``), and
+``_hash``, ``_password`` or ``_token`` (today ``auth.secret``, ``auth.users[].password_hash``
+and ``models.hub_token``), and
 every value of an ``environment`` map (``backends.*.docker.environment``: an ``HF_TOKEN``
 goes there). They read as ``"***"``; a PUT that sends ``"***"`` back keeps the file's value
 (list items are matched by ``username``, or ``name``; variables by name), so a client may PUT
@@ -30,7 +31,7 @@ from llamactl.errors import Conflict, StartupError, ValidationFailed
 
 REDACTED = "***"
 _SECRET_NAMES = frozenset({"secret", "password", "api_key"})
-_SECRET_SUFFIXES = ("_secret", "_hash", "_password")
+_SECRET_SUFFIXES = ("_secret", "_hash", "_password", "_token")
 # Maps whose every value may be a secret (issue 27): their names stay readable.
 _SECRET_MAPS = frozenset({"environment"})
 _ITEM_KEYS = ("username", "name")  # what identifies an item of a list, for its secrets

@@ -302,6 +302,30 @@ class PoolsConfig(BaseModel):
         return dict(self.__pydantic_extra__ or {})
 
 
+class ModelsConfig(_Strict):
+    """The model library (issue 33): where pulled models land, and the Hub they come from."""
+
+    dir: Path | None = Field(default=None, description=(
+        "The library's own folder: pulled models land here, and only files here may be "
+        "deleted through the API. null = <data_dir>/models."))
+    hub_url: str | None = Field(default=None, min_length=1, description=(
+        "The Hugging Face Hub (or a mirror speaking its protocol) models are pulled from. "
+        "null = the HF_ENDPOINT environment variable, else https://huggingface.co."))
+    hub_token: str | None = Field(default=None, description=(
+        "A Hub access token for gated or private repos (a secret: never shown). null = the "
+        "HF_TOKEN environment variable, if set."))
+
+    @field_validator("dir")
+    @classmethod
+    def _absolute_dir(cls, value: Path | None) -> Path | None:
+        if value is None:
+            return None
+        value = value.expanduser()
+        if not value.is_absolute():
+            raise ValueError("must be an absolute path")
+        return value
+
+
 def default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "llamactl"
@@ -339,6 +363,8 @@ class Settings(_Strict):
         "The /v1 gateway's waits."))
     pools: PoolsConfig = Field(default_factory=PoolsConfig, description=(
         "Replica pools: when they grow, and each pool's min_running, by pool name."))
+    models: ModelsConfig = Field(default_factory=ModelsConfig, description=(
+        "The model library: its folder and the Hub models are pulled from."))
 
     @field_validator("data_dir")
     @classmethod
@@ -364,6 +390,10 @@ class Settings(_Strict):
     @property
     def logs_dir(self) -> Path:
         return self.data_dir / "logs"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.models.dir or self.data_dir / "models"
 
 
 def startup_problem(settings: Settings) -> str | None:

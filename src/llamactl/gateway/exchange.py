@@ -20,7 +20,7 @@ import logging
 from collections.abc import Awaitable
 from typing import Any
 
-from llamactl.backends import backend_named
+from llamactl.backends import served_name
 from llamactl.errors import LlamactlError
 from llamactl.gateway import edge
 from llamactl.gateway.activity_tap import client_of
@@ -120,13 +120,13 @@ class Exchange(RequestIntake):
         if model in gateway.manager.pools:  # never an instance's name: issue 32
             self._route_pool(model, body)
             return
-        owner, served = self._owner_for(model)
+        owner = self._owner_for(model)
+        served = served_name(owner.record)
         self._body = body if served is None or served == model else with_model(body, served)
         self._lease_or_wait(owner)
 
-    def _owner_for(self, model: str) -> tuple[InstanceOwner, str | None]:
-        """The instance ``model`` names, if the caller may use it for this route, and the
-        name its backend serves the model by (None: any)."""
+    def _owner_for(self, model: str) -> InstanceOwner:
+        """The instance ``model`` names, if the caller may use it for this route."""
         principal = self._principal  # admit() found it from the head
         owner = self.gateway.manager.resolve_model(model)
         if self._tap is not None:
@@ -138,7 +138,7 @@ class Exchange(RequestIntake):
                                "permission_error", "model_not_allowed")
         check_capability(self.path, owner)  # before any on-demand start (issue 31)
         self._name = owner.name
-        return owner, backend_named(owner.record.spec.backend).served_model(owner.record)
+        return owner
 
     def _lease_or_wait(self, owner: InstanceOwner) -> None:
         lease = owner.lease_if_running()

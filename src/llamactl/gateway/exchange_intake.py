@@ -13,6 +13,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
+from llamactl.backends import served_name
 from llamactl.gateway.errors import GatewayError, gateway_refusal
 from llamactl.gateway.routing import (
     KeyNotKnown,
@@ -55,7 +56,7 @@ class RequestIntake:
         def fail(self, error: GatewayError, *, reusable: bool = True) -> None: ...
         def start(self, body: bytes) -> None: ...
         def _cancelled(self) -> None: ...
-        def _owner_for(self, model: str) -> tuple[InstanceOwner, str | None]: ...
+        def _owner_for(self, model: str) -> InstanceOwner: ...
         def _lease_or_wait(self, owner: InstanceOwner) -> None: ...
 
 
@@ -143,7 +144,8 @@ class RequestIntake:
             model = upload.finder.model
             if not model:
                 raise model_required()
-            owner, served = self._owner_for(model)
+            owner = self._owner_for(model)
+            served = served_name(owner.record)
             if served is not None and served != model:
                 upload.rename_model(served)
             self._lease_or_wait(owner)

@@ -14,19 +14,22 @@ from datetime import datetime
 from llamactl.backends import backend_named
 from llamactl.backends.base import ModelAbilities
 from llamactl.supervisor.owner import InstanceOwner
+from llamactl.supervisor.pending_models import pull_of
 
 # name -> (the instance's updated_at it was worked out for, its abilities); an instance made
 # again under a deleted one's name has another updated_at.
-_KNOWN: dict[str, tuple[datetime, ModelAbilities]] = {}
+# Issue 33: an instance whose model is still being pulled is worked out again once it is there.
+_KNOWN: dict[str, tuple[tuple[datetime, bool], ModelAbilities]] = {}
 
 
 def abilities_of(owner: InstanceOwner) -> ModelAbilities:
     record = owner.record
+    version = (record.updated_at, pull_of(owner) is None)
     cached = _KNOWN.get(record.name)
-    if cached is not None and cached[0] == record.updated_at:
+    if cached is not None and cached[0] == version:
         return cached[1]
     found = backend_named(record.spec.backend).abilities(record.spec, owner.estimator)
-    _KNOWN[record.name] = (record.updated_at, found)
+    _KNOWN[record.name] = (version, found)
     return found
 
 

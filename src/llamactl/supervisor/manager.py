@@ -34,6 +34,7 @@ from llamactl.errors import (
 from llamactl.instances.changes import InstanceChanges, NewInstance
 from llamactl.instances.model_paths import check_model_path
 from llamactl.instances.models import InstanceRecord, InstanceSpec, OptionValue
+from llamactl.library.pulls import PullJob
 from llamactl.security.file_options import check_new_options
 from llamactl.supervisor import logs
 from llamactl.supervisor import messages as m
@@ -43,6 +44,7 @@ from llamactl.supervisor.context import Lifecycle, OwnerContext
 from llamactl.supervisor.leases import Lease
 from llamactl.supervisor.names import NameBook
 from llamactl.supervisor.owner import InstanceOwner, InstanceStopping
+from llamactl.supervisor.pending_models import refuse_while_pulling, wait_for_model
 from llamactl.supervisor.pools import PoolKeeper
 from llamactl.supervisor.ports import pick_port
 from llamactl.supervisor.sleep import sample_sleep
@@ -165,14 +167,18 @@ class InstanceManager:
 
     # ---- create, update, delete ----
 
-    async def create(self, body: NewInstance, *, admin: bool = False) -> InstanceOwner:
-        """``admin``: the caller may name files outside instances.model_dirs."""
+    async def create(self, body: NewInstance, *, admin: bool = False,
+                     pull: PullJob | None = None) -> InstanceOwner:
+        """``admin``: the caller may name files outside instances.model_dirs. ``pull``: the
+        model file is on its way from the Hub (issue 33), not checked until it is there."""
         backend = backend_named(body.backend)
         options = backend.validate_options(body.options)
         check_new_options(backend.table, options, self._ctx.file_policy, admin=admin)
         backend.check_extra_args(body.extra_args or [])
-        check_model_path(body.model_path, backend.model_files_only, self._ctx.config.model_dirs)
-        await asyncio.to_thread(check_model_file, backend, body.model_path)  # its header
+        if pull is None:
+            check_model_path(body.model_path, backend.model_files_only,
+                             self._ctx.config.model_dirs)
+            await asyncio.to_thread(check_model_file, backend, body.model_path)  # its header
         check_docker(body.backend, body.docker, self._ctx.backends)
         async with self._lock:
             if body.name in self._owners:
@@ -194,6 +200,7 @@ class InstanceManager:
             record = InstanceRecord(spec=spec)
             await self._ctx.repository.insert(record)  # StorageUnavailable: nothing created
             owner = InstanceOwner(record, self._ctx)
+            owner.pull = pull
             self._owners[spec.name] = owner
             owner.run()
             self.pools.refresh()
@@ -314,6 +321,7 @@ class InstanceManager:
         owner = self.owner(name)
         if owner.status not in ("stopped", "failed"):
             raise InstanceAlreadyRunning(f"Instance '{name}' is already {owner.status}")
+        refuse_while_pulling(owner)
         await self._capacity.start_within_limits(owner, wait_for_room=wait, join=False)
         if wait:
             await owner.wait_ready()
@@ -322,6 +330,7 @@ class InstanceManager:
         """A lease on a running instance for one request: starting it on demand, joining a
         start in progress, making room within the limits, or waiting for room."""
         owner = self.owner(name)
+        await wait_for_model(owner)  # issue 33: created from a model still being pulled
         for _ in range(ACQUIRE_ATTEMPTS):
             lease = owner.lease_if_running()
             if lease is not None:
@@ -345,10 +354,11 @@ class InstanceManager:
         await self.owner(name).restart()
 
     async def start_all(self) -> BatchResult:
-        return await self._batch(
-            lambda o: self._capacity.start_within_limits(o, wait_for_room=False, join=False),
-            wanted=("stopped", "failed"),
-        )
+        async def start(owner: InstanceOwner) -> None:
+            refuse_while_pulling(owner)  # failed in the batch: its model is not there yet
+            await self._capacity.start_within_limits(owner, wait_for_room=False, join=False)
+
+        return await self._batch(start, wanted=("stopped", "failed"))
 
     async def stop_all(self) -> BatchResult:
         return await self._batch(

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from llamactl.errors import InstanceNotFound, LlamactlError
 from llamactl.instances.models import InstanceRecord, Status, utc_now
+from llamactl.library.pulls import PullJob
 from llamactl.supervisor import lifecycle_terms as t
 from llamactl.supervisor import messages as m
 from llamactl.supervisor.context import OwnerContext
@@ -45,6 +46,8 @@ class InstanceOwner:
     def __init__(self, record: InstanceRecord, context: OwnerContext):
         self.record = record
         self.stats = ProcessStats()
+        # Issue 33: the model's pull, while the instance waits for it (pending_models.py)
+        self.pull: PullJob | None = None
         self._ctx = context
         self._inbox: asyncio.Queue[m.Message] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None

@@ -19,9 +19,10 @@ from llamactl.api.compression import (
     GzipMemo,
     accepts_gzip,
 )
-from llamactl.api.deps import ManagerDep, SettingsDep
+from llamactl.api.deps import ManagerDep, ServicesDep, SettingsDep
 from llamactl.api.hidden import kept_args, kept_environment
 from llamactl.api.instance_requests import InstanceCreate, InstanceUpdate, StopBody
+from llamactl.api.model_refs import MODEL_PULL_ERRORS, check_one_model, model_path_for
 from llamactl.api.paths import INSTANCE_PARAMETER as NAME
 from llamactl.api.schemas import (
     ERROR_RESPONSES,
@@ -39,6 +40,7 @@ from llamactl.api.schemas import (
 from llamactl.api.schemas import Instance as InstanceModel
 from llamactl.api.views import instance_json, instance_list_json
 from llamactl.backends import backend_named
+from llamactl.errors import LlamactlError
 from llamactl.instances.changes import InstanceChanges, NewInstance
 from llamactl.security.powers import check_powerful_fields
 from llamactl.security.roles import allows, role_route
@@ -76,12 +78,24 @@ async def list_instances(manager: ManagerDep, settings: SettingsDep,
 
 
 @router.post("", status_code=201, response_model=InstanceCreated, summary="Create an instance",
-             openapi_extra=OPERATOR)
+             openapi_extra=OPERATOR, responses=MODEL_PULL_ERRORS)
 async def create_instance(
-    body: InstanceCreate, manager: ManagerDep, settings: SettingsDep, principal: PrincipalDep
+    body: InstanceCreate, services: ServicesDep, principal: PrincipalDep
 ) -> Response:
+    manager, settings = services.manager, services.settings
     check_powerful_fields(principal, body)
-    owner = await manager.create(NewInstance(**body.model_dump()), admin=_admin(principal))
+    check_one_model(body.model_path, body.model)
+    model_path, pull = body.model_path, None
+    if body.model is not None:  # issue 33: a model of the library, or one to pull
+        model_path, pull = await model_path_for(body.model, services)
+    fields = body.model_dump(exclude={"model", "model_path"})
+    try:
+        owner = await manager.create(NewInstance(model_path=str(model_path), **fields),
+                                     admin=_admin(principal), pull=pull)
+    except LlamactlError:
+        if pull is not None:  # nothing was created: nor is anything pulled for it
+            await services.library.pulls.cancel(pull.id)
+        raise
     return _json(
         {"message": "Instance created successfully",
          "instance": instance_json(owner, settings.instances, secrets=_admin(principal))},

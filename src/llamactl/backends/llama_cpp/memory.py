@@ -155,15 +155,11 @@ def read_model_facts(path: Path) -> ModelFacts:
     """Read a GGUF file's header (metadata and tensor table; the data is not read)."""
     import gguf  # a dependency; imported on first use: it takes ~1 s (numpy) to import
 
-    reader = gguf.GGUFReader(path, "r")
-    arch = _field(reader, "general.architecture", "llama")
+    return model_facts(gguf.GGUFReader(path, "r"))
 
-    def num(key: str, default: int = 0) -> int:
-        value = _field(reader, f"{arch}.{key}", default)
-        return int(value[0] if isinstance(value, list) else value)
 
-    n_embd, n_head = num("embedding_length"), num("attention.head_count", 1)
-    head_dim = n_embd // max(n_head, 1)
+def tensor_bytes(reader: Any) -> tuple[int, int, int]:
+    """The tensor data of a GGUF reader's file: repeating blocks, output head, the rest."""
     layer = output = other = 0
     for tensor in reader.tensors:
         size = int(tensor.n_bytes)
@@ -173,11 +169,26 @@ def read_model_facts(path: Path) -> ModelFacts:
             output += size
         else:
             other += size
+    return layer, output, other
+
+
+def model_facts(reader: Any) -> ModelFacts:
+    """What the estimate needs, from an open ``gguf.GGUFReader`` (the model library reads
+    its files' headers once for everything it shows)."""
+    arch = field_value(reader, "general.architecture", "llama")
+
+    def num(key: str, default: int = 0) -> int:
+        value = field_value(reader, f"{arch}.{key}", default)
+        return int(value[0] if isinstance(value, list) else value)
+
+    n_embd, n_head = num("embedding_length"), num("attention.head_count", 1)
+    head_dim = n_embd // max(n_head, 1)
+    layer, output, other = tensor_bytes(reader)
     n_layers, n_swa = num("block_count"), num("attention.sliding_window")
     pattern = SWA_PATTERN.get(str(arch))
     swa_layers = n_layers - n_layers // pattern if pattern and n_swa else 0
     tokens = reader.fields.get("tokenizer.ggml.tokens")
-    n_vocab = int(_field(reader, f"{arch}.vocab_size", 0)) or (
+    n_vocab = int(field_value(reader, f"{arch}.vocab_size", 0)) or (
         len(tokens.data) if tokens is not None else 0)
     return ModelFacts(
         n_layers=n_layers, n_embd=n_embd, n_head=n_head,
@@ -189,7 +200,8 @@ def read_model_facts(path: Path) -> ModelFacts:
         n_swa=n_swa)
 
 
-def _field(reader: Any, key: str, default: Any) -> Any:
+def field_value(reader: Any, key: str, default: Any) -> Any:
+    """A metadata value of a GGUF reader's file, or ``default``."""
     field = reader.fields.get(key)
     if field is None:
         return default
