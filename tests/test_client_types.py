@@ -51,6 +51,8 @@ PAIRS: dict[str, tuple[str, ...]] = {
     "ActivityPage": ("ActivityPage",),
     "ActivityGroup": ("ActivityGroup",),
     "ActivityStatus": ("ActivityStatus",),
+    "Pool": ("Pool",),
+    "PoolMember": ("PoolMember",),
     "InstancePull": ("InstancePull",),
     "LibraryModel": ("ModelEntryBody",),
     "ModelSplit": ("ModelSplit",),
@@ -143,10 +145,10 @@ async def test_every_answer_schema_has_a_client_model(openapi: dict[str, Any]) -
         "MemoryBudgetConfig", "MlxLmBackendConfig", "RateLimitConfig", "ServerConfig",
         "DockerConfig", "LlamaCppDockerConfig", "VllmDockerConfig",
         "StopBody", "UserEntry", "VllmBackendConfig", "ActivityConfig", "KeyUpdate",
-        "ModelsConfig", "PullRequest",
+        "GatewayConfig", "PoolEntry", "PoolsConfig", "ModelsConfig", "PullRequest",
         # envelopes the client unwraps: {"instances": [...]}, {"logs": [...]}, ...
         "BackendList", "InstanceCreated", "InstanceList", "KeyList", "LogList", "Message",
-        "ActivitySummary", "ModelList", "PullList",
+        "ActivitySummary", "PoolList", "ModelList", "PullList",
         # read by the command line as plain JSON, not (yet) client models
         "BackendInfo", "OptionInfo", "Me", "AuditPage", "AuditRecord", "AuditPrincipal",
     }

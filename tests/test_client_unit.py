@@ -47,6 +47,7 @@ INSTANCE = {"name": "a", "status": "stopped", "model_path": "/m.gguf", "port": 8
             "auto_restart": True, "max_restarts": 3, "restart_delay": 5.0,
             "on_demand_start": True, "idle_timeout": 0.0, "group": None, "environment": {},
             "extra_args": [], "aliases": [], "resources": {}, "docker": None, "node": None,
+            "pool": None, "sleep_after": None, "sleeping": False,
             "restart_count": 0, "last_error": None, "created_at": "2024-01-15T10:30:00Z",
             "updated_at": "2024-01-15T12:45:00Z", "memory_estimate": None,
             "context_length": 4096, "capabilities": ["completion", "chat"], "pull": None}

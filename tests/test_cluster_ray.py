@@ -313,3 +313,43 @@ async def test_node_loss_places_the_instance_again(
     await wait_gone(backend.pid)
     chat = await app.client.post("/v1/chat/completions", json={"model": "s", **CHAT})
     assert chat.status_code == 200, chat.text
+
+
+async def test_a_pool_spreads_over_nodes_and_keeps_serving_when_one_is_lost(
+        app: AppHarness, ray_cluster: RayCluster, model: Path) -> None:
+    """Issue 32. Last in the module, after the node loss above: it kills one more node."""
+    for name in ("p1", "p2"):
+        created = await app.client.post("/api/instances", json={
+            "name": name, "model_path": str(model), "pool": "spread",
+            "options": {"parallel": 1}})
+        assert created.status_code == 201, created.text
+        await app.client.post(f"/api/instances/{name}/start")
+        await wait_status(app.client, name, "running", timeout=PLACED_TIMEOUT)
+    placed = {m["name"]: m["node"] for m in
+              (await app.client.get("/api/pools")).json()["pools"][0]["members"]}
+    assert len(set(placed.values())) == 2, placed  # spread: one member per node
+    head = node_with("box_a")
+    victim = next(name for name, node in placed.items() if node != head)
+    lost = placed[victim]
+    outcomes: list[tuple[float, int]] = []
+    killed_at: list[float] = []
+    loop = asyncio.get_running_loop()
+
+    async def client() -> None:
+        while not killed_at or loop.time() < killed_at[0] + 3:
+            began = loop.time()
+            answer = await app.client.post("/v1/chat/completions",
+                                           json={"model": "spread", **CHAT},
+                                           timeout=PLACED_TIMEOUT)
+            outcomes.append((began, answer.status_code))
+
+    load = [asyncio.create_task(client()) for _ in range(4)]
+    await asyncio.sleep(1.0)
+    ray_cluster.raylets()[lost].send_signal(signal.SIGKILL)
+    killed_at.append(loop.time())
+    await asyncio.gather(*load)
+    failed = [began for began, status in outcomes if status != 200]
+    # Only what was in flight on the lost member (one slot) may fail.
+    assert len(failed) <= 1, outcomes
+    assert all(began < killed_at[0] for began in failed), outcomes
+    assert sum(1 for began, _ in outcomes if began > killed_at[0]) >= 4

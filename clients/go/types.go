@@ -50,9 +50,12 @@ type Instance struct {
 	Environment   map[string]string  `json:"environment"`
 	ExtraArgs     []string           `json:"extra_args"`
 	Aliases       []string           `json:"aliases"`
-	Resources     map[string]float64 `json:"resources"` // Ray resources (cluster.engine: ray)
-	Docker        *bool              `json:"docker"`    // in a container; nil: the backend's setting
-	Node          map[string]string  `json:"node"`      // {id, address} while on a Ray node
+	Resources     map[string]float64 `json:"resources"`   // Ray resources (cluster.engine: ray)
+	Docker        *bool              `json:"docker"`      // in a container; nil: the backend's setting
+	Pool          *string            `json:"pool"`        // the replica pool it serves; nil: none
+	SleepAfter    *float64           `json:"sleep_after"` // seconds idle before it sleeps
+	Sleeping      bool               `json:"sleeping"`    // model unloaded until a request
+	Node          map[string]string  `json:"node"`        // {id, address} while on a Ray node
 	RestartCount  int                `json:"restart_count"`
 	LastError     *string            `json:"last_error"`
 	CreatedAt     time.Time          `json:"created_at"`
@@ -102,7 +105,9 @@ type CreateInstanceRequest struct {
 	Environment   map[string]string `json:"environment,omitempty"`
 	ExtraArgs     []string          `json:"extra_args,omitempty"`
 	Aliases       []string          `json:"aliases,omitempty"`
-	Docker        *bool             `json:"docker,omitempty"` // nil: the backend's docker.enabled
+	Docker        *bool             `json:"docker,omitempty"`      // nil: the backend's docker.enabled
+	Pool          *string           `json:"pool,omitempty"`        // the replica pool it serves
+	SleepAfter    *float64          `json:"sleep_after,omitempty"` // seconds idle, then sleep
 }
 
 // UpdateInstanceRequest is the body of UpdateInstance: nil fields stay as they are.
@@ -121,7 +126,9 @@ type UpdateInstanceRequest struct {
 	Environment   map[string]string `json:"environment,omitempty"`
 	ExtraArgs     []string          `json:"extra_args,omitempty"`
 	Aliases       []string          `json:"aliases,omitempty"`
-	Docker        *bool             `json:"docker,omitempty"` // run in a container, or not
+	Docker        *bool             `json:"docker,omitempty"`      // run in a container, or not
+	Pool          *string           `json:"pool,omitempty"`        // join a replica pool
+	SleepAfter    *float64          `json:"sleep_after,omitempty"` // seconds idle, then sleep
 	// Reset names lifecycle fields ("idle_timeout", "group", "docker", ...) to send as null,
 	// which returns them to the configuration's defaults.
 	Reset []string `json:"-"`

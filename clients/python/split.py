@@ -21,7 +21,7 @@ CLIENT_MODULES: dict[str, set[str] | None] = {
     # works on a local data dir only where the server is installed
     "llamactl.cli": {"__init__", "activity", "common", "completion", "instance_logs",
                      "instance_view", "instances",
-                     "keys", "local_options", "models", "output", "system", "watch"},
+                     "keys", "local_options", "models", "output", "pools", "system", "watch"},
 }
 CLIENT_PACKAGES = sorted(CLIENT_MODULES)
 # package data (setuptools' package-data) of the client's wheel

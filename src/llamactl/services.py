@@ -78,10 +78,11 @@ async def running_services(settings: Settings, config_path: Path | None,
                          data_dir=settings.data_dir, config_path=config_path,
                          repository=InstanceRepository(connection, writer),
                          events=events, metrics=metrics, host=host),
-            reserved_ports=[settings.server.port])
+            reserved_ports=[settings.server.port], pools=settings.pools)
         auth = build_auth(settings, connection, writer, config_path)
         await _boot(manager, host, config_path)
         writer.start()
+        manager.pools.start()  # min_running: its starts are written, so after the writer
         auth.keys.start()
         stack.push_async_callback(auth.keys.stop)
         ledger = _ledger(settings, writer, events, metrics, auth)
@@ -128,11 +129,14 @@ async def _front(settings: Settings, config_path: Path | None, metrics: Llamactl
                             build_time=build_time(DISTRIBUTION))
     monitoring.start()
     gateway = Gateway(manager, auth, new_backend_pool(), settings.server.cors_origins,
-                      origin_policy=policy)
+                      origin_policy=policy, max_wait=settings.gateway.max_wait)
     gateway.ledger = ledger
     metrics.track_instances(lambda: [owner.status for owner in manager.owners()])
     metrics.track_gateway(lambda: gateway.answered,
                           lambda: [(o.name, o.leases.inflight) for o in manager.owners()])
+    metrics.track_pools(lambda: [
+        (pool, manager.pools.waiting(pool), [o.status for o in manager.pools.members(pool)])
+        for pool in sorted(manager.pools.names())])
     limits = build_limits(settings, auth)
     library = ModelLibrary(settings, events)
     if limits is not None:

@@ -74,6 +74,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/system/info"): Rule("viewer", "/api/system/info", 200),
     ("GET", "/api/config"): Rule("viewer", "/api/config", 200),
     ("GET", "/api/backends"): Rule("viewer", "/api/backends", 200),
+    ("GET", "/api/pools"): Rule("viewer", "/api/pools", 200),
     ("POST", "/api/backends/{backend}/parse-command"): Rule(
         "operator", "/api/backends/llama_cpp/parse-command", 400, {"command": "ls -l"}),
     ("POST", "/api/backends/{backend}/estimate"): Rule(

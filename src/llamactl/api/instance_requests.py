@@ -79,6 +79,13 @@ class LifecycleFields(_Body):
     docker: bool | None = Field(default=None, description=(
         "run in a Docker container (true) or on this host (false); null: the backend's "
         "backends.<name>.docker.enabled"))
+    pool: str | None = Field(default=None, pattern=NAME_PATTERN, description=(
+        "the replica pool it serves (a name, never an instance's): /v1 requests naming the "
+        "pool go to one of its running members; null: none"), examples=["chat"])
+    sleep_after: float | None = Field(default=None, ge=1, le=30 * 86400, description=(
+        "seconds without requests before its server unloads the model and sleeps, its "
+        "process kept (llama.cpp's --sleep-idle-seconds); the next request wakes it; "
+        "null: never"), examples=[300])
 
     @field_validator("environment")
     @classmethod

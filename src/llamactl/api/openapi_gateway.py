@@ -46,7 +46,7 @@ _RELAY_STATUSES = (
     (403, "model_not_allowed: the key may not use it"),
     (404, "model_not_found"), (413, "body_too_large"), (502, "upstream_unavailable"),
     (503, "model_start_failed, model_not_running, capacity_exhausted (Retry-After), "
-          "shutting_down"),
+          "timeout (gateway.max_wait), shutting_down"),
     *_COMMON,
 )
 _RELAY_ERRORS = _errors(*_RELAY_STATUSES)
@@ -65,7 +65,9 @@ _MODEL = {"type": "object", "required": ["id", "object", "created", "owned_by", 
                              "the instance's context_size, else the model's trained "
                              "context; null: unknown")},
                          "capabilities": {"type": "array", "items": {
-                             "type": "string", "enum": _CAPABILITIES}}}}
+                             "type": "string", "enum": _CAPABILITIES}},
+                         "members": {"type": "array", "items": {"type": "string"},
+                                     "description": "a replica pool's: its members"}}}
 _MODEL_LIST = {"type": "object", "required": ["object", "data"],
                "properties": {"object": {"type": "string"},
                               "data": {"type": "array", "items": _MODEL}}}

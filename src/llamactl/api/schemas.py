@@ -60,6 +60,12 @@ class Instance(BaseModel):
     docker: bool | None = Field(description=(
         "runs in a Docker container (true), on this host (false), or as its backend's "
         "backends.<name>.docker.enabled says (null)"))
+    pool: str | None = Field(description=(
+        "the replica pool it serves: /v1 requests naming the pool go to one of its members"))
+    sleep_after: float | None = Field(description=(
+        "seconds idle before its server sleeps (model unloaded, process kept); null: never"))
+    sleeping: bool = Field(description=(
+        "its server sleeps now: it claims its measured memory, and the next request wakes it"))
     node: dict[str, str] | None = Field(description="{id, address} while placed on a Ray node")
     restart_count: int
     last_error: str | None

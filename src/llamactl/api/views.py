@@ -57,6 +57,7 @@ def instance_json(owner: InstanceOwner, config: InstancesConfig, *,
     document["restart_count"] = runtime.restart_count
     document["last_error"] = runtime.last_error
     document["node"] = runtime.node
+    document["sleeping"] = runtime.sleeping
     document["pull"] = pull_json(owner)
     return document
 
@@ -91,6 +92,9 @@ def _settled_part(owner: InstanceOwner, config: InstancesConfig) -> dict[str, An
         "aliases": spec.aliases,
         "resources": spec.resources,
         "docker": spec.docker,
+        "pool": spec.pool,
+        "sleep_after": spec.sleep_after,
+        "sleeping": None,
         "node": None,
         "restart_count": None,
         "last_error": None,

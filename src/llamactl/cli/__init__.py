@@ -34,6 +34,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
                "Read and change the server's configuration (changing it needs an admin)."),
     "login": ("llamactl.cli.system:login", "Log in and save the token for later commands."),
     "logout": ("llamactl.cli.system:logout", "Forget the token saved for a server."),
+    "pools": ("llamactl.cli.pools:pools",
+              "Replica pools: their members, their load and the requests waiting."),
     "events": ("llamactl.cli.watch:events",
                "Follow the server's events: status changes, stats and alerts."),
     "activity": ("llamactl.cli.activity:activity",

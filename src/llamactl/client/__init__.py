@@ -95,6 +95,7 @@ from llamactl.client._models import (
     SystemStatus,
     Token,
 )
+from llamactl.client._pool_models import Pool, PoolMember
 from llamactl.client._raw import RawResponse
 from llamactl.client._streaming import AsyncLogStream, LogStream
 
@@ -161,6 +162,8 @@ __all__ = [
     "NotFoundError",
     "OperationResult",
     "PermissionDeniedError",
+    "Pool",
+    "PoolMember",
     "ProtocolError",
     "PullFile",
     "PullJob",

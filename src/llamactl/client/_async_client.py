@@ -55,6 +55,7 @@ from llamactl.client._models import (
     SystemStatus,
     Token,
 )
+from llamactl.client._pool_models import Pool
 from llamactl.client._raw import AsyncRawResponses
 from llamactl.client._streaming import AsyncLogStream
 
@@ -313,6 +314,10 @@ class AsyncClient(BaseClient, AsyncLibraryMethods):
         return await self._call(calls.update_config(changes))
 
     # -- API keys and models --------------------------------------------------------------
+
+    async def list_pools(self) -> list[Pool]:
+        """The replica pools, their members and the requests waiting for them."""
+        return await self._call(calls.list_pools())
 
     async def list_keys(self) -> list[APIKey]:
         """The inference API keys of the /v1 gateway (admin)."""

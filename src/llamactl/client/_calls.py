@@ -31,6 +31,7 @@ from llamactl.client._models import (
     SystemStatus,
     Token,
 )
+from llamactl.client._pool_models import Pool
 
 INSTANCES = "/api/instances"
 LOG_LEVELS = ("debug", "info", "warn", "error")
@@ -180,6 +181,11 @@ def get_config() -> Call[dict[str, Any]]:
 
 def update_config(changes: Mapping[str, Any]) -> Call[ConfigUpdated]:
     return Call("PUT", "/api/config", ConfigUpdated.model_validate, body=dict(changes))
+
+
+def list_pools() -> Call[list[Pool]]:
+    return Call("GET", "/api/pools",
+                lambda body: [Pool.model_validate(item) for item in body["pools"]])
 
 
 def list_keys() -> Call[list[APIKey]]:

@@ -54,6 +54,7 @@ from llamactl.client._models import (
     SystemStatus,
     Token,
 )
+from llamactl.client._pool_models import Pool
 from llamactl.client._raw import RawResponses
 from llamactl.client._streaming import LogStream
 
@@ -314,6 +315,10 @@ class Client(BaseClient, LibraryMethods):
         return self._call(calls.update_config(changes))
 
     # -- API keys and models --------------------------------------------------------------
+
+    def list_pools(self) -> list[Pool]:
+        """The replica pools, their members and the requests waiting for them."""
+        return self._call(calls.list_pools())
 
     def list_keys(self) -> list[APIKey]:
         """The inference API keys of the /v1 gateway (admin)."""

@@ -105,6 +105,9 @@ class Instance(_Model):
     docker: bool | None = Field(description=(
         "in a Docker container (true), on the host (false), or as the backend's "
         "docker.enabled says (None)"))
+    pool: str | None = Field(description="the replica pool it serves; None: none")
+    sleep_after: float | None = Field(description="seconds idle before it sleeps; None: never")
+    sleeping: bool = Field(description="its model is unloaded until the next request")
     node: dict[str, str] | None = Field(description="{id, address} while placed on a Ray node")
     restart_count: int
     last_error: str | None
@@ -335,6 +338,8 @@ class Model(_Model):
     capabilities: list[Capability] = Field(description=(
         "what the gateway may ask of it (a route needing another is refused: 400 "
         "unsupported_capability)"))
+    members: list[str] | None = Field(default=None, description=(
+        "a replica pool's members (the entry is a pool); None: an instance"))
 
 
 class InstanceFields(TypedDict, total=False):
@@ -354,6 +359,8 @@ class InstanceFields(TypedDict, total=False):
     extra_args: list[str]
     aliases: list[str]
     docker: bool | None  # run in Docker; None: the backend's docker.enabled
+    pool: str | None  # the replica pool it serves
+    sleep_after: float | None  # seconds idle before it sleeps
 
 
 class InstanceChanges(TypedDict, total=False):
@@ -375,3 +382,5 @@ class InstanceChanges(TypedDict, total=False):
     extra_args: list[str] | None
     aliases: list[str] | None
     docker: bool | None
+    pool: str | None
+    sleep_after: float | None

@@ -178,6 +178,11 @@ class RayHost:
         resources = placement_resources(request.resources, request.memory,
                                         "vram" in self._ray.cluster_resources())
         options = actor_options(resources, actor_name(request.name), self._config.namespace)
+        spread_to = self._node_besides(request.avoid_nodes)
+        if spread_to is not None:  # soft: a node that cannot take it is passed over
+            strategies: Any = importlib.import_module("ray.util.scheduling_strategies")
+            options["scheduling_strategy"] = strategies.NodeAffinitySchedulingStrategy(
+                node_id=spread_to, soft=True)
         try:
             actor = self._actor_class.options(**options).remote()
         except (ValueError, self._ray.exceptions.RayError) as exc:
@@ -230,6 +235,15 @@ class RayHost:
                 actors.append((actor_name, self._ray.get_actor(
                     actor_name, namespace=self._config.namespace)))
         return actors
+
+    def _node_besides(self, avoid: tuple[str, ...]) -> str | None:
+        """An alive node other than those of ``avoid`` (a pool's other members), or None:
+        no pool to spread, or every node holds one already (Ray chooses then)."""
+        if not avoid:
+            return None
+        others = sorted(node["NodeID"] for node in self._ray.nodes()
+                        if node["Alive"] and node["NodeID"] not in avoid)
+        return others[0] if others else None
 
     def nodes(self) -> list[dict[str, Any]] | None:
         state: Any = importlib.import_module("ray._private.state").state

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -18,10 +19,15 @@ from pydantic import (
     Field,
     SerializeAsAny,
     field_validator,
+    model_validator,
 )
 
 from llamactl.config.backend_settings import BackendsConfig, default_backends
 from llamactl.config.sizes import parse_size
+
+# An instance's name pattern (instances/models.py, a sibling this layer may not import): a
+# pool's name routes /v1 requests as an instance's does.
+POOL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
 
 class _Strict(BaseModel):
@@ -184,7 +190,7 @@ class UserEntry(_Strict):
     limits: QuotaLimits | None = Field(default=None, description=(
         "This user's quotas on /v1; null = none."))
     priority: int = Field(default=0, ge=-1_000_000, le=1_000_000, description=(
-        "Higher goes first when pools queue requests (issue 31); stored and shown."))
+        "Higher goes first wherever /v1 requests wait (a start, room, a pool's slot)."))
 
 
 class AuthConfig(_Strict):
@@ -257,6 +263,45 @@ class ClusterConfig(_Strict):
         "The address backends listen on, on every node. null = the node's own address."))
 
 
+class GatewayConfig(_Strict):
+    """The /v1 gateway: how long a request may wait before it is answered."""
+
+    max_wait: float = Field(default=300.0, gt=0, description=(
+        "Seconds a /v1 request may wait (for an on-demand start, for room, for a pool's "
+        "free slot) before it gets 503 with error.code timeout."))
+
+
+class PoolEntry(_Strict):
+    """One replica pool's settings (issue 32)."""
+
+    min_running: int = Field(default=0, ge=0, le=1000, description=(
+        "Members kept running: started when llamactl starts and again after a crash."))
+
+
+class PoolsConfig(BaseModel):
+    """Replica pools (an instance's pool field): when they grow, and, by pool name, each
+    pool's settings ({<name>: {min_running: N}})."""
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+    __pydantic_extra__: dict[str, PoolEntry] = Field(init=False)
+
+    scale_up_after: float = Field(default=1.0, gt=0, description=(
+        "Seconds a request waits with every running member saturated before the pool starts "
+        "one more stopped member (one start at a time per pool, within the limits)."))
+
+    @model_validator(mode="after")
+    def _pool_names(self) -> PoolsConfig:
+        for name in self.entries:
+            if not POOL_NAME.match(name):
+                raise ValueError(f"'{name}' is not a valid pool name")
+        return self
+
+    @property
+    def entries(self) -> dict[str, PoolEntry]:
+        """The pools named in the config, by name."""
+        return dict(self.__pydantic_extra__ or {})
+
+
 class ModelsConfig(_Strict):
     """The model library (issue 33): where pulled models land, and the Hub they come from."""
 
@@ -314,6 +359,10 @@ class Settings(_Strict):
         "Where backends run: this machine (local) or a Ray cluster (ray)."))
     activity: ActivityConfig = Field(default_factory=ActivityConfig, description=(
         "The ledger of requests: whether it is kept, and for how long."))
+    gateway: GatewayConfig = Field(default_factory=GatewayConfig, description=(
+        "The /v1 gateway's waits."))
+    pools: PoolsConfig = Field(default_factory=PoolsConfig, description=(
+        "Replica pools: when they grow, and each pool's min_running, by pool name."))
     models: ModelsConfig = Field(default_factory=ModelsConfig, description=(
         "The model library: its folder and the Hub models are pulled from."))
 

@@ -69,6 +69,21 @@ def model_not_found(model: str) -> GatewayError:
                         "model_not_found")
 
 
+def wait_timeout(max_wait: float) -> GatewayError:
+    """A request that waited gateway.max_wait for its model (a start, room, a pool's slot)."""
+    return GatewayError(503, f"The request waited {max_wait:g} s (gateway.max_wait) for its "
+                        "model and was not served", "server_error", "timeout")
+
+
+def wait_failed(error: Exception, max_wait: float) -> GatewayError:
+    """What a request that waited for its model is answered when the wait ends in error."""
+    if isinstance(error, TimeoutError):
+        return wait_timeout(max_wait)
+    if isinstance(error, LlamactlError):
+        return from_domain(error)
+    return GatewayError(500, "Internal error", "server_error", "internal_error")
+
+
 def gateway_refusal(refusal: Refusal) -> GatewayError:
     """The Origin and Host rules' 403 (security/origin.py): code ``forbidden_origin`` or
     ``forbidden_host``; 400 ``invalid_request`` for two Host headers."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 from llamactl.backends import served_name
@@ -24,9 +25,10 @@ from llamactl.errors import LlamactlError
 from llamactl.gateway import edge
 from llamactl.gateway.activity_tap import client_of
 from llamactl.gateway.capabilities import check_capability
-from llamactl.gateway.errors import GatewayError, from_domain, model_not_found
+from llamactl.gateway.errors import GatewayError, model_not_found, wait_failed
 from llamactl.gateway.exchange_intake import RequestIntake
 from llamactl.gateway.pool import BackendConnection, Framing
+from llamactl.gateway.pool_route import PoolRoute
 from llamactl.gateway.routing import (
     allowed_method,
     local_answer,
@@ -53,9 +55,9 @@ _NOSNIFF = b"x-content-type-options: nosniff\r\n"  # on every answer, as on /api
 class Exchange(RequestIntake):
     # and RequestIntake's: "_admitting", "_principal", "_retries", "_task", "_upload"
     __slots__ = ("_answered", "_body", "_chunked", "_connection", "_framing", "_id_header",
-                 "_lease", "_name", "_out", "_reusable", "_status", "_tap", "finished", "front",
-                 "gateway", "headers", "http11", "method", "path", "request_id", "scheme",
-                 "target")
+                 "_lease", "_name", "_out", "_pool", "_reusable", "_status", "_tap", "finished",
+                 "front", "gateway", "headers", "http11", "method", "path", "request_id",
+                 "scheme", "target")
 
     def __init__(self, gateway: Gateway, front: Front, method: str, target: bytes, path: str,
                  headers: list[tuple[bytes, bytes]], http11: bool, scheme: str = "http"):
@@ -87,6 +89,7 @@ class Exchange(RequestIntake):
         self._status = 0  # the answer's, once known
         self._tap = gateway.tap()  # issue 30: the request on record, when it ends
         self._upload: Upload | None = None  # a form upload's body (exchange_intake.py)
+        self._pool: PoolRoute | None = None  # issue 32: the model named a replica pool
 
     # the request: admit() and a form upload's steps are RequestIntake's
     def start(self, body: bytes) -> None:
@@ -110,9 +113,13 @@ class Exchange(RequestIntake):
         if self.method != allowed:
             raise method_not_allowed(allowed)
         if allowed == "GET":  # the model list is llamactl's to answer
-            self._answer_json(200, local_answer(self.path, gateway.manager.owners(), principal))
+            self._answer_json(200, local_answer(self.path, gateway.manager.owners(), principal,
+                                                gateway.manager.pools))
             return
         model = model_of(body)
+        if model in gateway.manager.pools:  # never an instance's name: issue 32
+            self._route_pool(model, body)
+            return
         owner = self._owner_for(model)
         served = served_name(owner.record)
         self._body = body if served is None or served == model else with_model(body, served)
@@ -140,21 +147,34 @@ class Exchange(RequestIntake):
         else:
             self._task = self.gateway.spawn(self._acquire(owner.name))
 
-    async def _acquire(self, name: str) -> None:
-        """Wait for the instance: started on demand, or room made for it within the limits."""
+    def _route_pool(self, pool: str, body: bytes) -> None:
+        """A pool's name (issue 32): a member chosen now, or once one has a free slot."""
+        gateway = self.gateway
+        route = self._pool = PoolRoute.of(gateway.manager.pools, gateway.auth, self._principal,
+                                          pool, self.headers, body)
+        self._name, self._body = pool, body
+        if self._tap is not None:
+            self._tap.model = pool
+        lease = route.take()
+        if lease is not None:
+            self._leased(lease)
+        else:
+            self._task = gateway.spawn(self._acquire(pool, route.acquire()))
+
+    async def _acquire(self, name: str, waiting: Awaitable[Lease] | None = None) -> None:
+        """Wait for the instance: started on demand, or room made for it within the limits;
+        or for a pool's member. At most gateway.max_wait, then 503 timeout."""
         try:
-            lease = await self.gateway.manager.acquire(name)
-        except LlamactlError as error:
-            self._task = None
-            self.fail(from_domain(error))
-            return
+            async with asyncio.timeout(self.gateway.max_wait):
+                lease = await (waiting or self.gateway.manager.acquire(name))
         except asyncio.CancelledError:
             self._cancelled()
             raise
-        except Exception:
+        except Exception as error:
             self._task = None
-            log.exception("gateway: waiting for instance %s failed", name)
-            self.fail(GatewayError(500, "Internal error", "server_error", "internal_error"))
+            if not isinstance(error, TimeoutError | LlamactlError):
+                log.exception("gateway: waiting for instance %s failed", name)
+            self.fail(wait_failed(error, self.gateway.max_wait))
             return
         self._task = None
         if self.finished:  # the client left meanwhile
@@ -170,7 +190,10 @@ class Exchange(RequestIntake):
 
     def _leased(self, lease: Lease) -> None:
         self._lease = lease
+        if self._pool is not None:  # the member chosen: named in logs and on record
+            self._name, self._body = lease.instance, self._pool.body_for(lease, self._body)
         if self._tap is not None:
+            self._tap.instance = self._name
             self._tap.leased(lease.host)
         # An upload cannot be sent again: never on a kept connection the backend may close.
         self.gateway.pool.checkout(lease.port, self, slots=lease.slots, host=lease.host,
@@ -204,6 +227,11 @@ class Exchange(RequestIntake):
             self._upload.connected(connection)
 
     def on_connect_failed(self, error: str) -> None:
+        if self._pool is not None and self._lease is not None and not self.finished:
+            # Not sent: the member is gone (crash, node loss). Another member takes it.
+            lease, self._lease = self._lease, None
+            self._task = self.gateway.spawn(self._acquire(self._name, self._pool.failover(lease)))
+            return
         self.fail(GatewayError(502, edge.not_answering(self._name, error),
                                "server_error", "upstream_unavailable"))
 

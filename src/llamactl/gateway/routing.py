@@ -17,8 +17,9 @@ from llamactl.gateway.credentials import (
 from llamactl.gateway.errors import GatewayError, from_domain, model_not_found
 from llamactl.security.keys import KEY_PREFIX
 from llamactl.security.service import ANONYMOUS, AuthService, Principal
-from llamactl.supervisor.abilities import abilities_json
+from llamactl.supervisor.abilities import abilities_json, abilities_of
 from llamactl.supervisor.owner import InstanceOwner
+from llamactl.supervisor.pools import PoolKeeper
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
 
@@ -79,21 +80,47 @@ def check_quota(auth: AuthService, principal: Principal) -> None:
                            {"Retry-After": str(max(1, math.ceil(wait)))})
 
 
-def model_list(owners: list[InstanceOwner], principal: Principal) -> dict[str, Any]:
-    """OpenAI's list shape, every instance the caller may use, with ``status`` added."""
+def model_list(owners: list[InstanceOwner], principal: Principal,
+               pools: PoolKeeper | None = None) -> dict[str, Any]:
+    """OpenAI's list shape, every instance the caller may use, with ``status`` added; then
+    each replica pool (issue 32) the caller may use, with its ``members``."""
     key = principal.key
-    return {"object": "list", "data": [
+    data = [
         {"id": o.name, "object": "model", "created": int(o.record.created_at.timestamp()),
          "owned_by": "llamactl", "status": o.status, "aliases": o.record.spec.aliases,
          **abilities_json(o)}
         for o in owners if key is None or key.allows(o.name)
-    ]}
+    ]
+    if pools is not None:
+        for pool in sorted(pools.names()):
+            members = [o for o in pools.members(pool)
+                       if key is None or key.allows(pool) or key.allows(o.name)]
+            if members or key is None or key.allows(pool):
+                data.append(_pool_model(pool, members))
+    return {"object": "list", "data": data}
 
 
-def local_answer(path: str, owners: list[InstanceOwner], principal: Principal) -> Any:
+def _pool_model(pool: str, members: list[InstanceOwner]) -> dict[str, Any]:
+    """A pool in the model list: running while any member runs; what every member can (the
+    least context, the capabilities all have), since any of them may answer."""
+    statuses = {o.status for o in members}
+    created = min((int(o.record.created_at.timestamp()) for o in members), default=0)
+    found = [abilities_of(o) for o in members]
+    lengths = [f.context_length for f in found]
+    return {"id": pool, "object": "model", "created": created, "owned_by": "llamactl",
+            "status": "running" if "running" in statuses else "stopped", "aliases": [],
+            "context_length": None if not lengths or None in lengths else min(
+                length for length in lengths if length is not None),
+            "capabilities": [c for c in (found[0].capabilities if found else ())
+                             if all(c in f.capabilities for f in found)],
+            "members": [o.name for o in members]}
+
+
+def local_answer(path: str, owners: list[InstanceOwner], principal: Principal,
+                 pools: PoolKeeper | None = None) -> Any:
     """What llamactl answers itself: ``/v1/models`` and ``/v1/models/{id}``."""
     path = path.rstrip("/")
-    models = model_list(owners, principal)
+    models = model_list(owners, principal, pools)
     if path == "/v1/models":
         return models
     wanted = path[len("/v1/models/"):]

@@ -41,8 +41,10 @@ class Gateway:
     the tasks of requests that wait for their instance."""
 
     def __init__(self, manager: InstanceManager, auth: AuthService, pool: BackendPool,
-                 cors_origins: list[str], *, origin_policy: OriginPolicy | None = None):
+                 cors_origins: list[str], *, origin_policy: OriginPolicy | None = None,
+                 max_wait: float = 300.0):
         self.manager = manager
+        self.max_wait = max_wait  # gateway.max_wait: the longest a request waits for a model
         self.auth = auth
         self.pool = pool
         self.origin_policy = origin_policy or OriginPolicy.build(

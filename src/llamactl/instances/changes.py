@@ -31,6 +31,8 @@ class _Settable:
     aliases: list[str] | None = None
     resources: dict[str, float] | None = None  # Ray resources (cluster.engine: ray)
     docker: bool | None = None  # create: None is the backend's docker.enabled
+    pool: str | None = None  # the replica pool it serves (issue 32); None: none
+    sleep_after: float | None = None  # seconds idle before it sleeps; None: never
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,6 +73,6 @@ class InstanceChanges(_Settable):
 
 
 _COPIED = ("auto_restart", "max_restarts", "restart_delay", "on_demand_start", "idle_timeout",
-           "group", "docker")
+           "group", "docker", "pool", "sleep_after")
 # Copied, never shared with the request: the record outlives it. None empties them.
 _CONTAINERS = ("environment", "extra_args", "aliases", "resources")

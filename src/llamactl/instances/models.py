@@ -63,6 +63,11 @@ class InstanceSpec:
     resources: dict[str, float] = field(default_factory=dict)
     # Run in a Docker container (backends/docker.py); None: backends.<name>.docker.enabled.
     docker: bool | None = None
+    # The replica pool it serves (issue 32): /v1 requests naming the pool go to a member.
+    pool: str | None = None
+    # Seconds idle before its server unloads its model and sleeps (its process stays); the
+    # next request wakes it (llama-server's --sleep-idle-seconds). None: never.
+    sleep_after: float | None = None
 
 
 @dataclass
@@ -80,6 +85,8 @@ class RuntimeState:
     # Where the backend runs: {"id": Ray node id, "address": host it listens on}; None when
     # local or not placed. Not stored: found again from the named actor at adoption.
     node: dict[str, str] | None = None
+    # Its server sleeps (sleep_after): as its /props last said. Not stored.
+    sleeping: bool = False
 
 
 @dataclass

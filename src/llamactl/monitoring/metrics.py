@@ -21,6 +21,8 @@ limiter and the WebSocket feed report to.
     llamactl_request_ttft_seconds{instance}           arrival to first byte (histogram)
     llamactl_request_duration_seconds{instance}       arrival to the answer's end (histogram)
     llamactl_activity_dropped_total                records a burst made the ledger drop
+    llamactl_pool_members{pool,status}             replica pools' members by status
+    llamactl_pool_waiting_requests{pool}           requests waiting for a member's free slot
 """
 
 from __future__ import annotations
@@ -83,6 +85,30 @@ class _Gateway:
         yield in_flight
 
 
+# (pool, requests waiting, its members' statuses), for each pool
+PoolCounts = tuple[str, int, list[str]]
+
+
+class _Pools:
+    """Issue 32: the replica pools, counted when scraped."""
+
+    def __init__(self) -> None:
+        self.pools: Callable[[], Iterable[PoolCounts]] = lambda: ()
+
+    def collect(self) -> Iterator[Metric]:
+        members = GaugeMetricFamily("llamactl_pool_members",
+                                    "Replica pools' members, by status", labels=["pool", "status"])
+        waiting = GaugeMetricFamily("llamactl_pool_waiting_requests",
+                                    "/v1 requests waiting for a pool member's free slot",
+                                    labels=["pool"])
+        for pool, queued, statuses in self.pools():
+            for status in STATUSES:
+                members.add_metric([pool, status], statuses.count(status))
+            waiting.add_metric([pool], queued)
+        yield members
+        yield waiting
+
+
 class LlamactlMetrics:
     def __init__(self, version: str) -> None:
         self.registry = CollectorRegistry()
@@ -93,6 +119,8 @@ class LlamactlMetrics:
         registry.register(self._instances)
         self._gateway = _Gateway()
         registry.register(self._gateway)
+        self._pools = _Pools()
+        registry.register(self._pools)
         self._starts = Counter("llamactl_instance_starts", "Backend processes launched",
                                ["instance"], registry=registry)
         self._crashes = Counter("llamactl_instance_crashes", "Crashes of running instances",
@@ -170,6 +198,10 @@ class LlamactlMetrics:
         """Where the gateway metrics are read from, at each scrape."""
         self._gateway.answered = answered
         self._gateway.in_flight = in_flight
+
+    def track_pools(self, pools: Callable[[], Iterable[PoolCounts]]) -> None:
+        """Where the pools' metrics are read from, at each scrape."""
+        self._pools.pools = pools
 
     def render(self) -> bytes:
         """The registry in Prometheus' text format (0.0.4)."""

@@ -53,6 +53,13 @@ class AuthService:
         return {name: value for name, value in user.limits.model_dump().items()
                 if value is not None}
 
+    def priority_of(self, principal: Principal) -> int:
+        """Where requests wait, the higher goes first (issue 32): a key's or a user's."""
+        if principal.kind == "key":
+            return principal.key.priority if principal.key is not None else 0
+        user = self._users.get(principal.name) if principal.kind == "user" else None
+        return user.priority if user is not None else 0
+
     def quota_wait(self, principal: Principal) -> float | None:
         """None: the principal may send one more request (now counted); else the seconds
         until a window frees."""

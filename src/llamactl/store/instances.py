@@ -18,7 +18,7 @@ from llamactl.store.writer import Op, StoreWriter
 
 _LIFECYCLE_FIELDS = (
     "auto_restart", "max_restarts", "restart_delay", "on_demand_start", "idle_timeout", "group",
-    "docker",
+    "docker", "pool", "sleep_after",
 )
 _LISTS = ("aliases", "resources")  # kept in the lifecycle JSON too; an absent key is an empty list
 _COLUMNS = (

@@ -134,11 +134,14 @@ class CapacityKeeper:
         """With memory: a running instance claims the larger of its estimate and its
         measured use (RSS; VRAM is not measured per process yet)."""
         estimate = self.estimator.estimate(owner.record.spec)
-        ram = estimate.ram if estimate else None
-        if owner.status in HOLDING:
+        ram, vram = (estimate.ram, estimate.vram) if estimate else (None, None)
+        sleeping = owner.record.runtime.sleeping and owner.status == "running"
+        if sleeping:  # issue 32: its model unloaded, it holds what it is measured to hold
+            ram, vram = owner.stats.memory_usage, 0
+        elif owner.status in HOLDING:
             ram = max(ram or 0, owner.stats.memory_usage)
         return Slot(owner.name, owner.record.spec.group, owner.status, owner.leases.inflight,
-                    owner.leases.last_used, ram, estimate.vram if estimate else None)
+                    owner.leases.last_used, ram, vram, sleeping)
 
 
 def _slot(owner: InstanceOwner) -> Slot:

@@ -23,6 +23,12 @@ class Slot:
     # use; for the target, its estimate. None: unknown (counts as 0, never blocks a start).
     ram: int | None = None
     vram: int | None = None
+    sleeping: bool = False  # its server sleeps (issue 32): evicted before those awake
+
+
+def _eviction_order(slot: Slot) -> tuple[bool, float]:
+    """Sleeping instances first (their memory is the least use), then least recently used."""
+    return (not slot.sleeping, slot.last_used)
 
 
 @dataclass(frozen=True)
@@ -65,7 +71,7 @@ def plan_start(
         if excess <= 0:
             continue
         idle = sorted((s for s in remaining if s.status == "running" and s.inflight == 0),
-                      key=lambda s: s.last_used)
+                      key=_eviction_order)
         if len(idle) < excess:
             busy = ", ".join(sorted(s.name for s in remaining)) or "none"
             return Plan(wait=True, reason=f"{label} is {limit} and every instance in it is busy "
@@ -87,7 +93,7 @@ def _fit_memory(target: Slot, kept: list[Slot], chosen: list[Slot], budget: Memo
             return Plan(refuse=True, reason=f"'{target.name}' needs {need} bytes of {kind}; "
                                             f"the budget is {limit}")
     idle = sorted((s for s in kept if s.status == "running" and s.inflight == 0),
-                  key=lambda s: s.last_used)
+                  key=_eviction_order)
     victims = list(chosen)
     for kind, limit in kinds:
         def claimed(k: str = kind) -> int:

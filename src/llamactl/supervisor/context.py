@@ -29,6 +29,10 @@ class OwnerContext:
     stable_after: float = STABLE_AFTER_SECONDS
     # Called when an instance may have freed capacity: it stopped, failed or became idle.
     on_capacity_change: Callable[[], None] = lambda: None
+    # Called with the instance's name and new status whenever it changes (the pools).
+    on_status_change: Callable[[str, str], None] = lambda name, status: None
+    # The Ray nodes holding the other members of an instance's pool (placement spreads).
+    pool_nodes: Callable[[str], tuple[str, ...]] = lambda name: ()
     metrics: SupervisorMetrics = field(default_factory=NoMetrics)  # launches, crashes, readiness
     # Where backends run: this machine, or Ray nodes (cluster.engine, issue 18).
     host: ProcessHost = field(default_factory=LocalHost)

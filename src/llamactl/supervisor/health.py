@@ -9,6 +9,8 @@ A fresh connection also holds none of llama-server's few HTTP threads between pr
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 from typing import Literal
 
 Probe = Literal["ok", "loading", "error", "timeout", "closed", "missing"]
@@ -55,6 +57,33 @@ async def _probe(port: int, path: str, host: str = "127.0.0.1") -> Probe:
     if parts[1] == b"503":
         return "loading"
     return "missing" if parts[1] == b"404" else "error"
+
+
+async def probe_sleeping(port: int, api_key: str, host: str = "127.0.0.1",
+                         timeout: float = PROBE_TIMEOUT_SECONDS) -> bool | None:
+    """Whether the llama-server sleeps (``/props``' ``is_sleeping``, build 11434 on); None:
+    it did not say."""
+    try:
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(host, port)
+            try:
+                writer.write(b"GET /props HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close"
+                             b"\r\nAuthorization: Bearer %s\r\n\r\n" % api_key.encode())
+                answer = await reader.read(-1)
+            finally:
+                writer.close()
+                with contextlib.suppress(OSError):
+                    await writer.wait_closed()
+    except (OSError, TimeoutError):
+        return None
+    head, _, body = answer.partition(b"\r\n\r\n")
+    if b" 200 " not in head.split(b"\r\n", 1)[0] + b" ":
+        return None
+    try:
+        sleeping = json.loads(body).get("is_sleeping")
+    except (ValueError, AttributeError):
+        return None
+    return sleeping if isinstance(sleeping, bool) else None
 
 
 class _StatusLine(asyncio.Protocol):

@@ -38,6 +38,9 @@ class SpawnRequest:
     model_path: str = ""
     port: int = 0  # where the backend will listen (a node checks it is free first)
     memory: MemoryEstimate | None = None  # what it will hold: a Ray node must have room
+    # Ray nodes that hold other members of its replica pool (issue 32): placed on another
+    # node when one can take it (spread), so that one node's loss leaves the pool serving.
+    avoid_nodes: tuple[str, ...] = ()
 
 
 class BackendProcess(Protocol):

@@ -19,6 +19,7 @@ class Lease:
         self.host = host  # where the backend listens: its Ray node's address (issue 18)
         self.api_key = api_key
         self.slots = slots  # the backend's --parallel, when it was given one
+        self.instance = book.name  # whose lease: a pool's request learns its member here
         self._book = book
         self._released = False
 
@@ -30,10 +31,13 @@ class Lease:
 
 
 class LeaseBook:
-    def __init__(self, on_idle: Callable[[], None]):
+    def __init__(self, on_idle: Callable[[], None], name: str = ""):
+        self.name = name
         self.inflight = 0
         self.last_used = time.monotonic()  # end of the last request, or its start if running
         self._on_idle = on_idle
+        # Set while the instance is a pool's member (issue 32): a slot freed for its waiters.
+        self.on_release: Callable[[], None] | None = None
 
     def take(self, port: int, api_key: str, slots: int | None = None,
              host: str = "127.0.0.1") -> Lease:
@@ -46,6 +50,8 @@ class LeaseBook:
         self.last_used = time.monotonic()
         if self.inflight == 0:
             self._on_idle()
+        if self.on_release is not None:
+            self.on_release()
 
     def idle_for(self) -> float:
         return 0.0 if self.inflight else time.monotonic() - self.last_used

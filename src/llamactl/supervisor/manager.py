@@ -18,8 +18,8 @@ from pathlib import Path
 from llamactl.backends import backend_named
 from llamactl.backends.base import check_model_file
 from llamactl.backends.docker import check_docker
+from llamactl.config import PoolsConfig
 from llamactl.errors import (
-    Conflict,
     InstanceAlreadyRunning,
     InstanceExists,
     InstanceNotFound,
@@ -42,9 +42,12 @@ from llamactl.supervisor.admission import CapacityKeeper
 from llamactl.supervisor.container import remove_stray_containers
 from llamactl.supervisor.context import Lifecycle, OwnerContext
 from llamactl.supervisor.leases import Lease
+from llamactl.supervisor.names import NameBook
 from llamactl.supervisor.owner import InstanceOwner, InstanceStopping
 from llamactl.supervisor.pending_models import refuse_while_pulling, wait_for_model
+from llamactl.supervisor.pools import PoolKeeper
 from llamactl.supervisor.ports import pick_port
+from llamactl.supervisor.sleep import sample_sleep
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +66,8 @@ class BatchResult:
 
 
 class InstanceManager:
-    def __init__(self, context: OwnerContext, *, reserved_ports: Iterable[int] = ()):
+    def __init__(self, context: OwnerContext, *, reserved_ports: Iterable[int] = (),
+                 pools: PoolsConfig | None = None):
         self._ctx = context
         self._owners: dict[str, InstanceOwner] = {}
         self._lock = asyncio.Lock()
@@ -71,6 +75,13 @@ class InstanceManager:
         self._sampler: asyncio.Task[None] | None = None
         self._capacity = CapacityKeeper(context.config, self._owners, context.estimator)
         context.on_capacity_change = self._capacity.changed
+        self.pools = PoolKeeper(  # issue 32: replica pools
+            self._owners, pools or PoolsConfig(),
+            lambda owner, wait: self._capacity.start_within_limits(
+                owner, wait_for_room=wait, join=True),
+            on_demand=lambda owner: Lifecycle.of(owner.record, context.config).on_demand_start)
+        context.on_status_change = self.pools.status_changed
+        context.pool_nodes = self.pools.nodes_besides
 
     @property
     def context(self) -> OwnerContext:
@@ -88,6 +99,7 @@ class InstanceManager:
             self._owners[record.name] = owner
             owner.run()
         await asyncio.gather(*adopted)
+        self.pools.refresh()
         self._sampler = asyncio.create_task(self._sample_forever(), name="stats-sampler")
 
     def remove_stray_containers(self) -> list[str]:
@@ -96,6 +108,7 @@ class InstanceManager:
             self._ctx.backends, [(o.record, o.pid is not None) for o in self._owners.values()])
 
     async def shutdown(self, *, stop_instances: bool) -> None:
+        await self.pools.close()
         if self._sampler is not None:
             self._sampler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -129,6 +142,7 @@ class InstanceManager:
             running = []
             if not self._ctx.host.local:  # Ray: measured on the nodes (issue 18)
                 await asyncio.gather(*(o.sample_node_stats() for o in list(self._owners.values())))
+            await sample_sleep(list(self._owners.values()))  # issue 32: warm standby
             for owner in list(self._owners.values()):
                 owner.stats.sample()
                 if owner.pid is not None:
@@ -169,7 +183,9 @@ class InstanceManager:
         async with self._lock:
             if body.name in self._owners:
                 raise InstanceExists(body.name)
-            self._check_names([body.name, *(body.aliases or [])], exclude=None)
+            names = NameBook(self._owners, self.pools.config.entries)
+            names.check_names([body.name, *(body.aliases or [])], exclude=None)
+            names.check_pool(body.pool, [body.name, *(body.aliases or [])], exclude=None)
             port = self._claim_port(body.port, exclude=None)
             spec = InstanceSpec(
                 name=body.name, model_path=body.model_path, port=port, backend=body.backend,
@@ -179,7 +195,7 @@ class InstanceManager:
                 environment=dict(body.environment or {}), extra_args=list(body.extra_args or []),
                 aliases=list(body.aliases or []),
                 resources=dict(body.resources or {}),  # ray: issue 18
-                docker=body.docker,
+                docker=body.docker, pool=body.pool, sleep_after=body.sleep_after,
             )
             record = InstanceRecord(spec=spec)
             await self._ctx.repository.insert(record)  # StorageUnavailable: nothing created
@@ -187,6 +203,7 @@ class InstanceManager:
             owner.pull = pull
             self._owners[spec.name] = owner
             owner.run()
+            self.pools.refresh()
             return owner
 
     async def update(self, name: str, body: InstanceChanges, *, restart: bool,
@@ -197,14 +214,21 @@ class InstanceManager:
         async with self._lock:
             if body.port is not None and body.port != owner.record.spec.port:
                 self._claim_port(body.port, exclude=name)
+            names = NameBook(self._owners, self.pools.config.entries)
             if body.aliases:
-                self._check_names(body.aliases, exclude=name)
+                names.check_names(body.aliases, exclude=name)
+            if "pool" in body.given:
+                aliases = owner.record.spec.aliases if body.aliases is None else body.aliases
+                names.check_pool(body.pool, [name, *aliases], exclude=name)
             apply = body.applier(options)
             # Written first, from a copy: when the database refuses it, nothing changed.
             updated = copy.deepcopy(owner.record)
             apply(updated)
             await self._ctx.repository.save_now(updated)
-            return await owner.update(m.Update(apply=apply, restart=restart))
+            try:
+                return await owner.update(m.Update(apply=apply, restart=restart))
+            finally:
+                self.pools.refresh()
 
     async def _checked_changes(self, record: InstanceRecord, body: InstanceChanges, *,
                                admin: bool) -> dict[str, OptionValue]:
@@ -256,6 +280,7 @@ class InstanceManager:
         async with self._lock:
             if self._owners.get(name) is owner:
                 del self._owners[name]
+            self.pools.refresh()
 
     def resolve_model(self, model: str) -> InstanceOwner | None:
         """The instance a /v1 request's ``model`` names: its name or one of its aliases."""
@@ -266,18 +291,6 @@ class InstanceManager:
             if model in candidate.record.spec.aliases:
                 return candidate
         return None
-
-    def _check_names(self, names: list[str], *, exclude: str | None) -> None:
-        """Names and aliases route /v1 requests, so each may belong to one instance only."""
-        if len(set(names)) != len(names):
-            raise ValidationFailed("aliases repeat a name", "aliases: each name only once")
-        for other, owner in self._owners.items():
-            if other == exclude:
-                continue
-            taken = {other, *owner.record.spec.aliases} & set(names)
-            if taken:
-                raise Conflict(f"'{sorted(taken)[0]}' already names instance '{other}'",
-                               code="NAME_CONFLICT")
 
     def _claim_port(self, port: int | None, *, exclude: str | None) -> int:
         taken: dict[int, str] = {}

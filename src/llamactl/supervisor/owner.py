@@ -51,7 +51,7 @@ class InstanceOwner:
         self._ctx = context
         self._inbox: asyncio.Queue[m.Message] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
-        self.leases = LeaseBook(on_idle=self._became_idle)
+        self.leases = LeaseBook(on_idle=self._became_idle, name=record.name)
         self._effects = EffectRunner(record, context, self.stats, self.leases, self._post,
                                      self._apply)
         runtime = record.runtime
@@ -80,6 +80,11 @@ class InstanceOwner:
     @property
     def port(self) -> int:
         return self._effects.port  # where it listens, and on which host: the runner knows
+
+    @property
+    def slots(self) -> int | None:
+        """Requests its running server serves at once, when its command line says."""
+        return self._effects.slots()
 
     @property
     def backend_host(self) -> str:

@@ -85,11 +85,13 @@ class EffectRunner:
         return node["address"] if node else "127.0.0.1"
 
     def take_lease(self) -> Lease:
+        return self.leases.take(self.port, self.record.api_key, self.slots(), self.backend_host)
+
+    def slots(self) -> int | None:
         command = self.record.runtime.command
         if self._slots[0] is not command:  # launched or adopted since: read its --parallel
             self._slots = (command, backend_named(self.record.spec.backend).slots(command))
-        return self.leases.take(self.port, self.record.api_key, self._slots[1],
-                                self.backend_host)
+        return self._slots[1]
 
     # ---- the facts of a message, that the runner holds ----
 
@@ -163,7 +165,7 @@ class EffectRunner:
             memory = None if host.local else self.ctx.estimator.estimate(spec)  # Ray's request
             request = SpawnRequest(
                 self.name, argv, backend.env(self.record), self.log_path, spec.resources,
-                spec.model_path, spec.port, memory)
+                spec.model_path, spec.port, memory, self.ctx.pool_nodes(self.name))
             handle = ContainerProcess.spawn(request, container) if container else host.spawn(
                 request)
         except (BackendNotFound, LaunchError, SpawnError) as exc:
@@ -211,6 +213,7 @@ class EffectRunner:
         self._persist(None)
         if previous != effect.status:
             self.ctx.events.status_changed(self.name, effect.status, previous)
+            self.ctx.on_status_change(self.name, effect.status)
         if effect.status in ("stopped", "failed"):
             waiters, self.stopped_waiters = self.stopped_waiters, []
             for waiter in waiters:

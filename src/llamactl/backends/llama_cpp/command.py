@@ -29,9 +29,16 @@ def build_argv(prefix: list[str], record: InstanceRecord) -> list[str]:
         "--port", str(spec.port),
         *FIXED_FLAGS,
         *alias,
+        *sleep_flags(spec.sleep_after),
         *options_to_args(spec.options),
         *spec.extra_args,
     ]
+
+
+def sleep_flags(sleep_after: float | None) -> list[str]:
+    """llama-server unloads its model after this long idle (build 11434 has the flag)."""
+    return [] if sleep_after is None else ["--sleep-idle-seconds",
+                                           str(max(1, round(sleep_after)))]
 
 
 def build_env(record: InstanceRecord, base: Mapping[str, str] | None = None) -> dict[str, str]:

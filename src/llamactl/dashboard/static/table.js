@@ -12,6 +12,8 @@ export async function loadInstances() {
   $("#empty").hidden = instances.length > 0;
   // The Node column only where some instance runs on a cluster node (Ray).
   $("#instances").classList.toggle("with-nodes", instances.some((inst) => inst.node));
+  // The Pool column only where some instance serves a replica pool (issue 32).
+  $("#instances").classList.toggle("with-pools", instances.some((inst) => inst.pool));
   // bench/dashboard.py reads this: time from navigation to the table shown.
   if (!performance.getEntriesByName("llamactl:table").length) performance.mark("llamactl:table");
 }
@@ -23,7 +25,7 @@ function rowFor(inst) {
   const model = (inst.model_path || "").split("/").pop();
   tr.append(cell(inst.name), cell("", "state"), cell(inst.backend), cell(model), cell(inst.port),
     cell("", "uptime"), cell("", "memory"), cell("", "cpu"), cell(inst.restart_count ?? 0, "restarts"),
-    cell(inst.group), cell(nodeText(inst.node), "node"), actionsFor(inst));
+    cell(inst.group), cell(inst.pool, "pool"), cell(nodeText(inst.node), "node"), actionsFor(inst));
   tr.cells[3].title = inst.model_path || "";
   for (const [i, td] of [...tr.cells].entries()) {
     td.setAttribute("role", "cell");

