@@ -70,9 +70,16 @@ def _settled_part(owner: InstanceOwner, config: InstancesConfig) -> dict[str, An
     version = (record.updated_at, owner.estimator.generation, pull_of(owner) is None)
     if cached is not None and cached[0] == version:
         return cached[1]
+    part = _settled_document(owner, config)
+    _SETTLED[owner] = (version, part)
+    return part
+
+
+def _settled_document(owner: InstanceOwner, config: InstancesConfig) -> dict[str, Any]:
+    record = owner.record
     spec = record.spec
     life = Lifecycle.of(record, config)
-    part: dict[str, Any] = {
+    return {
         "name": spec.name,
         "status": None,
         "model_path": spec.model_path,
@@ -105,8 +112,6 @@ def _settled_part(owner: InstanceOwner, config: InstancesConfig) -> dict[str, An
         **abilities_json(owner),  # issue 31: context_length, capabilities
         "pull": None,
     }
-    _SETTLED[owner] = (version, part)
-    return part
 
 
 def _estimate_json(owner: InstanceOwner) -> dict[str, int | None] | None:
@@ -142,7 +147,7 @@ def _listed(owner: InstanceOwner, config: InstancesConfig, secrets: bool,
     made_from = (record.updated_at, owner.estimator.generation, runtime.status, pid,
                  runtime.restart_count, runtime.last_error, runtime.node, runtime.started_at,
                  now if pid is not None else 0,
-                 stats.memory_usage, stats.cpu_usage, pull_json(owner))
+                 stats.memory_usage, stats.cpu_usage, runtime.sleeping, pull_json(owner))
     name = record.spec.name
     cached = kept.get(name)
     if cached is not None and cached[0] is owner and cached[1] == made_from:

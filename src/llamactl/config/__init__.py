@@ -21,16 +21,14 @@ from llamactl.config.loading import (
     load_settings,
     read_config_file,
 )
+from llamactl.config.pool_settings import GatewayConfig, PoolEntry, PoolsConfig
 from llamactl.config.settings import (
     ActivityConfig,
     AuthConfig,
     ClusterConfig,
     EventsConfig,
-    GatewayConfig,
     InstancesConfig,
     ModelsConfig,
-    PoolEntry,
-    PoolsConfig,
     QuotaLimits,
     RateLimitConfig,
     Role,

@@ -9,32 +9,21 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import re
 from pathlib import Path
 from typing import Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     SerializeAsAny,
     field_validator,
-    model_validator,
 )
 
 from llamactl.config.backend_settings import BackendsConfig, default_backends
+from llamactl.config.pool_settings import GatewayConfig, PoolsConfig, Strict
 from llamactl.config.sizes import parse_size
 
-# An instance's name pattern (instances/models.py, a sibling this layer may not import): a
-# pool's name routes /v1 requests as an instance's does.
-POOL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class ServerConfig(_Strict):
+class ServerConfig(Strict):
     """Where llamactl listens, and which browsers and host names it answers."""
 
     host: str = Field(default="127.0.0.1", description=(
@@ -78,7 +67,7 @@ class ServerConfig(_Strict):
         "limit to the hard one)."))
 
 
-class MemoryBudgetConfig(_Strict):
+class MemoryBudgetConfig(Strict):
     """instances.memory_budget: bytes, or strings such as "12GiB"; null = not limited."""
 
     ram: int | None = Field(default=None, ge=0, description="Bytes of RAM; null = no limit.")
@@ -92,7 +81,7 @@ class MemoryBudgetConfig(_Strict):
         return parse_size(value) if isinstance(value, str) and value != "auto" else value
 
 
-class InstancesConfig(_Strict):
+class InstancesConfig(Strict):
     """Defaults for instances, supervision timings, capacity, logs and model locations."""
 
     port_range: tuple[int, int] = Field(default=(8100, 8999), description=(
@@ -166,7 +155,7 @@ class InstancesConfig(_Strict):
 Role = Literal["admin", "operator", "viewer"]
 
 
-class QuotaLimits(_Strict):
+class QuotaLimits(Strict):
     """How much one API key or user may ask of /v1 (issue 30; tokens = prompt + completion).
     Minute windows slide over the last 60 s; day and month are calendar UTC."""
 
@@ -180,7 +169,7 @@ class QuotaLimits(_Strict):
         "Tokens in a calendar month (UTC); null = no limit."))
 
 
-class UserEntry(_Strict):
+class UserEntry(Strict):
     """One llamactl user (``llamactl users add`` writes these)."""
 
     username: str = Field(min_length=1, max_length=64, description="The name to log in with.")
@@ -193,7 +182,7 @@ class UserEntry(_Strict):
         "Higher goes first wherever /v1 requests wait (a start, room, a pool's slot)."))
 
 
-class AuthConfig(_Strict):
+class AuthConfig(Strict):
     """Users, JWT tokens and the secret they are signed with."""
 
     enabled: bool | None = Field(default=None, description=(
@@ -207,7 +196,7 @@ class AuthConfig(_Strict):
         "else a random secret kept in <data_dir>/auth_secret."))
 
 
-class RateLimitConfig(_Strict):
+class RateLimitConfig(Strict):
     """Per-caller request limits."""
 
     # None: on when authentication is on. A newcomer exploring a loopback server (auth off)
@@ -223,7 +212,7 @@ class RateLimitConfig(_Strict):
         "Failed logins per client address per minute (always on, whatever enabled says)."))
 
 
-class EventsConfig(_Strict):
+class EventsConfig(Strict):
     """The event feeds (``/api/ws``, ``/api/events``) and the host sampling behind alerts."""
 
     stats_interval: float = Field(default=5.0, gt=0, description=(
@@ -238,7 +227,7 @@ class EventsConfig(_Strict):
         "Send a system_alert when the host's memory is fuller than this (percent)."))
 
 
-class ActivityConfig(_Strict):
+class ActivityConfig(Strict):
     """The ledger of /v1 and proxy requests (``GET /api/activity``; docs/activity.md)."""
 
     enabled: bool = Field(default=True, description=(
@@ -249,7 +238,7 @@ class ActivityConfig(_Strict):
         "Records kept at most; the oldest beyond are pruned in the background."))
 
 
-class ClusterConfig(_Strict):
+class ClusterConfig(Strict):
     """Where backends run: this machine, or the nodes of a Ray cluster (docs/machines.md)."""
 
     engine: Literal["local", "ray"] = Field(default="local", description=(
@@ -263,46 +252,7 @@ class ClusterConfig(_Strict):
         "The address backends listen on, on every node. null = the node's own address."))
 
 
-class GatewayConfig(_Strict):
-    """The /v1 gateway: how long a request may wait before it is answered."""
-
-    max_wait: float = Field(default=300.0, gt=0, description=(
-        "Seconds a /v1 request may wait (for an on-demand start, for room, for a pool's "
-        "free slot) before it gets 503 with error.code timeout."))
-
-
-class PoolEntry(_Strict):
-    """One replica pool's settings (issue 32)."""
-
-    min_running: int = Field(default=0, ge=0, le=1000, description=(
-        "Members kept running: started when llamactl starts and again after a crash."))
-
-
-class PoolsConfig(BaseModel):
-    """Replica pools (an instance's pool field): when they grow, and, by pool name, each
-    pool's settings ({<name>: {min_running: N}})."""
-
-    model_config = ConfigDict(extra="allow", validate_assignment=True)
-    __pydantic_extra__: dict[str, PoolEntry] = Field(init=False)
-
-    scale_up_after: float = Field(default=1.0, gt=0, description=(
-        "Seconds a request waits with every running member saturated before the pool starts "
-        "one more stopped member (one start at a time per pool, within the limits)."))
-
-    @model_validator(mode="after")
-    def _pool_names(self) -> PoolsConfig:
-        for name in self.entries:
-            if not POOL_NAME.match(name):
-                raise ValueError(f"'{name}' is not a valid pool name")
-        return self
-
-    @property
-    def entries(self) -> dict[str, PoolEntry]:
-        """The pools named in the config, by name."""
-        return dict(self.__pydantic_extra__ or {})
-
-
-class ModelsConfig(_Strict):
+class ModelsConfig(Strict):
     """The model library (issue 33): where pulled models land, and the Hub they come from."""
 
     dir: Path | None = Field(default=None, description=(
@@ -336,7 +286,7 @@ def default_config_path() -> Path:
     return Path(base) / "llamactl" / "config.yaml"
 
 
-class Settings(_Strict):
+class Settings(Strict):
     """Everything ``llamactl serve`` reads from its config file."""
 
     server: ServerConfig = Field(default_factory=ServerConfig, description=(

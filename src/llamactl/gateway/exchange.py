@@ -1,15 +1,13 @@
 """One ``/v1`` request, from its last body byte to the end of its answer.
 
-Everything here runs from the callbacks of the two connections involved (the client's, in
-gateway/http_protocol.py, and the backend's, in gateway/pool.py): authenticate, find the
-instance by ``model``, take a lease, write the request with the backend's key, and write the
-answer to the client piece by piece as it is read. A task exists only while a request must
-wait for its instance (on-demand start, capacity queue). That is what keeps llamactl's own
-cost per request near a plain reverse proxy's (bench/gateway.py).
-
-A client that goes away drops the backend connection, which is how llama-server learns to
-stop generating; a backend that dies mid-answer ends a chunked answer cleanly (and closes a
-sized one, which cannot end early any other way), and is logged.
+It runs from the callbacks of its two connections (the client's, gateway/http_protocol.py;
+the backend's, gateway/pool.py): authenticate, find the instance (or pool member) by
+``model``, take a lease, write the request with the backend's key, and relay the answer
+piece by piece. A task exists only while a request waits for its instance (on-demand start,
+capacity, a pool's slot): that keeps llamactl's cost near a plain reverse proxy's
+(bench/gateway.py). A client that goes away drops the backend connection (so llama-server
+stops generating); a backend that dies mid-answer ends a chunked answer cleanly, closes a
+sized one, and is logged.
 """
 
 from __future__ import annotations
@@ -52,6 +50,7 @@ _ACCEPT_IDENTITY = b"%s: %s\r\n" % edge.ACCEPT_IDENTITY
 _SSE_ADD = b"".join(name + b": " + value + b"\r\n" for name, value in edge.SSE_HEADERS)
 _NOSNIFF = b"x-content-type-options: nosniff\r\n"  # on every answer, as on /api's
 
+
 class Exchange(RequestIntake):
     # and RequestIntake's: "_admitting", "_principal", "_retries", "_task", "_upload"
     __slots__ = ("_answered", "_body", "_chunked", "_connection", "_framing", "_id_header",
@@ -61,14 +60,9 @@ class Exchange(RequestIntake):
 
     def __init__(self, gateway: Gateway, front: Front, method: str, target: bytes, path: str,
                  headers: list[tuple[bytes, bytes]], http11: bool, scheme: str = "http"):
-        self.gateway = gateway
-        self.front = front
-        self.method = method
+        self.gateway, self.front, self.method, self.path = gateway, front, method, path
         self.target = target  # raw path and query, as the client sent them
-        self.path = path
-        self.headers = headers
-        self.http11 = http11
-        self.scheme = scheme
+        self.headers, self.http11, self.scheme = headers, http11, scheme
         self.finished = False
         # X-Request-ID on every answer and in its log line, as /api's (request_ids.py)
         self.request_id = request_id_from(headers)
