@@ -42,7 +42,8 @@ def test_every_command_takes_url_token_and_the_one_output_vocabulary() -> None:
     for path in leaves:
         shown = runner.invoke(main, [*path, "--help"]).output
         assert "--url" in shown, path
-        assert "-o, --output [table|json|yaml]" in shown, path
+        if path != ("run",):  # an interactive chat in the terminal: no data to format
+            assert "-o, --output [table|json|yaml]" in shown, path
         if path not in (("logout",),):  # logout forgets a token: it takes none
             assert "--token" in shown, path
     root = runner.invoke(main, ["--help"]).output

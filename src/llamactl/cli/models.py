@@ -84,8 +84,9 @@ def pull(client: Client, source: str, mmproj: bool, no_wait: bool, output: str) 
 
 @models.command("rm")
 @click.argument("model_id")
+@OUTPUT_OPTION
 @with_client
-def remove(client: Client, model_id: str) -> None:
+def remove(client: Client, model_id: str, output: str) -> None:
     """Delete MODEL_ID (see 'models list') from the server's library (admin only).
 
     Refused while an instance uses it, and for files outside the library's folder.
@@ -95,7 +96,8 @@ def remove(client: Client, model_id: str) -> None:
       llamactl models rm ggml-org/gemma-3-270m-it-GGUF/gemma-3-270m-it-Q8_0.gguf
     """
     client.delete_model(model_id)
-    click.echo(f"Deleted {model_id}")
+    if not echoed_as_data({"id": model_id, "deleted": True}, output):
+        click.echo(f"Deleted {model_id}")
 
 
 def follow_pull(client: Client, job: PullJob) -> PullJob:
