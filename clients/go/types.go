@@ -407,6 +407,8 @@ type Model struct {
 	// Capabilities lists what the gateway may ask of it (the Capability* constants); a route
 	// that needs another is refused with 400 unsupported_capability, before any start.
 	Capabilities []string `json:"capabilities"`
+	// Members names a replica pool's instances; empty for an instance's own entry.
+	Members []string `json:"members,omitempty"`
 }
 
 // The capabilities a Model or an Instance may list.
