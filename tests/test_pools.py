@@ -85,7 +85,9 @@ async def test_requests_go_to_running_members_by_load_in_turn(
     assert [r.status_code for r in replies] == [200] * 10
     counts = answered(app)
     assert counts["m1"] + counts["m2"] == 14
-    assert min(counts.values()) >= 4, counts
+    # Each member took some of the ten: which frees its slot first depends on the machine's
+    # load (a fair 5/5 is not promised; a member left idle while requests wait would be a bug).
+    assert min(counts.values()) >= 3, counts
     # A member's own name still reaches that member.
     assert (await complete(app, "m2")).status_code == 200
     assert answered(app)["m2"] == counts["m2"] + 1
