@@ -85,3 +85,17 @@ def sign_in(page: Page, server: Dashboard, user: str) -> None:
 def open_view(page: Page, view: str) -> None:
     """Follow the navigation's link to a view (Instances, Activity, System ...)."""
     page.get_by_role("navigation", name="Views").get_by_role("link", name=view, exact=True).click()
+
+
+def running_instance(server: Dashboard, name: str) -> Iterator[str]:
+    """A tiny-model instance ``name``, started for a module's tests and stopped after them
+    (a module fixture yields from this)."""
+    with server.api() as api:
+        made = api.post("/api/instances", json={
+            "name": name, "model_path": str(server.models / "tiny.gguf"),
+            "options": {"context_size": 256}, "port": free_port()})
+        assert made.status_code == 201, made.text
+        assert api.post(f"/api/instances/{name}/start?wait=true").status_code == 200
+    yield name
+    with server.api() as api:
+        api.post(f"/api/instances/{name}/stop")

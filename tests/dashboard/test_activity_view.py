@@ -9,8 +9,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.dashboard.conftest import Dashboard, open_view, sign_in
-from tests.support.helpers import free_port
+from tests.dashboard.conftest import Dashboard, open_view, running_instance, sign_in
 
 pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 NAME = "act-tiny"
@@ -18,15 +17,7 @@ NAME = "act-tiny"
 
 @pytest.fixture(scope="module")
 def running(dashboard_server: Dashboard) -> Iterator[str]:
-    with dashboard_server.api() as api:
-        made = api.post("/api/instances", json={
-            "name": NAME, "model_path": str(dashboard_server.models / "tiny.gguf"),
-            "options": {"context_size": 256}, "port": free_port()})
-        assert made.status_code == 201, made.text
-        assert api.post(f"/api/instances/{NAME}/start?wait=true").status_code == 200
-    yield NAME
-    with dashboard_server.api() as api:
-        api.post(f"/api/instances/{NAME}/stop")
+    yield from running_instance(dashboard_server, NAME)
 
 
 def ask(server: Dashboard, model: str, tokens: int) -> None:
