@@ -57,6 +57,16 @@ async def waiting(app: AppHarness, count: int) -> None:
     raise AssertionError(f"never {count} waiting: {pools}")
 
 
+async def busy(app: AppHarness, count: int) -> None:
+    """Until the pool's members hold ``count`` requests between them."""
+    for _ in range(400):
+        pools = (await app.client.get("/api/pools")).json()["pools"]
+        if pools and sum(m["in_flight"] for m in pools[0]["members"]) >= count:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"never {count} in flight: {pools}")
+
+
 async def test_a_session_sticks_to_its_member_and_moves_only_when_it_goes(
     make_settings: Any, make_app: Any, fake_model: Path
 ) -> None:
@@ -101,7 +111,7 @@ async def test_a_saturated_home_sends_its_session_to_a_free_member(
     await member(app, "m1", fake_model, chunks=30)
     await member(app, "m2", fake_model, chunks=30)
     first = asyncio.create_task(ask(app, headers={"X-Session-ID": "x"}))
-    await asyncio.sleep(0.5)  # the session's home is busy with it (one slot)
+    await busy(app, 1)  # the session's home is busy with it (one slot)
     second = await ask(app, headers={"X-Session-ID": "x"})
     assert second.status_code == 200
     assert (await first).status_code == 200
@@ -112,10 +122,12 @@ async def test_requests_not_yet_sent_fail_over_when_a_member_is_killed(
     make_settings: Any, make_app: Any, fake_model: Path
 ) -> None:
     app: AppHarness = await make_app(make_settings(fake=True))
-    await member(app, "m1", fake_model, chunks=20, auto_restart=False)
-    await member(app, "m2", fake_model, chunks=20)
+    # Each answer takes 2 s: time enough, on a loaded machine, to see the queue form behind
+    # the two in flight before any of them ends.
+    await member(app, "m1", fake_model, chunks=40, auto_restart=False)
+    await member(app, "m2", fake_model, chunks=40)
     in_flight = [asyncio.create_task(ask(app)) for _ in range(2)]
-    await asyncio.sleep(0.3)
+    await busy(app, 2)
     queued = [asyncio.create_task(ask(app)) for _ in range(4)]
     await waiting(app, 4)
     pid = (await app.client.get("/api/instances/m1")).json()["pid"]
@@ -135,12 +147,12 @@ async def test_the_higher_priority_waits_least_and_max_wait_ends_a_wait(
             {"username": "root", "password_hash": hash_password("root-pass"),
              "role": "admin"}]}))
     app: AppHarness = await make_app(make_settings(fake=True, sections={
-        "auth": {"enabled": True, "secret": SECRET}, "gateway": {"max_wait": 3}}), config)
+        "auth": {"enabled": True, "secret": SECRET}, "gateway": {"max_wait": 5}}), config)
     login = await app.client.post("/api/auth/login",
                                   json={"username": "root", "password": "root-pass"})
     admin = {"Authorization": f"Bearer {login.json()['token']}"}
     app.client.headers.update(admin)
-    await member(app, "m1", fake_model, chunks=10)
+    await member(app, "m1", fake_model, chunks=20)  # 1 s: the queue forms behind it
     keys = {}
     for name, priority in (("low", 0), ("high", 7)):
         made = await app.client.post("/api/keys", json={"name": name, "priority": priority})
@@ -153,7 +165,7 @@ async def test_the_higher_priority_waits_least_and_max_wait_ends_a_wait(
         return answer
 
     tasks = [asyncio.create_task(tracked("first", "low"))]
-    await asyncio.sleep(0.2)
+    await busy(app, 1)
     for index, (label, key) in enumerate((("low-1", "low"), ("low-2", "low"),
                                           ("high", "high"))):
         tasks.append(asyncio.create_task(tracked(label, key)))
@@ -165,16 +177,16 @@ async def test_the_higher_priority_waits_least_and_max_wait_ends_a_wait(
     assert all(r["queue_ms"] is not None for r in records)
     assert max(r["queue_ms"] for r in records) > 500  # the last one waited for three
     # Waiting longer than gateway.max_wait: 503 timeout, in OpenAI's envelope.
-    await app.client.put("/api/instances/m1", json={"extra_args": stand_in(100)},
+    await app.client.put("/api/instances/m1", json={"extra_args": stand_in(200)},
                          params={"restart": "true"})
     await wait_status(app.client, "m1", "running")
-    busy = asyncio.create_task(ask(app, headers=keys["low"]))
-    await asyncio.sleep(0.2)
+    holder = asyncio.create_task(ask(app, headers=keys["low"]))
+    await busy(app, 1)
     late = await ask(app, headers=keys["high"])
     assert late.status_code == 503, late.text
     assert late.json()["error"]["code"] == "timeout"
     assert late.json()["error"]["type"] == "server_error"
-    busy.cancel()
+    holder.cancel()
 
 
 async def test_a_saturated_pool_grows_after_scale_up_after_within_the_limits(
@@ -184,12 +196,12 @@ async def test_a_saturated_pool_grows_after_scale_up_after_within_the_limits(
         fake=True, sections={"pools": {"scale_up_after": 0.3}}))
     await member(app, "m1", fake_model, chunks=40)
     await member(app, "m2", fake_model, chunks=1, start=False)
-    busy = asyncio.create_task(ask(app))
-    await asyncio.sleep(0.3)
+    holder = asyncio.create_task(ask(app))
+    await busy(app, 1)
     assert (await ask(app)).status_code == 200  # served by m2, started for it
     assert served(app) == {"m2": 1}
-    assert not busy.done()
-    busy.cancel()
+    assert not holder.done()
+    holder.cancel()
     await app.down()
     # Within the limits: with max_running 1 the pool waits for its member instead.
     app.settings = make_settings(fake=True, max_running=1,
@@ -200,7 +212,7 @@ async def test_a_saturated_pool_grows_after_scale_up_after_within_the_limits(
     await app.client.put("/api/instances/m1", json={"extra_args": stand_in(10)})
     await app.client.post("/api/instances/m1/start?wait=true")
     first = asyncio.create_task(ask(app))
-    await asyncio.sleep(0.2)
+    await busy(app, 1)
     assert (await ask(app)).status_code == 200
     assert (await first).status_code == 200
     assert served(app) == {"m1": 2}
