@@ -73,8 +73,9 @@ async def test_a_session_sticks_to_its_member_and_moves_only_when_it_goes(
     app: AppHarness = await make_app(make_settings(fake=True))
     for name in ("m1", "m2"):
         await member(app, name, fake_model, chunks=1)
-    ways = ({"headers": {"X-Session-ID": "conversation-1"}}, {"user": "alice"},
-            {"metadata": {"user_id": "bob"}})
+    ways: tuple[dict[str, Any], ...] = (
+        {"headers": {"X-Session-ID": "conversation-1"}}, {"user": "alice"},
+        {"metadata": {"user_id": "bob"}})
     homes = {}
     for way in ways:
         before = served(app)
