@@ -315,9 +315,6 @@ async def test_node_loss_places_the_instance_again(
     assert chat.status_code == 200, chat.text
 
 
-@pytest.mark.skip(reason="known defect (issue 32, stop 37 note): a request routed to the "
-                  "member on the just-killed node, before the loss is noticed, can fail "
-                  "instead of failing over; flaky on CI until fixed")
 async def test_a_pool_spreads_over_nodes_and_keeps_serving_when_one_is_lost(
         app: AppHarness, ray_cluster: RayCluster, model: Path) -> None:
     """Issue 32. Last in the module, after the node loss above: it kills one more node."""

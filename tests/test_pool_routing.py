@@ -139,6 +139,26 @@ async def test_requests_not_yet_sent_fail_over_when_a_member_is_killed(
     assert sum(served(app).values()) == 6
 
 
+async def test_a_request_its_member_took_and_died_with_before_answering_goes_to_another(
+    make_settings: Any, make_app: Any, fake_model: Path
+) -> None:
+    """As on a lost Ray node, whose backend is killed as its worker goes: the request was
+    sent, no byte came back, so nothing reached the client and another member answers."""
+    app: AppHarness = await make_app(make_settings(fake=True))
+    for name, restart in (("m1", False), ("m2", True)):
+        await member(app, name, fake_model, chunks=1, auto_restart=restart,
+                     extra_args=[*stand_in(1), "--fake-head-after", "2"])
+    asked = [asyncio.create_task(ask(app)) for _ in range(2)]
+    await busy(app, 2)  # one on each: a slot each
+    pid = (await app.client.get("/api/instances/m1")).json()["pid"]
+    os.kill(pid, signal.SIGKILL)
+    answers = [await task for task in asked]
+    assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
+    assert served(app) == {"m2": 2}
+    records = (await app.client.get("/api/activity?limit=2")).json()["items"]
+    assert {r["instance"] for r in records} == {"m2"}
+
+
 async def test_the_higher_priority_waits_least_and_max_wait_ends_a_wait(
     make_settings: Any, make_app: Any, fake_model: Path, tmp_path: Path
 ) -> None:

@@ -45,6 +45,9 @@ def main() -> None:
     # --fake-chunk-interval seconds: a stream whose length is the test's, not the machine's.
     parser.add_argument("--fake-stream-chunks", type=int, default=None)
     parser.add_argument("--fake-chunk-interval", type=float, default=0.1)
+    # Seconds before the stream's head: a request taken and not yet answered, as a
+    # llama-server's without "stream" is until its whole answer is ready.
+    parser.add_argument("--fake-head-after", type=float, default=0.0)
     args, _unknown = parser.parse_known_args()
 
     say("I", f"fake backend pid {os.getpid()} starting")
@@ -99,6 +102,7 @@ def main() -> None:
                 self.send_error(501)  # llama-server's POST endpoints are not faked
                 return
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            time.sleep(args.fake_head_after)
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Transfer-Encoding", "chunked")

@@ -7,7 +7,7 @@ piece by piece. A task exists only while a request waits for its instance (on-de
 capacity, a pool's slot): that keeps llamactl's cost near a plain reverse proxy's
 (bench/gateway.py). A client that goes away drops the backend connection (so llama-server
 stops generating); a backend that dies mid-answer ends a chunked answer cleanly, closes a
-sized one, and is logged.
+sized one, and is logged; one that dies before answering a pool's request hands it on.
 """
 
 from __future__ import annotations
@@ -44,9 +44,7 @@ from llamactl.supervisor.owner import InstanceOwner
 log = logging.getLogger(__name__)
 
 STALE_CONNECTION_RETRIES = 1
-_REQUEST_DROP, _RESPONSE_DROP, _SSE_REPLACED = (
-    edge.REQUEST_DROP, edge.RESPONSE_DROP, edge.SSE_REPLACED)
-_ACCEPT_IDENTITY = b"%s: %s\r\n" % edge.ACCEPT_IDENTITY
+_RESPONSE_DROP, _SSE_REPLACED = edge.RESPONSE_DROP, edge.SSE_REPLACED
 _SSE_ADD = b"".join(name + b": " + value + b"\r\n" for name, value in edge.SSE_HEADERS)
 _NOSNIFF = b"x-content-type-options: nosniff\r\n"  # on every answer, as on /api's
 
@@ -194,18 +192,10 @@ class Exchange(RequestIntake):
                                    fresh=self._upload is not None)
 
     def _request(self, lease: Lease) -> bytes:
-        parts = [b"%s %s HTTP/1.1\r\nhost: %s:%d\r\n" % (
-            self.method.encode(), self.target, lease.host.encode(), lease.port)]
-        # edge.request_headers, inlined: this runs for every /v1 request
-        parts += [name + b": " + value + b"\r\n" for name, value in self.headers
-                  if name not in _REQUEST_DROP]
-        parts.append(_ACCEPT_IDENTITY)
-        if lease.api_key:
-            parts.append(b"authorization: " + edge.backend_authorization(lease.api_key)
-                         + b"\r\n")
+        parts = edge.request_head(self.method, self.target, self.headers, lease.host,
+                                  lease.port, lease.api_key)
         if self._upload is None:
-            parts.append(b"content-length: %d\r\n\r\n" % len(self._body))
-            parts.append(self._body)
+            parts += (b"content-length: %d\r\n\r\n" % len(self._body), self._body)
         else:
             parts.append(self._upload.head_end_and_held())  # the rest follows as it comes
         return b"".join(parts)
@@ -222,12 +212,14 @@ class Exchange(RequestIntake):
 
     def on_connect_failed(self, error: str) -> None:
         if self._pool is not None and self._lease is not None and not self.finished:
-            # Not sent: the member is gone (crash, node loss). Another member takes it.
-            lease, self._lease = self._lease, None
-            self._task = self.gateway.spawn(self._acquire(self._name, self._pool.failover(lease)))
+            self._fail_over(self._pool, self._lease)  # not sent: the member is gone
             return
         self.fail(GatewayError(502, edge.not_answering(self._name, error),
                                "server_error", "upstream_unavailable"))
+
+    def _fail_over(self, pool: PoolRoute, lease: Lease) -> None:
+        self._lease = None
+        self._task = self.gateway.spawn(self._acquire(self._name, pool.failover(lease)))
 
     # the answer (pool.AnswerSink)
     def on_head(self, status: int, headers: list[tuple[bytes, bytes]], framing: str,
@@ -296,6 +288,14 @@ class Exchange(RequestIntake):
                 self._retries -= 1
                 self.gateway.pool.checkout(self._lease.port, self, slots=self._lease.slots,
                                            fresh=True, host=self._lease.host)
+                return
+            if (self._pool is not None and self._lease is not None and self._retries > 0
+                    and self._upload is None):
+                # A pool's member that closed before a byte of answer died with the request (a
+                # crash; a lost node's backend): nothing reached the client, so another member
+                # takes it, once (a request that kills each member it reaches goes no further).
+                self._retries -= 1
+                self._fail_over(self._pool, self._lease)
                 return
             self.fail(GatewayError(502, edge.not_answering(self._name, "it closed the connection"),
                                    "server_error", "upstream_unavailable"))
