@@ -77,6 +77,9 @@ def open_page(page: Page, server: Dashboard, size: str, scheme: str) -> None:
 def test_the_name_opens_the_instance_page_and_its_tabs(
         page: Page, dashboard_server: Dashboard, running: str, size: str, scheme: str) -> None:
     open_page(page, dashboard_server, size, scheme)
+    errors: list[str] = []  # signed in: a CSP refusal of uPlot's script or styles shows here
+    page.on("console", lambda message: errors.append(message.text)
+            if message.type == "error" else None)
     heading = page.get_by_role("heading", level=2).filter(has_text=NAME)
     expect(heading).to_contain_text(NAME)
     expect(heading).to_contain_text("running")
@@ -85,7 +88,11 @@ def test_the_name_opens_the_instance_page_and_its_tabs(
     tabs = page.get_by_role("tablist", name="Instance").get_by_role("tab")
     expect(tabs).to_have_text(["Overview", "Logs", "Activity", "Options", "Pool"])
     expect(tab(page, "Overview")).to_have_attribute("aria-selected", "true")
-    expect(page.get_by_role("tabpanel", name="Overview")).to_contain_text("tiny.gguf")
+    overview = page.get_by_role("tabpanel", name="Overview")
+    expect(overview).to_contain_text("tiny.gguf")
+    for chart in CHARTS:  # named images, drawn by uPlot on a canvas
+        image = overview.get_by_role("img", name=chart, exact=True)
+        expect(image.locator("canvas")).to_be_attached()
     assert fits_sideways(page)
 
     # Logs: the keyboard moves along the tabs; the log follows, filtered by its search box.
@@ -130,8 +137,17 @@ def test_the_name_opens_the_instance_page_and_its_tabs(
     expect(member.get_by_role("cell").nth(3)).to_have_text("4")  # slots: parallel's default
     assert fits_sideways(page)
 
+    # Back on Overview, the requests made meanwhile (and the samples since) are drawn.
+    tab(page, "Overview").click()
+    for chart in CHARTS:
+        drawn = overview.get_by_role("img", name=chart, exact=True)
+        expect(drawn).not_to_have_attribute("data-points", "0", timeout=20_000)
+    expect(overview.get_by_text("No requests in the last hour.")).to_be_hidden()
+    assert fits_sideways(page)
+
     page.go_back()
     expect(page.get_by_role("heading", name="Instances", exact=True)).to_be_visible()
+    assert errors == []
 
 
 def test_an_instance_in_no_pool_has_no_pool_tab_and_a_missing_one_says_so(
@@ -141,6 +157,10 @@ def test_an_instance_in_no_pool_has_no_pool_tab_and_a_missing_one_says_so(
     expect(page.get_by_role("heading", level=2).filter(has_text=LONE)).to_contain_text("stopped")
     expect(page.get_by_role("tablist", name="Instance").get_by_role("tab")).to_have_text(
         ["Overview", "Logs", "Activity", "Options"])
+    overview = page.get_by_role("tabpanel", name="Overview")  # never ran: empty states
+    expect(overview.get_by_role("img", name="CPU, last hour", exact=True)).to_have_attribute(
+        "data-points", "0")
+    expect(overview.get_by_text("No requests in the last hour.")).to_be_visible()
     tab(page, "Options").click()  # a viewer reads the options, with no form
     options = page.get_by_role("tabpanel", name="Options")
     expect(options).to_contain_text("context_size")

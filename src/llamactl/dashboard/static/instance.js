@@ -98,7 +98,11 @@ function onTabKey(ev) {
 const TAB_LOADERS = { overview: loadOverview, logs: showLogs, activity: loadActivity,
   options: showOptions, pool: loadPool };
 
-async function loadOverview() {}
+// The charts' module (and uPlot with it) is fetched when an Overview first shows, not before.
+async function loadOverview() {
+  page.charts ||= await import("./charts.js");
+  await page.charts.showCharts($("#instance-charts"), page.inst);
+}
 
 // ---- Logs and Options: the Instances view's log viewer and form, borrowed ------------------
 function borrow(selector, panel) {
@@ -204,7 +208,7 @@ export function instanceActivity(record) {
 export function leaveInstancePage() {
   stopLogs();
   giveBack();
-  page.charts?.dropCharts();
+  page.charts?.stopCharts();
   page.name = null; page.inst = null;
 }
 
