@@ -29,6 +29,8 @@ const now = () => Date.now() / 1000;
 const at = (time) => Date.parse(time) / 1000;
 const recent = (list) => list.filter((item) => item.t >= now() - HOUR);
 const fixed = (digits, unit) => (v) => v == null ? "" : v.toFixed(digits) + unit;
+/** An axis's tick: short, no unit (the chart's heading names it). */
+const short = (v) => Math.abs(v) >= 1000 ? (v / 1000).toFixed(1) + "k" : String(Math.round(v * 10) / 10);
 
 /** Requests and errors per minute over the hour: [minutes, requests, errors]. */
 function perMinute(records) {
@@ -65,13 +67,13 @@ const CHARTS = [
     count: (data) => data[1].reduce((n, v) => n + v, 0) },
   { name: "time to first token, last hour", title: "Time to first token", source: "records",
     series: [["TTFT", "--accent"]], data: (c) => pointsOf(c.records, "ttft_ms"),
-    value: fixed(0, " ms"), empty: "No answers in the last hour." },
+    value: fixed(0, " ms"), tick: fixed(0, " ms"), empty: "No answers in the last hour." },
   { name: "memory against estimate, last hour", title: "Memory against estimate", source: "samples",
     series: [["memory", "--accent"], ["estimate", "--muted", [6, 4]]], data: (c) => memoryData(c.samples),
-    value: (v) => v == null ? "" : bytes(v), empty: "No samples yet: it has not run in the last hour." },
+    value: (v) => v == null ? "" : bytes(v), tick: (v) => bytes(v) || "0", empty: "No samples yet: it has not run in the last hour." },
   { name: "CPU, last hour", title: "CPU", source: "samples", series: [["CPU", "--accent"]],
     data: (c) => [c.samples.map((s) => s.t), c.samples.map((s) => s.cpu_usage)],
-    value: fixed(1, "%"), empty: "No samples yet: it has not run in the last hour." },
+    value: fixed(1, "%"), tick: (v) => short(v) + "%", empty: "No samples yet: it has not run in the last hour." },
 ];
 
 function colour(name) { return getComputedStyle(document.documentElement).getPropertyValue(name).trim(); }
@@ -85,7 +87,7 @@ function plotOptions(uPlot, spec, width) {
     points: { show: !spec.bars && spec.source === "records", size: 5 } }));
   return { width, height: HEIGHT, series: [{}, ...series],
     scales: { x: { time: true, range: () => [now() - HOUR, now()] } },
-    axes: [axis, { ...axis, size: 70, values: (u, ticks) => ticks.map((v) => spec.value(v)) }],
+    axes: [axis, { ...axis, size: 70, values: (u, ticks) => ticks.map(spec.tick || short) }],
     legend: { show: true }, cursor: { drag: { x: false, y: false } } };
 }
 
