@@ -19,7 +19,14 @@ from typing import Literal
 import pytest
 from playwright.sync_api import Browser, Locator, Page
 
-from tests.dashboard.conftest import Dashboard, open_view, running_instance, sign_in
+from tests.dashboard.conftest import (
+    COUNT_FETCHES,
+    Dashboard,
+    open_view,
+    running_instance,
+    settle,
+    sign_in,
+)
 from tests.support.helpers import free_port
 
 pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
@@ -28,17 +35,6 @@ NAME = "axe-tiny"
 FAILED = "axe-broken"
 BLOCKING = ("serious", "critical")
 Scheme = Literal["light", "dark"]
-
-# Counts the page's fetches still waiting for their answer's headers, so that a view is
-# audited once its data is in (not after a fixed sleep).
-COUNT_FETCHES = """(() => {
-  window.__axePending = 0;
-  const fetch0 = window.fetch;
-  window.fetch = (...args) => {
-    window.__axePending += 1;
-    return fetch0(...args).finally(() => { window.__axePending -= 1; });
-  };
-})();"""
 
 RUN_AXE = """async () => {
   const result = await axe.run(document, {resultTypes: ["violations"]});
@@ -81,12 +77,8 @@ class Audit:
         self.found: list[str] = []
         self.audited: list[str] = []
 
-    def settle(self) -> None:
-        self.page.wait_for_function("() => window.__axePending === 0")
-        self.page.evaluate("document.fonts.ready")
-
     def check(self, state: str) -> None:
-        self.settle()
+        settle(self.page)
         if not self.page.evaluate("typeof axe !== 'undefined'"):
             self.page.evaluate(AXE)  # CDP's evaluate: the page's CSP does not apply
         self.audited.append(state)
@@ -168,7 +160,7 @@ def audit_instance_page(audit: Audit, name: str) -> None:
 def audit_playground_answer(audit: Audit, name: str) -> None:
     page = audit.page
     open_view(page, "Playground")
-    audit.settle()
+    settle(page)
     page.get_by_label("Model", exact=True).select_option(name)
     if not page.get_by_label("Max tokens", exact=True).is_visible():
         page.get_by_text("Parameters", exact=True).click()
