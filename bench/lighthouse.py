@@ -4,7 +4,8 @@ A real ``llamactl serve`` (auth off) with ``--instances`` instances (100) whose 
 cannot load, one more running the tiny model, and ``--requests`` (50) completions through its
 ``/v1`` so that the Activity view has records and the Playground a model. Then Lighthouse
 (npm ``lighthouse@12.2.3``, installed into bench/node_modules by ``npm ci --prefix bench``)
-with Debian's chromium, headless, its default mobile profile (simulated throttling), on each
+with Debian's chromium, headless, its default mobile profile (simulated throttling: a 4x
+slower CPU and a slow 4G network; ``--desktop`` for its desktop one), on each
 view's URL, ``--runs`` (3) times; the median run per view (by performance score) is reported.
 
 Printed per view: performance, accessibility and best-practices scores, each against its goal
@@ -46,11 +47,12 @@ RUNNING = "bench-tiny"
 RUN_TIMEOUT = 180.0
 
 
-def lighthouse(url: str, out: Path) -> dict[str, Any]:
+def lighthouse(url: str, out: Path, desktop: bool) -> dict[str, Any]:
     """One Lighthouse run (its own process group, stopped whatever happens): its JSON report."""
     argv = [str(LIGHTHOUSE), url, "--output=json", f"--output-path={out}", "--quiet",
             "--only-categories=" + ",".join(CATEGORIES),
-            "--chrome-flags=--headless=new --no-sandbox --disable-dev-shm-usage"]
+            "--chrome-flags=--headless=new --no-sandbox --disable-dev-shm-usage",
+            *(["--preset=desktop"] if desktop else [])]
     env = {**os.environ, "CHROME_PATH": CHROMIUM}
     process = spawn(argv, out.with_suffix(".log"), env=env)
     try:
@@ -126,7 +128,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     try:
         populate(url, model, broken, args.instances, args.requests)
         for view, path in VIEWS.items():
-            runs = [summary(lighthouse(url + path, work / f"{view}-{i}.json"))
+            runs = [summary(lighthouse(url + path, work / f"{view}-{i}.json", args.desktop))
                     for i in range(args.runs)]
             runs.sort(key=lambda r: r["scores"]["performance"])
             views[view] = {**runs[len(runs) // 2],
@@ -134,12 +136,14 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     finally:
         stop_group(server)
     return {"instances": args.instances, "requests": args.requests, "runs": args.runs,
+            "profile": "desktop" if args.desktop else "mobile",
             "views": views,
             "machine": {"cpus": os.cpu_count(), "loadavg_1m": os.getloadavg()[0]}}
 
 
 def report(result: dict[str, Any]) -> None:
-    print(f"Lighthouse 12 on the dashboard, {result['instances']} instances, median of "
+    print(f"Lighthouse 12 ({result['profile']}) on the dashboard, {result['instances']} "
+          f"instances, median of "
           f"{result['runs']} runs ({result['machine']['cpus']} CPUs, "
           f"load {result['machine']['loadavg_1m']:.2f})")
     goals: dict[str, bool] = {}
@@ -160,6 +164,8 @@ def main() -> int:
     parser.add_argument("--instances", type=int, default=100)
     parser.add_argument("--requests", type=int, default=50, help="completions in the ledger")
     parser.add_argument("--runs", type=int, default=3, help="Lighthouse runs per view")
+    parser.add_argument("--desktop", action="store_true",
+                        help="Lighthouse's desktop profile (no CPU slowdown, wired network)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args()
     return run_in_workdir("lighthouse", args.keep, lambda work: run(args, work), report,
