@@ -171,9 +171,8 @@ class StatsSample(_Model):
 
 
 class InstanceHistory(_Model):
-    """``GET /api/instances/{name}/history``: the last hour of published stats, oldest
-    first (kept in the server's memory: empty after it restarts)."""
-
+    """``GET /api/instances/{name}/history``: the last hour of stats, oldest first (in the
+    server's memory: empty after it restarts)."""
     name: str
     interval: float
     samples: list[StatsSample]
