@@ -9,6 +9,7 @@ from typing import Any
 
 from llamactl.monitoring.history import MAX_SAMPLES, StatsHistory
 from tests.conftest import AppHarness
+from tests.support.helpers import wait_status
 
 
 def test_the_ring_is_bounded_by_length_and_by_age() -> None:
@@ -55,7 +56,8 @@ async def test_history_holds_what_the_stats_events_published(
     missing = await app.client.get("/api/instances/nope/history")
     assert missing.status_code == 404
     assert missing.json()["code"] == "INSTANCE_NOT_FOUND"
-    await app.client.post("/api/instances/h/stop?wait=true")
+    await app.client.post("/api/instances/h/stop")  # no wait: it answers "stopping"
+    await wait_status(app.client, "h", "stopped")
     assert (await app.client.delete("/api/instances/h")).status_code == 200
     await asyncio.sleep(0.3)  # a publication after the delete forgets its ring
     assert app.app.state.services.monitoring.history.samples("h") == []

@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from tests.dashboard.conftest import Dashboard, sign_in
-from tests.support.helpers import free_port
+from tests.support.helpers import free_port, wait_until
 
 NAME = "page-tiny"
 MEMBER = "page-tiny-2"  # the pool's other member, never started
@@ -37,9 +37,11 @@ def running(dashboard_server: Dashboard) -> Iterator[str]:
         assert api.post(f"/api/instances/{NAME}/start?wait=true").status_code == 200
     yield NAME
     with dashboard_server.api() as api:
+        api.post(f"/api/instances/{NAME}/stop")  # answers "stopping": deleted once stopped
+        wait_until(lambda: api.get(f"/api/instances/{NAME}").json()["status"] == "stopped",
+                 timeout=60, what=f"{NAME} stopped")
         for name in (NAME, MEMBER, LONE):
-            api.post(f"/api/instances/{name}/stop?wait=true")
-            api.delete(f"/api/instances/{name}")
+            assert api.delete(f"/api/instances/{name}").status_code == 200
 
 
 def ask(server: Dashboard, count: int) -> None:
