@@ -5,7 +5,9 @@ import { optionInputs, optionValues, renderOptionFields, setOptionValues } from 
 import { systemSoon } from "./system.js";
 import { loadInstances } from "./table.js";
 
-export function openEditor(inst) {
+/** inst: the instance to edit, or null for a new one; preset: a new one's first values
+ * ({model_path}: "New instance from this model" in the Models view). */
+export function openEditor(inst, preset) {
   const form = $("#instance-form");
   state.editing = inst ? inst.name : null;
   clearErrors();
@@ -28,9 +30,10 @@ export function openEditor(inst) {
   // What Edit shows, to send only what the user changed: an inherited default read back is
   // not saved as an explicit value, and a cleared field is sent as null (issue 34).
   state.loaded = inst ? formSnapshot(form) : null;
+  if (!inst && preset?.model_path) form.model_path.value = preset.model_path;
   $("#import-note").textContent = "";
   showEstimate("");
-  if (inst) estimateSoon();
+  if (inst || preset?.model_path) estimateSoon();
   $("#editor").hidden = false;
   (inst ? form.model_path : form.name).focus();
 }

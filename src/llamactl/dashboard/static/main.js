@@ -12,12 +12,14 @@ import { loadSystem, startSystemRefresh, stopSystemRefresh, systemSoon } from ".
 import { initTable, loadInstances, setStats, setStatus } from "./table.js";
 import { activityRecord, initActivity, loadActivity } from "./activity.js";
 import { initPlayground, loadPlayground } from "./playground.js";
-import { initViews, loadAudit, loadModels, onView } from "./views.js";
+import { initViews, loadAudit, onView } from "./views.js";
+import { initModels, loadModels, pullProgress } from "./models.js";
 
 const feedHandlers = {
   status: (name, status) => { setStatus(name, status); systemSoon(); },
   stats: setStats,
   activity: activityRecord,
+  pull: pullProgress,
   unknown: () => { loadInstances(); systemSoon(); },
   reconnected: () => { loadInstances(); systemSoon(); } };
 
@@ -56,6 +58,7 @@ function start() {
   onView("keys", loadKeys);
   onView("audit", loadAudit);
   onView("models", loadModels);
+  initModels();
   onView("playground", loadPlayground);
   initPlayground();
   onView("activity", loadActivity);
