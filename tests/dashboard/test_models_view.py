@@ -261,3 +261,17 @@ def test_narrow_screens_show_cards_and_no_sideways_scroll(library: Library, page
     for width in (360, 768, 1280):
         page.set_viewport_size({"width": width, "height": 800})
         assert page.evaluate(NO_SIDEWAYS), f"the Models view scrolls sideways at {width} px"
+
+
+def test_the_form_picks_a_model_of_the_library(library: Library, page: Page) -> None:
+    model_id = pulled(library, "tester/pick-GGUF")
+    sign_in(page, library.server, "op")
+    page.get_by_role("button", name="New instance", exact=True).click()
+    pick = page.get_by_label("or from the library", exact=True)
+    expect(pick).to_be_visible()
+    choice = pick.locator("option", has_text=model_id)
+    expect(choice).to_have_count(1)
+    pick.select_option(label=choice.text_content())
+    path = str(library.server.models / model_id)
+    expect(page.get_by_label("Model path", exact=True)).to_have_value(path)
+    expect(page.locator("#estimate")).to_contain_text("Estimated memory:")
