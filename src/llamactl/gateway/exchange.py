@@ -22,7 +22,7 @@ from llamactl.backends import served_name
 from llamactl.errors import LlamactlError
 from llamactl.gateway import edge
 from llamactl.gateway.activity_tap import client_of
-from llamactl.gateway.capabilities import check_capability
+from llamactl.gateway.capabilities import check_capability, check_pool_capability
 from llamactl.gateway.errors import GatewayError, model_not_found, wait_failed
 from llamactl.gateway.exchange_intake import RequestIntake
 from llamactl.gateway.pool import BackendConnection, Framing
@@ -142,6 +142,7 @@ class Exchange(RequestIntake):
     def _route_pool(self, pool: str, body: bytes) -> None:
         """A pool's name (issue 32): a member chosen now, or once one has a free slot."""
         gateway = self.gateway
+        check_pool_capability(self.path, pool, gateway.manager.pools.members(pool))
         route = self._pool = PoolRoute.of(gateway.manager.pools, gateway.auth, self._principal,
                                           pool, self.headers, body)
         self._name, self._body = pool, body
@@ -158,7 +159,7 @@ class Exchange(RequestIntake):
         or for a pool's member. At most gateway.max_wait, then 503 timeout."""
         try:
             async with asyncio.timeout(self.gateway.max_wait):
-                lease = await (waiting or self.gateway.manager.acquire(name))
+                lease = await (waiting or self.gateway.acquire(name, self._principal))
         except asyncio.CancelledError:
             self._cancelled()
             raise
@@ -183,7 +184,8 @@ class Exchange(RequestIntake):
     def _leased(self, lease: Lease) -> None:
         self._lease = lease
         if self._pool is not None:  # the member chosen: named in logs and on record
-            self._name, self._body = lease.instance, self._pool.body_for(lease, self._body)
+            self._name = lease.instance
+            self._body = self._pool.body_for(lease, self._body, self._upload)
         if self._tap is not None:
             self._tap.instance = self._name
             self._tap.leased(lease.host)

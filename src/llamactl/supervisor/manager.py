@@ -326,9 +326,10 @@ class InstanceManager:
         if wait:
             await owner.wait_ready()
 
-    async def acquire(self, name: str) -> Lease:
+    async def acquire(self, name: str, priority: int = 0) -> Lease:
         """A lease on a running instance for one request: starting it on demand, joining a
-        start in progress, making room within the limits, or waiting for room."""
+        start in progress, making room within the limits, or waiting for room; where it
+        waits, the higher ``priority`` goes first."""
         owner = self.owner(name)
         await wait_for_model(owner)  # issue 33: created from a model still being pulled
         for _ in range(ACQUIRE_ATTEMPTS):
@@ -336,7 +337,7 @@ class InstanceManager:
             if lease is not None:
                 return lease
             try:
-                return await owner.acquire()
+                return await owner.acquire(priority)
             except InstanceStopping:
                 await owner.wait_stopped()
             except InstanceNotRunning:
@@ -344,7 +345,8 @@ class InstanceManager:
                     raise InstanceNotRunning(
                         f"Instance '{name}' is {owner.status} and on_demand_start is off"
                     ) from None
-            await self._capacity.start_within_limits(owner, wait_for_room=True, join=True)
+            await self._capacity.start_within_limits(owner, wait_for_room=True, join=True,
+                                                     priority=priority)
         raise StartFailed(f"Instance '{name}' stopped again each time it was started")
 
     async def stop(self, name: str, *, force: bool = False, timeout: float | None = None) -> None:

@@ -58,7 +58,8 @@ class EffectRunner:
         self.watchers: list[asyncio.Task[None]] = []  # readiness or liveness of this process
         self.timers: dict[t.TimerKind, asyncio.Task[None]] = {}
         # Waiting for "running": start?wait=true (False) and requests wanting a lease (True).
-        self.ready_waiters: list[tuple[asyncio.Future[Any], bool]] = []
+        # (waiter, wants a lease, priority: the higher is answered first, issue 32)
+        self.ready_waiters: list[tuple[asyncio.Future[Any], bool, int]] = []
         self.stopped_waiters: list[asyncio.Future[None]] = []
         self.current: m.Message | None = None  # the inbox message being handled
         self.answer: bool | None = None
@@ -236,9 +237,9 @@ class EffectRunner:
     def _wait_ready(self, effect: t.WaitReady) -> None:
         request = self.current
         if isinstance(request, m.Acquire) and effect.lease:
-            self.ready_waiters.append((request.lease, True))
+            self.ready_waiters.append((request.lease, True, request.priority))
         elif isinstance(request, m.Start) and request.ready is not None:
-            self.ready_waiters.append((request.ready, False))
+            self.ready_waiters.append((request.ready, False, 0))
 
     def _grant_lease(self, effect: t.GrantLease) -> None:
         if isinstance(self.current, m.Acquire):
@@ -269,7 +270,10 @@ class EffectRunner:
 
     def _resolve_ready(self, error: Exception | None) -> None:
         waiters, self.ready_waiters = self.ready_waiters, []
-        for waiter, wants_lease in waiters:
+        # The requests woken in this order send theirs in it: the higher priority first
+        # into the backend's slots (a stable sort: arrival order within a priority).
+        waiters.sort(key=lambda entry: -entry[2])
+        for waiter, wants_lease, _ in waiters:
             if waiter.done():
                 continue
             if error is not None:
