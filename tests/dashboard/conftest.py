@@ -17,6 +17,17 @@ from tests.support.helpers import free_port, write_config, write_unloadable_mode
 
 CHROMIUM = "/usr/bin/chromium"
 
+# An init script (BrowserContext.add_init_script): counts the page's fetches still waiting for
+# their answer's headers, so that a test can wait for a view's data (settle), not sleep.
+COUNT_FETCHES = """(() => {
+  window.__pendingFetches = 0;
+  const fetch0 = window.fetch;
+  window.fetch = (...args) => {
+    window.__pendingFetches += 1;
+    return fetch0(...args).finally(() => { window.__pendingFetches -= 1; });
+  };
+})();"""
+
 
 @dataclass
 class Dashboard:
@@ -99,3 +110,10 @@ def running_instance(server: Dashboard, name: str) -> Iterator[str]:
     yield name
     with server.api() as api:
         api.post(f"/api/instances/{name}/stop")
+
+
+def settle(page: Page) -> None:
+    """Every fetch answered (COUNT_FETCHES), and two frames drawn with what they brought."""
+    page.wait_for_function("() => window.__pendingFetches === 0")
+    page.evaluate("""() => document.fonts.ready.then(() => new Promise((done) =>
+        requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(done, 0)))))""")

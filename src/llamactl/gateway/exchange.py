@@ -3,17 +3,16 @@
 It runs from the callbacks of its two connections (the client's, gateway/http_protocol.py;
 the backend's, gateway/pool.py): authenticate, find the instance (or pool member) by
 ``model``, take a lease, write the request with the backend's key, and relay the answer
-piece by piece. A task exists only while a request waits for its instance (on-demand start,
-capacity, a pool's slot): that keeps llamactl's cost near a plain reverse proxy's
-(bench/gateway.py). A client that goes away drops the backend connection (so llama-server
-stops generating); a backend that dies mid-answer ends a chunked answer cleanly, closes a
-sized one, and is logged; one that dies before answering a pool's request hands it on.
+piece by piece. A task exists only while a request waits (an on-demand start, capacity, a
+pool's slot, a wake): so llamactl costs near a plain reverse proxy (bench/gateway.py). A
+client that goes away drops the backend connection (llama-server stops generating); a
+backend that dies mid-answer ends a chunked answer cleanly, closes a sized one, and is
+logged; one that dies before answering a pool's request hands it on.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable
 from typing import Any
@@ -182,6 +181,10 @@ class Exchange(RequestIntake):
                                    "shutting_down"), reusable=False)
 
     def _leased(self, lease: Lease) -> None:
+        if lease.instance in self.gateway.manager.waker.asleep:  # vLLM's sleep: issue 32
+            self._task = self.gateway.spawn(self._acquire(lease.instance,
+                                                          self.gateway.woken(lease)))
+            return
         self._lease = lease
         if self._pool is not None:  # the member chosen: named in logs and on record
             self._name = lease.instance
@@ -364,13 +367,9 @@ class Exchange(RequestIntake):
 
     def _answer_json(self, status: int, document: dict[str, Any]) -> None:
         self._status = status
-        body = json.dumps(document, separators=(",", ":")).encode()
-        self.front.write(
-            edge.status_line(status)
-            + b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body)
-            + (b"" if self.front.keep_alive else b"connection: close\r\n")
-            + self.gateway.cors_headers(self.headers) + self._id_header + _NOSNIFF + b"\r\n"
-            + body)
+        self.front.write(edge.json_answer(status, document, self.front.keep_alive,
+                                          self.gateway.cors_headers(self.headers)
+                                          + self._id_header + _NOSNIFF))
         self._complete(reusable=True)
 
     def _complete(self, *, reusable: bool, error_code: str | None = None) -> None:

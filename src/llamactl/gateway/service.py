@@ -76,6 +76,15 @@ class Gateway:
             if not waiting[name]:
                 del waiting[name]
 
+    async def woken(self, lease: Lease) -> Lease:
+        """``lease`` once its instance, asleep by llamactl's doing (vLLM), is awake."""
+        try:
+            await self.manager.waker.wake(self.manager.owner(lease.instance))
+        except BaseException:
+            lease.release()
+            raise
+        return lease
+
     def count(self, instance: str, status: int) -> None:
         key = (instance, status)
         self.answered[key] = self.answered.get(key, 0) + 1

@@ -1,8 +1,7 @@
 """How the owner carries out the lifecycle's effects: spawn, signal, timers, watchers, persist,
 publish, answer. The decisions are all in ``supervisor/lifecycle.py``; nothing here chooses a
-status. ``EffectRunner`` is an object the owner (supervisor/owner.py) holds: composition, it
-owns the process, timers, watchers and waiters it works on.
-"""
+status. The owner (supervisor/owner.py) holds an ``EffectRunner``, which owns the process,
+timers, watchers and waiters it works on."""
 
 from __future__ import annotations
 
@@ -57,8 +56,7 @@ class EffectRunner:
         self.exit_watcher: asyncio.Task[None] | None = None
         self.watchers: list[asyncio.Task[None]] = []  # readiness or liveness of this process
         self.timers: dict[t.TimerKind, asyncio.Task[None]] = {}
-        # Waiting for "running": start?wait=true (False) and requests wanting a lease (True).
-        # (waiter, wants a lease, priority: the higher is answered first, issue 32)
+        # Waiting for "running": (waiter, a request's, not start?wait's; priority, issue 32)
         self.ready_waiters: list[tuple[asyncio.Future[Any], bool, int]] = []
         self.stopped_waiters: list[asyncio.Future[None]] = []
         self.current: m.Message | None = None  # the inbox message being handled
@@ -270,9 +268,7 @@ class EffectRunner:
 
     def _resolve_ready(self, error: Exception | None) -> None:
         waiters, self.ready_waiters = self.ready_waiters, []
-        # The requests woken in this order send theirs in it: the higher priority first
-        # into the backend's slots (a stable sort: arrival order within a priority).
-        waiters.sort(key=lambda entry: -entry[2])
+        waiters.sort(key=lambda entry: -entry[2])  # woken in order, they send in order
         for waiter, wants_lease, _ in waiters:
             if waiter.done():
                 continue

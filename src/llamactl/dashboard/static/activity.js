@@ -14,7 +14,8 @@ function filters() {
 
 const ms = (v) => v == null ? "" : Math.round(v) + " ms";
 
-function rowFor(r) {
+/** One record as a table row (the instance page's Activity tab shows the same rows). */
+export function rowFor(r) {
   const tr = document.createElement("tr");
   tr.setAttribute("role", "row");
   tr.dataset.id = r.id;
@@ -36,23 +37,32 @@ function rowFor(r) {
 export async function loadActivity() {
   const query = filters();
   query.set("limit", "100");
+  // The totals are asked for beside the list and shown in the same frame: shown later, their
+  // line would push the table down (a layout shift).
+  const totals = fetchTotals().catch(() => null);
   let items;
   try { ({ items } = await api("GET", "/api/activity?" + query)); }
   catch (e) { $("#activity-totals").textContent = "Activity unavailable: " + e.message; return; }
+  showTotals(await totals);
   $("#activity-list tbody").replaceChildren(...items.map(rowFor));
   $("#activity-empty").hidden = items.length > 0;
   exportLinks();
-  loadTotals();
 }
 
-async function loadTotals() {
+async function fetchTotals() {
   const query = filters();
   query.delete("status");  // the summary takes no status filter
-  const { groups } = await api("GET", "/api/activity/summary?by=instance&" + query);
+  return (await api("GET", "/api/activity/summary?by=instance&" + query)).groups;
+}
+
+function showTotals(groups) {
+  if (!groups) return;
   const sum = (key) => groups.reduce((n, g) => n + g[key], 0);
   $("#activity-totals").textContent = sum("requests") + " requests, " + sum("errors") + " errors, " +
     sum("prompt_tokens") + " prompt and " + sum("completion_tokens") + " completion tokens";
 }
+
+async function loadTotals() { showTotals(await fetchTotals()); }
 
 function exportLinks() {
   const query = filters();

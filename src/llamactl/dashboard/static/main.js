@@ -14,11 +14,13 @@ import { activityRecord, initActivity, loadActivity } from "./activity.js";
 import { initPlayground, loadPlayground } from "./playground.js";
 import { initViews, loadAudit, onView } from "./views.js";
 import { initModels, loadModels, pullProgress } from "./models.js";
+import { initInstancePage, instanceActivity, instanceStats, instanceStatus, leaveInstancePage,
+  loadInstancePage } from "./instance.js";
 
 const feedHandlers = {
-  status: (name, status) => { setStatus(name, status); systemSoon(); },
-  stats: setStats,
-  activity: activityRecord,
+  status: (name, status) => { setStatus(name, status); instanceStatus(name, status); systemSoon(); },
+  stats: (name, stats) => { setStats(name, stats); instanceStats(name, stats); },
+  activity: (record) => { activityRecord(record); instanceActivity(record); },
   pull: pullProgress,
   unknown: () => { loadInstances(); systemSoon(); },
   reconnected: () => { loadInstances(); systemSoon(); } };
@@ -62,6 +64,8 @@ function start() {
   onView("playground", loadPlayground);
   initPlayground();
   onView("activity", loadActivity);
+  onView("instance", loadInstancePage, leaveInstancePage);
+  initInstancePage();
   initActivity();
   enter().catch(() => { if ($("#app").hidden) showSignIn(); });
 }
