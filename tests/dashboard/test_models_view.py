@@ -112,20 +112,26 @@ def test_a_pull_progresses_live_and_lands_in_the_table(library: Library, page: P
     expect(row.get_by_role("button", name="Pull")).to_have_count(0)
 
 
-def test_a_pull_is_cancelled(library: Library, page: Page) -> None:
+def test_a_pull_is_cancelled_with_the_keyboard(library: Library, page: Page) -> None:
     source = library.add_repo("tester/cancel-GGUF")
     sign_in(page, library.server, "op")
     open_view(page, "Models")
-    library.hold()
+    library.hub.rate = 100_000  # bytes a second: progress events keep coming for seconds
     try:
         start_pull(page, source)
         item = page.locator("#pull-list li").filter(has=pull_bar(page, source))
         expect(item).to_contain_text("downloading")
-        item.get_by_role("button", name=f"Cancel {source}", exact=True).click()
+        cancel = item.get_by_role("button", name=f"Cancel {source}", exact=True)
+        cancel.focus()
+        before = pull_bar(page, source).get_attribute("aria-valuenow")
+        expect(pull_bar(page, source)).not_to_have_attribute("aria-valuenow", before or "")
+        expect(cancel).to_be_focused()  # the item was updated in place, not redrawn
+        page.keyboard.press("Enter")
         expect(item).to_contain_text("cancelled")
         expect(item.get_by_role("button")).to_have_count(0)
+        expect(page.get_by_label("Source", exact=True)).to_be_focused()
     finally:
-        library.let_go()
+        library.hub.rate = None
     with library.server.api() as api:
         states = {p["source"]: p["status"] for p in api.get("/api/models/pulls").json()["pulls"]}
     assert states[source] == "cancelled"

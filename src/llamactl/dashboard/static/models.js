@@ -99,32 +99,41 @@ async function loadPulls() {
   renderPulls();
 }
 
-function pullItem(job) {
+function pullItem(id) {
   const li = document.createElement("li");
   li.className = "pull";
-  li.dataset.id = job.id;
-  const percent = job.bytes_total ? Math.floor((100 * job.bytes_done) / job.bytes_total) : 0;
+  li.dataset.id = id;
   const bar = document.createElement("div");
   bar.setAttribute("role", "progressbar");
-  bar.setAttribute("aria-label", job.source);
   bar.setAttribute("aria-valuemin", "0"); bar.setAttribute("aria-valuemax", "100");
-  bar.setAttribute("aria-valuenow", String(job.status === "done" ? 100 : percent));
+  bar.append(document.createElement("span"));
+  li.append(document.createElement("strong"), bar, document.createElement("span"));
+  return li;
+}
+
+/** The item shows the job as it is now: updated in place, so a focused Cancel keeps focus
+ * while the progress events arrive (four a second). */
+function fillPull(li, job) {
+  const [title, bar, said] = li.children;
+  const percent = job.status === "done" ? 100
+    : job.bytes_total ? Math.floor((100 * job.bytes_done) / job.bytes_total) : 0;
+  title.textContent = job.source;
+  bar.setAttribute("aria-label", job.source);
+  bar.setAttribute("aria-valuenow", String(percent));
   bar.setAttribute("aria-valuetext", percent + "% (" + job.status + ")");
   bar.className = "meter meter-" + job.status;
-  const fill = document.createElement("span");
-  fill.style.width = (job.status === "done" ? 100 : percent) + "%";
-  bar.append(fill);
-  const title = document.createElement("strong");
-  title.textContent = job.source;
-  const said = document.createElement("span");
+  bar.firstElementChild.style.width = percent + "%";
   said.className = "pull-state " + (job.status === "failed" ? "error" : "muted");
   said.textContent = job.status + " · " + (bytes(job.bytes_done) || "0 B") + " of " + bytes(job.bytes_total) +
     (job.error ? " · " + job.error : "") + (job.model ? " · " + job.model : "");
-  li.append(title, bar, said);
-  if (ACTIVE.has(job.status) && may("operator")) {
-    const cancel = button("Cancel", () => cancelPull(job.id));
-    cancel.setAttribute("aria-label", "Cancel " + job.source);
-    li.append(cancel);
+  const cancel = li.querySelector("button");
+  if (ACTIVE.has(job.status) && may("operator") && !cancel) {
+    const button_ = button("Cancel", () => cancelPull(job.id));
+    button_.setAttribute("aria-label", "Cancel " + job.source);
+    li.append(button_);
+  } else if (!ACTIVE.has(job.status) && cancel) {
+    if (document.activeElement === cancel) $("#pull-source").focus();
+    cancel.remove();
   }
   return li;
 }
@@ -135,8 +144,11 @@ function renderPulls() {
   const sources = new Set(active.map((j) => j.source));  // one line a source: its latest pull
   const ended = jobs.filter((j) => !ACTIVE.has(j.status) && !sources.has(j.source) && sources.add(j.source))
     .slice(0, FINISHED_SHOWN);
-  $("#pull-list").replaceChildren(...[...active, ...ended].map(pullItem));
-  $("#pulls").hidden = active.length + ended.length === 0;
+  const list = [...active, ...ended], items = $("#pull-list").children;
+  const same = list.length === items.length && list.every((job, i) => items[i].dataset.id === job.id);
+  if (same) list.forEach((job, i) => fillPull(items[i], job));
+  else $("#pull-list").replaceChildren(...list.map((job) => fillPull(pullItem(job.id), job)));
+  $("#pulls").hidden = list.length === 0;
   clearTimeout(poll.timer);
   if (active.length && shown()) poll.timer = setTimeout(() => loadPulls().catch(() => {}), POLL_MS);
 }
