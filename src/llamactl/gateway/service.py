@@ -12,6 +12,7 @@ from collections.abc import Coroutine
 from typing import Any, Protocol
 
 from llamactl.activity.ledger import Ledger
+from llamactl.errors import UpstreamUnavailable
 from llamactl.gateway.activity_tap import RequestTap
 from llamactl.gateway.pool import BackendPool
 from llamactl.security.origin import OriginPolicy
@@ -78,10 +79,17 @@ class Gateway:
 
     async def woken(self, lease: Lease) -> Lease:
         """``lease`` once its instance, asleep by llamactl's doing (vLLM), is awake."""
+        waking: asyncio.Future[None] | None = None
         try:
-            await self.manager.waker.wake(self.manager.owner(lease.instance))
-        except BaseException:
+            waking = self.manager.waker.wake(self.manager.owner(lease.instance))
+            await asyncio.shield(waking)  # one client leaving ends no one else's wait
+        except BaseException as error:
             lease.release()
+            task = asyncio.current_task()
+            if (isinstance(error, asyncio.CancelledError) and waking is not None
+                    and waking.cancelled() and task is not None and not task.cancelling()):
+                raise UpstreamUnavailable(f"Instance '{lease.instance}' stopped while it "
+                                          "was being woken") from None
             raise
         return lease
 

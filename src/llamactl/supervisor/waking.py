@@ -29,9 +29,9 @@ CALL_TIMEOUT_SECONDS = 300.0  # a big model's weights back to the GPU can take m
 
 class Waker:
     def __init__(self) -> None:
-        # instance -> its sleep call, then its wake call: present while it is (going) asleep
+        # instance -> its sleep call: present while it is asleep or going to sleep
         self.asleep: dict[str, asyncio.Task[None]] = {}
-        self._waking: dict[str, asyncio.Task[None]] = {}
+        self._waking: dict[str, asyncio.Task[None]] = {}  # instance -> its wake call
 
     def consider(self, owner: InstanceOwner) -> None:
         """At a stats sample: send ``owner`` (running, with sleep_after) to sleep if idle."""
@@ -48,11 +48,18 @@ class Waker:
             if task is not None:
                 task.cancel()
 
-    def wake(self, owner: InstanceOwner) -> asyncio.Task[None]:
-        """Until ``owner``'s server is awake (UpstreamUnavailable if it would not wake)."""
+    def wake(self, owner: InstanceOwner) -> asyncio.Future[None]:
+        """Until ``owner``'s server is awake (UpstreamUnavailable if it would not wake):
+        shared by every request that waits for it, so await it through ``asyncio.shield``."""
         task = self._waking.get(owner.name)
+        if task is None and owner.name not in self.asleep:  # woken since the request looked
+            awake = asyncio.get_running_loop().create_future()
+            awake.set_result(None)
+            return awake
         if task is None:
             task = asyncio.get_running_loop().create_task(self._wake(owner))
+            # Its error reaches every request waiting then; none may be left to ask for it
+            task.add_done_callback(lambda done: done.cancelled() or done.exception())
             self._waking[owner.name] = task
         return task
 
