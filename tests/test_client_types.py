@@ -26,6 +26,8 @@ PAIRS: dict[str, tuple[str, ...]] = {
     "BatchResult": ("StartAllResult", "StopAllResult"),
     "HealthChecks": ("HealthChecks",),
     "Health": ("Health",),
+    "InstanceHistory": ("InstanceHistory",),
+    "StatsSample": ("HistorySample",),
     "LogEntry": ("LogEntry",),
     "InstanceCounts": ("InstanceCounts",),
     "Resources": ("Resources",),
