@@ -61,6 +61,9 @@ def test_every_operation(server: LlamactlProcess, model: Path) -> None:
         assert running.status == "running"
         assert running.pid is not None
         assert client.instance_health("walk").status == "healthy"
+        history = client.instance_history("walk")  # samples come every stats interval
+        assert (history.name, history.interval) == ("walk", 5.0)
+        assert all(sample.memory_usage > 0 for sample in history.samples)
         assert 0 < len(client.instance_logs("walk", lines=5)) <= 5
         warnings = client.instance_logs("walk", lines=1000, level="warn")
         assert all(entry.level in ("warn", "error") for entry in warnings)

@@ -53,6 +53,8 @@ async def test_every_operation(server: LlamactlProcess, model: Path) -> None:
         assert (await client.start_instance("walk", wait=True)).status == "running"
         assert (await client.get_instance("walk")).pid is not None
         assert (await client.instance_health("walk")).status == "healthy"
+        history = await client.instance_history("walk")
+        assert (history.name, history.interval) == ("walk", 5.0)
         assert len(await client.instance_logs("walk", lines=3)) == 3
         assert (await client.restart_instance("walk", wait=True)).status == "running"
         assert (await client.stop_instance("walk", wait=True)).status == "stopped"

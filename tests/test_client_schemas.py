@@ -38,6 +38,7 @@ PYTHON: list[tuple[Any, str, str]] = [
     (py.BatchFailure, "BatchFailure", "answer"), (py.BatchResult, "StartAllResult", "part"),
     (py.BatchResult, "StopAllResult", "part"), (py.HealthChecks, "HealthChecks", "answer"),
     (py.Health, "Health", "answer"), (py.LogEntry, "LogEntry", "answer"),
+    (py.InstanceHistory, "InstanceHistory", "answer"), (py.StatsSample, "HistorySample", "answer"),
     (py.InstanceCounts, "InstanceCounts", "answer"), (py.Resources, "Resources", "answer"),
     (py.SystemStatus, "SystemStatus", "answer"), (py.Gpu, "Gpu", "answer"),
     (py.ActivityStatus, "ActivityStatus", "answer"),

@@ -60,7 +60,9 @@ def test_every_module_is_preloaded_with_the_page() -> None:
     """Else the browser finds the imports only as it reads each module (three round trips)."""
     html = (STATIC_DIR / "index.html").read_text()
     preloaded = set(re.findall(r'<link rel="modulepreload" href="/ui/static/([\w.-]+)">', html))
-    modules = {path.name for path in STATIC_DIR.glob("*.js")} - {"main.js"}
+    # charts.js (and the uPlot it brings) is imported when an instance's page first shows
+    # its charts: not on the first load (bench/dashboard.py's budget).
+    modules = {path.name for path in STATIC_DIR.glob("*.js")} - {"main.js", "charts.js"}
     assert preloaded == modules
 
 

@@ -114,6 +114,10 @@ def test_the_wheels_share_no_file_and_one_version(wheels: dict[str, Path]) -> No
     assert "llamactl/cli/__init__.py" in package_files
     assert "llamactl/app.py" in server_files
     assert "llamactl/cli/serve.py" in server_files
+    # The web pages' vendored assets ship in the wheel: served offline after a pip install.
+    assert "llamactl/api/static/swagger-ui/swagger-ui-bundle.js" in server_files
+    assert "llamactl/dashboard/static/uplot/uPlot.iife.min.js" in server_files
+    assert "llamactl/dashboard/static/uplot/LICENSE" in server_files
     assert not package_files & set(server_files)
     assert client["Version"] == server["Version"] == [llamactl.__version__]
     assert f"llamactl-client=={llamactl.__version__}" in server["Requires-Dist"]

@@ -254,3 +254,36 @@ async def test_an_upload_behind_an_api_request_is_served_through_the_app_alike(
     assert [status for status, _, _ in answers] == [200, 200, 400]
     assert json.loads(answers[1][2])["sha256"] == hashlib.sha256(body).hexdigest()
     assert json.loads(answers[2][2])["error"]["code"] == "unsupported_capability"
+
+
+async def test_an_upload_naming_a_pool_goes_to_a_member_that_can_hear(
+    make_settings: Any, make_app: Any, fake_model: Path, tmp_path: Path
+) -> None:
+    """Issue 32 with 31: a pool's name in the form routes like the name in a JSON body, and a
+    pool none of whose members can serve the route is refused before any start."""
+    app: AppHarness = await make_app(make_settings(fake=True))
+    projector = write_metadata_file(tmp_path / "models" / "audio-mmproj.gguf", "clip",
+                                    clip__has_audio_encoder=True)
+    for name, pool, options in (("ear-1", "ears", {"mmproj": str(projector)}),
+                                ("ear-2", "ears", {"mmproj": str(projector)}),
+                                ("mouth", "mouths", {})):
+        answer = await app.client.post("/api/instances", json={
+            "name": name, "model_path": str(fake_model), "pool": pool, "options": options})
+        assert answer.status_code == 201, answer.text
+    body = form("ears", os.urandom(3 * HOLD_BYTES))
+    answer = await app.client.post(TRANSCRIPTIONS, content=body, headers=FORM_HEADERS)
+    assert answer.status_code == 200, answer.text
+    seen = answer.json()
+    assert (seen["bytes"], seen["sha256"]) == (len(body), hashlib.sha256(body).hexdigest())
+    ports = {(await app.client.get(f"/api/instances/{name}")).json()["port"]
+             for name in ("ear-1", "ear-2")}
+    assert seen["port"] in ports
+    cannot = await app.client.post(TRANSCRIPTIONS, content=form("mouths", b"RIFF"),
+                                   headers=FORM_HEADERS)
+    assert cannot.status_code == 400, cannot.text
+    assert cannot.json()["error"]["code"] == "unsupported_capability"
+    assert "'mouths'" in cannot.json()["error"]["message"]
+    embeddings = await app.client.post("/v1/embeddings",
+                                       json={"model": "mouths", "input": "hello"})
+    assert embeddings.json()["error"]["code"] == "unsupported_capability"
+    assert (await app.client.get("/api/instances/mouth")).json()["status"] == "stopped"

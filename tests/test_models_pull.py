@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import itertools
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from tests.support.stand_in_hub import (
     pull,
     wait_pull,
 )
+from tests.support.tmpfs import small_tmpfs
 
 
 async def test_a_shorthand_pulls_the_quant_llama_cpp_would_pick(
@@ -220,6 +222,23 @@ async def test_a_pull_larger_than_the_free_disk_is_refused_up_front(
     assert "free" in error["details"]
     assert hub.body_bytes("huge-Q8_0.gguf") == 0
     assert (await app.client.get("/api/models/pulls")).json() == {"pulls": []}
+
+
+async def test_a_pull_that_a_full_disk_cannot_hold_is_refused_before_its_first_byte(
+    make_settings: Any, make_app: Any, hub: StandInHub, tmp_path: Path,
+) -> None:
+    """The library on a real 8 MiB file system and a 12 MiB file: the Hub's size, against
+    what the disk has free, refuses it; not a byte is asked of the Hub or written."""
+    hub.add(REPO, "big-Q8_0.gguf", b"GGUF" + os.urandom(12 << 20))
+    with small_tmpfs(tmp_path / "library"):
+        app: AppHarness = await make_app(hub_settings(make_settings, hub, tmp_path))
+        answer = await app.client.post("/api/models/pull",
+                                       json={"repo": REPO, "file": "big-Q8_0.gguf"})
+        assert answer.status_code == 507, answer.text
+        assert answer.json()["code"] == "INSUFFICIENT_STORAGE"
+        assert str((12 << 20) + 4) in answer.json()["details"]
+        assert hub.body_bytes("big-Q8_0.gguf") == 0
+        assert [p for p in (tmp_path / "library").rglob("*") if p.is_file()] == []
 
 
 async def test_unknown_pulls_are_404(make_settings: Any, make_app: Any, hub: StandInHub,

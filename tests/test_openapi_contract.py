@@ -33,7 +33,7 @@ HOOKS = Path(__file__).parent / "support" / "schemathesis_hooks.py"
 # Cases per operation and phase; the run's whole count is printed and asserted below.
 EXAMPLES_PER_OPERATION = 25
 MIN_CASES_PER_RUN = 500  # two runs: at least 1,000 in all
-RUN_TIMEOUT = 150.0  # seconds; one run takes ~30 s on 2 shared cores
+RUN_TIMEOUT = 600.0  # a hang guard, not a goal: ~30 s quiet, over 150 s at a load of 10
 SEED = int(os.environ.get("SCHEMATHESIS_SEED", "20261128"))
 ADMIN_PASSWORD = "contract-admin-password"
 

@@ -12,12 +12,9 @@ from typing import Any
 
 import httpx
 
-from llamactl.config.file import update_config_file
-from llamactl.security.passwords import hash_password
 from tests.conftest import AppHarness
 from tests.support.helpers import wait_status
-
-SECRET = "pool-secret-" + "p" * 40
+from tests.support.keyed_app import keyed_app
 
 
 def stand_in(chunks: int, interval: float = 0.05) -> list[str]:
@@ -162,22 +159,9 @@ async def test_a_request_its_member_took_and_died_with_before_answering_goes_to_
 async def test_the_higher_priority_waits_least_and_max_wait_ends_a_wait(
     make_settings: Any, make_app: Any, fake_model: Path, tmp_path: Path
 ) -> None:
-    config = tmp_path / "config.yaml"
-    update_config_file(config, lambda doc: doc.update(auth={
-        "enabled": True, "secret": SECRET, "users": [
-            {"username": "root", "password_hash": hash_password("root-pass"),
-             "role": "admin"}]}))
-    app: AppHarness = await make_app(make_settings(fake=True, sections={
-        "auth": {"enabled": True, "secret": SECRET}, "gateway": {"max_wait": 5}}), config)
-    login = await app.client.post("/api/auth/login",
-                                  json={"username": "root", "password": "root-pass"})
-    admin = {"Authorization": f"Bearer {login.json()['token']}"}
-    app.client.headers.update(admin)
+    app, keys = await keyed_app(make_settings, make_app, tmp_path, {"low": 0, "high": 7},
+                                fake=True, sections={"gateway": {"max_wait": 5}})
     await member(app, "m1", fake_model, chunks=20)  # 1 s: the queue forms behind it
-    keys = {}
-    for name, priority in (("low", 0), ("high", 7)):
-        made = await app.client.post("/api/keys", json={"name": name, "priority": priority})
-        keys[name] = {"Authorization": f"Bearer {made.json()['key']}"}
     ended: list[str] = []
 
     async def tracked(label: str, key: str) -> httpx.Response:

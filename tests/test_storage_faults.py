@@ -29,21 +29,7 @@ from tests.support.helpers import (
     wait_until,
     write_config,
 )
-
-TMPFS_SIZE = "8m"
-
-
-@contextlib.contextmanager
-def small_tmpfs(where: Path) -> Iterator[Path]:
-    where.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={TMPFS_SIZE}", "tmpfs",
-                              str(where)], capture_output=True, text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.strip()}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "--lazy", str(where)], check=False)
+from tests.support.tmpfs import small_tmpfs
 
 
 def fill(directory: Path) -> Path:

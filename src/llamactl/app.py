@@ -35,6 +35,7 @@ from llamactl.api.routes import backends as backends_routes
 from llamactl.api.routes import config as config_routes
 from llamactl.api.routes import estimate as estimate_routes
 from llamactl.api.routes import events as events_routes
+from llamactl.api.routes import history as history_routes
 from llamactl.api.routes import instances, keys, pools, proxy, session, system, ws
 from llamactl.api.routes import metrics as metrics_routes
 from llamactl.api.routes import models as models_routes
@@ -140,7 +141,7 @@ def install_routes(app: FastAPI) -> set[str]:
     api = APIRouter(prefix="/api", dependencies=[Depends(authorize)])
     for routes in (instances, proxy, auth_routes, session, keys, system, config_routes, ws,
                    events_routes, backends_routes, estimate_routes, activity_routes,
-                   audit_routes, models_routes, pools):
+                   audit_routes, models_routes, pools, history_routes):
         api.include_router(routes.router)
     app.include_router(public)
     app.include_router(api)

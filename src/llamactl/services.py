@@ -133,7 +133,8 @@ async def _front(settings: Settings, config_path: Path | None, metrics: Llamactl
     gateway.ledger = ledger
     metrics.track_instances(lambda: [owner.status for owner in manager.owners()])
     metrics.track_gateway(lambda: gateway.answered,
-                          lambda: [(o.name, o.leases.inflight) for o in manager.owners()])
+                          lambda: [(o.name, o.leases.inflight) for o in manager.owners()],
+                          lambda: gateway.waiting)
     metrics.track_pools(lambda: [
         (pool, manager.pools.waiting(pool), [o.status for o in manager.pools.members(pool)])
         for pool in sorted(manager.pools.names())])

@@ -63,6 +63,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/instances/{name}/health"): Rule("viewer", f"/api/instances/{GHOST}/health",
                                                   404),
     ("GET", "/api/instances/{name}/logs"): Rule("viewer", f"/api/instances/{GHOST}/logs", 404),
+    ("GET", "/api/instances/{name}/history"): Rule("viewer", f"/api/instances/{GHOST}/history",
+                                                   404),
     **{(method, "/api/instances/{name}/proxy/{path:path}"): Rule(
         "operator", f"/api/instances/{GHOST}/proxy/health", 404,
         None if method in ("GET", "DELETE") else {})

@@ -48,6 +48,8 @@ def main() -> None:
     # Seconds before the stream's head: a request taken and not yet answered, as a
     # llama-server's without "stream" is until its whole answer is ready.
     parser.add_argument("--fake-head-after", type=float, default=0.0)
+    # One answer at a time, in the order the requests came: llama-server with one slot.
+    parser.add_argument("--fake-serial", action="store_true")
     args, _unknown = parser.parse_known_args()
 
     say("I", f"fake backend pid {os.getpid()} starting")
@@ -59,6 +61,7 @@ def main() -> None:
     else:
         signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     ready_at = STARTED + args.fake_load_seconds
+    one_slot = threading.Lock()  # --fake-serial
     streaming = [0]  # streams being written now, for /slots (one thread each)
     uploaded = [0]  # bytes of the form upload being read now (GET /upload-progress)
 
@@ -102,6 +105,13 @@ def main() -> None:
                 self.send_error(501)  # llama-server's POST endpoints are not faked
                 return
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if args.fake_serial:
+                with one_slot:
+                    self._stream()
+            else:
+                self._stream()
+
+        def _stream(self) -> None:
             time.sleep(args.fake_head_after)
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")

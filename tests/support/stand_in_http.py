@@ -18,16 +18,22 @@ from collections.abc import Callable
 
 
 def serve(host: str, port: int, model: str, *, key: str | None, health: bool,
-          log: Callable[[str, str], None]) -> None:
-    """Listen once the simulated load is over (STAND_IN_LOAD_SECONDS), until SIGTERM."""
+          log: Callable[[str, str], None], sleep_routes: bool = False) -> None:
+    """Listen once the simulated load is over (STAND_IN_LOAD_SECONDS), until SIGTERM.
+    ``sleep_routes``: vLLM's sleep mode (POST /sleep, POST /wake_up, GET /is_sleeping);
+    asleep, a completion is refused with 503, as a request llamactl should have woken it for."""
     signal.signal(signal.SIGTERM, lambda *_: (log("INFO", "Shutting down"), os._exit(0)))
     time.sleep(float(os.environ.get("STAND_IN_LOAD_SECONDS", "0.2")))
+
+    asleep = [False]
 
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
         def do_GET(self) -> None:
-            if self.path == "/health" and health:
+            if self.path == "/is_sleeping" and sleep_routes:
+                self._answer(200, {"is_sleeping": asleep[0]})
+            elif self.path == "/health" and health:
                 self._answer(200, {})
             elif self.path == "/v1/models" and self._authorized():
                 self._answer(200, {"object": "list", "data": [
@@ -38,8 +44,16 @@ def serve(host: str, port: int, model: str, *, key: str | None, health: bool,
                 self._answer(404, {"detail": "Not Found"})
 
         def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
-            if not self._authorized():
+            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if sleep_routes and self.path.split("?")[0] in ("/sleep", "/wake_up"):
+                asleep[0] = self.path.startswith("/sleep")
+                log("INFO", "sleeping: weights offloaded" if asleep[0] else "woken up")
+                self._answer(200, {})
+                return
+            body = json.loads(raw or b"{}")
+            if asleep[0]:
+                self._answer(503, {"error": "the engine is sleeping"})
+            elif not self._authorized():
                 self._answer(401, {"error": "unauthorized"})
             elif self.path != "/v1/completions" or body.get("model") != model:
                 self._answer(404, {"error": f"no model {body.get('model')!r} at {self.path}"})

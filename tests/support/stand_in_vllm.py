@@ -36,13 +36,15 @@ def main() -> None:
     for flag in ("--quantization", "--download-dir", "--chat-template"):
         parser.add_argument(flag)
     for flag in ("--enforce-eager", "--trust-remote-code", "--enable-prefix-caching",
-                 "--no-enable-prefix-caching"):
+                 "--no-enable-prefix-caching", "--enable-sleep-mode"):
         parser.add_argument(flag, action="store_true")
     args = parser.parse_args()
     log("INFO", f"vLLM API server version 0.0.0-stand-in; model {args.model}")
     log("WARNING", "stand-in: no GPU, no weights, canned answers")
+    # As vLLM: the sleep routes need both the flag and the server's dev mode
+    sleep_routes = args.enable_sleep_mode and os.environ.get("VLLM_SERVER_DEV_MODE") == "1"
     serve(args.host, args.port, args.served_model_name or args.model,
-          key=os.environ.get("VLLM_API_KEY"), health=True, log=log)
+          key=os.environ.get("VLLM_API_KEY"), health=True, log=log, sleep_routes=sleep_routes)
 
 
 if __name__ == "__main__":

@@ -16,11 +16,12 @@ from pydantic import (
     GetCoreSchemaHandler,
     GetJsonSchemaHandler,
     field_validator,
+    model_validator,
 )
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticKnownError, core_schema
 
-from llamactl.backends import backend_names
+from llamactl.backends import backend_named, backend_names
 from llamactl.instances.models import NAME_PATTERN, RESERVED_NAMES
 
 
@@ -84,8 +85,9 @@ class LifecycleFields(_Body):
         "pool go to one of its running members; null: none"), examples=["chat"])
     sleep_after: float | None = Field(default=None, ge=1, le=30 * 86400, description=(
         "seconds without requests before its server unloads the model and sleeps, its "
-        "process kept (llama.cpp's --sleep-idle-seconds); the next request wakes it; "
-        "null: never"), examples=[300])
+        "process kept (llama.cpp's --sleep-idle-seconds; vLLM's sleep mode, which llamactl "
+        "drives); the next request wakes it; mlx_lm cannot sleep; null: never"),
+        examples=[300])
 
     @field_validator("environment")
     @classmethod
@@ -125,6 +127,12 @@ class InstanceCreate(LifecycleFields):
         if value in RESERVED_NAMES:
             raise ValueError(f"'{value}' is reserved (POST /api/instances/{value})")
         return value
+
+    @model_validator(mode="after")
+    def _can_sleep(self) -> InstanceCreate:
+        if self.sleep_after is not None and backend_named(self.backend).sleep_mode == "none":
+            raise ValueError(f"sleep_after: the {self.backend} backend cannot sleep")
+        return self
 
 
 class InstanceUpdate(LifecycleFields):

@@ -93,6 +93,10 @@ class Backend(Protocol):
     # True: model_path is a file on this host. False: also a directory, or a hub id
     # (org/name) that the backend fetches itself.
     model_files_only: bool
+    # How an instance with sleep_after sleeps (issue 32): "self", the server sleeps when idle
+    # and wakes on a request by itself (llama-server's --sleep-idle-seconds); "driven",
+    # llamactl sends it to sleep and wakes it before relaying (vLLM's sleep mode); "none".
+    sleep_mode: str
 
     def command(self, settings: BackendsConfig) -> list[str]:
         """The argv prefix that runs the backend's server (BackendNotFound if missing)."""
@@ -148,6 +152,7 @@ class TableBackend:
     name: str
     table: OptionTable
     unreadable_model: str | None = None
+    sleep_mode: str = "none"
 
     def command(self, settings: BackendsConfig) -> list[str]:
         command = settings.section(self.name).command

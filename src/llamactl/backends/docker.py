@@ -143,6 +143,7 @@ class InDocker:
         self.syntax: CommandSyntax = inner.syntax
         self.health_paths: tuple[str, ...] = inner.health_paths
         self.model_files_only: bool = inner.model_files_only
+        self.sleep_mode: str = inner.sleep_mode
         self.settings_model: type[BackendSettings] = inner.settings_model
         self.settings_description: str = inner.settings_description
         self.unreadable_model: str | None = inner.unreadable_model

@@ -40,6 +40,7 @@ from llamactl.config import BackendSettings, DockerConfig
 from llamactl.instances.models import InstanceRecord, InstanceSpec
 
 API_KEY_ENV = "VLLM_API_KEY"
+SLEEP_ROUTES_ENV = "VLLM_SERVER_DEV_MODE"  # sleep_after: /sleep and /wake_up are dev routes
 # An async server that batches many sequences: with no --max-num-seqs on its command line,
 # the gateway keeps this many connections to it (vLLM's own default is higher still).
 DEFAULT_SLOTS = 64
@@ -124,6 +125,8 @@ class Vllm(TableBackend):
                                                           "-pp": "--pipeline-parallel-size"})
     health_paths: tuple[str, ...] = ("/health",)
     model_files_only: bool = False
+    # --enable-sleep-mode, and the dev-mode routes POST /sleep and /wake_up (supervisor/waking.py)
+    sleep_mode: str = "driven"
     settings_model: type[BackendSettings] = VllmBackendConfig
     settings_description: str = "vLLM (backend: vllm)."
 
@@ -131,8 +134,10 @@ class Vllm(TableBackend):
         spec = record.spec
         name = [] if "served_model_name" in spec.options else [
             "--served-model-name", spec.name]
+        sleep = [] if spec.sleep_after is None else ["--enable-sleep-mode"]
         return [*prefix, "serve", spec.model_path, "--host", "127.0.0.1",
-                "--port", str(spec.port), *name, *TABLE.to_args(spec.options), *spec.extra_args]
+                "--port", str(spec.port), *name, *sleep, *TABLE.to_args(spec.options),
+                *spec.extra_args]
 
     def container_args(self, record: InstanceRecord) -> list[str]:
         # The image's entrypoint is vLLM's API server (``vllm serve`` in newer images), which
@@ -142,7 +147,10 @@ class Vllm(TableBackend):
 
     def env(self, record: InstanceRecord, base: Mapping[str, str] | None = None
             ) -> dict[str, str]:
-        return backend_environment(record, API_KEY_ENV, base)
+        env = backend_environment(record, API_KEY_ENV, base)
+        if record.spec.sleep_after is not None:
+            env[SLEEP_ROUTES_ENV] = "1"  # vLLM serves /sleep and /wake_up only in dev mode
+        return env
 
     def slots(self, argv: list[str] | None) -> int | None:
         value = flag_value(argv, "--max-num-seqs")

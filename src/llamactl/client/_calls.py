@@ -22,6 +22,7 @@ from llamactl.client._models import (
     Health,
     ImportedCommand,
     Instance,
+    InstanceHistory,
     InstanceUpdated,
     KeyCreated,
     LogEntry,
@@ -127,6 +128,10 @@ def restart_instance(name: str) -> Call[OperationResult]:
 
 def instance_health(name: str) -> Call[Health]:
     return Call("GET", instance_path(name, "health"), Health.model_validate)
+
+
+def instance_history(name: str) -> Call[InstanceHistory]:
+    return Call("GET", instance_path(name, "history"), InstanceHistory.model_validate)
 
 
 def _log_params(lines: int, level: str | None, follow: bool) -> dict[str, str | int | bool]:

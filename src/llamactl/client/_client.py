@@ -45,6 +45,7 @@ from llamactl.client._models import (
     Instance,
     InstanceChanges,
     InstanceFields,
+    InstanceHistory,
     InstanceUpdated,
     KeyCreated,
     LogEntry,
@@ -270,6 +271,10 @@ class Client(BaseClient, LibraryMethods):
 
     def instance_health(self, name: str) -> Health:
         return self._call(calls.instance_health(name))
+
+    def instance_history(self, name: str) -> InstanceHistory:
+        """Memory and CPU over the last hour, one sample per stats event, oldest first."""
+        return self._call(calls.instance_history(name))
 
     def instance_logs(self, name: str, *, lines: int = 100,
                       level: str | None = None) -> list[LogEntry]:

@@ -164,6 +164,20 @@ class Health(_Model):
     last_check: datetime
 
 
+class StatsSample(_Model):
+    time: datetime
+    memory_usage: int  # bytes
+    cpu_usage: float  # percent of one core
+
+
+class InstanceHistory(_Model):
+    """``GET /api/instances/{name}/history``: the last hour of stats, oldest first (in the
+    server's memory: empty after it restarts)."""
+    name: str
+    interval: float
+    samples: list[StatsSample]
+
+
 class LogEntry(_Model):
     timestamp: datetime
     level: LogLevel

@@ -51,9 +51,10 @@ def _asset(body: bytes, name: str) -> Asset:
 @cache
 def assets() -> dict[str, Asset]:
     """Read once: the files ship in the package and do not change while it runs."""
-    return {path.name: _asset(path.read_bytes(), path.name)
-            for path in sorted(STATIC_DIR.iterdir())
-            if path.is_file() and path.name != "index.html"}
+    # Vendored libraries sit in a folder each (uplot/), under their relative path.
+    return {name: _asset(path.read_bytes(), path.name)
+            for path in sorted(STATIC_DIR.rglob("*"))
+            if path.is_file() and (name := path.relative_to(STATIC_DIR).as_posix()) != "index.html"}
 
 
 @cache
@@ -96,7 +97,7 @@ def install_dashboard(app: FastAPI) -> None:
         # Asked for by browsers and tools that never read the page's <link rel="icon">.
         return _answer(request, assets()["favicon.svg"], REVALIDATE)
 
-    @app.get(STATIC_URL + "{version}/{name}", include_in_schema=False)
+    @app.get(STATIC_URL + "{version}/{name:path}", include_in_schema=False)
     async def dashboard_asset(version: str, name: str, request: Request) -> Response:
         asset = assets().get(name)
         if asset is None:

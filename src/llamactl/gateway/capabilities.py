@@ -9,6 +9,8 @@ does not serve) is relayed.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from llamactl.gateway.errors import GatewayError
 from llamactl.supervisor.abilities import abilities_of
 from llamactl.supervisor.owner import InstanceOwner
@@ -36,6 +38,22 @@ def check_capability(path: str, owner: InstanceOwner) -> None:
     abilities = abilities_of(owner)
     if abilities.known and needed not in abilities.capabilities:
         raise unsupported_capability(owner.name, path, needed, abilities.capabilities)
+
+
+def check_pool_capability(path: str, pool: str, members: Iterable[InstanceOwner]) -> None:
+    """The same for a replica pool (issue 32): refused when every member is known to lack
+    what ``path`` needs (members may differ; one that can, or may, is enough)."""
+    needed = ROUTE_NEEDS.get(path)
+    members = list(members)
+    if needed is None or not members:  # no member left: the pool's own answer
+        return
+    can: set[str] = set()
+    for member in members:
+        abilities = abilities_of(member)
+        if not abilities.known or needed in abilities.capabilities:
+            return
+        can.update(abilities.capabilities)
+    raise unsupported_capability(pool, path, needed, tuple(sorted(can)))
 
 
 def unsupported_capability(name: str, path: str, needed: str,

@@ -10,8 +10,10 @@ used to drop that header and pass the compressed body, which no client could rea
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from http import HTTPStatus
+from typing import Any
 
 REQUEST_DROP = frozenset({
     b"host", b"authorization", b"content-length", b"connection", b"keep-alive",
@@ -62,6 +64,15 @@ def request_head(method: str, target: bytes, headers: Iterable[tuple[bytes, byte
     if api_key:
         parts.append(b"authorization: Bearer " + api_key.encode() + b"\r\n")
     return parts
+
+
+def json_answer(status: int, document: dict[str, Any], keep_alive: bool, headers: bytes
+                ) -> bytes:
+    """A whole answer of llamactl's own (the model list), with ``headers`` (lines) added."""
+    body = json.dumps(document, separators=(",", ":")).encode()
+    return (status_line(status)
+            + b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body)
+            + (b"" if keep_alive else b"connection: close\r\n") + headers + b"\r\n" + body)
 
 
 def backend_authorization(api_key: str) -> bytes:

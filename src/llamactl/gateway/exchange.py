@@ -3,17 +3,16 @@
 It runs from the callbacks of its two connections (the client's, gateway/http_protocol.py;
 the backend's, gateway/pool.py): authenticate, find the instance (or pool member) by
 ``model``, take a lease, write the request with the backend's key, and relay the answer
-piece by piece. A task exists only while a request waits for its instance (on-demand start,
-capacity, a pool's slot): that keeps llamactl's cost near a plain reverse proxy's
-(bench/gateway.py). A client that goes away drops the backend connection (so llama-server
-stops generating); a backend that dies mid-answer ends a chunked answer cleanly, closes a
-sized one, and is logged; one that dies before answering a pool's request hands it on.
+piece by piece. A task exists only while a request waits (an on-demand start, capacity, a
+pool's slot, a wake): so llamactl costs near a plain reverse proxy (bench/gateway.py). A
+client that goes away drops the backend connection (llama-server stops generating); a
+backend that dies mid-answer ends a chunked answer cleanly, closes a sized one, and is
+logged; one that dies before answering a pool's request hands it on.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable
 from typing import Any
@@ -22,7 +21,7 @@ from llamactl.backends import served_name
 from llamactl.errors import LlamactlError
 from llamactl.gateway import edge
 from llamactl.gateway.activity_tap import client_of
-from llamactl.gateway.capabilities import check_capability
+from llamactl.gateway.capabilities import check_capability, check_pool_capability
 from llamactl.gateway.errors import GatewayError, model_not_found, wait_failed
 from llamactl.gateway.exchange_intake import RequestIntake
 from llamactl.gateway.pool import BackendConnection, Framing
@@ -142,6 +141,7 @@ class Exchange(RequestIntake):
     def _route_pool(self, pool: str, body: bytes) -> None:
         """A pool's name (issue 32): a member chosen now, or once one has a free slot."""
         gateway = self.gateway
+        check_pool_capability(self.path, pool, gateway.manager.pools.members(pool))
         route = self._pool = PoolRoute.of(gateway.manager.pools, gateway.auth, self._principal,
                                           pool, self.headers, body)
         self._name, self._body = pool, body
@@ -158,7 +158,7 @@ class Exchange(RequestIntake):
         or for a pool's member. At most gateway.max_wait, then 503 timeout."""
         try:
             async with asyncio.timeout(self.gateway.max_wait):
-                lease = await (waiting or self.gateway.manager.acquire(name))
+                lease = await (waiting or self.gateway.acquire(name, self._principal))
         except asyncio.CancelledError:
             self._cancelled()
             raise
@@ -181,9 +181,14 @@ class Exchange(RequestIntake):
                                    "shutting_down"), reusable=False)
 
     def _leased(self, lease: Lease) -> None:
+        if lease.instance in self.gateway.manager.waker.asleep:  # vLLM's sleep: issue 32
+            self._task = self.gateway.spawn(self._acquire(lease.instance,
+                                                          self.gateway.woken(lease)))
+            return
         self._lease = lease
         if self._pool is not None:  # the member chosen: named in logs and on record
-            self._name, self._body = lease.instance, self._pool.body_for(lease, self._body)
+            self._name = lease.instance
+            self._body = self._pool.body_for(lease, self._body, self._upload)
         if self._tap is not None:
             self._tap.instance = self._name
             self._tap.leased(lease.host)
@@ -362,13 +367,9 @@ class Exchange(RequestIntake):
 
     def _answer_json(self, status: int, document: dict[str, Any]) -> None:
         self._status = status
-        body = json.dumps(document, separators=(",", ":")).encode()
-        self.front.write(
-            edge.status_line(status)
-            + b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body)
-            + (b"" if self.front.keep_alive else b"connection: close\r\n")
-            + self.gateway.cors_headers(self.headers) + self._id_header + _NOSNIFF + b"\r\n"
-            + body)
+        self.front.write(edge.json_answer(status, document, self.front.keep_alive,
+                                          self.gateway.cors_headers(self.headers)
+                                          + self._id_header + _NOSNIFF))
         self._complete(reusable=True)
 
     def _complete(self, *, reusable: bool, error_code: str | None = None) -> None:

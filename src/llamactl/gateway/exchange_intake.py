@@ -58,6 +58,7 @@ class RequestIntake:
         def _cancelled(self) -> None: ...
         def _owner_for(self, model: str) -> InstanceOwner: ...
         def _lease_or_wait(self, owner: InstanceOwner) -> None: ...
+        def _route_pool(self, pool: str, body: bytes) -> None: ...
 
 
     def admit(self) -> bool:
@@ -144,6 +145,9 @@ class RequestIntake:
             model = upload.finder.model
             if not model:
                 raise model_required()
+            if model in self.gateway.manager.pools:  # issue 32: never an instance's name
+                self._route_pool(model, b"")  # its member's own name, if any: _leased's
+                return
             owner = self._owner_for(model)
             served = served_name(owner.record)
             if served is not None and served != model:

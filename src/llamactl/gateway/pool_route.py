@@ -17,6 +17,7 @@ import orjson
 from llamactl.backends import backend_named
 from llamactl.gateway.errors import GatewayError
 from llamactl.gateway.routing import with_model
+from llamactl.gateway.upload import Upload
 from llamactl.security.service import AuthService, Principal
 from llamactl.supervisor.leases import Lease
 from llamactl.supervisor.pools import PoolKeeper, Ticket
@@ -61,15 +62,26 @@ class PoolRoute:
         lease.release()
         return self.acquire()
 
-    def body_for(self, lease: Lease, body: bytes) -> bytes:
+    def body_for(self, lease: Lease, body: bytes, upload: Upload | None = None) -> bytes:
         """The body as the chosen member takes it: a backend that serves a name of its own
-        (vLLM, MLX) must be sent that name instead of the pool's."""
+        (vLLM, MLX) must be sent that name instead of the pool's (in the form, for an
+        upload, whose ``body`` is empty)."""
+        served = self.served_by(lease)
+        if served is None:
+            return body
+        if upload is not None:
+            upload.rename_model(served)
+            return body
+        return with_model(body, served)
+
+    def served_by(self, lease: Lease) -> str | None:
+        """The name the chosen member must be sent instead of the pool's; None: the pool's."""
         owner = next((o for o in self.keeper.members(self.name) if o.name == lease.instance),
                      None)
         if owner is None:
-            return body
+            return None
         served = backend_named(owner.record.spec.backend).served_model(owner.record)
-        return body if served is None or served == self.name else with_model(body, served)
+        return None if served is None or served == self.name else served
 
 
 def session_of(headers: list[tuple[bytes, bytes]], body: bytes) -> str | None:

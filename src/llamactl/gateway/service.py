@@ -15,7 +15,8 @@ from llamactl.activity.ledger import Ledger
 from llamactl.gateway.activity_tap import RequestTap
 from llamactl.gateway.pool import BackendPool
 from llamactl.security.origin import OriginPolicy
-from llamactl.security.service import AuthService
+from llamactl.security.service import AuthService, Principal
+from llamactl.supervisor.leases import Lease
 from llamactl.supervisor.manager import InstanceManager
 
 
@@ -55,12 +56,34 @@ class Gateway:
         # Answers by (instance, status), for /metrics: the instance is "" when none was
         # chosen (the model list, unknown models), never a name a client made up.
         self.answered: dict[tuple[str, int], int] = {}
+        self.waiting: dict[str, int] = {}  # instance -> requests waiting for its start or room
         self.ledger: Ledger | None = None  # issue 30: every request on record, when set
 
     def tap(self) -> RequestTap | None:
         """What a new exchange tells the ledger as it goes; None while the ledger is off."""
         ledger = self.ledger
         return RequestTap(ledger) if ledger is not None and ledger.enabled else None
+
+    async def acquire(self, name: str, principal: Principal) -> Lease:
+        """A lease on instance ``name`` for a /v1 request, after its on-demand start or room
+        for it; where requests wait, the principal's priority orders them (issue 32)."""
+        waiting = self.waiting
+        waiting[name] = waiting.get(name, 0) + 1
+        try:
+            return await self.manager.acquire(name, self.auth.priority_of(principal))
+        finally:
+            waiting[name] -= 1
+            if not waiting[name]:
+                del waiting[name]
+
+    async def woken(self, lease: Lease) -> Lease:
+        """``lease`` once its instance, asleep by llamactl's doing (vLLM), is awake."""
+        try:
+            await self.manager.waker.wake(self.manager.owner(lease.instance))
+        except BaseException:
+            lease.release()
+            raise
+        return lease
 
     def count(self, instance: str, status: int) -> None:
         key = (instance, status)

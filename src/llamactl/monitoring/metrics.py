@@ -14,6 +14,7 @@ limiter and the WebSocket feed report to.
     llamactl_http_requests_total{method,route,status}
     llamactl_gateway_requests_total{instance,status}   /v1 answers ("" instance: none chosen)
     llamactl_gateway_requests_in_flight{instance}      /v1 requests holding a lease
+    llamactl_gateway_requests_waiting{instance}        /v1 requests waiting for a start or room
     llamactl_websocket_clients                     connected /api/ws clients
     llamactl_websocket_dropped_total               clients dropped for reading too slowly
     llamactl_rate_limited_requests_total           requests refused with 429
@@ -69,6 +70,7 @@ class _Gateway:
     def __init__(self) -> None:
         self.answered: Callable[[], dict[tuple[str, int], int]] = dict
         self.in_flight: Callable[[], Iterable[tuple[str, int]]] = lambda: ()
+        self.waiting: Callable[[], dict[str, int]] = dict
 
     def collect(self) -> Iterator[Metric]:
         answered = CounterMetricFamily("llamactl_gateway_requests",
@@ -83,6 +85,13 @@ class _Gateway:
         for instance, count in self.in_flight():
             in_flight.add_metric([instance], count)
         yield in_flight
+        waiting = GaugeMetricFamily(
+            "llamactl_gateway_requests_waiting",
+            "/v1 requests waiting for their instance: its start, or room to start it",
+            labels=["instance"])
+        for instance, count in sorted(self.waiting().items()):
+            waiting.add_metric([instance], count)
+        yield waiting
 
 
 # (pool, requests waiting, its members' statuses), for each pool
@@ -194,10 +203,12 @@ class LlamactlMetrics:
         self._instances.statuses = statuses
 
     def track_gateway(self, answered: Callable[[], dict[tuple[str, int], int]],
-                      in_flight: Callable[[], Iterable[tuple[str, int]]]) -> None:
+                      in_flight: Callable[[], Iterable[tuple[str, int]]],
+                      waiting: Callable[[], dict[str, int]] = dict) -> None:
         """Where the gateway metrics are read from, at each scrape."""
         self._gateway.answered = answered
         self._gateway.in_flight = in_flight
+        self._gateway.waiting = waiting
 
     def track_pools(self, pools: Callable[[], Iterable[PoolCounts]]) -> None:
         """Where the pools' metrics are read from, at each scrape."""

@@ -22,6 +22,7 @@ from llamactl.config import Settings
 from llamactl.events import EventHub
 from llamactl.instances.models import STATUSES
 from llamactl.monitoring.gpus import GpuInfo, GpuReader, GpuUnavailable, find_gpu_reader
+from llamactl.monitoring.history import StatsHistory
 from llamactl.monitoring.host import (
     HostResources,
     ThresholdAlert,
@@ -55,6 +56,8 @@ class Monitoring:
         self.memory_alert = ThresholdAlert(events, "Host memory usage",
                                            config.memory_alert_percent)
         self._tasks: list[asyncio.Task[None]] = []
+        # Each instance's last hour of published stats: GET /api/instances/{name}/history.
+        self.history = StatsHistory(config.stats_interval)
 
     # ---- life ----
 
@@ -152,7 +155,10 @@ class Monitoring:
             self.publish_stats()
 
     def publish_stats(self) -> None:
-        for owner in self._manager.owners():
+        owners = self._manager.owners()
+        self.history.keep_only(owner.name for owner in owners)
+        for owner in owners:
             if owner.status == "running" and owner.pid is not None:
                 stats = contract_stats(owner.stats, owner.pid, owner.record.runtime.started_at)
+                self.history.record(owner.name, stats)
                 self._events.stats_updated(owner.name, stats)

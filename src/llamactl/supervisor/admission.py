@@ -9,6 +9,7 @@ memory they held is free.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import math
 import time
@@ -24,6 +25,7 @@ from llamactl.errors import (
 from llamactl.supervisor.capacity import HOLDING, Plan, Slot, plan_start
 from llamactl.supervisor.memory import MemoryEstimator, resolve_budget
 from llamactl.supervisor.owner import InstanceOwner
+from llamactl.supervisor.ranked_lock import RankedLock
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +36,9 @@ class CapacityKeeper:
         self._config = config
         self._owners = owners
         self.estimator = estimator  # issue 20: the memory budget's estimates
-        self._lock = asyncio.Lock()
+        # One decision at a time; waiting requests decide by priority (issue 32), then arrival
+        self._lock = RankedLock()
+        self._arrivals = itertools.count()
         self._room = asyncio.Event()  # set, then replaced, whenever room may have appeared
         self._queued = 0
         self._starting = 0  # starts under way: only they can be waiting for room
@@ -47,17 +51,19 @@ class CapacityKeeper:
             self._room = asyncio.Event()
 
     async def start_within_limits(
-        self, owner: InstanceOwner, *, wait_for_room: bool, join: bool
+        self, owner: InstanceOwner, *, wait_for_room: bool, join: bool, priority: int = 0
     ) -> None:
         """Start ``owner`` once the limits allow. ``join``: a start by someone else is fine
-        (the gateway); otherwise it is a conflict (a manual start)."""
+        (the gateway); otherwise it is a conflict (a manual start). When room appears, the
+        waiting starts try in order of ``priority`` (higher first), then of arrival."""
+        rank = (-priority, next(self._arrivals))
         deadline = time.monotonic() + self._config.queue_timeout
         queued = False
         self._starting += 1
         try:
             while True:
                 room = self._room
-                plan = await self._try_start(owner, join=join)
+                plan = await self._try_start(owner, join=join, rank=rank)
                 if plan is None:
                     return
                 if not wait_for_room:
@@ -84,9 +90,10 @@ class CapacityKeeper:
             if queued:
                 self._queued -= 1
 
-    async def _try_start(self, owner: InstanceOwner, *, join: bool) -> Plan | None:
+    async def _try_start(self, owner: InstanceOwner, *, join: bool,
+                         rank: tuple[int, int]) -> Plan | None:
         """Start now (None), or the plan that says why not."""
-        async with self._lock:
+        async with self._lock.hold(rank):
             if owner.status not in ("stopped", "failed"):
                 if join:
                     return None

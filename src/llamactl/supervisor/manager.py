@@ -48,6 +48,7 @@ from llamactl.supervisor.pending_models import refuse_while_pulling, wait_for_mo
 from llamactl.supervisor.pools import PoolKeeper
 from llamactl.supervisor.ports import pick_port
 from llamactl.supervisor.sleep import sample_sleep
+from llamactl.supervisor.waking import Waker
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ class InstanceManager:
         self._lock = asyncio.Lock()
         self._reserved_ports = set(reserved_ports)  # llamactl's own port
         self._sampler: asyncio.Task[None] | None = None
+        self.waker = Waker()  # issue 32: vLLM's sleep, which llamactl drives
         self._capacity = CapacityKeeper(context.config, self._owners, context.estimator)
         context.on_capacity_change = self._capacity.changed
         self.pools = PoolKeeper(  # issue 32: replica pools
@@ -113,6 +115,7 @@ class InstanceManager:
             self._sampler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sampler
+        self.waker.close()
         store = self._ctx.repository.writer
         if not stop_instances and not store.available:
             # The next llamactl adopts what the database lists; it may not list these.
@@ -142,7 +145,7 @@ class InstanceManager:
             running = []
             if not self._ctx.host.local:  # Ray: measured on the nodes (issue 18)
                 await asyncio.gather(*(o.sample_node_stats() for o in list(self._owners.values())))
-            await sample_sleep(list(self._owners.values()))  # issue 32: warm standby
+            await sample_sleep(list(self._owners.values()), self.waker)  # issue 32
             for owner in list(self._owners.values()):
                 owner.stats.sample()
                 if owner.pid is not None:
@@ -150,8 +153,6 @@ class InstanceManager:
             # Rotation copies up to log_max_bytes: on a thread, not the event loop.
             await asyncio.to_thread(_rotate_logs, running, config.log_max_bytes,
                                     config.log_backups)
-
-    # ---- reads ----
 
     def memory_status(self) -> dict[str, dict[str, int | None]]:
         return self._capacity.memory_status()
@@ -326,9 +327,9 @@ class InstanceManager:
         if wait:
             await owner.wait_ready()
 
-    async def acquire(self, name: str) -> Lease:
-        """A lease on a running instance for one request: starting it on demand, joining a
-        start in progress, making room within the limits, or waiting for room."""
+    async def acquire(self, name: str, priority: int = 0) -> Lease:
+        """A lease for one request: now, after an on-demand start (or one under way), or
+        after room is made or found; where it waits, the higher ``priority`` goes first."""
         owner = self.owner(name)
         await wait_for_model(owner)  # issue 33: created from a model still being pulled
         for _ in range(ACQUIRE_ATTEMPTS):
@@ -336,7 +337,7 @@ class InstanceManager:
             if lease is not None:
                 return lease
             try:
-                return await owner.acquire()
+                return await owner.acquire(priority)
             except InstanceStopping:
                 await owner.wait_stopped()
             except InstanceNotRunning:
@@ -344,7 +345,8 @@ class InstanceManager:
                     raise InstanceNotRunning(
                         f"Instance '{name}' is {owner.status} and on_demand_start is off"
                     ) from None
-            await self._capacity.start_within_limits(owner, wait_for_room=True, join=True)
+            await self._capacity.start_within_limits(owner, wait_for_room=True, join=True,
+                                                     priority=priority)
         raise StartFailed(f"Instance '{name}' stopped again each time it was started")
 
     async def stop(self, name: str, *, force: bool = False, timeout: float | None = None) -> None:

@@ -46,6 +46,7 @@ class Acquire(Request):
     """A lease for a request: now if running, when ready if starting, else refused."""
 
     lease: asyncio.Future[object] = field(default_factory=_future)
+    priority: int = 0  # waiting for a start, the higher is answered first (issue 32)
 
 
 @dataclass

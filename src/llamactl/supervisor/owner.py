@@ -133,9 +133,9 @@ class InstanceOwner:
             return self._effects.take_lease()
         return None
 
-    async def acquire(self) -> Lease:
+    async def acquire(self, priority: int = 0) -> Lease:
         """A lease, waiting for a start in progress; InstanceNotRunning when nothing runs."""
-        request = m.Acquire()
+        request = m.Acquire(priority=priority)
         await self._call(request)
         lease = await request.lease
         assert isinstance(lease, Lease)
@@ -151,7 +151,7 @@ class InstanceOwner:
         if self.status in ("stopped", "failed"):
             raise self._effects.start_failed(self.record.runtime.last_error or self.status)
         waiter = asyncio.get_running_loop().create_future()
-        self._effects.ready_waiters.append((waiter, False))
+        self._effects.ready_waiters.append((waiter, False, 0))
         await waiter
 
     async def wait_stopped(self) -> None:

@@ -1,8 +1,7 @@
 """How the owner carries out the lifecycle's effects: spawn, signal, timers, watchers, persist,
 publish, answer. The decisions are all in ``supervisor/lifecycle.py``; nothing here chooses a
-status. ``EffectRunner`` is an object the owner (supervisor/owner.py) holds: composition, it
-owns the process, timers, watchers and waiters it works on.
-"""
+status. The owner (supervisor/owner.py) holds an ``EffectRunner``, which owns the process,
+timers, watchers and waiters it works on."""
 
 from __future__ import annotations
 
@@ -57,8 +56,8 @@ class EffectRunner:
         self.exit_watcher: asyncio.Task[None] | None = None
         self.watchers: list[asyncio.Task[None]] = []  # readiness or liveness of this process
         self.timers: dict[t.TimerKind, asyncio.Task[None]] = {}
-        # Waiting for "running": start?wait=true (False) and requests wanting a lease (True).
-        self.ready_waiters: list[tuple[asyncio.Future[Any], bool]] = []
+        # Waiting for "running": (waiter, a request's, not start?wait's; priority, issue 32)
+        self.ready_waiters: list[tuple[asyncio.Future[Any], bool, int]] = []
         self.stopped_waiters: list[asyncio.Future[None]] = []
         self.current: m.Message | None = None  # the inbox message being handled
         self.answer: bool | None = None
@@ -236,9 +235,9 @@ class EffectRunner:
     def _wait_ready(self, effect: t.WaitReady) -> None:
         request = self.current
         if isinstance(request, m.Acquire) and effect.lease:
-            self.ready_waiters.append((request.lease, True))
+            self.ready_waiters.append((request.lease, True, request.priority))
         elif isinstance(request, m.Start) and request.ready is not None:
-            self.ready_waiters.append((request.ready, False))
+            self.ready_waiters.append((request.ready, False, 0))
 
     def _grant_lease(self, effect: t.GrantLease) -> None:
         if isinstance(self.current, m.Acquire):
@@ -269,7 +268,8 @@ class EffectRunner:
 
     def _resolve_ready(self, error: Exception | None) -> None:
         waiters, self.ready_waiters = self.ready_waiters, []
-        for waiter, wants_lease in waiters:
+        waiters.sort(key=lambda entry: -entry[2])  # woken in order, they send in order
+        for waiter, wants_lease, _ in waiters:
             if waiter.done():
                 continue
             if error is not None:

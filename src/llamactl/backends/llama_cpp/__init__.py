@@ -49,6 +49,7 @@ class LlamaCpp(TableBackend):
         switches=OLD_SWITCHES, help_flags=HELP_FLAGS, legacy=legacy_flag)
     health_paths: tuple[str, ...] = ("/health",)  # 503 while loading, 200 once ready
     model_files_only: bool = True
+    sleep_mode: str = "self"  # --sleep-idle-seconds; /props says is_sleeping
     settings_model: type[BackendSettings] = LlamaCppBackendConfig
     settings_description: str = "llama.cpp's llama-server."
     unreadable_model: str | None = "model_path is not a GGUF file llamactl can read"

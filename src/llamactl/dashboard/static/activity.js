@@ -14,7 +14,8 @@ function filters() {
 
 const ms = (v) => v == null ? "" : Math.round(v) + " ms";
 
-function rowFor(r) {
+/** One record as a table row (the instance page's Activity tab shows the same rows). */
+export function rowFor(r) {
   const tr = document.createElement("tr");
   tr.setAttribute("role", "row");
   tr.dataset.id = r.id;

@@ -49,10 +49,19 @@ async function followLogs() {
   } catch (e) { if (e.name !== "AbortError") pre.append("\n[log stream ended: " + e.message + "]"); }
 }
 
+/** The search box: lines without its text (any case) are hidden, not dropped. */
+function searchHides(span) {
+  const query = $("#log-search").value.trim().toLowerCase();
+  span.hidden = query !== "" && !span.textContent.toLowerCase().includes(query);
+}
+
+function searchLog() { for (const span of $("#log-lines").children) searchHides(span); }
+
 function appendLog(lines) {
   // One span per line, appended a batch at a time; the oldest go past MAX_LOG_LINES.
   const pre = $("#log-lines");
   if (logs.paused) { (logs.held ||= []).push(...lines); return; }
+  lines.forEach(searchHides);
   const stick = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
   pre.append(...lines);
   let extra = pre.childElementCount - MAX_LOG_LINES;
@@ -78,6 +87,7 @@ export function stopLogs() { logs.abort?.abort(); }
 
 export function initLogs() {
   $("#log-level").addEventListener("change", followLogs);
+  $("#log-search").addEventListener("input", searchLog);
   $("#log-pause").addEventListener("click", togglePause);
   $("#log-copy").addEventListener("click", () => navigator.clipboard?.writeText($("#log-lines").textContent));
   $("#log-download").addEventListener("click", downloadLog);

@@ -13,11 +13,13 @@ import { initTable, loadInstances, setStats, setStatus } from "./table.js";
 import { activityRecord, initActivity, loadActivity } from "./activity.js";
 import { initPlayground, loadPlayground } from "./playground.js";
 import { initViews, loadAudit, loadModels, onView } from "./views.js";
+import { initInstancePage, instanceActivity, instanceStats, instanceStatus, leaveInstancePage,
+  loadInstancePage } from "./instance.js";
 
 const feedHandlers = {
-  status: (name, status) => { setStatus(name, status); systemSoon(); },
-  stats: setStats,
-  activity: activityRecord,
+  status: (name, status) => { setStatus(name, status); instanceStatus(name, status); systemSoon(); },
+  stats: (name, stats) => { setStats(name, stats); instanceStats(name, stats); },
+  activity: (record) => { activityRecord(record); instanceActivity(record); },
   unknown: () => { loadInstances(); systemSoon(); },
   reconnected: () => { loadInstances(); systemSoon(); } };
 
@@ -59,6 +61,8 @@ function start() {
   onView("playground", loadPlayground);
   initPlayground();
   onView("activity", loadActivity);
+  onView("instance", loadInstancePage, leaveInstancePage);
+  initInstancePage();
   initActivity();
   enter().catch(() => { if ($("#app").hidden) showSignIn(); });
 }

@@ -23,7 +23,7 @@ function rowFor(inst) {
   tr.setAttribute("role", "row");
   tr.dataset.name = inst.name;
   const model = (inst.model_path || "").split("/").pop();
-  tr.append(cell(inst.name), cell("", "state"), cell(inst.backend), cell(model), cell(inst.port),
+  tr.append(nameCell(inst.name), cell("", "state"), cell(inst.backend), cell(model), cell(inst.port),
     cell("", "uptime"), cell("", "memory"), cell("", "cpu"), cell(inst.restart_count ?? 0, "restarts"),
     cell(inst.group), cell(inst.pool, "pool"), cell(nodeText(inst.node), "node"), actionsFor(inst));
   tr.cells[3].title = inst.model_path || "";
@@ -37,7 +37,17 @@ function rowFor(inst) {
   return tr;
 }
 
-function nodeText(node) {
+/** The name links to the instance's page; the cell's accessible name stays the name. */
+function nameCell(name) {
+  const td = cell("");
+  const a = document.createElement("a");
+  a.href = "#/instances/" + encodeURIComponent(name);
+  a.textContent = name;
+  td.append(a);
+  return td;
+}
+
+export function nodeText(node) {
   if (!node) return "";
   return node.address || node.id || "";
 }
