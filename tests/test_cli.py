@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.helpers import free_port
+from tests.support.helpers import SERVER_START_TIMEOUT, free_port
 
 
 def serve(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -131,7 +131,7 @@ def test_serving_on_all_interfaces_with_a_user_requires_tokens(tmp_path: Path) -
             except httpx.HTTPError:
                 return False
 
-        wait_until(up, 20, "llamactl with auth")
+        wait_until(up, SERVER_START_TIMEOUT, "llamactl with auth")
         login = httpx.post(f"{url}/auth/login",
                            json={"username": "admin", "password": "correct-horse"})
         assert login.status_code == 200

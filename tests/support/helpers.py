@@ -20,7 +20,7 @@ import psutil
 import yaml
 
 # Named timeouts (seconds): generous, because CI shares two cores with a compiler at times.
-SERVER_START_TIMEOUT = 20.0
+SERVER_START_TIMEOUT = 60.0  # a hang guard: ~1 s quiet, over 20 s at a load of 10
 STATUS_TIMEOUT = 30.0
 POLL = 0.05
 
