@@ -258,7 +258,11 @@ async def test_an_imported_instance_with_a_name_is_a_valid_create(
     listed = (await app.client.get("/api/backends")).json()["backends"]
     assert [b["name"] for b in listed] == ["llama_cpp", "vllm", "mlx_lm"]
     assert {"name": "context_size", "flag": "--ctx-size", "type": "int", "choices": [],
-            "help": "prompt context size (0: from the model)", "minimum": 0} in listed[0]["options"]
+            "help": "prompt context size (0: from the model)", "minimum": 0,
+            "group": "context", "default": 0} in listed[0]["options"]
+    groups = {b["name"]: {o["group"] for o in b["options"]} for b in listed}
+    assert groups["llama_cpp"] == {"performance", "sampling", "context", "speculative",
+                                   "multimodal", "server"}
 
 
 def test_a_stand_in_vllm_is_adopted_after_a_kill_9_of_llamactl(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from llamactl.backends.llama_cpp.options import (
+    DEFAULTS,
     OPTIONS,
     OPTIONS_BY_NAME,
     RESERVED_FLAGS,
@@ -70,6 +71,49 @@ def test_every_flag_exists_in_the_installed_llama_server(llama_server_bin: str) 
     for flag in ("--model", "--host", "--port", "--metrics", "--slots", "--log-prefix",
                  "--log-timestamps"):
         assert flag in known
+
+
+def help_entries(help_text: str) -> dict[str, str]:
+    """Each flag spelling of ``--help``: its whole entry (the head line and the lines under
+    it), on one line."""
+    entries: dict[str, str] = {}
+    entry: list[str] = []
+    for line in [*help_text.splitlines(), "-"]:
+        if line.startswith(" ") and entry:
+            entry.append(line.strip())
+            continue
+        if entry:
+            text = " ".join(entry)
+            for flag in re.findall(r"(?<![\w-])(--?[A-Za-z][\w+-]*)", entry[0][:40]):
+                entries.setdefault(flag, text)
+        entry = [line] if line.startswith("-") else []
+    return entries
+
+
+def said(value: Any) -> tuple[str, ...]:
+    """How ``--help`` writes a default: 0.80 for 0.8, enabled or true for True."""
+    if value is True:
+        return ("enabled", "true")
+    if value is False:
+        return ("disabled", "false")
+    if isinstance(value, float):
+        return (f"{value:.2f}", str(value))
+    return (str(value),)
+
+
+def test_the_defaults_the_form_shows_are_llama_servers_own(llama_server_bin: str) -> None:
+    """The defaults beside the New instance form's fields (issue 34) are what the installed
+    llama-server's --help says; a new build that changes one fails here."""
+    help_text = subprocess.run([llama_server_bin, "--help"], capture_output=True, text=True,
+                               timeout=60, check=True).stdout
+    entries = help_entries(help_text)
+    assert DEFAULTS, "the form shows defaults"
+    for name, value in DEFAULTS.items():
+        entry = entries[OPTIONS_BY_NAME[name].flag]
+        assert "default" in entry, f"{name}: no default in --help: {entry}"
+        after = entry[entry.index("default") - 20:]
+        assert any(re.search(rf"(?<![\w.]){re.escape(text)}(?![\w])", after)
+                   for text in said(value)), f"{name}: {value!r} is not in {entry!r}"
 
 
 @pytest.mark.parametrize(("options", "key"), [

@@ -187,7 +187,7 @@ def test_option_fields_come_from_the_api_with_their_types(dashboard_server: Dash
     assert kinds["context_size"] == "int"
     sign_in(page, dashboard_server, "admin")
     page.get_by_role("button", name="New instance", exact=True).click()
-    fields = page.locator("#option-fields [data-option]")
+    fields = page.locator("#instance-form [data-option]")
     expect(fields).to_have_count(len(table))
     expect(page.locator('[data-option="context_size"]')).to_have_attribute("type", "number")
     a_bool = next(name for name, kind in kinds.items() if kind == "bool")

@@ -19,7 +19,7 @@ from pydantic import Field
 
 from llamactl.backends.base import Level, LogLine, TableBackend, backend_environment
 from llamactl.backends.command_import import CommandSyntax
-from llamactl.backends.option_table import OptionTable
+from llamactl.backends.option_table import OptionTable, placed
 from llamactl.backends.option_table import bool_option as _bool
 from llamactl.backends.option_table import choice_option as _choice
 from llamactl.backends.option_table import float_option as _float
@@ -30,7 +30,7 @@ from llamactl.config import BackendSettings, DockerConfig
 from llamactl.instances.models import InstanceRecord
 
 TABLE = OptionTable(
-    options=(
+    options=placed((
         _int("max_tokens", "--max-tokens", "default answer length, in tokens", minimum=1),
         _float("temp", "--temp", "default sampling temperature", minimum=0),
         _float("top_p", "--top-p", "default nucleus sampling", minimum=0),
@@ -46,7 +46,8 @@ TABLE = OptionTable(
         _int("num_draft_tokens", "--num-draft-tokens", "tokens drafted per step", minimum=1),
         _choice("log_level", "--log-level", "log level",
                 "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
-    ),
+    ), {"sampling": ("max_tokens", "temp", "top_p"),
+        "speculative": ("draft_model", "num_draft_tokens")}, {}),
     reserved_flags=frozenset({"--model", "--host", "--port"}),
 )
 

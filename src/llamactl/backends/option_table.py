@@ -6,7 +6,7 @@ llamactl sets itself (refused in options and in ``extra_args``)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from llamactl.errors import ValidationFailed
@@ -18,6 +18,9 @@ Kind = Literal["int", "float", "bool", "str", "choice", "str_list"]
 # comma-separated (llama-server's --lora); "file_or_text": a file when one is there, else the
 # text itself (vLLM's --chat-template).
 PathKind = Literal["file", "dir", "files", "file_or_text"]
+# Where the New instance form shows an option (issue 34): one collapsed group each.
+OptionGroup = Literal["performance", "sampling", "context", "speculative", "multimodal",
+                      "server"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,22 @@ class OptionSpec:
     # A folder llamactl gives each instance under its data dir when the option is left out
     # (llama-server's --slot-save-path): only an admin may choose another.
     instance_folder: bool = False
+    # For people, not for launching: the form's group, and the backend's own default as its
+    # documentation states it (a value, or words such as "auto"); null when it has none.
+    group: OptionGroup = "server"
+    default: OptionValue | None = None
+
+
+def placed(options: tuple[OptionSpec, ...], groups: Mapping[OptionGroup, tuple[str, ...]],
+           defaults: Mapping[str, OptionValue]) -> tuple[OptionSpec, ...]:
+    """``options`` with their form group (those in no group stay in "server") and defaults;
+    a name that is not an option is a mistake in the backend's table."""
+    group_of = {name: group for group, names in groups.items() for name in names}
+    unknown = (set(group_of) | set(defaults)) - {spec.name for spec in options}
+    if unknown:
+        raise ValueError(f"not options: {sorted(unknown)}")
+    return tuple(replace(spec, group=group_of.get(spec.name, "server"),
+                         default=defaults.get(spec.name)) for spec in options)
 
 
 def int_option(name: str, flag: str, help: str, minimum: float | None = None) -> OptionSpec:

@@ -29,7 +29,7 @@ from llamactl.backends.base import (
     listen_everywhere,
 )
 from llamactl.backends.command_import import CommandSyntax
-from llamactl.backends.option_table import OptionTable
+from llamactl.backends.option_table import OptionTable, placed
 from llamactl.backends.option_table import bool_option as _bool
 from llamactl.backends.option_table import choice_option as _choice
 from llamactl.backends.option_table import float_option as _float
@@ -65,7 +65,7 @@ class VllmBackendConfig(BackendSettings):
         description="Running vLLM in Docker: the image's entrypoint is vLLM's API server.")
 
 TABLE = OptionTable(
-    options=(
+    options=placed((
         _int("tensor_parallel_size", "--tensor-parallel-size", "GPUs to shard each layer over",
              minimum=1),
         _int("pipeline_parallel_size", "--pipeline-parallel-size", "pipeline stages",
@@ -91,7 +91,12 @@ TABLE = OptionTable(
               "file_or_text"),
         _str("served_model_name", "--served-model-name",
              "the model's name in answers (default: the instance's name)"),
-    ),
+    ), {"performance": ("tensor_parallel_size", "pipeline_parallel_size",
+                        "gpu_memory_utilization", "max_num_seqs", "dtype", "quantization",
+                        "kv_cache_dtype", "enforce_eager", "enable_prefix_caching"),
+        "context": ("max_model_len",), "sampling": ("seed",)},
+        {"tensor_parallel_size": 1, "pipeline_parallel_size": 1, "gpu_memory_utilization": 0.9,
+         "dtype": "auto", "kv_cache_dtype": "auto"}),
     reserved_flags=frozenset({"--host", "--port", "--api-key", "--model", "--uds"}),
 )
 

@@ -24,6 +24,11 @@ class OptionInfo(BaseModel):
     choices: list[str] = Field(description="the values a choice takes")
     help: str
     minimum: float | None = Field(default=None, description="the least value a number takes")
+    group: Literal["performance", "sampling", "context", "speculative", "multimodal",
+                   "server"] = Field(description="where the dashboard's form shows it")
+    default: int | float | bool | str | list[str] | None = Field(default=None, description=(
+        "the backend's own default as its documentation states it (a value, or words such "
+        "as \"auto\"), shown beside the field; null when unknown. Never sent by llamactl"))
 
 
 class BackendInfo(BaseModel):
@@ -61,7 +66,8 @@ async def list_backends() -> dict[str, Any]:
     return {"backends": [
         {"name": name, "options": [
             {"name": spec.name, "flag": spec.flag, "type": spec.kind,
-             "choices": list(spec.choices), "help": spec.help, "minimum": spec.minimum}
+             "choices": list(spec.choices), "help": spec.help, "minimum": spec.minimum,
+             "group": spec.group, "default": spec.default}
             for spec in backend.table.options]}
         for name, backend in BACKENDS.items()]}
 

@@ -12,8 +12,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from llamactl.backends.option_table import (
+    OptionGroup,
     OptionSpec,
     OptionTable,
+    placed,
 )
 from llamactl.backends.option_table import bool_option as _bool
 from llamactl.backends.option_table import choice_option as _choice
@@ -25,7 +27,7 @@ from llamactl.instances.models import OptionValue
 
 _CACHE_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
 
-OPTIONS: tuple[OptionSpec, ...] = (
+_OPTIONS: tuple[OptionSpec, ...] = (
     # The seed's three.
     _int("threads", "--threads", "CPU threads for generation (-1: auto)", minimum=-1),
     _int("context_size", "--ctx-size", "prompt context size (0: from the model)", minimum=0),
@@ -105,6 +107,37 @@ OPTIONS: tuple[OptionSpec, ...] = (
     _bool("verbose", "--verbose", "log everything (debug level)"),
     _int("log_verbosity", "--log-verbosity", "log verbosity threshold", minimum=0),
 )
+
+# The New instance form's groups (issue 34); the rest is "server".
+_GROUPS: Mapping[OptionGroup, tuple[str, ...]] = {
+    "performance": ("threads", "gpu_layers", "threads_batch", "threads_http", "batch_size",
+                    "ubatch_size", "parallel", "cont_batching", "numa", "flash_attn",
+                    "load_mode", "cache_type_k", "cache_type_v", "main_gpu", "split_mode",
+                    "tensor_split", "n_cpu_moe", "cpu_moe", "device", "kv_unified"),
+    "context": ("context_size", "n_predict", "keep", "swa_full", "cache_reuse", "rope_scaling",
+                "rope_scale", "rope_freq_base", "rope_freq_scale", "yarn_orig_ctx"),
+    "sampling": ("seed", "temp", "top_k", "top_p", "min_p", "repeat_penalty", "repeat_last_n",
+                 "presence_penalty", "frequency_penalty", "reasoning", "reasoning_format",
+                 "reasoning_budget"),
+    "speculative": ("model_draft", "draft_max", "draft_min", "gpu_layers_draft"),
+    "multimodal": ("mmproj",),
+}
+
+# llama-server's defaults as its --help states them (build 11434; tests/test_options.py
+# reads them in the installed binary's --help). Shown by the form, never sent.
+DEFAULTS: Mapping[str, OptionValue] = {
+    "threads": -1, "context_size": 0, "gpu_layers": "auto", "threads_http": -1,
+    "batch_size": 2048, "ubatch_size": 512, "parallel": -1, "cont_batching": True,
+    "n_predict": -1, "keep": 0, "flash_attn": "auto", "load_mode": "auto",
+    "cache_type_k": "f16", "cache_type_v": "f16", "main_gpu": 0, "split_mode": "layer",
+    "swa_full": False, "cache_reuse": 0, "seed": -1, "temp": 0.8, "top_k": 40, "top_p": 0.95,
+    "min_p": 0.05, "repeat_penalty": 1.0, "repeat_last_n": 64, "presence_penalty": 0.0,
+    "frequency_penalty": 0.0, "jinja": True, "reasoning": "auto", "reasoning_format": "auto",
+    "reasoning_budget": -1, "embedding": False, "draft_max": 3, "draft_min": 0,
+    "gpu_layers_draft": "auto", "timeout": 3600, "webui": True,
+}
+
+OPTIONS: tuple[OptionSpec, ...] = placed(_OPTIONS, _GROUPS, DEFAULTS)
 
 OPTIONS_BY_NAME: Mapping[str, OptionSpec] = {spec.name: spec for spec in OPTIONS}
 

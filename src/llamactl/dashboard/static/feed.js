@@ -52,6 +52,8 @@ function onEvent(ev) {
     on.stats(d.name, d.stats);
   } else if (ev.type === "request_completed") {
     on.activity?.(d);
+  } else if (ev.type === "model_pull_progress") {
+    on.pull?.(d);
   } else if (ev.type === "system_alert") {
     toast(d.level, (d.instance ? d.instance + ": " : "") + d.message);
   } else if (ev.type === "ping") {

@@ -1,11 +1,14 @@
 // New instance / Edit: one form. The API's errors appear by the fields they name and what was
 // typed stays; the memory estimate follows what is typed (debounced).
 import { $, api, bytes, may, state } from "./api.js";
-import { optionInputs, optionValues, renderOptionFields, setOptionValues } from "./options.js";
+import { filterOptions, optionInputs, optionValues, renderOptionFields, revealOption, setOptionValues }
+  from "./options.js";
 import { systemSoon } from "./system.js";
 import { loadInstances } from "./table.js";
 
-export function openEditor(inst) {
+/** inst: the instance to edit, or null for a new one; preset: a new one's first values
+ * ({model_path}: "New instance from this model" in the Models view). */
+export function openEditor(inst, preset) {
   const form = $("#instance-form");
   state.editing = inst ? inst.name : null;
   clearErrors();
@@ -17,7 +20,6 @@ export function openEditor(inst) {
   if (inst) {
     form.name.value = inst.name; form.model_path.value = inst.model_path || "";
     form.port.value = inst.port ?? ""; form.backend.value = inst.backend || "llama_cpp";
-    setOptionValues(inst.options || {});
     form.group.value = inst.group || "";
     form.auto_restart.value = String(!!inst.auto_restart);
     form.on_demand_start.value = String(!!inst.on_demand_start);
@@ -27,12 +29,34 @@ export function openEditor(inst) {
   }
   // What Edit shows, to send only what the user changed: an inherited default read back is
   // not saved as an explicit value, and a cleared field is sent as null (issue 34).
+  if (state.backends) renderOptionFields();  // the chosen backend's options
+  setOptionValues(inst?.options || {});  // and their groups open where they hold a value
   state.loaded = inst ? formSnapshot(form) : null;
+  if (!inst && preset?.model_path) form.model_path.value = preset.model_path;
   $("#import-note").textContent = "";
   showEstimate("");
-  if (inst) estimateSoon();
+  if (inst || preset?.model_path) estimateSoon();
   $("#editor").hidden = false;
   (inst ? form.model_path : form.name).focus();
+  libraryChoices();
+}
+
+/** Beside "Model path": the library's models (GET /api/models) to pick one from. */
+async function libraryChoices() {
+  let models = [];
+  try { ({ models } = await api("GET", "/api/models")); } catch { return; }
+  const usable = models.filter((m) => !m.error && !m.mmproj);
+  $("#library-pick").replaceChildren(new Option("choose a model…", ""), ...usable.map((m) =>
+    new Option([m.id, m.quantization, bytes(m.size)].filter(Boolean).join(" · "), m.path)));
+  $("#library-pick-wrap").hidden = usable.length === 0;
+}
+
+function pickFromLibrary() {
+  const form = $("#instance-form"), path = $("#library-pick").value;
+  if (!path) return;
+  form.model_path.value = path;
+  showFieldError("model_path", "");
+  estimateSoon();
 }
 
 function closeEditor() {
@@ -126,6 +150,7 @@ function focusFirstError() {
   const first = [...document.querySelectorAll("#instance-form .error")].find((el) => el.textContent);
   if (!first) return;
   const control = first.id === "form-error" ? null : controlOf(first);
+  revealOption(control);  // in a collapsed group, or filtered out: shown first
   (control || first).focus();
 }
 
@@ -250,6 +275,9 @@ export function initForm() {
   form.addEventListener("submit", submitInstance);
   $("#cancel-edit").addEventListener("click", closeEditor);
   $("#import").addEventListener("click", importCommand);
+  $("#option-filter").addEventListener("input", filterOptions);
+  $("#library-pick").addEventListener("change", pickFromLibrary);
+  $("#option-filter").addEventListener("keydown", (ev) => { if (ev.key === "Enter") ev.preventDefault(); });
   form.backend.addEventListener("change", () => { renderOptionFields(); estimateSoon(); });
   form.addEventListener("input", (ev) => {
     // The field being changed is what its error was about: the message goes with the edit.

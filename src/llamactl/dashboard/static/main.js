@@ -12,7 +12,8 @@ import { loadSystem, startSystemRefresh, stopSystemRefresh, systemSoon } from ".
 import { initTable, loadInstances, setStats, setStatus } from "./table.js";
 import { activityRecord, initActivity, loadActivity } from "./activity.js";
 import { initPlayground, loadPlayground } from "./playground.js";
-import { initViews, loadAudit, loadModels, onView } from "./views.js";
+import { initViews, loadAudit, onView } from "./views.js";
+import { initModels, loadModels, pullProgress } from "./models.js";
 import { initInstancePage, instanceActivity, instanceStats, instanceStatus, leaveInstancePage,
   loadInstancePage } from "./instance.js";
 
@@ -20,6 +21,7 @@ const feedHandlers = {
   status: (name, status) => { setStatus(name, status); instanceStatus(name, status); systemSoon(); },
   stats: (name, stats) => { setStats(name, stats); instanceStats(name, stats); },
   activity: (record) => { activityRecord(record); instanceActivity(record); },
+  pull: pullProgress,
   unknown: () => { loadInstances(); systemSoon(); },
   reconnected: () => { loadInstances(); systemSoon(); } };
 
@@ -58,6 +60,7 @@ function start() {
   onView("keys", loadKeys);
   onView("audit", loadAudit);
   onView("models", loadModels);
+  initModels();
   onView("playground", loadPlayground);
   initPlayground();
   onView("activity", loadActivity);

@@ -51,7 +51,7 @@ export function initViews() {
   showView(false);
 }
 
-// ---- The two small views: the audit log, and the models the instances use --------------------
+// ---- The audit log ---------------------------------------------------------------------------
 export async function loadAudit() {
   const { items } = await api("GET", "/api/audit?limit=100");
   $("#audit-list tbody").replaceChildren(...items.map((r) => {
@@ -62,18 +62,5 @@ export async function loadAudit() {
       td.setAttribute("role", "cell"); td.textContent = text; tr.append(td);
     }
     return tr;
-  }));
-}
-
-export function loadModels() {
-  const byModel = new Map();
-  for (const { inst } of state.rows.values()) {
-    const list = byModel.get(inst.model_path) || [];
-    list.push(inst.name); byModel.set(inst.model_path, list);
-  }
-  $("#model-list").replaceChildren(...[...byModel].sort().map(([path, names]) => {
-    const li = document.createElement("li");
-    li.textContent = path + " — " + names.join(", ");
-    return li;
   }));
 }
