@@ -127,6 +127,8 @@ def test_the_name_opens_the_instance_page_and_its_tabs(
     assert fits_sideways(page)
     page.reload()
     expect(tab(page, "Options")).to_have_attribute("aria-selected", "true")
+    # Opened before the option fields arrived, the form would show (and save) them cleared.
+    expect(options.locator('[data-option="context_size"]')).to_have_value("256")
     expect(page).to_have_url(re.compile(f"#/instances/{NAME}/options$"))
 
     # Pool: the pool's members, their load and slots.

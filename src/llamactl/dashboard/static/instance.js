@@ -2,7 +2,7 @@
 // heading, and tabs: Overview (facts and charts), Logs, Activity, Options, Pool (when in one).
 // The Logs and Options tabs borrow the Instances view's log viewer and edit form (one of each
 // on the page) and give them back when the page is left.
-import { $, api, duration, may } from "./api.js";
+import { $, api, duration, may, state } from "./api.js";
 import { rowFor as activityRow } from "./activity.js";
 import { openEditor } from "./form.js";
 import { openLogs, stopLogs } from "./logs.js";
@@ -135,7 +135,11 @@ function showOptions() {
   if (may("operator")) editOptions();
 }
 
-function editOptions() {
+async function editOptions() {
+  // A reload straight onto this tab comes before the option fields exist (GET /api/backends):
+  // the form opened then would read the options as cleared, and Save would send nulls.
+  for (let waited = 0; !state.backends && waited < 100; waited++) await new Promise((r) => setTimeout(r, 50));
+  await new Promise((r) => setTimeout(r, 0));  // main.js renders the fields right after
   borrow("#editor", "#panel-options");
   openEditor(page.inst);
 }
