@@ -36,6 +36,7 @@ export function openEditor(inst, preset) {
   $("#import-note").textContent = "";
   showEstimate("");
   if (inst || preset?.model_path) estimateSoon();
+  openedFrom = document.activeElement;  // where focus goes back to (the Options tab, or a row)
   $("#editor").hidden = false;
   (inst ? form.model_path : form.name).focus();
   libraryChoices();
@@ -59,10 +60,15 @@ function pickFromLibrary() {
   estimateSoon();
 }
 
+let openedFrom = null;
+
 function closeEditor() {
   $("#editor").hidden = true;
   state.editing = null;
-  $("#new-instance").focus();
+  // Back where the editor was opened from, if that is still shown; a hidden button takes no
+  // focus (the instance page has no New instance button in view).
+  const back = [openedFrom, $("#new-instance")].find((el) => el?.isConnected && el.offsetParent);
+  (back || document.querySelector("main h1, main h2"))?.focus();
 }
 
 function clearErrors() {
