@@ -50,10 +50,10 @@ _NOSNIFF = b"x-content-type-options: nosniff\r\n"  # on every answer, as on /api
 
 class Exchange(RequestIntake):
     # and RequestIntake's: "_admitting", "_principal", "_retries", "_task", "_upload"
-    __slots__ = ("_answered", "_body", "_chunked", "_connection", "_framing", "_id_header",
-                 "_lease", "_name", "_out", "_pool", "_reusable", "_status", "_tap", "finished",
-                 "front", "gateway", "headers", "http11", "method", "path", "request_id",
-                 "scheme", "target")
+    __slots__ = ("_answered", "_body", "_chunked", "_connection", "_failed_over", "_framing",
+                 "_id_header", "_lease", "_name", "_out", "_pool", "_reusable", "_status",
+                 "_tap", "finished", "front", "gateway", "headers", "http11", "method", "path",
+                 "request_id", "scheme", "target")
 
     def __init__(self, gateway: Gateway, front: Front, method: str, target: bytes, path: str,
                  headers: list[tuple[bytes, bytes]], http11: bool, scheme: str = "http"):
@@ -72,6 +72,7 @@ class Exchange(RequestIntake):
         self._connection: BackendConnection | None = None
         self._task: asyncio.Task[None] | None = None
         self._retries = STALE_CONNECTION_RETRIES
+        self._failed_over = False  # a pool's request sent to a member that died with it
         self._answered = False  # the answer's head went to the client
         self._framing = Framing.LENGTH
         self._chunked = False  # the answer goes to the client in chunks of our own
@@ -294,13 +295,13 @@ class Exchange(RequestIntake):
                 self.gateway.pool.checkout(self._lease.port, self, slots=self._lease.slots,
                                            fresh=True, host=self._lease.host)
                 return
-            if (self._pool is not None and self._lease is not None and self._retries > 0
+            if (self._pool is not None and self._lease is not None and not self._failed_over
                     and self._upload is None):
                 # A pool's member that closed before a byte of answer died with the request (a
                 # crash; a lost node's backend): nothing reached the client, so another member
                 # takes it, once (a request that kills each member it reaches goes no further).
-                self._retries -= 1
-                self._fail_over(self._pool, self._lease)
+                self._failed_over = True  # its own budget: a stale kept connection's retry
+                self._fail_over(self._pool, self._lease)  # may have come first (node loss)
                 return
             self.fail(GatewayError(502, edge.not_answering(self._name, "it closed the connection"),
                                    "server_error", "upstream_unavailable"))
