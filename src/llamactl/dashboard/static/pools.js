@@ -1,28 +1,19 @@
 // System's Pools (GET /api/pools, issue 32): each replica pool, its members (status, requests
 // in flight of its slots, asleep, node) and the requests waiting for a free slot.
-import { $ } from "./api.js";
-
-function labelled(text, label, cls) {
-  const td = document.createElement("td");
-  td.setAttribute("role", "cell");
-  td.textContent = text ?? "";
-  if (label) td.dataset.label = label;
-  if (cls) td.className = cls;
-  return td;
-}
+import { $, labelledCell } from "./api.js";
 
 function memberRow(m) {
   const tr = document.createElement("tr");
   tr.setAttribute("role", "row");
   tr.dataset.member = m.name;
-  const state = labelled("", "Status");
+  const state = labelledCell("", "Status");
   const badge = document.createElement("span");
   badge.className = "status status-" + m.status;
   badge.textContent = m.status;
   state.append(badge);
-  tr.append(labelled(m.name, null, "member-name"), state,
-    labelled(m.in_flight + " of " + m.slots, "In flight"),
-    labelled(m.sleeping ? "asleep" : "awake", "Sleeping"), labelled(m.node || "local", "Node"));
+  tr.append(labelledCell(m.name, null, "member-name"), state,
+    labelledCell(m.in_flight + " of " + m.slots, "In flight"),
+    labelledCell(m.sleeping ? "asleep" : "awake", "Sleeping"), labelledCell(m.node || "local", "Node"));
   return tr;
 }
 
