@@ -54,15 +54,14 @@ def request_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes,
 def request_head(method: str, target: bytes, headers: Iterable[tuple[bytes, bytes]],
                  host: str, port: int, api_key: str | None) -> list[bytes]:
     """A ``/v1`` request's head to its backend, as parts to join, up to the body's framing
-    (the caller's). request_headers and backend_authorization, inlined: it runs for every
-    request."""
+    (the caller's). request_headers' filter, inlined: it runs for every request."""
     parts = [b"%s %s HTTP/1.1\r\nhost: %s:%d\r\n" % (method.encode(), target, host.encode(),
                                                         port)]
     parts += [name + b": " + value + b"\r\n" for name, value in headers
               if name not in REQUEST_DROP]
     parts.append(_ACCEPT_IDENTITY_LINE)
     if api_key:
-        parts.append(b"authorization: Bearer " + api_key.encode() + b"\r\n")
+        parts.append(b"authorization: " + backend_authorization(api_key) + b"\r\n")
     return parts
 
 

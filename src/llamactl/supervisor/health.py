@@ -36,17 +36,11 @@ async def probe_health(port: int, timeout: float = PROBE_TIMEOUT_SECONDS,
 
 
 async def _probe(port: int, path: str, host: str = "127.0.0.1") -> Probe:
-    loop = asyncio.get_running_loop()
     request = b"GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n" % path.encode()
     try:
-        transport, reading = await loop.create_connection(
-            lambda: _StatusLine(request, loop.create_future()), host, port)
+        status_line = await status_line_of(host, port, request)
     except OSError:
         return "closed"
-    try:
-        status_line = await reading.line
-    finally:
-        transport.close()
     if status_line is None:
         return "error"
     parts = status_line.split()
@@ -84,6 +78,18 @@ async def probe_sleeping(port: int, api_key: str, host: str = "127.0.0.1",
     except (ValueError, AttributeError):
         return None
     return sleeping if isinstance(sleeping, bool) else None
+
+
+async def status_line_of(host: str, port: int, request: bytes) -> bytes | None:
+    """Send ``request`` (whole) on a fresh connection: the answer's status line, or None when
+    none came (closed first, or not HTTP). OSError when it cannot connect."""
+    loop = asyncio.get_running_loop()
+    transport, reading = await loop.create_connection(
+        lambda: _StatusLine(request, loop.create_future()), host, port)
+    try:
+        return await reading.line
+    finally:
+        transport.close()
 
 
 class _StatusLine(asyncio.Protocol):

@@ -23,12 +23,13 @@ async def sample_sleep(owners: Iterable[InstanceOwner], waker: Waker) -> None:
     puts to sleep (waking.py) to sleep if idle; the others do not sleep."""
     asking = []
     for owner in owners:
-        mode = backend_named(owner.record.spec.backend).sleep_mode
         if owner.status != "running" or owner.record.spec.sleep_after is None:
             owner.record.runtime.sleeping = False
             if owner.name in waker.asleep:
                 waker.forget(owner.name)
-        elif mode == "self":
+            continue
+        mode = backend_named(owner.record.spec.backend).sleep_mode
+        if mode == "self":
             asking.append(owner)
         elif mode == "driven":
             waker.consider(owner)

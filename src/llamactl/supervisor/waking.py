@@ -15,11 +15,11 @@ putting its weights away.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 
 from llamactl.errors import UpstreamUnavailable
+from llamactl.supervisor.health import status_line_of
 from llamactl.supervisor.owner import InstanceOwner
 
 log = logging.getLogger(__name__)
@@ -97,20 +97,15 @@ class Waker:
 
 async def call(owner: InstanceOwner, method: str, target: str) -> int | None:
     """The status of a bodiless request to the instance's server; None: no answer."""
+    host = owner.backend_host
+    request = (b"%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\nContent-Length: 0\r\n"
+               b"Authorization: Bearer %s\r\n\r\n" % (
+                   method.encode(), target.encode(), host.encode(),
+                   owner.record.api_key.encode()))
     try:
         async with asyncio.timeout(CALL_TIMEOUT_SECONDS):
-            reader, writer = await asyncio.open_connection(owner.backend_host, owner.port)
-            try:
-                writer.write(b"%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n"
-                             b"Content-Length: 0\r\nAuthorization: Bearer %s\r\n\r\n" % (
-                                 method.encode(), target.encode(),
-                                 owner.backend_host.encode(), owner.record.api_key.encode()))
-                line = await reader.readline()
-            finally:
-                writer.close()
-                with contextlib.suppress(OSError):
-                    await writer.wait_closed()
+            line = await status_line_of(host, owner.port, request)
     except (OSError, TimeoutError):
         return None
-    parts = line.split()
+    parts = (line or b"").split()
     return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
