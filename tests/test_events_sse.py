@@ -27,9 +27,10 @@ from tests.support.helpers import POLL, STATUS_TIMEOUT, write_config
 Message = dict[str, Any]
 PASSWORD = "sse-viewer-password"
 STALL_TIMEOUT = 5.0  # seconds the stalled stream may take to end once its queue overflows
-# This file's servers and instances stay in 36000-36999, clear of the other suites' ports.
-SERVER_PORTS = range(36000, 36400)
-INSTANCE_PORTS = range(36400, 37000)
+# This file's servers and instances stay in 20000-20999, clear of the other suites' ports and
+# below Linux's ephemeral range (32768 and up), where a client's local end can take a port.
+SERVER_PORTS = range(20000, 20400)
+INSTANCE_PORTS = range(20400, 21000)
 
 
 def _bindable(port: int) -> bool:

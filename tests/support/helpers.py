@@ -27,6 +27,9 @@ POLL = 0.05
 # Each test run starts at its own block (by pid), so that two runs on one machine (two
 # checkouts, or a developer's run beside CI's) do not hand their instances the same ports.
 _port_blocks = itertools.count(os.getpid() % 2000)
+# Below Linux's ephemeral range (32768 and up): a port there can be taken between the check and
+# the backend's bind by any client connection's local end (a fresh-clone CI lost a start so).
+PORT_FLOOR, PORT_CEILING = 21000, 32000
 
 
 def free_port() -> int:
@@ -38,7 +41,7 @@ def free_port() -> int:
 def port_block(size: int = 10) -> tuple[int, int]:
     """A range of ports for one test's instances, different from every other test's."""
     while True:
-        low = 21000 + (next(_port_blocks) * size) % 20000
+        low = PORT_FLOOR + (next(_port_blocks) * size) % (PORT_CEILING - PORT_FLOOR)
         high = low + size - 1
         if all(_bindable(p) for p in range(low, high + 1)):
             return low, high
