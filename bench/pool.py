@@ -16,12 +16,17 @@ scripts/quickstart does; skipped without it), a pool of two: 8 sessions each sen
 that share a ~1,500-token history; median time to first token with ``X-Session-ID`` against
 without. Goal: <= 0.25.
 
+(d) Warm standby. The same Gemma model as one instance with ``sleep_after: 1``: a request's
+time to its answer (one token) when the instance is stopped (an on-demand cold start: the
+process, the model's load, the answer) against when it sleeps (llama-server's own sleep: its
+process runs, its model is unloaded; the request wakes it). Medians of ``--wakes`` each.
+
 Each goal is printed as PASS or MISS; the last line, prefixed ``RESULT``, is one JSON object
 with every number. Exit status 0 unless the benchmark broke (1), or 130 when interrupted.
 
 Usage::
 
-    .venv/bin/python bench/pool.py [--seconds 10] [--no-affinity]
+    .venv/bin/python bench/pool.py [--seconds 10] [--no-affinity] [--wakes 3]
 """
 
 from __future__ import annotations
@@ -184,27 +189,31 @@ def gemma_model(work: Path) -> Path | None:
 
 
 async def ttft_of_sessions(url: str, sticky: bool) -> list[float]:
+    """Completions, not chat: the Gemma model is a base model without a chat template, which
+    llamactl refuses chat for (400 unsupported_capability). A growing shared prompt is what
+    a chat's history is to the server's prompt cache."""
     history = " ".join(f"Fact {i}: the river flows past stone {i}." for i in range(150))
     ttfts: list[float] = []
     async with httpx.AsyncClient(base_url=url, timeout=300) as client:
         async def session(index: int) -> None:
-            messages = [{"role": "system", "content": f"Session {index}. {history}"}]
+            prompt = f"Session {index}. {history}"
             for turn in range(TURNS):
-                messages.append({"role": "user", "content": f"Question {turn}?"})
+                prompt += f"\nQuestion {turn}?\nAnswer:"
                 headers = {"X-Session-ID": f"s{index}"} if sticky else {}
                 began = time.perf_counter()
-                async with client.stream("POST", "/v1/chat/completions", headers=headers,
-                                         json={"model": "gemma", "messages": messages,
+                async with client.stream("POST", "/v1/completions", headers=headers,
+                                         json={"model": "gemma", "prompt": prompt,
                                                "max_tokens": 8, "stream": True}) as answer:
-                    first = None
+                    first, lines = None, []
                     async for line in answer.aiter_lines():
+                        lines.append(line)
                         if first is None and line.startswith("data: "):
                             first = time.perf_counter() - began
                     if first is None:
                         raise BenchError(f"no stream from the pool: {answer.status_code} "
-                                         f"{(await answer.aread())[:300]!r}")
+                                         f"{' '.join(lines)[:300]}")
                     ttfts.append(first)
-                messages.append({"role": "assistant", "content": "Yes."})
+                prompt += " Yes."
 
         await asyncio.gather(*(session(i) for i in range(SESSIONS)))
     return ttfts
@@ -225,6 +234,27 @@ def bench_affinity(ctl: Llamactl, gemma: Path) -> dict[str, float]:
             "ratio": with_affinity / without}
 
 
+def one_token_ms(ctl: Llamactl, model: str) -> float:
+    began = time.perf_counter()
+    ctl.call("POST", "/v1/completions", json={"model": model, "prompt": "Once upon a time",
+                                              "max_tokens": 1})
+    return (time.perf_counter() - began) * 1000
+
+
+def bench_warm_standby(ctl: Llamactl, gemma: Path, times: int) -> dict[str, float]:
+    ctl.create("standby", gemma, sleep_after=1, options={"threads": 2, "context_size": 4096})
+    colds, wakes = [], []
+    for _ in range(times):
+        colds.append(one_token_ms(ctl, "standby"))  # stopped: started on demand
+        for _ in range(2):
+            wait_for(lambda: ctl.call("GET", "/api/instances/standby")["sleeping"], 60,
+                     "the instance to sleep")
+            wakes.append(one_token_ms(ctl, "standby"))
+        ctl.stop("standby")
+    cold, wake = statistics.median(colds), statistics.median(wakes)
+    return {"cold_ms": cold, "wake_ms": wake, "ratio": wake / cold}
+
+
 def run(work: Path, args: argparse.Namespace) -> dict[str, Any]:
     llama_server = default_llama_server()
     if not llama_server:
@@ -238,6 +268,7 @@ def run(work: Path, args: argparse.Namespace) -> dict[str, Any]:
         result["scale_up"] = bench_scale_up(ctl, model)
         gemma = None if args.no_affinity else gemma_model(work)
         result["affinity"] = bench_affinity(ctl, gemma) if gemma else None
+        result["standby"] = bench_warm_standby(ctl, gemma, args.wakes) if gemma else None
     finally:
         ctl.close()
         kill_processes_under(work)
@@ -259,13 +290,18 @@ def report(result: dict[str, Any]) -> None:
         print(f"affinity: median TTFT {affinity['ttft_with_ms']:.0f} ms with sessions, "
               f"{affinity['ttft_without_ms']:.0f} ms without: x{affinity['ratio']:.2f} "
               f"(goal <= 0.25) {verdict(affinity['ratio'] <= 0.25)}")
+    standby = result.get("standby")
+    if standby is not None:
+        print(f"warm standby: one token {standby['wake_ms']:.0f} ms from sleep, "
+              f"{standby['cold_ms']:.0f} ms from a cold start: x{standby['ratio']:.2f}")
     print("RESULT " + json.dumps(result))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--no-affinity", action="store_true")
+    parser.add_argument("--no-affinity", action="store_true", help="no Gemma: (c), (d) skipped")
+    parser.add_argument("--wakes", type=int, default=3, help="cold starts in (d), two wakes each")
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
     return run_in_workdir("pool", args.keep, lambda work: run(work, args), report,
