@@ -1,5 +1,6 @@
 // The one way the page talks to llamactl: the same /api as every client, with the signed-in
 // user's token. Shared state and small DOM helpers live here too.
+import { takeEarly } from "./boot.js";
 
 export const $ = (sel) => document.querySelector(sel);
 const RANK = { viewer: 0, operator: 1, admin: 2 };
@@ -19,8 +20,9 @@ export async function api(method, path, body) {
   const headers = {};
   if (state.token) headers.Authorization = "Bearer " + state.token;
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  const res = await fetch(path, { method, headers,
-    body: body === undefined ? undefined : JSON.stringify(body) });
+  const started = method === "GET" ? takeEarly(path, state.token) : undefined;
+  const res = await (started ?? fetch(path, { method, headers,
+    body: body === undefined ? undefined : JSON.stringify(body) }));
   if (res.status === 401 && path !== "/api/auth/login") { onUnauthorized(); throw new ApiError(res.status, {}); }
   const data = res.headers.get("content-type")?.includes("json") ? await res.json() : null;
   if (!res.ok) throw new ApiError(res.status, data || {});

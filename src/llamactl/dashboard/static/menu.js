@@ -1,5 +1,8 @@
 // A row's actions behind one button named "Actions" (narrow screens): a role=menu of
 // role=menuitem entries, opened by click, Enter or Space; arrows move, Escape closes.
+// The menus carry no listeners of their own: the table holding them passes its clicks and
+// keys to onMenuClick and onMenuKey (one listener for a hundred rows, and rows that are
+// copies of one built row: bench/dashboard.py's first load).
 let open = null;  // {button, menu}
 
 function close(refocus) {
@@ -13,8 +16,11 @@ function close(refocus) {
 
 function items(menu) { return [...menu.querySelectorAll('[role="menuitem"]:not([aria-disabled="true"])')]; }
 
-function onKey(ev) {
-  const menu = ev.currentTarget, list = items(menu);
+/** A key pressed inside a table of menus: arrows move, Escape closes, Tab leaves. */
+export function onMenuKey(ev) {
+  const menu = ev.target.closest?.('[role="menu"]');
+  if (!menu) return;
+  const list = items(menu);
   const at = list.indexOf(document.activeElement);
   if (ev.key === "Escape") { close(true); ev.preventDefault(); }
   else if (ev.key === "ArrowDown") { list[(at + 1) % list.length]?.focus(); ev.preventDefault(); }
@@ -22,7 +28,28 @@ function onKey(ev) {
   else if (ev.key === "Tab") close(false);
 }
 
-/** entries: [{label, run, danger}]; returns the element holding the button and its menu. */
+/** A click inside a table of menus: an entry runs run(label, ev, the menu's button); the
+ * menu's button opens or closes it. True when the click was a menu's. */
+export function onMenuClick(ev, run) {
+  const item = ev.target.closest?.('[role="menuitem"]');
+  if (item) {
+    if (item.getAttribute("aria-disabled") === "true") return true;
+    const button = item.closest(".menu-wrap").querySelector('[aria-haspopup="menu"]');
+    close(false); run(item.dataset.action, ev, button);
+    return true;
+  }
+  const button = ev.target.closest?.('button[aria-haspopup="menu"]');
+  if (!button) return false;
+  const menu = button.nextElementSibling, wasOpen = open?.menu === menu;
+  close(false);
+  if (wasOpen) return true;
+  menu.hidden = false; button.setAttribute("aria-expanded", "true");
+  open = { button, menu };
+  items(menu)[0]?.focus();
+  return true;
+}
+
+/** entries: [{label, danger}]; returns the element holding the button and its menu. */
 export function actionsMenu(entries) {
   const wrap = document.createElement("div");
   wrap.className = "menu-wrap";
@@ -34,23 +61,10 @@ export function actionsMenu(entries) {
   for (const entry of entries) {
     const item = document.createElement("button");
     item.type = "button"; item.setAttribute("role", "menuitem"); item.tabIndex = -1;
-    item.textContent = entry.label;
+    item.textContent = entry.label; item.dataset.action = entry.label;
     if (entry.danger) item.classList.add("danger-text");
-    item.addEventListener("click", (ev) => {
-      if (item.getAttribute("aria-disabled") === "true") return;
-      close(false); entry.run(ev, button);
-    });
     menu.append(item);
   }
-  button.addEventListener("click", () => {
-    const wasOpen = open?.menu === menu;
-    close(false);
-    if (wasOpen) return;
-    menu.hidden = false; button.setAttribute("aria-expanded", "true");
-    open = { button, menu };
-    items(menu)[0]?.focus();
-  });
-  menu.addEventListener("keydown", onKey);
   wrap.append(button, menu);
   return wrap;
 }

@@ -1,8 +1,8 @@
 // The instances table: one row per instance, updated in place from the feed.
-import { $, api, bytes, button, cell, duration, may, state, toast } from "./api.js";
+import { $, api, bytes, cell, duration, may, state, toast } from "./api.js";
 import { openEditor } from "./form.js";
 import { openLogs } from "./logs.js";
-import { actionsMenu } from "./menu.js";
+import { actionsMenu, onMenuClick, onMenuKey } from "./menu.js";
 import { systemSoon } from "./system.js";
 
 export async function loadInstances() {
@@ -18,33 +18,44 @@ export async function loadInstances() {
   if (!performance.getEntriesByName("llamactl:table").length) performance.mark("llamactl:table");
 }
 
-function rowFor(inst) {
+// Every row is a copy of one built row (cloneNode), its text then filled in: a hundred rows
+// built element by element, each button with its own listeners, took most of the first
+// load's script time (bench/dashboard.py). The buttons' clicks are the table's (initTable).
+let built = null;  // {role, tr}: the row copied, for the role it was built for
+
+function builtRow() {
+  if (built?.role === state.role) return built.tr;
   const tr = document.createElement("tr");
   tr.setAttribute("role", "row");
-  tr.dataset.name = inst.name;
-  const model = (inst.model_path || "").split("/").pop();
-  tr.append(nameCell(inst.name), cell("", "state"), cell(inst.backend), cell(model), cell(inst.port),
-    cell("", "uptime"), cell("", "memory"), cell("", "cpu"), cell(inst.restart_count ?? 0, "restarts"),
-    cell(inst.group), cell(inst.pool, "pool"), cell(nodeText(inst.node), "node"), actionsFor(inst));
-  tr.cells[3].title = inst.model_path || "";
+  const a = document.createElement("a");
+  const name = cell("");
+  name.append(a);
+  tr.append(name, cell("", "state"), cell(""), cell(""), cell(""), cell("", "uptime"), cell("", "memory"),
+    cell("", "cpu"), cell("", "restarts"), cell(""), cell("", "pool"), cell("", "node"), actionsFor());
   for (const [i, td] of [...tr.cells].entries()) {
     td.setAttribute("role", "cell");
     if ([2, 4, 5, 7, 8, 9].includes(i)) td.classList.add("minor");
   }
+  built = { role: state.role, tr };
+  return tr;
+}
+
+function rowFor(inst) {
+  const tr = builtRow().cloneNode(true);
+  tr.dataset.name = inst.name;
+  const cells = tr.cells;
+  // The name links to the instance's page; the cell's accessible name stays the name.
+  cells[0].firstChild.href = "#/instances/" + encodeURIComponent(inst.name);
+  cells[0].firstChild.textContent = inst.name;
+  const model = (inst.model_path || "").split("/").pop();
+  const texts = { 2: inst.backend, 3: model, 4: inst.port, 8: inst.restart_count ?? 0, 9: inst.group,
+    10: inst.pool, 11: nodeText(inst.node) };
+  for (const [i, text] of Object.entries(texts)) cells[i].textContent = text ?? "";
+  cells[3].title = inst.model_path || "";
   state.rows.set(inst.name, { tr, inst });
   setStatus(inst.name, inst.status, inst.last_error);
   setStats(inst.name, inst.stats);
   return tr;
-}
-
-/** The name links to the instance's page; the cell's accessible name stays the name. */
-function nameCell(name) {
-  const td = cell("");
-  const a = document.createElement("a");
-  a.href = "#/instances/" + encodeURIComponent(name);
-  a.textContent = name;
-  td.append(a);
-  return td;
 }
 
 export function nodeText(node) {
@@ -52,34 +63,43 @@ export function nodeText(node) {
   return node.address || node.id || "";
 }
 
-/** The actions a role may take on a row, in order: [label, run, danger]. */
-function actionList(inst) {
-  const list = [];
-  if (may("operator")) {
-    for (const action of ["start", "stop", "restart"]) {
-      list.push([action[0].toUpperCase() + action.slice(1), () => act(inst.name, action)]);
-    }
-  }
-  list.push(["Logs", () => openLogs(inst.name)]);
-  if (may("operator")) {
-    list.push(["Edit", () => openEditor(state.rows.get(inst.name).inst)],
-      ["Delete", (ev, opener) => confirmDelete(inst.name, opener || ev.currentTarget), true]);
-  }
+/** The actions a role may take on a row, in order: [label, danger]. */
+function actionList() {
+  const list = may("operator") ? [["Start"], ["Stop"], ["Restart"]] : [];
+  list.push(["Logs"]);
+  if (may("operator")) list.push(["Edit"], ["Delete", true]);
   return list;
 }
 
+/** An action's button (or menu entry) pressed on the row of instance `name`. */
+function runAction(label, name, opener) {
+  if (label === "Logs") openLogs(name);
+  else if (label === "Edit") openEditor(state.rows.get(name).inst);
+  else if (label === "Delete") confirmDelete(name, opener);
+  else act(name, label.toLowerCase());
+}
+
+function onTableClick(ev) {
+  const name = ev.target.closest?.("tr")?.dataset.name;
+  if (!name) return;
+  if (onMenuClick(ev, (label, _ev, opener) => runAction(label, name, opener))) return;
+  const b = ev.target.closest(".wide-actions button");
+  if (b && !b.disabled) runAction(b.dataset.action, name, b);
+}
+
 // Wide screens: a button each. Narrow ones (CSS): the same behind one "Actions" menu.
-function actionsFor(inst) {
+function actionsFor() {
   const td = cell("", "actions");
-  const list = actionList(inst);
+  const list = actionList();
   const wide = document.createElement("div");
   wide.className = "wide-actions";
-  for (const [label, run, danger] of list) {
-    const b = button(label, run);
+  for (const [label, danger] of list) {
+    const b = document.createElement("button");
+    b.type = "button"; b.textContent = label; b.dataset.action = label;
     if (danger) b.classList.add("danger");
     wide.append(b);
   }
-  const narrow = actionsMenu(list.map(([label, run, danger]) => ({ label, run, danger })));
+  const narrow = actionsMenu(list.map(([label, danger]) => ({ label, danger })));
   narrow.classList.add("narrow-actions");
   td.append(wide, narrow);
   return td;
@@ -109,8 +129,9 @@ const NOT_FROM = { Start: ["running", "starting", "restarting", "stopping"],
   Stop: ["stopped", "failed", "stopping"] };
 
 function enableActions(tr, status) {
-  for (const b of tr.querySelectorAll("td.actions button")) {
-    const no = (NOT_FROM[b.textContent] || []).includes(status);
+  // Only Start and Stop depend on it: two buttons and two menu entries, not every button.
+  for (const b of tr.cells[12].querySelectorAll('[data-action="Start"], [data-action="Stop"]')) {
+    const no = NOT_FROM[b.dataset.action].includes(status);
     if (b.getAttribute("role") === "menuitem") b.setAttribute("aria-disabled", String(no));
     else b.disabled = no;
   }
@@ -180,6 +201,9 @@ function trapFocus(ev) {
 }
 
 export function initTable() {
+  const body = $("#instances tbody");
+  body.addEventListener("click", onTableClick);
+  body.addEventListener("keydown", onMenuKey);
   const dialog = $("#confirm-delete");
   $("#confirm-yes").addEventListener("click", doDelete);
   $("#confirm-no").addEventListener("click", () => dialog.close());
