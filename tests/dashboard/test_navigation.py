@@ -11,6 +11,7 @@ import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from tests.dashboard.conftest import Dashboard, open_view, sign_in
+from tests.support.clients import PASSWORDS
 from tests.support.helpers import free_port
 
 pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
@@ -127,3 +128,26 @@ def test_wide_rows_show_every_action_on_screen(dashboard_server: Dashboard, page
         assert box is not None
         assert box["x"] + box["width"] <= 1280, f"{action} is cut off"
     assert page.evaluate(NO_SIDEWAYS)
+
+
+def test_signing_out_leaves_only_the_sign_in_form(dashboard_server: Dashboard,
+                                                  page: Page) -> None:
+    sign_in(page, dashboard_server, "admin")
+    views = page.get_by_role("navigation", name="Views")
+    for view in (*VIEWS, "Keys", "Audit"):
+        expect(views.get_by_role("link", name=view, exact=True)).to_be_visible()
+    page.get_by_role("button", name="Sign out", exact=True).click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    expect(views).to_be_hidden()
+    for view in (*VIEWS, "Keys", "Audit"):
+        expect(page.get_by_role("link", name=view, exact=True)).to_have_count(0)
+    # Nothing that needs a session is left to press: only the form's and the header's own.
+    buttons = page.get_by_role("button")
+    expect(buttons).to_have_text(["Copy", "Sign in"])
+    expect(page.get_by_role("heading", name="Instances")).to_be_hidden()
+    page.get_by_label("Username", exact=True).fill("admin")
+    page.get_by_label("Password", exact=True).fill(PASSWORDS["admin"])
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    for view in (*VIEWS, "Keys", "Audit"):
+        expect(views.get_by_role("link", name=view, exact=True)).to_be_visible()
+    expect(page.get_by_role("button", name="Sign out", exact=True)).to_be_visible()

@@ -16,8 +16,10 @@ export function initAuth(hooks) {
 
 export function showSignIn() {
   beforeSignOut(); setToken(null);
-  $("#app").hidden = true; $("#signin").hidden = false; $("#who").hidden = true;
-  $("#sign-out").hidden = true;
+  // Only the sign-in form: no view links, no dialog left open over it (enter() shows them).
+  for (const dialog of document.querySelectorAll("dialog[open]")) dialog.close();
+  $("#app").hidden = true; $("#views").hidden = true; $("#signin").hidden = false;
+  $("#who").hidden = true; $("#sign-out").hidden = true;
   $("#signin-form [name=username]").focus();
 }
 
