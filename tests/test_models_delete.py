@@ -24,6 +24,8 @@ async def test_a_library_model_is_deleted_whole_unless_an_instance_uses_it(
     shutil.copy(tiny_model_file, model)
     write_split_model(library / "split", "big", parts=2)
     app: AppHarness = await make_app(make_settings(sections={"models": {"dir": str(library)}}))
+    listed = (await app.client.get("/api/models")).json()["models"]
+    assert [m["deletable"] for m in listed] == [True, True], "both inside models.dir"
     created = await app.client.post("/api/instances",
                                     json={"name": "chat", "model_path": str(model)})
     assert created.status_code == 201, created.text
@@ -53,7 +55,8 @@ async def test_a_file_outside_the_library_folder_is_never_deleted(
     app: AppHarness = await make_app(make_settings(
         model_dirs=[str(model.parent)],
         sections={"models": {"dir": str(tmp_path / "library")}}))
-    assert "tiny.gguf" in await _ids(app)
+    listed = {m["id"]: m for m in (await app.client.get("/api/models")).json()["models"]}
+    assert listed["tiny.gguf"]["deletable"] is False, "outside models.dir: never deleted"
     refused = await app.client.delete("/api/models/tiny.gguf")
     assert (refused.status_code, refused.json()["code"]) == (403, "FORBIDDEN"), refused.text
     assert model.exists()

@@ -24,6 +24,7 @@ type LibraryModel struct {
 	MemoryEstimate *MemoryEstimate `json:"memory_estimate"`
 	Instances      []string        `json:"instances"`
 	Error          *string         `json:"error"`
+	Deletable      bool            `json:"deletable"` // inside models.dir: DeleteModel may remove it
 }
 
 // ModelSplit says which part of a split model (name-00001-of-00003.gguf) Path is.

@@ -23,6 +23,7 @@ from tests.support.stand_in_hub import REPO, StandInHub, tiny_repo
 
 pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 HALF = 256 * 1024  # the stand-in Hub holds a file's stream here while a test looks
+OWN_MODEL = "own-tiny.gguf"  # in instances.model_dirs, outside models.dir
 NO_SIDEWAYS = "document.documentElement.scrollWidth <= window.innerWidth"
 
 
@@ -51,8 +52,12 @@ def library(tmp_path_factory: pytest.TempPathFactory, llama_server_bin: str,
             tiny_model_file: Path) -> Iterator[Library]:
     root = tmp_path_factory.mktemp("models-view")
     hub = tiny_repo(StandInHub().start(), root / "hub", tiny_model_file)
+    own = root / "own"  # the user's own folder (instances.model_dirs): never deleted
+    own.mkdir()
+    (own / OWN_MODEL).write_bytes(tiny_model_file.read_bytes())
     document = server_document(llama_server_bin, auth=auth_section(),
                                models={"dir": str(root / "library"), "hub_url": hub.url})
+    document["instances"]["model_dirs"] = [str(own)]
     process = ServerProcess(root / "data", write_config(root / "config.yaml", document),
                             free_port())
     try:
@@ -236,6 +241,22 @@ def test_each_role_sees_what_it_may_do(library: Library, page: Page, user: str, 
         1 if creates else 0)
     expect(row.get_by_role("button", name=f"Delete {model_id}")).to_have_count(
         1 if deletes else 0)
+
+
+def test_delete_is_offered_only_for_the_librarys_own_files(library: Library,
+                                                            page: Page) -> None:
+    model_id = pulled(library, "tester/own-GGUF")
+    with library.server.api() as api:
+        listed = {m["id"]: m["deletable"] for m in api.get("/api/models").json()["models"]}
+    assert (listed[model_id], listed[OWN_MODEL]) == (True, False)
+    sign_in(page, library.server, "admin")
+    open_view(page, "Models")
+    pulled_row = model_row(page, model_id)
+    expect(pulled_row.get_by_role("button", name=f"Delete {model_id}")).to_have_count(1)
+    own = model_row(page, OWN_MODEL)
+    expect(own).to_have_count(1)
+    expect(own.get_by_role("button", name="New instance from this model")).to_have_count(1)
+    expect(own.get_by_role("button", name=re.compile("^Delete"))).to_have_count(0)
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])

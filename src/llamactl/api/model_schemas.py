@@ -38,6 +38,10 @@ class ModelEntryBody(BaseModel):
         "at the model's defaults (its training context); null for projectors and errors"))
     instances: list[str] = Field(description="instances whose model_path is this model")
     error: str | None = Field(description="why the file cannot be used; null when it can")
+    deletable: bool = Field(description=(
+        "true when the file is inside models.dir, the library's own folder: the only files "
+        "DELETE /api/models/{id} removes (others, under instances.model_dirs, are refused "
+        "with 403)"))
 
 
 class ModelList(BaseModel):

@@ -49,6 +49,8 @@ class LibraryModel(_Model):
     memory_estimate: MemoryEstimate | None
     instances: list[str]
     error: str | None
+    deletable: bool = Field(default=False, description=(
+        "the file is inside models.dir: the only files delete_model may remove"))
 
 
 PullStatus = Literal["queued", "downloading", "verifying", "done", "failed", "cancelled"]

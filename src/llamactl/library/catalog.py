@@ -65,7 +65,7 @@ class ModelEntry:
             "quantization": info.quantization, "context_length": info.context_length,
             "chat_template": info.chat_template, "split": split, "mmproj": info.mmproj,
             "source": self.source, "memory_estimate": estimate, "instances": [],
-            "error": self.error,
+            "error": self.error, "deletable": self.in_library,
         }
 
 

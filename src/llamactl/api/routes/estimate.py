@@ -37,7 +37,11 @@ async def estimate(backend: str, body: EstimateRequest, settings: SettingsDep,
     if chosen is None or chosen.unreadable_model is None:
         estimating = [name for name, known in BACKENDS.items() if known.unreadable_model]
         raise NotFound(f"Backend '{backend}' not found", f"backends: {', '.join(estimating)}")
-    check_model_path(body.model_path, chosen.model_files_only, settings.instances.model_dirs)
+    # The directories an instance's model may come from (services.instances_config): the
+    # library's folder too when model_dirs is set, or its models would get no estimate.
+    allowed = settings.instances.model_dirs
+    check_model_path(body.model_path, chosen.model_files_only,
+                     [*allowed, settings.models_dir] if allowed else allowed)
     options = chosen.validate_options(body.options)
     spec = InstanceSpec(name="estimate", model_path=body.model_path, port=0, backend=backend,
                         options=options)

@@ -39,7 +39,8 @@ function modelActions(m) {
   if (may("operator") && !m.error) {
     box.append(button("New instance from this model", () => newInstanceFrom(m)));
   }
-  if (may("admin")) {
+  // Only the library's own files: the server refuses others (403), never deletes them.
+  if (may("admin") && m.deletable) {
     const del = button("Delete", (ev) => confirmModelDelete(m, ev.currentTarget));
     del.classList.add("danger");
     del.setAttribute("aria-label", "Delete " + m.id);
