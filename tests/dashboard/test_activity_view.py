@@ -58,3 +58,14 @@ def test_activity_is_live_newest_first_filtered_and_exported(
     text = saved.value.path().read_text(encoding="utf-8")
     assert running in text
     assert text.splitlines()[0].startswith("id,")
+
+
+def test_both_activity_tables_have_the_one_head(dashboard_server: Dashboard, page: Page) -> None:
+    page.goto(dashboard_server.url + "/")
+    html = page.evaluate("() => fetch('/').then((r) => r.text())")
+    assert html.count(">Tokens/s</th>") == 1, "the Activity table's head is written once"
+    sign_in(page, dashboard_server, "view")
+    heads = page.evaluate("""() => ["#activity-list", "#instance-activity"].map((table) =>
+        [...document.querySelectorAll(table + " thead th")].map((th) => th.textContent))""")
+    assert heads[0] == heads[1] == ["Time", "Instance", "Model", "Who", "Status", "Tokens",
+                                    "TTFT", "Duration", "Tokens/s"]

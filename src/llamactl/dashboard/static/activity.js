@@ -107,6 +107,10 @@ export function activityRecord(record) {
 }
 
 export function initActivity() {
+  // One head for both tables, put in at start (before any view shows: no layout shift).
+  for (const table of ["#activity-list", "#instance-activity"]) {
+    $(table).prepend($("#activity-head").content.cloneNode(true));
+  }
   $("#activity-filters").addEventListener("submit", (ev) => { ev.preventDefault(); loadActivity(); });
   for (const format of ["csv", "jsonl"]) $("#export-" + format).addEventListener("click", download);
 }
