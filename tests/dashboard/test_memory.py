@@ -85,6 +85,9 @@ MEMORY = {"budget": {"ram": 8 * 1024 * MIB, "vram": None},
 def with_extra(route: Route, change: Any) -> None:
     """The server's real answer, with what a Ray cluster (or a newer server) adds to it."""
     answer = route.fetch()
+    if not answer.ok:  # e.g. boot.js's early /api/instances on the sign-in page: a 401
+        route.fulfill(response=answer)
+        return
     document = answer.json()
     change(document)
     route.fulfill(response=answer, body=json.dumps(document))

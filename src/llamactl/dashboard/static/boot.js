@@ -2,7 +2,9 @@
 // small module arrives: it is loaded `async`, first in the page, and imports nothing, so
 // they go out while the other modules are still on their way, instead of one after the other
 // once every module is in (bench/dashboard.py; tests/dashboard/test_first_load.py).
-// api.js takes each answer once, for the token it was asked with.
+// api.js takes each answer once, for the token it was asked with. Sent without a token too
+// (auth off: the anonymous user needs them at once); where auth is on, a tab not signed in
+// spends two small 401s, never taken (the token after signing in is another).
 const token = sessionStorage.getItem("llamactl.token");
 const early = new Map();
 for (const path of ["/api/auth/me", "/api/instances"]) {
