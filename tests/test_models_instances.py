@@ -71,6 +71,11 @@ async def test_a_model_on_disk_is_used_without_a_pull(
     assert by_id.json()["instance"]["model_path"] == str(own / "mine.gguf")
     assert hub.body_bytes("tiny-Q8_0.gguf") == served, "nothing pulled again"
     assert (await app.client.get("/api/models/pulls")).json()["pulls"][1:] == []
+    # The memory estimate allows what instances may use: the library's folder too.
+    pulled = str(tmp_path / "library" / REPO / "tiny-Q8_0.gguf")
+    estimate = await app.client.post("/api/backends/llama_cpp/estimate",
+                                     json={"model_path": pulled})
+    assert estimate.status_code == 200, estimate.text
 
 
 async def test_what_is_not_a_model_is_refused(
