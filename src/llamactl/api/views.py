@@ -144,7 +144,7 @@ def _list_key(owners: list[InstanceOwner], config: InstancesConfig,
     (pid changes with the runtime's, in the same step); the owners (one made is counted, one
     gone changes their number); the estimates' generation; the settings; the uptime's second.
     None while a model is pulled: its progress moves with none of these."""
-    if any(owner.pull is not None for owner in owners):
+    if InstanceOwner.holding_pulls:
         return None
     generation = owners[0].estimator.generation if owners else 0
     return (Counted.changes, len(owners), generation, id(config), now)

@@ -33,7 +33,7 @@ from llamactl.errors import (
 )
 from llamactl.instances.changes import InstanceChanges, NewInstance
 from llamactl.instances.model_paths import check_model_path
-from llamactl.instances.models import InstanceRecord, InstanceSpec, OptionValue
+from llamactl.instances.models import Counted, InstanceRecord, InstanceSpec, OptionValue
 from llamactl.library.pulls import PullJob
 from llamactl.security.file_options import check_new_options
 from llamactl.supervisor import logs
@@ -71,6 +71,7 @@ class InstanceManager:
                  pools: PoolsConfig | None = None):
         self._ctx = context
         self._owners: dict[str, InstanceOwner] = {}
+        self._by_name: tuple[tuple[int, int], list[InstanceOwner]] = ((-1, -1), [])
         self._lock = asyncio.Lock()
         self._reserved_ports = set(reserved_ports)  # llamactl's own port
         self._sampler: asyncio.Task[None] | None = None
@@ -158,7 +159,11 @@ class InstanceManager:
         return self._capacity.memory_status()
 
     def owners(self) -> list[InstanceOwner]:
-        return [self._owners[name] for name in sorted(self._owners)]
+        """By name: sorted again only when an instance was made or is gone (a new record is a
+        change counted by instances/models.py; one gone changes the number)."""
+        if self._by_name[0] != (key := (Counted.changes, len(self._owners))):
+            self._by_name = (key, [self._owners[name] for name in sorted(self._owners)])
+        return list(self._by_name[1])
 
     def owner(self, name: str) -> InstanceOwner:
         owner = self._owners.get(name)
@@ -303,10 +308,8 @@ class InstanceManager:
             low, high = self._ctx.config.port_range
             chosen = pick_port(low, high, set(taken) | self._reserved_ports)
             if chosen is None:
-                raise NoFreePort(
-                    f"no free port left in instances.port_range {low}-{high}",
-                    "give the instance an explicit port or widen the range",
-                )
+                raise NoFreePort(f"no free port left in instances.port_range {low}-{high}",
+                                 "give the instance an explicit port or widen the range")
             return chosen
         if port in self._reserved_ports:
             raise PortConflict(f"port {port} is llamactl's own port")
@@ -363,13 +366,10 @@ class InstanceManager:
         return await self._batch(start, wanted=("stopped", "failed"))
 
     async def stop_all(self) -> BatchResult:
-        return await self._batch(
-            lambda o: o.stop(), wanted=("starting", "running", "restarting")
-        )
+        return await self._batch(lambda o: o.stop(), wanted=("starting", "running", "restarting"))
 
-    async def _batch(
-        self, action: Callable[[InstanceOwner], Awaitable[None]], wanted: tuple[str, ...]
-    ) -> BatchResult:
+    async def _batch(self, action: Callable[[InstanceOwner], Awaitable[None]],
+                     wanted: tuple[str, ...]) -> BatchResult:
         result = BatchResult()
         targets: list[InstanceOwner] = []
         for owner in self.owners():
@@ -392,9 +392,8 @@ class InstanceManager:
         return result
 
 
-def _rotate_logs(
-    logs_of_running: list[tuple[Path, datetime | None]], max_bytes: int, backups: int
-) -> None:
+def _rotate_logs(logs_of_running: list[tuple[Path, datetime | None]], max_bytes: int,
+                 backups: int) -> None:
     for path, started in logs_of_running:
         with contextlib.suppress(OSError):
             logs.rotate_if_needed(path, max_bytes, backups, started)

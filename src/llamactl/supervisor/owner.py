@@ -21,6 +21,7 @@ import logging
 import signal
 from dataclasses import replace
 from pathlib import Path
+from typing import ClassVar
 
 from llamactl.errors import InstanceNotFound, LlamactlError
 from llamactl.instances.models import InstanceRecord, Status, utc_now
@@ -43,11 +44,14 @@ NODE_STATS_TIMEOUT = 2.0  # seconds for a Ray node to answer for its backend
 
 
 class InstanceOwner:
+    # Owners holding a pull (all of them, in this process): while any does, the instance list
+    # is built afresh each time, since a pull's progress moves unseen (api/views.py).
+    holding_pulls: ClassVar[int] = 0
+
     def __init__(self, record: InstanceRecord, context: OwnerContext):
         self.record = record
         self.stats = ProcessStats()
-        # Issue 33: the model's pull, while the instance waits for it (pending_models.py)
-        self.pull: PullJob | None = None
+        self._pull: PullJob | None = None
         self._ctx = context
         self._inbox: asyncio.Queue[m.Message] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -63,6 +67,16 @@ class InstanceOwner:
     @property
     def name(self) -> str:
         return self.record.name
+
+    @property
+    def pull(self) -> PullJob | None:
+        """Issue 33: the model's pull, while the instance waits for it (pending_models.py)."""
+        return self._pull
+
+    @pull.setter
+    def pull(self, job: PullJob | None) -> None:
+        InstanceOwner.holding_pulls += (job is not None) - (self._pull is not None)
+        self._pull = job
 
     @property
     def status(self) -> Status:
