@@ -6,11 +6,17 @@ still listed; a job the Hub now refuses ends failed, and its instance says why."
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from llamactl.library.pulls import RECORD_INTERVAL
+from llamactl.store.pulls import PullRecord
 from tests.conftest import AppHarness
 from tests.support.helpers import llamactl_server, port_block, wait_until, write_config
 from tests.support.stand_in_hub import REPO, StandInHub, hub_settings, pull, wait_pull
@@ -51,6 +57,13 @@ def test_a_pull_and_the_instance_waiting_for_it_survive_a_restart(
     wait_until(lambda: hub.streams == 0, what="the Hub's answer to the stopped llamactl ends")
     kept, served_before = partial.stat().st_size, hub.body_bytes(FILE)
     assert 0 < kept <= served_before < size
+    with contextlib.closing(sqlite3.connect(tmp_path / "data" / "llamactl.db")) as db:
+        status, done = db.execute("SELECT status, bytes_done FROM pulls WHERE id = ?",
+                                  (job_id,)).fetchone()
+        linked = db.execute("SELECT pull_id FROM instances WHERE name = 'tiny'").fetchone()[0]
+    assert (status, linked) == ("downloading", job_id)
+    assert done <= kept
+    assert done > 0 or ending == "kill -9", "a graceful stop writes the bytes done last"
 
     with llamactl_server(tmp_path / "data", config) as server, server.client() as client:
         listed = {job["id"]: job for job in client.get("/api/models/pulls").json()["pulls"]}
@@ -70,6 +83,30 @@ def test_a_pull_and_the_instance_waiting_for_it_survive_a_restart(
     assert (tmp_path / "library" / REPO / FILE).read_bytes() == tiny_model_file.read_bytes()
     total = hub.body_bytes(FILE)
     assert size <= total <= size + (served_before - kept), (total, served_before, kept)
+
+
+async def test_a_running_pull_is_written_at_its_changes_and_about_once_a_second(
+    make_settings: Any, make_app: Any, hub: StandInHub, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    hub.rate = 150_000  # the tiny model in about 4 s
+    app: AppHarness = await make_app(hub_settings(make_settings, hub, tmp_path))
+    repository = app.app.state.services.library.pulls.repository
+    written: list[PullRecord] = []
+    save = repository.save
+    monkeypatch.setattr(repository, "save", lambda record: (written.append(record),
+                                                             save(record)))
+    began = time.monotonic()
+    job = await pull(app, {"source": f"{REPO}:Q8_0"})
+    took = time.monotonic() - began
+    while written[-1].status != "done":  # the end is written after the last progress event
+        assert time.monotonic() - began < took + 5, written[-1]
+        await asyncio.sleep(0.02)
+    assert [record.status for record in written][::len(written) - 1] == ["queued", "done"]
+    assert "downloading" in [record.status for record in written]
+    assert len(written) <= took / RECORD_INTERVAL + 4, (len(written), took)
+    progress = {record.bytes_done for record in written}
+    assert any(0 < done < job["bytes_total"] for done in progress), progress
 
 
 async def test_a_finished_pull_is_still_listed_after_a_restart(

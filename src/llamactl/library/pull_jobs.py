@@ -74,6 +74,7 @@ class PullJob:
 
     def end(self, status: str, error: str | None) -> None:
         self.status, self.error, self.finished_at = status, error, _now()
+        self.finished.set()
 
     def record(self) -> PullRecord:
         shown = self.as_json()

@@ -76,7 +76,8 @@ class Pulls:
 
     async def resume(self) -> dict[str, PullJob]:
         """At start: every job the last llamactl left unfinished, started again (same id,
-        same commit and files); a job that no longer fits on the disk ends failed."""
+        same commit and files); a job that no longer fits on the disk ends failed at once
+        (and is among those returned, for the instances waiting for it to say so)."""
         resumed: dict[str, PullJob] = {}
         for record in await self.repository.live():
             resolved = planned(record)
@@ -89,6 +90,7 @@ class Pulls:
             except InsufficientStorage as full:
                 job.end("failed", f"{full.message} ({full.details})")
                 self.repository.save(job.record())
+                resumed[job.id] = job
                 continue
             log.info("resuming pull %s of %s", job.id, job.source)
             self._begin(job)
@@ -241,7 +243,6 @@ class Pulls:
                 told(job)
             except Exception:  # one listener's bug must not keep the others uninformed
                 log.exception("a listener of pull %s failed", job.id)
-        job.finished.set()
         self._publish(job)
         with contextlib.suppress(StorageUnavailable):  # else kept in memory (bounded)
             await self.repository.writer.require()
