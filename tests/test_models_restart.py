@@ -16,7 +16,9 @@ from typing import Any
 import pytest
 
 from llamactl.library.pulls import RECORD_INTERVAL
-from llamactl.store.pulls import PullRecord
+from llamactl.store.database import open_database
+from llamactl.store.pulls import PullRecord, PullRepository
+from llamactl.store.writer import StoreWriter
 from tests.conftest import AppHarness
 from tests.support.helpers import llamactl_server, port_block, wait_until, write_config
 from tests.support.stand_in_hub import REPO, StandInHub, hub_settings, pull, wait_pull
@@ -155,3 +157,50 @@ async def test_a_resumed_pull_the_hub_now_refuses_fails_and_its_instance_says_wh
     assert job["error"] in instance["last_error"], instance
     listed = (await app.client.get("/api/models/pulls")).json()["pulls"]
     assert [(job["id"], job["status"]) for job in listed] == [(job_id, "failed")]
+
+
+async def test_pulls_go_on_while_the_database_cannot_be_written(
+    make_settings: Any, make_app: Any, hub: StandInHub, tmp_path: Path,
+) -> None:
+    settings = hub_settings(make_settings, hub, tmp_path)
+    app: AppHarness = await make_app(settings)
+    first = await pull(app, {"source": f"{REPO}:Q8_0"})
+    await app.restart()  # the first pull is on record only
+    with contextlib.closing(sqlite3.connect(settings.database_path, isolation_level=None)) as db:
+        db.execute("BEGIN EXCLUSIVE")  # another process holds the database (beyond 5 s)
+        second = await pull(app, {"source": f"{REPO}:Q4_K_M"})
+        assert second["status"] == "done"
+        again = await app.client.get(f"/api/models/pulls/{second['id']}")
+        assert again.json() == second, "its end is not written yet: answered from memory"
+        refused = await app.client.get(f"/api/models/pulls/{first['id']}")
+        assert (refused.status_code, refused.json()["code"]) == (503, "STORAGE_UNAVAILABLE")
+        db.execute("ROLLBACK")
+    deadline = time.monotonic() + 30
+    while (status := (await app.client.get("/api/system/status")).json())["storage"][
+            "pending_writes"]:
+        assert time.monotonic() < deadline, status
+        await asyncio.sleep(0.2)
+    await app.restart()
+    listed = (await app.client.get("/api/models/pulls")).json()["pulls"]
+    assert [job["id"] for job in listed] == [first["id"], second["id"]]
+
+
+async def test_the_record_keeps_the_newest_finished_jobs_only(tmp_path: Path) -> None:
+    connection = open_database(tmp_path / "llamactl.db")
+    writer = StoreWriter(connection)
+    writer.start()
+    repository = PullRepository(writer, keep=2)
+    try:
+        for number in range(4):  # job3 has not finished
+            finished = f"2026-01-01T00:00:0{number}Z" if number < 3 else None
+            repository.save(PullRecord(
+                id=f"job{number}", source="a/b:Q8_0", repo="a/b", file="b-Q8_0.gguf",
+                revision="c" * 40, status="done" if finished else "downloading",
+                bytes_done=1, bytes_total=1, created_at="2026-01-01T00:00:00Z",
+                finished_at=finished))
+        assert [record.id for record in await repository.finished()] == ["job1", "job2"]
+        assert [record.id for record in await repository.live()] == ["job3"]
+        assert (await repository.get("job0")) is None
+    finally:
+        await writer.close(5)
+        connection.close()

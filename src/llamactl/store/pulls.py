@@ -78,9 +78,11 @@ class PullRepository:
 
     async def finished(self) -> list[PullRecord]:
         """The newest finished jobs (at most ``keep``), oldest first."""
-        query = (f"SELECT * FROM ({_SELECT} WHERE finished_at IS NOT NULL "  # noqa: S608
-                 "ORDER BY finished_at DESC, rowid DESC LIMIT ?) ORDER BY created_at")
-        return await self.writer.read(lambda db: _records(db.execute(query, (self._keep,))))
+        query = (f"{_SELECT} WHERE finished_at IS NOT NULL "
+                 "ORDER BY finished_at DESC, rowid DESC LIMIT ?")
+        newest = await self.writer.read(lambda db: _records(db.execute(query, (self._keep,))))
+        newest.reverse()  # created in the same second: in the order they finished
+        return sorted(newest, key=lambda record: record.created_at)
 
     async def get(self, job_id: str) -> PullRecord | None:
         found = await self.writer.read(
