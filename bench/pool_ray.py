@@ -114,8 +114,8 @@ async def lose_a_node(url: str, cluster: RayCluster, node: str, clients: int,
         say("raylet killed")
 
     killer = asyncio.create_task(kill_later())
-    outcomes = await load(url, clients, lambda: bool(killed)
-                          and time.perf_counter() > killed[0] + AFTER_KILL_S)
+    outcomes = await load(url, clients, lambda: killer.done() and (
+        not killed or time.perf_counter() > killed[0] + AFTER_KILL_S))
     await killer
     return outcomes, killed[0]
 
@@ -146,7 +146,7 @@ def measure(url: str, cluster: RayCluster, model: Path, args: argparse.Namespace
     say("p1 running; measuring it alone")
     rate_one = one_member_rate(url, args.clients, args.seconds)
     client.post("/api/instances/p2/start", params={"wait": "true"}).raise_for_status()
-    node = client.get("/api/instances/p2").json()["node"]
+    node = client.get("/api/instances/p2").json()["node"]["id"]
     say(f"p2 running on node {node}; load, then that node's raylet killed")
     outcomes, killed = asyncio.run(lose_a_node(url, cluster, node, args.clients, args.seconds))
     before = [o for o in outcomes if o[1] <= killed]
