@@ -79,7 +79,12 @@ class Pulls:
         same commit and files); a job that no longer fits on the disk ends failed at once
         (and is among those returned, for the instances waiting for it to say so)."""
         resumed: dict[str, PullJob] = {}
-        for record in await self.repository.live():
+        try:
+            records = await self.repository.live()
+        except StorageUnavailable as error:  # llamactl starts all the same
+            log.error("the pulls on record cannot be read, none resumed: %s", error.message)
+            return resumed
+        for record in records:
             resolved = planned(record)
             downloads = [self._download_for(plan, resolved) for plan in resolved.files]
             job = PullJob(record.source, resolved, downloads,
