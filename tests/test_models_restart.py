@@ -19,6 +19,8 @@ from llamactl.library.pulls import RECORD_INTERVAL
 from llamactl.store.database import open_database
 from llamactl.store.pulls import PullRecord, PullRepository
 from llamactl.store.writer import StoreWriter
+from llamactl.supervisor.lifecycle import transition
+from llamactl.supervisor.lifecycle_terms import Persist, PullEnded, State
 from tests.conftest import AppHarness
 from tests.support.helpers import llamactl_server, port_block, wait_until, write_config
 from tests.support.stand_in_hub import REPO, StandInHub, hub_settings, pull, wait_pull
@@ -204,3 +206,16 @@ async def test_the_record_keeps_the_newest_finished_jobs_only(tmp_path: Path) ->
     finally:
         await writer.close(5)
         connection.close()
+
+
+def test_a_failed_pull_is_the_last_error_of_a_stopped_instance_only() -> None:
+    reason = "the pull of its model (abc) failed: Repository 'a/b' not found on the Hub"
+    stopped, effects = transition(State(status="stopped"), PullEnded(reason))
+    assert stopped.last_error == reason
+    assert Persist() in effects, "the link to the pull leaves the record"
+    running = State(status="running", process=True, last_error=None)
+    after, effects = transition(running, PullEnded(reason))
+    assert after.last_error is None, "started since on a file put there: nothing failed"
+    assert Persist() in effects
+    done, _ = transition(State(status="failed", last_error="before"), PullEnded(None))
+    assert done.last_error == "before"
