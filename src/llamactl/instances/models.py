@@ -95,6 +95,9 @@ class RuntimeState(Counted):
     restart_count: int = 0
     last_error: str | None = None
     serving_port: int | None = None  # the port of the running process, if any
+    # Issue 33: the pull the instance waits for (created from a model not yet on disk), so
+    # that a restart of llamactl links the instance to the resumed pull again.
+    pull_id: str | None = None
     # Where the backend runs: {"id": Ray node id, "address": host it listens on}; None when
     # local or not placed. Not stored: found again from the named actor at adoption.
     node: dict[str, str] | None = None

@@ -33,18 +33,18 @@ from llamactl.errors import (
 )
 from llamactl.instances.changes import InstanceChanges, NewInstance
 from llamactl.instances.model_paths import check_model_path
-from llamactl.instances.models import Counted, InstanceRecord, InstanceSpec, OptionValue
-from llamactl.library.pulls import PullJob
+from llamactl.instances.models import InstanceRecord, InstanceSpec, OptionValue, RuntimeState
+from llamactl.library.pull_jobs import PullJob
 from llamactl.security.file_options import check_new_options
 from llamactl.supervisor import logs
 from llamactl.supervisor import messages as m
+from llamactl.supervisor import pending_models as pending
 from llamactl.supervisor.admission import CapacityKeeper
 from llamactl.supervisor.container import remove_stray_containers
 from llamactl.supervisor.context import Lifecycle, OwnerContext
 from llamactl.supervisor.leases import Lease
 from llamactl.supervisor.names import NameBook
 from llamactl.supervisor.owner import InstanceOwner, InstanceStopping
-from llamactl.supervisor.pending_models import refuse_while_pulling, wait_for_model
 from llamactl.supervisor.pools import PoolKeeper
 from llamactl.supervisor.ports import pick_port
 from llamactl.supervisor.sleep import sample_sleep
@@ -71,7 +71,6 @@ class InstanceManager:
                  pools: PoolsConfig | None = None):
         self._ctx = context
         self._owners: dict[str, InstanceOwner] = {}
-        self._by_name: tuple[tuple[int, int], list[InstanceOwner]] = ((-1, -1), [])
         self._lock = asyncio.Lock()
         self._reserved_ports = set(reserved_ports)  # llamactl's own port
         self._sampler: asyncio.Task[None] | None = None
@@ -159,11 +158,7 @@ class InstanceManager:
         return self._capacity.memory_status()
 
     def owners(self) -> list[InstanceOwner]:
-        """By name: sorted again only when an instance was made or is gone (a new record is a
-        change counted by instances/models.py; one gone changes the number)."""
-        if self._by_name[0] != (key := (Counted.changes, len(self._owners))):
-            self._by_name = (key, [self._owners[name] for name in sorted(self._owners)])
-        return list(self._by_name[1])
+        return [self._owners[name] for name in sorted(self._owners)]
 
     def owner(self, name: str) -> InstanceOwner:
         owner = self._owners.get(name)
@@ -203,10 +198,10 @@ class InstanceManager:
                 resources=dict(body.resources or {}),  # ray: issue 18
                 docker=body.docker, pool=body.pool, sleep_after=body.sleep_after,
             )
-            record = InstanceRecord(spec=spec)
+            record = InstanceRecord(spec, RuntimeState(pull_id=pending.pull_id_of(pull)))
             await self._ctx.repository.insert(record)  # StorageUnavailable: nothing created
             owner = InstanceOwner(record, self._ctx)
-            owner.pull = pull
+            pending.wait_on(owner, pull)
             self._owners[spec.name] = owner
             owner.run()
             self.pools.refresh()
@@ -308,8 +303,10 @@ class InstanceManager:
             low, high = self._ctx.config.port_range
             chosen = pick_port(low, high, set(taken) | self._reserved_ports)
             if chosen is None:
-                raise NoFreePort(f"no free port left in instances.port_range {low}-{high}",
-                                 "give the instance an explicit port or widen the range")
+                raise NoFreePort(
+                    f"no free port left in instances.port_range {low}-{high}",
+                    "give the instance an explicit port or widen the range",
+                )
             return chosen
         if port in self._reserved_ports:
             raise PortConflict(f"port {port} is llamactl's own port")
@@ -325,7 +322,7 @@ class InstanceManager:
         owner = self.owner(name)
         if owner.status not in ("stopped", "failed"):
             raise InstanceAlreadyRunning(f"Instance '{name}' is already {owner.status}")
-        refuse_while_pulling(owner)
+        pending.refuse_while_pulling(owner)
         await self._capacity.start_within_limits(owner, wait_for_room=wait, join=False)
         if wait:
             await owner.wait_ready()
@@ -334,7 +331,7 @@ class InstanceManager:
         """A lease for one request: now, after an on-demand start (or one under way), or
         after room is made or found; where it waits, the higher ``priority`` goes first."""
         owner = self.owner(name)
-        await wait_for_model(owner)  # issue 33: created from a model still being pulled
+        await pending.wait_for_model(owner)  # issue 33: created from a model still being pulled
         for _ in range(ACQUIRE_ATTEMPTS):
             lease = owner.lease_if_running()
             if lease is not None:
@@ -360,16 +357,19 @@ class InstanceManager:
 
     async def start_all(self) -> BatchResult:
         async def start(owner: InstanceOwner) -> None:
-            refuse_while_pulling(owner)  # failed in the batch: its model is not there yet
+            pending.refuse_while_pulling(owner)  # failed in the batch: its model is not there yet
             await self._capacity.start_within_limits(owner, wait_for_room=False, join=False)
 
         return await self._batch(start, wanted=("stopped", "failed"))
 
     async def stop_all(self) -> BatchResult:
-        return await self._batch(lambda o: o.stop(), wanted=("starting", "running", "restarting"))
+        return await self._batch(
+            lambda o: o.stop(), wanted=("starting", "running", "restarting")
+        )
 
-    async def _batch(self, action: Callable[[InstanceOwner], Awaitable[None]],
-                     wanted: tuple[str, ...]) -> BatchResult:
+    async def _batch(
+        self, action: Callable[[InstanceOwner], Awaitable[None]], wanted: tuple[str, ...]
+    ) -> BatchResult:
         result = BatchResult()
         targets: list[InstanceOwner] = []
         for owner in self.owners():
@@ -392,8 +392,9 @@ class InstanceManager:
         return result
 
 
-def _rotate_logs(logs_of_running: list[tuple[Path, datetime | None]], max_bytes: int,
-                 backups: int) -> None:
+def _rotate_logs(
+    logs_of_running: list[tuple[Path, datetime | None]], max_bytes: int, backups: int
+) -> None:
     for path, started in logs_of_running:
         with contextlib.suppress(OSError):
             logs.rotate_if_needed(path, max_bytes, backups, started)

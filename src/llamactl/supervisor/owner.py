@@ -25,7 +25,7 @@ from typing import ClassVar
 
 from llamactl.errors import InstanceNotFound, LlamactlError
 from llamactl.instances.models import InstanceRecord, Status, utc_now
-from llamactl.library.pulls import PullJob
+from llamactl.library.pull_jobs import PullJob
 from llamactl.supervisor import lifecycle_terms as t
 from llamactl.supervisor import messages as m
 from llamactl.supervisor.context import OwnerContext
@@ -140,6 +140,13 @@ class InstanceOwner:
         self, *, force: bool = False, timeout: float | None = None, if_idle: bool = False
     ) -> None:
         await self._call(m.Told(message=t.Stop(force=force, timeout=timeout, if_idle=if_idle)))
+
+    def pull_ended(self, error: str | None) -> None:
+        """The pull it waited for ended (issue 33): the link leaves the record, and a failed
+        pull becomes its last error (through the inbox, as every transition)."""
+        self.record.runtime.pull_id = None
+        if not self.closed:
+            self._post(m.Noticed(self._effects.generation, t.PullEnded(error)))
 
     def lease_if_running(self) -> Lease | None:
         """The gateway's fast path: a lease at once when running, without a round trip."""
