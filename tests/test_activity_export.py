@@ -21,8 +21,8 @@ def test_csv_lines_quote_text_leave_nulls_empty_and_keep_sqlites_numbers(tmp_pat
         status=429, model="m,1", instance='in"st', node="n\n1", error_code="quota_exceeded",
         stream=True, cancelled=False,
         usage=Usage(prompt_tokens=23, completion_tokens=0, generation_tps=81.25,
-                    prompt_tps=1e20),
-        queue_ms=5.0, ttft_ms=0.1 + 0.2, duration_ms=123456789.123456789,
+                    prompt_tps=123456789.123456789),
+        queue_ms=5.0, ttft_ms=0.1 + 0.2, duration_ms=1e20,
         client="127.0.0.1", user_agent='Agent "x"/1.0, y')
     bare = Record(id="r-2", started=1_767_225_601.0, kind="v1", method="GET",
                   endpoint="/v1/models", principal_kind="anonymous", principal_name=None,
@@ -36,8 +36,8 @@ def test_csv_lines_quote_text_leave_nulls_empty_and_keep_sqlites_numbers(tmp_pat
         "False,False,,,,,,,,,,,,\n",
         '"r-1","2026-01-01T00:00:00.250000Z","proxy","POST","/v1/""odd"",path","m,1",'
         '"in""st","n\n',
-        '1","key:ke""y,1",429,"quota_exceeded",True,False,23,0,,,,5.0,0.3,123456789.123457,'
-        '1.0e+20,81.25,"127.0.0.1","Agent ""x""/1.0, y"\n',
+        '1","key:ke""y,1",429,"quota_exceeded",True,False,23,0,,,,5.0,0.3,1.0e+20,'
+        '123456789.123457,81.25,"127.0.0.1","Agent ""x""/1.0, y"\n',
     ]
     rows = list(csv.DictReader(io.StringIO((CSV_HEADER + body).decode(), newline="")))
     assert list(rows[1]) == list(FIELDS)
