@@ -142,8 +142,8 @@ def test_the_fast_header_reader_reads_what_gguf_reads(tmp_path: Path,
     the memory estimate, the same tensors, the same metadata a listing shows."""
     import gguf
 
+    from llamactl.backends.llama_cpp.header_reader import read_header
     from llamactl.backends.llama_cpp.memory import model_facts
-    from llamactl.library.header_reader import read_header
 
     first, second = write_split_model(tmp_path, "s", parts=2)
     for path in (tiny_model_file, write_mmproj(tmp_path / "p.gguf"), first, second):
@@ -158,3 +158,12 @@ def test_the_fast_header_reader_reads_what_gguf_reads(tmp_path: Path,
             "tokenizer.chat_template" in theirs.fields)
         if path in (tiny_model_file, first):
             assert model_facts(ours) == model_facts(theirs)
+
+
+def test_the_header_readers_block_sizes_are_ggufs() -> None:
+    """header_reader.py keeps its own table so that reading a header never imports numpy."""
+    import gguf
+
+    from llamactl.backends.llama_cpp.header_reader import QUANT_SIZES
+
+    assert {int(kind): sizes for kind, sizes in gguf.GGML_QUANT_SIZES.items()} == QUANT_SIZES

@@ -6,9 +6,17 @@ The client itself (httpx, pydantic) is imported on first use of one of its names
 ``llamactl.cli`` and ``llamactl.config`` do not pay for it.
 """
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 from llamactl._version import __version__
+
+# httpx's package imports its own command line client (httpx._main), and with it rich,
+# pygments and click: ~90 ms and several MB in every process that uses httpx (the server, the
+# client), for a command llamactl never runs. A None entry makes that one import fail, and
+# httpx falls back to a stub of its ``main`` (tests/test_imports.py).
+if "httpx" not in sys.modules:
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 if TYPE_CHECKING:
     from llamactl.client import (

@@ -10,8 +10,8 @@ follows a request through several logs; otherwise one is made. Clients hand it b
 from __future__ import annotations
 
 import logging
+import os
 import re
-import uuid
 from collections.abc import Iterable
 
 HEADER = b"x-request-id"
@@ -26,7 +26,32 @@ def request_id_from(headers: Iterable[tuple[bytes, bytes]]) -> str:
     for name, value in headers:
         if name == HEADER and _ACCEPTED.fullmatch(value):
             return value.decode("ascii")
-    return uuid.uuid4().hex
+    return new_request_id()
+
+
+_random = b""  # os.urandom read 256 ids at a time: not a getrandom call per request
+_taken = 0
+_VERSION_CLEAR = ~((0xF << 76) | (0x3 << 62))
+_VERSION_SET = (0x4 << 76) | (0x2 << 62)
+
+
+def new_request_id() -> str:
+    """A random (version 4) UUID as 32 hex digits, as ``uuid.uuid4().hex`` makes them,
+    without its UUID object and its system call each time (on the event loop's thread)."""
+    global _random, _taken
+    if _taken >= len(_random):
+        _random, _taken = os.urandom(4096), 0
+    value = int.from_bytes(_random[_taken:_taken + 16])
+    _taken += 16
+    return f"{value & _VERSION_CLEAR | _VERSION_SET:032x}"
+
+
+def _forget_random() -> None:
+    global _random, _taken
+    _random, _taken = b"", 0
+
+
+os.register_at_fork(after_in_child=_forget_random)  # a forked child never repeats our ids
 
 
 def log_answer(method: str, path: str, status: int, request_id: str) -> None:

@@ -48,6 +48,7 @@ from llamactl.store.writer import StoreWriter
 from llamactl.supervisor.context import OwnerContext
 from llamactl.supervisor.host import LocalHost, ProcessHost
 from llamactl.supervisor.manager import InstanceManager
+from llamactl.supervisor.pending_models import link_pulls
 from llamactl.version import DISTRIBUTION, package_version
 
 log = logging.getLogger(__name__)
@@ -139,10 +140,13 @@ async def _front(settings: Settings, config_path: Path | None, metrics: Llamactl
         (pool, manager.pools.waiting(pool), [o.status for o in manager.pools.members(pool)])
         for pool in sorted(manager.pools.names())])
     limits = build_limits(settings, auth)
-    library = ModelLibrary(settings, events)
+    library = ModelLibrary(settings, events, ledger.writer)
     if limits is not None:
         limits.on_refused = metrics.record_rate_limited
     try:
+        # Issue 33: the pulls the last llamactl left unfinished, and the instances that
+        # wait for them.
+        link_pulls(manager.owners(), await library.pulls.resume())
         yield Services(settings=settings, manager=manager, auth=auth, limits=limits,
                        gateway=gateway, library=library, events=events,
                        monitoring=monitoring,

@@ -8,6 +8,8 @@ ends ``serve`` before the app exists.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
 import resource
@@ -108,9 +110,24 @@ def run_server(settings: Settings, prepared: Prepared, log_level: str,
     app = create_app(settings, config_path=config_path)
 
     class Server(uvicorn.Server):
+        exit_asked: asyncio.Event | None = None
+
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
             begin_shutdown(app)
             super().handle_exit(sig, frame)
+            if self.exit_asked is not None:  # wakes main_loop now (from a signal handler)
+                asyncio.get_event_loop().call_soon_threadsafe(self.exit_asked.set)
+
+        async def main_loop(self) -> None:
+            """uvicorn's ticks ten times a second, to see should_exit and to date its answers
+            once a second: here once a second, and at once when asked to exit (an idle
+            server's every wakeup counts: bench/lifecycle.py's watching cost)."""
+            self.exit_asked = asyncio.Event()
+            counter = 0
+            while not await self.on_tick(counter):
+                counter = (counter + 10) % 864000  # each tick is uvicorn's tenth
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.exit_asked.wait(), 1.0)
 
     config = server_config(app, settings.server.host, settings.server.port,
                            log_level=log_level)  # configures uvicorn's loggers

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from llamactl.security.origin import OriginPolicy, Refusal, RequestHead, decide, host_name
+from llamactl.security.origin import (
+    Decisions,
+    OriginPolicy,
+    Refusal,
+    RequestHead,
+    decide,
+    host_name,
+)
 
 LOOPBACK = OriginPolicy.build(loopback_listener=True, allowed_hosts=[], cors_origins=[])
 EVIL = "http://evil.example"
@@ -17,7 +24,7 @@ def head(method: str = "GET", path: str = "/api/instances", host: str | None = O
     return RequestHead("http", method, path, host, **headers)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("request_head", "expected"), [
+CASES = [
     # curl, the clients, the CLI: no Origin, no Sec-Fetch-*
     (head("POST"), None),
     (head(host=None), None),
@@ -54,7 +61,10 @@ def head(method: str = "GET", path: str = "/api/instances", host: str | None = O
     (head(host="evil.example:8080", origin="http://evil.example:8080"), Refusal.FORBIDDEN_HOST),
     (head(path="/docs", host="evil.example", fetch_mode="navigate"), Refusal.FORBIDDEN_HOST),
     (head(host="127.0.0.2:8080"), Refusal.FORBIDDEN_HOST),
-])
+]
+
+
+@pytest.mark.parametrize(("request_head", "expected"), CASES)
 def test_loopback_listener(request_head: RequestHead, expected: Refusal | None) -> None:
     assert decide(LOOPBACK, request_head) is expected
 
@@ -98,3 +108,29 @@ def test_parse_reads_the_first_of_each_header() -> None:
         (b"sec-fetch-site", b"cross-site"), (b"sec-fetch-mode", b"cors"),
     ])
     assert parsed == RequestHead("http", "GET", "/x", "localhost:1", EVIL, "cross-site", "cors")
+
+
+def raw_headers(request_head: RequestHead) -> list[tuple[bytes, bytes]]:
+    found = [(b"host", request_head.host), (b"origin", request_head.origin),
+             (b"sec-fetch-site", request_head.fetch_site),
+             (b"sec-fetch-mode", request_head.fetch_mode)]
+    return [(b"user-agent", b"test")] + [(name, value.encode()) for name, value in found
+                                         if value is not None]
+
+
+def test_remembered_decisions_are_decide_s() -> None:
+    """The gateway's per-kind memory (Decisions) answers as decide() does for every case,
+    asked in turns so that a key missing a field (the path of a navigation, one header)
+    would hand one case another's answer; a new policy is decided afresh."""
+    decisions = Decisions()
+    cases = [(h, expected) for h, expected in CASES if not h.websocket]
+    for _ in range(2):
+        for request_head, expected in cases:
+            assert decisions.of(LOOPBACK, request_head.scheme, request_head.method,
+                                request_head.path, raw_headers(request_head)) is expected
+    twice = [(b"host", b"localhost:1"), (b"host", b"evil.example")]
+    assert decisions.of(LOOPBACK, "http", "POST", "/v1/x", twice) is Refusal.DUPLICATE_HOST
+    lan = OriginPolicy.build(loopback_listener=True, allowed_hosts=["llm.lan"], cors_origins=[])
+    lan_head = [(b"host", b"llm.lan:8080")]
+    assert decisions.of(LOOPBACK, "http", "POST", "/v1/x", lan_head) is Refusal.FORBIDDEN_HOST
+    assert decisions.of(lan, "http", "POST", "/v1/x", lan_head) is None

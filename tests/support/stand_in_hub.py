@@ -50,6 +50,7 @@ class StandInHub:
         self.served: dict[str, int] = defaultdict(int)  # file name -> body bytes sent
         self.claimed_sizes: dict[str, int] = {}  # file name -> a size the info claims
         self.requests: list[tuple[str, str, dict[str, str]]] = []  # (method, path, headers)
+        self.streams = 0  # file bodies being sent now (a stopped client's ends soon after)
         self.rate: float | None = None  # bytes a second of a file's body; None: at once
         self.hold_after: int | None = None  # a file's stream pauses at this offset...
         self.release = threading.Event()  # ...until this is set
@@ -187,6 +188,15 @@ def _handler(hub: StandInHub) -> type[http.server.BaseHTTPRequestHandler]:
             return None
 
         def _stream(self, name: str, data: bytes, start: int) -> None:
+            with hub.lock:
+                hub.streams += 1
+            try:
+                self._send(name, data, start)
+            finally:
+                with hub.lock:
+                    hub.streams -= 1
+
+        def _send(self, name: str, data: bytes, start: int) -> None:
             offset = start
             while offset < len(data):
                 if hub.hold_after is not None and offset >= hub.hold_after:

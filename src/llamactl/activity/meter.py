@@ -94,16 +94,20 @@ def read_numbers(document: dict[str, Any], usage: Usage) -> None:
 
 
 def _read_usage(found: dict[str, Any], usage: Usage) -> None:
-    prompt = _int(found.get("prompt_tokens", found.get("input_tokens")))
-    completion = _int(found.get("completion_tokens", found.get("output_tokens")))
-    if prompt is not None:
+    # Once per answer on the event loop: plain type tests, not a call of _int each (a JSON
+    # integer is an int, never a subclass of one; ``type(True) is bool``, not int).
+    prompt = found["prompt_tokens"] if "prompt_tokens" in found else found.get("input_tokens")
+    if type(prompt) is int:
         usage.prompt_tokens = prompt
-    if completion is not None:
+    completion = (found["completion_tokens"] if "completion_tokens" in found
+                  else found.get("output_tokens"))
+    if type(completion) is int:
         usage.completion_tokens = completion
     details = found.get("prompt_tokens_details")
-    cached = _int(details.get("cached_tokens")) if isinstance(details, dict) else None
-    cached = cached if cached is not None else _int(found.get("cache_read_input_tokens"))
-    if cached is not None:
+    cached = details.get("cached_tokens") if type(details) is dict else None
+    if type(cached) is not int:
+        cached = found.get("cache_read_input_tokens")
+    if type(cached) is int:
         usage.cached_tokens = cached
 
 

@@ -29,13 +29,21 @@ FIELDS = (
 _BOOLEANS = frozenset({"stream", "cancelled"})
 
 
+_last_second: tuple[int, str] = (-1, "")  # records come thousands a second: one strftime each
+
+
 def rfc3339(epoch: float) -> str:
     """Microseconds, always: the text sorts as the time does (the ``time`` index)."""
+    global _last_second
     seconds = int(epoch)
     micro = round((epoch - seconds) * 1_000_000)
     if micro == 1_000_000:
         seconds, micro = seconds + 1, 0
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{micro:06d}Z"
+    cached, prefix = _last_second  # one tuple: read whole from either thread
+    if cached != seconds:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        _last_second = (seconds, prefix)
+    return f"{prefix}.{micro:06d}Z"
 
 
 @dataclass(slots=True)
@@ -69,19 +77,21 @@ class Record:
     cancelled: bool = False
     usage: Usage = field(default_factory=Usage)
     queue_ms: float | None = None
-    ttft_ms: float | None = None
+    ttft_ms: float | None = None  # these three unrounded until row()
     duration_ms: float | None = None
     client: str | None = None
     user_agent: str | None = None
 
     def row(self) -> tuple[Any, ...]:
+        """Made on the store's writer thread (ledger.py): the times are rounded to the
+        microsecond here, not on the request's path."""
         u = self.usage
         return (self.id, rfc3339(self.started), self.kind, self.method, self.endpoint,
                 self.model, self.instance, self.node, self.principal_kind, self.principal_name,
                 self.status, self.error_code, int(self.stream), int(self.cancelled),
                 u.prompt_tokens, u.completion_tokens, u.cached_tokens, u.draft_tokens,
-                u.draft_accepted, self.queue_ms, self.ttft_ms, self.duration_ms, u.prompt_tps,
-                u.generation_tps, self.client, self.user_agent)
+                u.draft_accepted, _ms(self.queue_ms), _ms(self.ttft_ms), _ms(self.duration_ms),
+                u.prompt_tps, u.generation_tps, self.client, self.user_agent)
 
     def to_json(self) -> dict[str, Any]:
         return from_row(self.row())
@@ -99,6 +109,10 @@ def from_row(row: tuple[Any, ...] | Any) -> dict[str, Any]:
         else:
             document[name] = values[name]
     return document
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
 
 
 def elapsed_ms(since: float, until: float | None = None) -> float:

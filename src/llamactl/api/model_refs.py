@@ -14,7 +14,7 @@ from llamactl.api.schemas import ErrorBody
 from llamactl.errors import ModelInvalid, ModelNotFound, ValidationFailed
 from llamactl.library.catalog import ModelEntry
 from llamactl.library.hub import SHORTHAND, PullSource, pick_model_file
-from llamactl.library.pulls import PullJob
+from llamactl.library.pull_jobs import PullJob
 
 # A create with "model" may pull it first (the answers of POST /api/models/pull).
 MODEL_PULL_ERRORS: dict[int | str, dict[str, Any]] = {

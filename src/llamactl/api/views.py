@@ -6,7 +6,9 @@ weakly by its owner (so it lives and dies with the instance); each answer copies
 in the live fields (status, pid, stats, restarts, error). The list goes further: each
 instance's serialised JSON is kept with the values it was made from, and made again only
 when one of them changed (a stopped instance's never does; a running one's each second, with
-its uptime), so a list of unchanged instances is one join of kept bytes.
+its uptime), so a list of unchanged instances is one join of kept bytes. And the whole list's
+bytes are kept with a key of what they were made from (instances/models.py's count of
+changes, the time in whole seconds, ...): while nothing changed a list is one comparison.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import orjson
 
 from llamactl.api.hidden import hidden_args, hidden_environment
 from llamactl.config import InstancesConfig
-from llamactl.instances.models import format_time
+from llamactl.instances.models import Counted, format_time
 from llamactl.supervisor.abilities import abilities_json
 from llamactl.supervisor.context import Lifecycle
 from llamactl.supervisor.owner import InstanceOwner
@@ -33,6 +35,9 @@ from llamactl.supervisor.stats import contract_stats
 _LISTED: tuple[dict[str, tuple[InstanceOwner, tuple[Any, ...], bytes]], ...] = ({}, {})
 # The last list's parts and body, by secrets flag: an unchanged list is not joined again.
 _LAST_LIST: list[tuple[list[bytes], bytes] | None] = [None, None]
+
+# The whole list's key (_list_key) and bytes, by secrets flag.
+_WHOLE: list[tuple[tuple[Any, ...], bytes] | None] = [None, None]
 
 # owner -> ((updated_at, the estimates' generation) it was built for, the settled part)
 Settled = tuple[tuple[datetime, int, bool], dict[str, Any]]
@@ -121,9 +126,33 @@ def _estimate_json(owner: InstanceOwner) -> dict[str, int | None] | None:
 
 def instance_list_json(owners: list[InstanceOwner], config: InstancesConfig, *,
                        secrets: bool) -> bytes:
-    """``{"instances": [...]}`` serialised: each instance's bytes kept until they change."""
-    kept = _LISTED[secrets]
+    """``{"instances": [...]}`` serialised: the whole kept until something it shows changed,
+    each instance's bytes until its own values did."""
     now = int(time.time())
+    key = _list_key(owners, config, now)
+    whole = _WHOLE[secrets]
+    if key is not None and whole is not None and whole[0] == key:
+        return whole[1]
+    body = _joined_list(owners, config, secrets, now)
+    _WHOLE[secrets] = (key, body) if key is not None else None
+    return body
+
+
+def _list_key(owners: list[InstanceOwner], config: InstancesConfig,
+              now: int) -> tuple[Any, ...] | None:
+    """What the whole list is made from: every set on a spec, runtime, record or stats counts
+    (pid changes with the runtime's, in the same step); the owners (one made is counted, one
+    gone changes their number); the estimates' generation; the settings; the uptime's second.
+    None while a model is pulled: its progress moves with none of these."""
+    if InstanceOwner.holding_pulls:
+        return None
+    generation = owners[0].estimator.generation if owners else 0
+    return (Counted.changes, len(owners), generation, id(config), now)
+
+
+def _joined_list(owners: list[InstanceOwner], config: InstancesConfig, secrets: bool,
+                 now: int) -> bytes:
+    kept = _LISTED[secrets]
     parts = [_listed(owner, config, secrets, kept, now) for owner in owners]
     last = _LAST_LIST[secrets]
     if last is not None and parts == last[0]:  # the same bytes objects (identity first)

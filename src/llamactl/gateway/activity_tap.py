@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from llamactl.activity.ledger import Ledger
 from llamactl.activity.meter import UsageMeter
-from llamactl.activity.record import Record, elapsed_ms
+from llamactl.activity.record import Record, Usage
 from llamactl.security.service import Principal
 
 
@@ -43,8 +43,11 @@ class RequestTap:
             self.node = host  # on Ray, the node's address is what names it here
 
     def head(self, headers: list[tuple[bytes, bytes]], event_stream: bool) -> None:
-        json_body = any(name == b"content-type" and b"json" in value
-                        for name, value in headers)
+        json_body = False
+        for name, value in headers:  # a loop, not any(genexpr): this runs per request
+            if name == b"content-type":
+                json_body = b"json" in value
+                break
         self.meter = UsageMeter(event_stream=event_stream, json_body=json_body)
 
     def body(self, chunk: bytes) -> None:
@@ -56,21 +59,19 @@ class RequestTap:
     def end(self, request_id: str, method: str, path: str, principal: Principal,
             status: int, error_code: str | None, cancelled: bool, client: str | None,
             headers: list[tuple[bytes, bytes]]) -> None:
+        # Per request, on the loop: the times stay unrounded here (Record.row rounds them,
+        # on the store's writer thread), and the record is built positionally.
         meter = self.meter
         arrived = self._arrived
+        leased, first_byte = self._leased, self._first_byte
         record = Record(
-            id=request_id, started=self._started, kind=self.kind, method=method, endpoint=path,
-            principal_kind=principal.kind, principal_name=principal_name(principal),
-            status=status, model=self.model, instance=self.instance, node=self.node,
-            error_code=error_code, stream=meter is not None and meter.event_stream,
-            cancelled=cancelled,
-            queue_ms=elapsed_ms(arrived, self._leased) if self._leased is not None else None,
-            ttft_ms=(elapsed_ms(arrived, self._first_byte)
-                     if self._first_byte is not None else None),
-            duration_ms=elapsed_ms(arrived), client=client,
-            user_agent=header(headers, b"user-agent"))
-        if meter is not None and not cancelled:
-            record.usage = meter.usage()
+            request_id, self._started, self.kind, method, path, principal.kind,
+            principal_name(principal), status, self.model, self.instance, self.node,
+            error_code, meter is not None and meter.event_stream, cancelled,
+            meter.usage() if meter is not None and not cancelled else Usage(),
+            (leased - arrived) * 1000 if leased is not None else None,
+            (first_byte - arrived) * 1000 if first_byte is not None else None,
+            (time.perf_counter() - arrived) * 1000, client, header(headers, b"user-agent"))
         self._ledger.add(record)
 
 

@@ -24,7 +24,6 @@ from llamactl.gateway.routing import (
     model_required,
 )
 from llamactl.gateway.upload import Upload
-from llamactl.security.origin import RequestHead, decide
 from llamactl.security.service import Principal
 
 if TYPE_CHECKING:
@@ -66,8 +65,9 @@ class RequestIntake:
         rules (security/origin.py), then who calls. False: refused, answered, and the
         connection closes (its body is never read)."""
         try:
-            head = RequestHead.parse(self.scheme, self.method, self.path, self.headers)
-            refusal = decide(self.gateway.origin_policy, head)
+            gateway = self.gateway
+            refusal = gateway.origin_decisions.of(gateway.origin_policy, self.scheme,
+                                                  self.method, self.path, self.headers)
             if refusal is not None:
                 raise gateway_refusal(refusal)
             self._principal = authenticate(self.gateway.auth, self.headers)

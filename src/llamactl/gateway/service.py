@@ -15,7 +15,7 @@ from llamactl.activity.ledger import Ledger
 from llamactl.errors import UpstreamUnavailable
 from llamactl.gateway.activity_tap import RequestTap
 from llamactl.gateway.pool import BackendPool
-from llamactl.security.origin import OriginPolicy
+from llamactl.security.origin import Decisions, OriginPolicy
 from llamactl.security.service import AuthService, Principal
 from llamactl.supervisor.leases import Lease
 from llamactl.supervisor.manager import InstanceManager
@@ -51,6 +51,7 @@ class Gateway:
         self.pool = pool
         self.origin_policy = origin_policy or OriginPolicy.build(
             loopback_listener=True, allowed_hosts=[], cors_origins=cors_origins)
+        self.origin_decisions = Decisions()  # decide() once per kind of head, not a request
         self._cors_any = "*" in cors_origins
         self._cors_origins = {origin.encode() for origin in cors_origins}
         self._tasks: set[asyncio.Task[None]] = set()

@@ -6,7 +6,7 @@ import functools
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 # An option's value as a backend's option table checked it (backends/*/options.py).
 OptionValue = int | float | bool | str | list[str]
@@ -41,8 +41,21 @@ def new_api_key() -> str:
     return "llamactl-" + secrets.token_urlsafe(32)
 
 
+class Counted:
+    """Every attribute set on one of these (an instance's spec, runtime, record, a process's
+    stats) counts as a change: the instance list's bytes are kept until the count moves
+    (api/views.py), so that listing a thousand unchanged instances costs no walk over them.
+    A set is counted whether or not the value differs: a stale list is never served."""
+
+    changes: ClassVar[int] = 0
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        Counted.changes += 1
+        object.__setattr__(self, name, value)
+
+
 @dataclass
-class InstanceSpec:
+class InstanceSpec(Counted):
     """The part of an instance a user sets. Lifecycle fields left as None follow the config."""
 
     name: str
@@ -71,7 +84,7 @@ class InstanceSpec:
 
 
 @dataclass
-class RuntimeState:
+class RuntimeState(Counted):
     """What the supervisor knows of the process; persisted so it survives llamactl restarts."""
 
     status: Status = "stopped"
@@ -82,6 +95,9 @@ class RuntimeState:
     restart_count: int = 0
     last_error: str | None = None
     serving_port: int | None = None  # the port of the running process, if any
+    # Issue 33: the pull the instance waits for (created from a model not yet on disk), so
+    # that a restart of llamactl links the instance to the resumed pull again.
+    pull_id: str | None = None
     # Where the backend runs: {"id": Ray node id, "address": host it listens on}; None when
     # local or not placed. Not stored: found again from the named actor at adoption.
     node: dict[str, str] | None = None
@@ -90,7 +106,7 @@ class RuntimeState:
 
 
 @dataclass
-class InstanceRecord:
+class InstanceRecord(Counted):
     spec: InstanceSpec
     runtime: RuntimeState = field(default_factory=RuntimeState)
     api_key: str = field(default_factory=new_api_key)

@@ -1,10 +1,10 @@
 """What the model library shows of one GGUF file, read from its header only (issue 33).
 
 One read of the header per file version (the catalog caches by size and mtime), by
-header_reader.py (which reads as ``gguf.GGUFReader`` does, without its per-token cost): the
-metadata and the tensor table, never the tensor data, so a 30 GB model costs what its header
-costs. A file that is not a GGUF model llama-server can open gets
-its problem in words (the create route's check, ``gguf_header.gguf_problem``), not an error.
+backends/llama_cpp/header_reader.py (which reads as ``gguf.GGUFReader`` does, without its
+per-token cost): the metadata and the tensor table, never the tensor data, so a 30 GB model
+costs what its header costs. A file that is not a GGUF model llama-server can open gets its
+problem in words (the create route's check, ``gguf_header.gguf_problem``), not an error.
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from llamactl.backends.llama_cpp.gguf_header import gguf_problem
+from llamactl.backends.llama_cpp.header_reader import read_header
 from llamactl.backends.llama_cpp.memory import (
     ModelFacts,
     field_value,
     model_facts,
     tensor_bytes,
 )
-from llamactl.library.header_reader import read_header
 
 # llama.cpp's split files (gguf-split): <base>-00001-of-00003.gguf
 SPLIT_NAME = re.compile(r"^(?P<base>.+)-(?P<part>\d{5})-of-(?P<count>\d{5})\.gguf$", re.I)

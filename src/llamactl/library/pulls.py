@@ -5,92 +5,60 @@ Each file is one ``Download``, shared by every job that needs it (two pulls of o
 it once), run in a worker thread of the library's own pool (never the event loop's, nor its
 default executor, which listing and logs use). A job's task watches its downloads and
 publishes ``model_pull_progress`` at most 4 times a second; cancelling a job stops the
-downloads no other job needs. Jobs live in memory: after a restart, pulling the same source
-again resumes from the partial files.
+downloads no other job needs.
+
+Every job is on record (store/pulls.py): written at its changes of status, and at most about
+once a second while it downloads. Live jobs are answered from memory, finished ones from the
+record (once it holds their end). When llamactl starts, ``resume`` starts every job that had
+not finished when the last one ended (a SIGTERM, a kill -9, a power loss) again, with the same
+id, at the same commit: the downloads resume from their partial files.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import shutil
 import time
-import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from llamactl.errors import InsufficientStorage, NotFound
+from llamactl.errors import InsufficientStorage, NotFound, StorageUnavailable
 from llamactl.events import Event, EventHub
-from llamactl.library.download import (
-    Cancelled,
-    ChecksumMismatch,
-    Transfer,
-    fetch_file,
-    partial_path,
-)
+from llamactl.library.download import Cancelled, ChecksumMismatch, fetch_file, partial_path
 from llamactl.library.hub import HubFile, PullSource, Resolved, resolve
+from llamactl.library.pull_jobs import (
+    FINISHED,
+    Download,
+    PullJob,
+    job_status,
+    planned,
+    problem,
+    record_json,
+)
 from llamactl.library.sources import SourceBook
+from llamactl.store.pulls import PullRepository
 
 log = logging.getLogger(__name__)
 
 EVENT_INTERVAL = 0.25  # seconds between two progress events of one job: at most 4 a second
-KEPT_JOBS = 100  # finished jobs remembered for GET /api/models/pulls
+RECORD_INTERVAL = 1.0  # seconds between two writes of a running job's progress
+KEPT_JOBS = 100  # finished jobs listed by GET /api/models/pulls (and kept on record)
 WORKERS = 4  # files downloading at once
-FINISHED = ("done", "failed", "cancelled")
-
-
-class Download:
-    """One file being fetched, for one or more jobs."""
-
-    def __init__(self, plan: HubFile, final: Path, url: str, resolved: Resolved):
-        self.plan, self.final, self.url = plan, final, url
-        self.repo, self.commit = resolved.repo, resolved.commit
-        self.transfer = Transfer(total=plan.size)
-        self.users: set[str] = set()
-        self.error: str | None = None
-        self.task: asyncio.Task[None] | None = None
-
-    @property
-    def status(self) -> str:
-        if self.error is not None:
-            return "cancelled" if self.error == "cancelled" else "failed"
-        return self.transfer.phase
-
-
-class PullJob:
-    def __init__(self, source: PullSource, resolved: Resolved, downloads: list[Download],
-                 model_id: str):
-        self.id = uuid.uuid4().hex[:12]
-        self.source, self.resolved, self.downloads = source, resolved, downloads
-        self.model_id = model_id
-        self.status = "queued"
-        self.error: str | None = None
-        self.created_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        self.finished = asyncio.Event()
-        self.task: asyncio.Task[None] | None = None
-        self.last_event = 0.0
-
-    def as_json(self) -> dict[str, Any]:
-        files = [{"file": d.plan.name, "path": str(d.final), "bytes_done": d.transfer.done,
-                  "bytes_total": d.plan.size, "status": d.status} for d in self.downloads]
-        return {"id": self.id, "source": self.source.text, "repo": self.resolved.repo,
-                "revision": self.resolved.commit, "status": self.status,
-                "bytes_done": sum(f["bytes_done"] for f in files),
-                "bytes_total": sum(f["bytes_total"] for f in files), "files": files,
-                "model": self.model_id if self.status == "done" else None,
-                "error": self.error, "created_at": self.created_at}
 
 
 class Pulls:
-    """Every pull of this llamactl: running and recently finished."""
+    """Every pull of this llamactl: running, and finished (on record)."""
 
     def __init__(self, library_dir: Path, events: EventHub, sources: SourceBook,
-                 hub_url: str, token: str | None):
+                 hub_url: str, token: str | None, repository: PullRepository):
         self.library_dir, self.events, self.sources = library_dir, events, sources
         self.hub_url, self._token = hub_url.rstrip("/"), token
+        self.repository = repository
+        # Live jobs, and finished ones until the record holds their end.
         self.jobs: dict[str, PullJob] = {}
         self._downloads: dict[Path, Download] = {}
         self._pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="llamactl-pull")
@@ -101,39 +69,86 @@ class Pulls:
         resolved = await asyncio.to_thread(self.resolver, source, self.hub_url, self._token)
         downloads = [self._download_for(plan, resolved) for plan in resolved.files]
         self._check_space(downloads)
-        job = PullJob(source, resolved, downloads,
+        job = PullJob(source.text, resolved, downloads,
                       model_id=f"{resolved.repo}/{resolved.model_file}")
-        for download in downloads:
+        self._begin(job)
+        return job
+
+    async def resume(self) -> dict[str, PullJob]:
+        """At start: every job the last llamactl left unfinished, started again (same id,
+        same commit and files); a job that no longer fits on the disk ends failed at once
+        (and is among those returned, for the instances waiting for it to say so)."""
+        resumed: dict[str, PullJob] = {}
+        try:
+            records = await self.repository.live()
+        except StorageUnavailable as error:  # llamactl starts all the same
+            log.error("the pulls on record cannot be read, none resumed: %s", error.message)
+            return resumed
+        for record in records:
+            resolved = planned(record)
+            downloads = [self._download_for(plan, resolved) for plan in resolved.files]
+            job = PullJob(record.source, resolved, downloads,
+                          model_id=f"{resolved.repo}/{resolved.model_file}",
+                          job_id=record.id, created_at=record.created_at)
+            try:
+                self._check_space(downloads)
+            except InsufficientStorage as full:
+                job.end("failed", f"{full.message} ({full.details})")
+                self.repository.save(job.record())
+                resumed[job.id] = job
+                continue
+            log.info("resuming pull %s of %s", job.id, job.source)
+            self._begin(job)
+            resumed[job.id] = job
+        return resumed
+
+    def _begin(self, job: PullJob) -> None:
+        for download in job.downloads:
             download.users.add(job.id)
             self._run_download(download)
         self.jobs[job.id] = job
         self._forget_old_jobs()
+        self._record(job)
         job.task = asyncio.create_task(self._watch(job), name=f"pull {job.id}")
-        return job
 
-    def job(self, job_id: str) -> PullJob:
+    async def job(self, job_id: str) -> dict[str, Any]:
+        """A job's answer: from memory while it runs, else from the record."""
         job = self.jobs.get(job_id)
-        if job is None:
+        if job is not None:
+            return job.as_json()
+        record = await self.repository.get(job_id)
+        if record is None or record.finished_at is None:
             raise NotFound(f"Pull '{job_id}' not found", code="PULL_NOT_FOUND")
-        return job
+        return record_json(record)
 
-    async def cancel(self, job_id: str) -> PullJob:
-        job = self.job(job_id)
-        if job.status in FINISHED:
-            return job
-        job.status, job.error = "cancelled", None
+    async def listing(self) -> list[dict[str, Any]]:
+        """The live jobs and the newest KEPT_JOBS finished ones, oldest first."""
+        shown = {job.id: job.as_json() for job in self.jobs.values()}
+        for record in await self.repository.finished():
+            shown.setdefault(record.id, record_json(record))
+        live = [job for job in shown.values() if job["status"] not in FINISHED]
+        finished = sorted((job for job in shown.values() if job["status"] in FINISHED),
+                          key=lambda job: job["created_at"])[-KEPT_JOBS:]
+        return sorted([*live, *finished], key=lambda job: job["created_at"])
+
+    async def cancel(self, job_id: str) -> dict[str, Any]:
+        job = self.jobs.get(job_id)
+        if job is None or job.status in FINISHED:
+            return await self.job(job_id)
         self._release(job)
         if job.task is not None:
             job.task.cancel()
-        job.finished.set()
-        self._publish(job)
-        return job
+        await self._finish(job, "cancelled", None)
+        return job.as_json()
 
     async def close(self) -> None:
-        """Stop every download (the partial files stay) and every job's task."""
+        """Stop every download (the partial files stay) and every job's task; the jobs stay
+        on record as they are, for the next llamactl to resume."""
         for job in self.jobs.values():
             if job.task is not None:
                 job.task.cancel()
+            if job.status not in FINISHED:
+                self.repository.save(job.record())  # the bytes done by now
         for download in list(self._downloads.values()):
             download.transfer.cancel.set()  # the thread stops at its next chunk
             if download.task is not None:
@@ -192,7 +207,7 @@ class Pulls:
         except ChecksumMismatch as mismatch:
             download.error = str(mismatch)
         except Exception as error:  # the Hub, the network, the disk: the job says which
-            download.error = _problem(error)
+            download.error = problem(error, download)
             log.warning("pull of %s failed: %s", download.final.name, download.error)
         finally:
             if self._downloads.get(download.final) is download:
@@ -205,21 +220,42 @@ class Pulls:
             "sha256": download.plan.sha256})
 
     async def _watch(self, job: PullJob) -> None:
-        """Follow the job's downloads, with progress events, until they end."""
+        """Follow the job's downloads, with progress events and records, until they end."""
         try:
-            while True:
-                job.status = _job_status(job.downloads)
-                if job.status in FINISHED:
-                    break
+            while (status := job_status(job.downloads)) not in FINISHED:
+                if status != job.status or (
+                        time.monotonic() - job.last_record >= RECORD_INTERVAL):
+                    job.status = status
+                    self._record(job)
                 if time.monotonic() - job.last_event >= EVENT_INTERVAL:
                     self._publish(job)
                 await asyncio.sleep(EVENT_INTERVAL / 5)
-            if job.status == "failed":
+            job.status = status
+            if status == "failed":
                 job.error = next((d.error for d in job.downloads if d.status == "failed"), None)
             await asyncio.sleep(max(0.0, job.last_event + EVENT_INTERVAL - time.monotonic()))
-            self._publish(job)
+            await self._finish(job, status, job.error)
         finally:
-            job.finished.set()
+            job.finished.set()  # also when llamactl stops: nobody waits for ever
+
+    async def _finish(self, job: PullJob, status: str, error: str | None) -> None:
+        """The job's end: on record, told to whoever waits for it, published; then answered
+        from the record once the record holds it."""
+        job.end(status, error if status == "failed" else None)
+        self._record(job)
+        for told in job.on_finish:
+            try:
+                told(job)
+            except Exception:  # one listener's bug must not keep the others uninformed
+                log.exception("a listener of pull %s failed", job.id)
+        self._publish(job)
+        with contextlib.suppress(StorageUnavailable):  # else kept in memory (bounded)
+            await self.repository.writer.require()
+            self.jobs.pop(job.id, None)
+
+    def _record(self, job: PullJob) -> None:
+        job.last_record = time.monotonic()
+        self.repository.save(job.record())
 
     def _release(self, job: PullJob) -> None:
         for download in job.downloads:
@@ -249,21 +285,6 @@ class Pulls:
             del self.jobs[job_id]
 
 
-def _job_status(downloads: list[Download]) -> str:
-    statuses = {download.status for download in downloads}
-    if "failed" in statuses:
-        return "failed"
-    if "cancelled" in statuses:
-        return "cancelled"
-    if statuses == {"done"}:
-        return "done"
-    if "downloading" in statuses:
-        return "downloading"
-    if "verifying" in statuses:
-        return "verifying"
-    return "queued"
-
-
 def _remaining(download: Download) -> int:
     partial = partial_path(download.final)
     have = partial.stat().st_size if partial.exists() else 0
@@ -274,9 +295,3 @@ def _existing_ancestor(path: Path) -> Path:
     while not path.exists() and path.parent != path:
         path = path.parent
     return path
-
-
-def _problem(error: BaseException) -> str:
-    text = str(error).splitlines()[0][:300] if str(error) else ""
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
-

@@ -8,13 +8,15 @@ import os
 from llamactl.config import Settings
 from llamactl.events import EventHub
 from llamactl.library.catalog import ModelCatalog, ModelEntry
-from llamactl.library.pulls import Pulls
+from llamactl.library.pulls import KEPT_JOBS, Pulls
+from llamactl.store.pulls import PullRepository
+from llamactl.store.writer import StoreWriter
 
 PUBLIC_HUB = "https://huggingface.co"
 
 
 class ModelLibrary:
-    def __init__(self, settings: Settings, events: EventHub):
+    def __init__(self, settings: Settings, events: EventHub, writer: StoreWriter):
         self.settings = settings
         self.dir = settings.models_dir
         self.catalog = ModelCatalog(self.dir, settings.instances.model_dirs)
@@ -22,7 +24,7 @@ class ModelLibrary:
         # models.hub_token, else HF_TOKEN: huggingface_hub reads it (and its saved login)
         # itself when given no token.
         self.pulls = Pulls(self.dir, events, self.catalog.sources, hub_url,
-                           settings.models.hub_token)
+                           settings.models.hub_token, PullRepository(writer, keep=KEPT_JOBS))
 
     def delete(self, entry: ModelEntry) -> None:
         """Remove a model of the library's folder: its files, their sources, and the folders

@@ -170,3 +170,42 @@ def _is_page_navigation(head: RequestHead) -> bool:
         return False
     path = head.path
     return not any(path == p or path.startswith(p + "/") for p in _API_PREFIXES)
+
+
+class Decisions:
+    """``decide`` remembered by the header values it reads: a client sends the same Host,
+    Origin and Sec-Fetch-* on each of its requests, so the gateway decides each kind once
+    (the rules are pure: the same head and policy always get the same answer), not once a
+    request. Bounded: forgotten whole past ``MAX`` kinds (a client inventing Hosts)."""
+
+    MAX = 512
+
+    def __init__(self) -> None:
+        self._policy: OriginPolicy | None = None
+        self._known: dict[tuple[object, ...], Refusal | None] = {}
+
+    def of(self, policy: OriginPolicy, scheme: str, method: str, path: str,
+           headers: list[tuple[bytes, bytes]]) -> Refusal | None:
+        host = origin = site = mode = None
+        hosts = 0
+        for name, value in headers:  # the first of a repeated header counts, as in parse
+            if name == b"host":
+                hosts += 1
+                if host is None:
+                    host = value
+            elif name == b"origin":
+                origin = value if origin is None else origin
+            elif name == b"sec-fetch-site":
+                site = value if site is None else site
+            elif name == b"sec-fetch-mode":
+                mode = value if mode is None else mode
+        # The path counts only for a navigation (_is_page_navigation), told by its mode.
+        key = (scheme, method, host, origin, site, mode, hosts, path if mode else None)
+        if policy is not self._policy or len(self._known) >= self.MAX:
+            self._policy, self._known = policy, {}
+        try:
+            return self._known[key]
+        except KeyError:
+            refusal = self._known[key] = decide(policy, RequestHead.parse(scheme, method, path,
+                                                                          headers))
+            return refusal

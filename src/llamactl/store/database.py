@@ -123,6 +123,26 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX audit_principal ON audit (principal_name, seq);
     CREATE INDEX audit_action ON audit (action, seq);
     """,
+    # Issue 33: pull jobs on record, so that a restart of llamactl resumes the running ones
+    # (store/pulls.py), and the pull an instance created from a model waits for.
+    """
+    CREATE TABLE pulls (
+        id              TEXT PRIMARY KEY,
+        source          TEXT NOT NULL,          -- as given
+        repo            TEXT NOT NULL,
+        file            TEXT NOT NULL,          -- the model's file (its first part)
+        revision        TEXT NOT NULL,          -- the commit every file is fetched at
+        files           TEXT NOT NULL,          -- JSON list: name, size, sha256, progress
+        status          TEXT NOT NULL,
+        bytes_done      INTEGER NOT NULL,
+        bytes_total     INTEGER NOT NULL,
+        error           TEXT,
+        created_at      TEXT NOT NULL,
+        finished_at     TEXT
+    );
+    CREATE INDEX pulls_finished ON pulls (finished_at);
+    ALTER TABLE instances ADD COLUMN pull_id TEXT;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -24,7 +24,7 @@ _LISTS = ("aliases", "resources")  # kept in the lifecycle JSON too; an absent k
 _COLUMNS = (
     "name", "backend", "model_path", "port", "options", "lifecycle", "environment", "extra_args",
     "api_key", "status", "pid", "pid_start_time", "command", "started_at", "restart_count",
-    "last_error", "created_at", "updated_at", "serving_port",
+    "last_error", "created_at", "updated_at", "serving_port", "pull_id",
 )
 
 # Built once from the constant column list above, never from input.
@@ -99,6 +99,7 @@ def _to_row(record: InstanceRecord) -> dict[str, Any]:
         "created_at": record.created_at.isoformat(),
         "updated_at": record.updated_at.isoformat(),
         "serving_port": runtime.serving_port,
+        "pull_id": runtime.pull_id,
     }
 
 
@@ -126,6 +127,7 @@ def _from_row(row: dict[str, Any]) -> InstanceRecord:
         restart_count=row["restart_count"],
         last_error=row["last_error"],
         serving_port=row["serving_port"],
+        pull_id=row["pull_id"],
     )
     return InstanceRecord(
         spec=spec,

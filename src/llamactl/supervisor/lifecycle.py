@@ -350,6 +350,16 @@ def _idle(step: _Step, message: t.Idle) -> None:
     step.became_idle()
 
 
+def _pull_ended(step: _Step, message: t.PullEnded) -> None:
+    """Its link to the pull is gone from the record; a pull that failed is the instance's
+    last error, unless it has been started since (by hand, on a file put there)."""
+    if message.error is not None and not step.s.process and step.s.status in ("stopped",
+                                                                               "failed"):
+        step.set(last_error=message.error)
+        step.emit(t.Log("error", message.error))
+    step.emit(t.Persist())
+
+
 _HANDLERS: dict[type[Any], Callable[[_Step, Any], None]] = {
     t.Start: _start, t.Acquire: _acquire, t.Stop: _stop, t.Restart: _restart,
     t.Delete: _delete, t.Update: _update, t.Shutdown: _shutdown, t.Boot: _boot,
@@ -357,7 +367,7 @@ _HANDLERS: dict[type[Any], Callable[[_Step, Any], None]] = {
     t.AdoptFailed: _adopt_failed, t.Exited: _exited, t.Ready: _ready,
     t.LoadFailed: _load_failed, t.Unhealthy: _unhealthy, t.KillTimer: _kill_timer,
     t.RestartTimer: _restart_timer, t.Stable: _stable, t.IdleTimer: _idle_timer,
-    t.Idle: _idle,
+    t.Idle: _idle, t.PullEnded: _pull_ended,
 }
 
 

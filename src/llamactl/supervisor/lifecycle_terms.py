@@ -175,9 +175,16 @@ class Idle:
     """The last request in flight ended."""
 
 
+@dataclass(frozen=True)
+class PullEnded:
+    """The pull of the instance's model ended (issue 33); ``error``: why it is not there."""
+
+    error: str | None = None
+
+
 Message = (Start | Stop | Acquire | Restart | Delete | Update | Shutdown | Boot | Launched
            | Placed | LaunchFailed | Adopted | AdoptFailed | Exited | Ready | LoadFailed | Unhealthy
-           | KillTimer | RestartTimer | Stable | IdleTimer | Idle)
+           | KillTimer | RestartTimer | Stable | IdleTimer | Idle | PullEnded)
 
 
 # ---- effects: what the runner does, in order ----

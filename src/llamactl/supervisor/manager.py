@@ -33,18 +33,18 @@ from llamactl.errors import (
 )
 from llamactl.instances.changes import InstanceChanges, NewInstance
 from llamactl.instances.model_paths import check_model_path
-from llamactl.instances.models import InstanceRecord, InstanceSpec, OptionValue
-from llamactl.library.pulls import PullJob
+from llamactl.instances.models import InstanceRecord, InstanceSpec, OptionValue, RuntimeState
+from llamactl.library.pull_jobs import PullJob
 from llamactl.security.file_options import check_new_options
 from llamactl.supervisor import logs
 from llamactl.supervisor import messages as m
+from llamactl.supervisor import pending_models as pending
 from llamactl.supervisor.admission import CapacityKeeper
 from llamactl.supervisor.container import remove_stray_containers
 from llamactl.supervisor.context import Lifecycle, OwnerContext
 from llamactl.supervisor.leases import Lease
 from llamactl.supervisor.names import NameBook
 from llamactl.supervisor.owner import InstanceOwner, InstanceStopping
-from llamactl.supervisor.pending_models import refuse_while_pulling, wait_for_model
 from llamactl.supervisor.pools import PoolKeeper
 from llamactl.supervisor.ports import pick_port
 from llamactl.supervisor.sleep import sample_sleep
@@ -198,10 +198,10 @@ class InstanceManager:
                 resources=dict(body.resources or {}),  # ray: issue 18
                 docker=body.docker, pool=body.pool, sleep_after=body.sleep_after,
             )
-            record = InstanceRecord(spec=spec)
+            record = InstanceRecord(spec, RuntimeState(pull_id=pending.pull_id_of(pull)))
             await self._ctx.repository.insert(record)  # StorageUnavailable: nothing created
             owner = InstanceOwner(record, self._ctx)
-            owner.pull = pull
+            pending.wait_on(owner, pull)
             self._owners[spec.name] = owner
             owner.run()
             self.pools.refresh()
@@ -322,7 +322,7 @@ class InstanceManager:
         owner = self.owner(name)
         if owner.status not in ("stopped", "failed"):
             raise InstanceAlreadyRunning(f"Instance '{name}' is already {owner.status}")
-        refuse_while_pulling(owner)
+        pending.refuse_while_pulling(owner)
         await self._capacity.start_within_limits(owner, wait_for_room=wait, join=False)
         if wait:
             await owner.wait_ready()
@@ -331,7 +331,7 @@ class InstanceManager:
         """A lease for one request: now, after an on-demand start (or one under way), or
         after room is made or found; where it waits, the higher ``priority`` goes first."""
         owner = self.owner(name)
-        await wait_for_model(owner)  # issue 33: created from a model still being pulled
+        await pending.wait_for_model(owner)  # issue 33: created from a model still being pulled
         for _ in range(ACQUIRE_ATTEMPTS):
             lease = owner.lease_if_running()
             if lease is not None:
@@ -357,7 +357,7 @@ class InstanceManager:
 
     async def start_all(self) -> BatchResult:
         async def start(owner: InstanceOwner) -> None:
-            refuse_while_pulling(owner)  # failed in the batch: its model is not there yet
+            pending.refuse_while_pulling(owner)  # failed in the batch: its model is not there yet
             await self._capacity.start_within_limits(owner, wait_for_room=False, join=False)
 
         return await self._batch(start, wanted=("stopped", "failed"))

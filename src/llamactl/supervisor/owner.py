@@ -21,10 +21,11 @@ import logging
 import signal
 from dataclasses import replace
 from pathlib import Path
+from typing import ClassVar
 
 from llamactl.errors import InstanceNotFound, LlamactlError
 from llamactl.instances.models import InstanceRecord, Status, utc_now
-from llamactl.library.pulls import PullJob
+from llamactl.library.pull_jobs import PullJob
 from llamactl.supervisor import lifecycle_terms as t
 from llamactl.supervisor import messages as m
 from llamactl.supervisor.context import OwnerContext
@@ -43,11 +44,14 @@ NODE_STATS_TIMEOUT = 2.0  # seconds for a Ray node to answer for its backend
 
 
 class InstanceOwner:
+    # Owners holding a pull (all of them, in this process): while any does, the instance list
+    # is built afresh each time, since a pull's progress moves unseen (api/views.py).
+    holding_pulls: ClassVar[int] = 0
+
     def __init__(self, record: InstanceRecord, context: OwnerContext):
         self.record = record
         self.stats = ProcessStats()
-        # Issue 33: the model's pull, while the instance waits for it (pending_models.py)
-        self.pull: PullJob | None = None
+        self._pull: PullJob | None = None
         self._ctx = context
         self._inbox: asyncio.Queue[m.Message] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -63,6 +67,16 @@ class InstanceOwner:
     @property
     def name(self) -> str:
         return self.record.name
+
+    @property
+    def pull(self) -> PullJob | None:
+        """Issue 33: the model's pull, while the instance waits for it (pending_models.py)."""
+        return self._pull
+
+    @pull.setter
+    def pull(self, job: PullJob | None) -> None:
+        InstanceOwner.holding_pulls += (job is not None) - (self._pull is not None)
+        self._pull = job
 
     @property
     def status(self) -> Status:
@@ -126,6 +140,13 @@ class InstanceOwner:
         self, *, force: bool = False, timeout: float | None = None, if_idle: bool = False
     ) -> None:
         await self._call(m.Told(message=t.Stop(force=force, timeout=timeout, if_idle=if_idle)))
+
+    def pull_ended(self, error: str | None) -> None:
+        """The pull it waited for ended (issue 33): the link leaves the record, and a failed
+        pull becomes its last error (through the inbox, as every transition)."""
+        self.record.runtime.pull_id = None
+        if not self.closed:
+            self._post(m.Noticed(self._effects.generation, t.PullEnded(error)))
 
     def lease_if_running(self) -> Lease | None:
         """The gateway's fast path: a lease at once when running, without a round trip."""

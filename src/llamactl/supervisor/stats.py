@@ -14,6 +14,8 @@ from typing import Any
 
 import psutil
 
+from llamactl.instances.models import Counted
+
 CHILDREN_EVERY = 12  # samples between searches for child processes (a minute by default)
 
 
@@ -31,7 +33,7 @@ def contract_stats(stats: ProcessStats, pid: int | None,
 
 
 @dataclass
-class ProcessStats:
+class ProcessStats(Counted):
     memory_usage: int = 0  # bytes: RSS of the process and its descendants
     cpu_usage: float = 0.0  # percent of one core, over the last sampling interval
     pid: int | None = None

@@ -8,6 +8,7 @@ memory stays flat however many records it holds.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from functools import partial
@@ -166,9 +167,21 @@ async def _export(writer: StoreWriter, query: ActivityFilter,
     query = replace(query, limit=EXPORT_PAGE, before=None)
     if format == "csv":
         yield CSV_HEADER
-    while True:
-        chunk, below = await writer.read(partial(export_page, query=query, format=format))
-        yield chunk
-        if below is None:
-            return
-        query = replace(query, before=below)
+    # The next page is read (on the writer's thread) while this one is sent: the two overlap,
+    # and no more than two pages are held at once.
+    pending = asyncio.ensure_future(writer.read(partial(export_page, query=query,
+                                                        format=format)))
+    try:
+        while True:
+            chunk, below = await pending
+            if below is not None:
+                query = replace(query, before=below)
+                pending = asyncio.ensure_future(writer.read(partial(export_page, query=query,
+                                                                    format=format)))
+            yield chunk
+            if below is None:
+                return
+    finally:
+        pending.cancel()  # the client left: the read ahead is not wanted
+        if pending.done() and not pending.cancelled():
+            pending.exception()  # retrieved: a failed read ahead is no one's error now

@@ -55,20 +55,18 @@ async def pull_model(body: PullRequest, services: ServicesDep) -> Response:
 
 @router.get("/pulls", response_model=PullList, summary="The pulls, running and recent")
 async def list_pulls(services: ServicesDep) -> Response:
-    jobs = services.library.pulls.jobs.values()
-    return _json({"pulls": [job.as_json() for job in jobs]})
+    return _json({"pulls": await services.library.pulls.listing()})
 
 
 @router.get("/pulls/{pull_id}", response_model=PullJobBody, summary="One pull")
 async def get_pull(pull_id: str, services: ServicesDep) -> Response:
-    return _json(services.library.pulls.job(pull_id).as_json())
+    return _json(await services.library.pulls.job(pull_id))
 
 
 @router.delete("/pulls/{pull_id}", response_model=PullJobBody, openapi_extra=OPERATOR,
                summary="Cancel a pull (its partial files stay, for a later pull to resume)")
 async def cancel_pull(pull_id: str, services: ServicesDep) -> Response:
-    job = await services.library.pulls.cancel(pull_id)
-    return _json(job.as_json())
+    return _json(await services.library.pulls.cancel(pull_id))
 
 
 @router.delete(f"/{MODEL_PARAMETER}", response_model=Message, openapi_extra=ADMIN,

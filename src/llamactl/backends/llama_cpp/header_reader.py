@@ -1,12 +1,15 @@
-"""A GGUF header read forward, for the library's listing: metadata values and the tensor table,
-with what ``gguf.GGUFReader`` offers of them (``fields[key].contents()``, ``len(field.data)``,
-``tensors[i].name/n_elements/n_bytes``), so ``memory.model_facts`` reads either.
+"""A GGUF header read forward, for the library's listing and the memory estimate: metadata
+values and the tensor table, with what ``gguf.GGUFReader`` offers of them
+(``fields[key].contents()``, ``len(field.data)``, ``tensors[i].name/n_elements/n_bytes``), so
+``memory.model_facts`` reads either.
 
 Why not ``GGUFReader`` itself: it builds a numpy view per metadata item, the vocabulary's
 every token included: 75 ms for the tiny test model, seconds for a real vocabulary of 150,000
 tokens, and the library reads every file on a first listing. Here large arrays are skipped
 (their length kept), strings decoded only where small, so a header costs what reading it
-costs. The tensor types' sizes come from the ``gguf`` package (``GGML_QUANT_SIZES``).
+costs. Nor is the ``gguf`` package imported: it imports numpy (18 MB of a server's RSS, for
+a table of block sizes); ``QUANT_SIZES`` is its ``GGML_QUANT_SIZES`` (tests/test_models_list.py
+compares them).
 """
 
 from __future__ import annotations
@@ -24,6 +27,15 @@ _STRING, _ARRAY = 8, 9
 MAX_STRING = 1 << 20  # a longer string value (none is) is skipped, not decoded
 MAX_SCALAR_ARRAY = 4096  # per-layer values (head counts, window patterns) are read
 MAX_STRING_ARRAY = 64  # a vocabulary, merges: skipped, their length kept
+# ggml_type -> (elements per block, bytes per block), as gguf.GGML_QUANT_SIZES has them.
+QUANT_SIZES: dict[int, tuple[int, int]] = {
+    0: (1, 4), 1: (1, 2), 2: (32, 18), 3: (32, 20), 6: (32, 22), 7: (32, 24), 8: (32, 34),
+    9: (32, 40), 10: (256, 84), 11: (256, 110), 12: (256, 144), 13: (256, 176),
+    14: (256, 210), 15: (256, 292), 16: (256, 66), 17: (256, 74), 18: (256, 98),
+    19: (256, 50), 20: (32, 18), 21: (256, 110), 22: (256, 82), 23: (256, 136), 24: (1, 1),
+    25: (1, 2), 26: (1, 4), 27: (1, 8), 28: (1, 8), 29: (256, 56), 30: (1, 2),
+    34: (256, 54), 35: (256, 66), 39: (32, 17), 40: (64, 36), 41: (128, 18),
+}
 
 
 class HeaderError(Exception):
@@ -55,8 +67,6 @@ class Header:
 
 
 def read_header(path: Path) -> Header:
-    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
-
     with open(path, "rb", buffering=1 << 20) as stream:
         if stream.read(4) != b"GGUF":
             raise HeaderError("not a GGUF file")
@@ -72,10 +82,9 @@ def read_header(path: Path) -> Header:
             dims = [_unpack(stream, "<Q") for _ in range(_unpack(stream, "<I"))]
             kind = _unpack(stream, "<I")
             _unpack(stream, "<Q")  # the data's offset
-            try:
-                block, size = GGML_QUANT_SIZES[GGMLQuantizationType(kind)]
-            except (ValueError, KeyError):
-                raise HeaderError(f"tensor {name}: unknown type {kind}") from None
+            if kind not in QUANT_SIZES:
+                raise HeaderError(f"tensor {name}: unknown type {kind}")
+            block, size = QUANT_SIZES[kind]
             elements = 1
             for dim in dims:
                 elements *= dim
