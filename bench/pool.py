@@ -7,7 +7,10 @@ What it measures
 such members (one more core each). Goal: pool ÷ one >= 1.7 on a 2-core machine (2 is the
 limit). The answers are long enough that the backends are what the cores spend their time
 on: with a handful of tokens the tiny model answers in a millisecond, and the bench's own
-client and llamactl, on the same two cores, would be what is measured.
+client and llamactl, on the same two cores, would be what is measured. The baseline, in the
+same run: the pool's two llama-servers straight, the client splitting the load between them
+(half the workers each), against one of them alone: what two servers give on this machine
+whatever routes to them.
 
 (b) Scale-up. A pool of two whose members have one slot each, one running: a long request
 saturates it, then one more request arrives. Its time to answer against the second member's
@@ -39,9 +42,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
+import sqlite3
 import statistics
 import sys
 import time
@@ -81,6 +86,7 @@ class Llamactl:
             "activity": {"enabled": False},
         }))
         self.log = work / "llamactl.out"
+        self.data_dir = work / "data"
         self.process = spawn([sys.executable, "-m", "llamactl", "serve", "--host", "127.0.0.1",
                               "--port", str(port), "--config", str(config),
                               "--data-dir", str(work / "data")], self.log)
@@ -123,40 +129,60 @@ class Llamactl:
         stop_group(self.process)
 
 
-async def completions_per_second(url: str, model: str, seconds: float, tokens: int) -> float:
+async def completions_per_second(urls: list[tuple[str, dict[str, str]]], model: str,
+                                 seconds: float, tokens: int) -> float:
+    """Completions answered per second by CONCURRENCY workers, worker i sending to
+    ``urls[i % len(urls)]`` (a base URL and its headers)."""
     body = {"model": model, "prompt": "Once upon a time", "max_tokens": tokens,
             "ignore_eos": True}
     done = 0
     deadline = time.perf_counter() + seconds
     limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
-    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
-        async def worker() -> None:
+    async with httpx.AsyncClient(timeout=120, limits=limits, trust_env=False) as client:
+        async def worker(index: int) -> None:
             nonlocal done
+            url, headers = urls[index % len(urls)]
             while time.perf_counter() < deadline:
-                answer = await client.post("/v1/completions", json=body)
+                answer = await client.post(f"{url}/v1/completions", json=body, headers=headers)
                 if answer.status_code != 200:
                     raise BenchError(f"/v1/completions: {answer.status_code} {answer.text}")
                 done += 1
 
         began = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+        await asyncio.gather(*(worker(i) for i in range(CONCURRENCY)))
         return done / (time.perf_counter() - began)
+
+
+def backend_of(ctl: Llamactl, name: str) -> tuple[str, dict[str, str]]:
+    """An instance's llama-server, straight: its port and its own key (from the store)."""
+    port = ctl.call("GET", f"/api/instances/{name}")["port"]
+    with contextlib.closing(sqlite3.connect(ctl.data_dir / "llamactl.db")) as db:
+        key = db.execute("SELECT api_key FROM instances WHERE name = ?", (name,)).fetchone()[0]
+    return f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {key}"}
 
 
 def bench_throughput(ctl: Llamactl, model: Path, seconds: float,
                      tokens: int) -> dict[str, float]:
+    """Through llamactl (one instance, then the pool), and the same two backends straight,
+    the load split between them by the client: what two servers give on this machine."""
     options = {"threads": 1, "context_size": 4096, "parallel": 4}
     ctl.create("one", model, options=options)
     for name in ("p1", "p2"):
         ctl.create(name, model, options=options, pool="pool")
     ctl.start("one")
-    one = asyncio.run(completions_per_second(ctl.url, "one", seconds, tokens))
+    one = asyncio.run(completions_per_second([(ctl.url, {})], "one", seconds, tokens))
     ctl.stop("one")
     ctl.start("p1")
     ctl.start("p2")
-    pool = asyncio.run(completions_per_second(ctl.url, "pool", seconds, tokens))
+    pool = asyncio.run(completions_per_second([(ctl.url, {})], "pool", seconds, tokens))
+    direct_one = asyncio.run(completions_per_second([backend_of(ctl, "p1")], "p1", seconds,
+                                                    tokens))
+    direct_two = asyncio.run(completions_per_second(
+        [backend_of(ctl, "p1"), backend_of(ctl, "p2")], "p1", seconds, tokens))
     ctl.stop("p1", "p2")
-    return {"one_rps": one, "pool_rps": pool, "ratio": pool / one}
+    return {"one_rps": one, "pool_rps": pool, "ratio": pool / one,
+            "direct_one_rps": direct_one, "direct_two_rps": direct_two,
+            "direct_ratio": direct_two / direct_one}
 
 
 def bench_scale_up(ctl: Llamactl, model: Path) -> dict[str, float]:
@@ -291,6 +317,9 @@ def report(result: dict[str, Any]) -> None:
     print(f"throughput, 64 concurrent: one {throughput['one_rps']:.1f}/s, pool of two "
           f"{throughput['pool_rps']:.1f}/s: x{throughput['ratio']:.2f} "
           f"(goal >= 1.7) {verdict(throughput['ratio'] >= 1.7)}")
+    print(f"  the same two llama-servers straight, the client splitting the load: one "
+          f"{throughput['direct_one_rps']:.1f}/s, two {throughput['direct_two_rps']:.1f}/s: "
+          f"x{throughput['direct_ratio']:.2f} (what two servers give on this machine)")
     print(f"scale-up: served in {scale['served_ms']:.0f} ms, the member's start "
           f"{scale['start_ms']:.0f} ms: +{scale['overhead_ms']:.0f} ms (goal <= 100) "
           f"{verdict(scale['overhead_ms'] <= 100)}")
