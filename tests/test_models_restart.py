@@ -22,7 +22,13 @@ from llamactl.store.writer import StoreWriter
 from llamactl.supervisor.lifecycle import transition
 from llamactl.supervisor.lifecycle_terms import Persist, PullEnded, State
 from tests.conftest import AppHarness
-from tests.support.helpers import llamactl_server, port_block, wait_until, write_config
+from tests.support.helpers import (
+    llamactl_server,
+    port_block,
+    wait_instance,
+    wait_until,
+    write_config,
+)
 from tests.support.stand_in_hub import REPO, StandInHub, hub_settings, pull, wait_pull
 
 CHAT = {"messages": [{"role": "user", "content": "hello"}], "max_tokens": 4}
@@ -147,7 +153,10 @@ async def test_a_resumed_pull_the_hub_now_refuses_fails_and_its_instance_says_wh
     job = await wait_pull(app, job_id)
     assert job["status"] == "failed", job
     assert f"Repository '{REPO}' not found on the Hub" in job["error"]
-    instance = (await app.client.get("/api/instances/tiny")).json()
+    # The job's end reaches the instance through its owner's inbox, a moment after the job
+    # itself answers failed.
+    instance = await wait_instance(app.client, "tiny", lambda i: i["last_error"] is not None,
+                                   what="its last_error set")
     assert instance["pull"]["status"] == "failed"
     assert job["error"] in instance["last_error"], instance
     refused = await app.client.post("/v1/chat/completions", json={"model": "tiny", **CHAT})

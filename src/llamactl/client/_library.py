@@ -49,7 +49,7 @@ class LibraryModel(_Model):
     memory_estimate: MemoryEstimate | None
     instances: list[str]
     error: str | None
-    deletable: bool = Field(default=False, description=(
+    deletable: bool = Field(description=(
         "the file is inside models.dir: the only files delete_model may remove"))
 
 
