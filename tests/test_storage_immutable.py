@@ -39,8 +39,9 @@ async def test_an_immutable_database_file_is_a_503_not_a_crash(
             created.append("first")
             for index, file in enumerate(FILES):
                 target = data_dir / file
-                target.touch()  # present with WAL; made here where SQLite does not use it
-                with immutable(target):
+                # Made where SQLite does not keep it (the -shm and -wal of WAL; a journal
+                # between two commits).
+                with immutable(target, touch=True):
                     answer = await create(client, f"while-{index}", model)
                     assert server.process.poll() is None, f"llamactl died: {file} immutable"
                     if answer.status_code == 201:
