@@ -11,7 +11,14 @@ from typing import Any
 
 from tests.conftest import AppHarness
 from tests.support.model_files import write_mmproj
-from tests.support.stand_in_hub import REPO, StandInHub, hub_settings, pull, wait_pull
+from tests.support.stand_in_hub import (
+    REPO,
+    StandInHub,
+    held_pull_app,
+    hub_settings,
+    pull,
+    wait_pull,
+)
 
 CHAT = {"messages": [{"role": "user", "content": "hello"}], "max_tokens": 4}
 
@@ -19,12 +26,7 @@ CHAT = {"messages": [{"role": "user", "content": "hello"}], "max_tokens": 4}
 async def test_an_instance_from_a_model_not_yet_on_disk_serves_once_pulled(
     make_settings: Any, make_app: Any, hub: StandInHub, tmp_path: Path,
 ) -> None:
-    hub.hold_after = 1000
-    app: AppHarness = await make_app(hub_settings(make_settings, hub, tmp_path))
-    created = await app.client.post("/api/instances",
-                                    json={"name": "tiny", "model": f"{REPO}:Q8_0"})
-    assert created.status_code == 201, created.text
-    instance = created.json()["instance"]
+    app, instance = await held_pull_app(make_settings, make_app, hub, tmp_path)
     assert instance["status"] == "stopped"
     assert instance["model_path"] == str(tmp_path / "library" / REPO / "tiny-Q8_0.gguf")
     assert instance["pull"]["status"] in ("queued", "downloading")

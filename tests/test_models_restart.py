@@ -29,7 +29,14 @@ from tests.support.helpers import (
     wait_until,
     write_config,
 )
-from tests.support.stand_in_hub import REPO, StandInHub, hub_settings, pull, wait_pull
+from tests.support.stand_in_hub import (
+    REPO,
+    StandInHub,
+    held_pull_app,
+    hub_settings,
+    pull,
+    wait_pull,
+)
 
 CHAT = {"messages": [{"role": "user", "content": "hello"}], "max_tokens": 4}
 FILE = "tiny-Q8_0.gguf"
@@ -139,12 +146,8 @@ async def test_a_finished_pull_is_still_listed_after_a_restart(
 async def test_a_resumed_pull_the_hub_now_refuses_fails_and_its_instance_says_why(
     make_settings: Any, make_app: Any, hub: StandInHub, tmp_path: Path,
 ) -> None:
-    hub.hold_after = 1000
-    app: AppHarness = await make_app(hub_settings(make_settings, hub, tmp_path))
-    created = await app.client.post("/api/instances",
-                                    json={"name": "tiny", "model": f"{REPO}:Q8_0"})
-    assert created.status_code == 201, created.text
-    job_id = created.json()["instance"]["pull"]["id"]
+    app, instance = await held_pull_app(make_settings, make_app, hub, tmp_path)
+    job_id = instance["pull"]["id"]
     await wait_pull(app, job_id, "downloading")
     await app.down()
     del hub.repos[REPO]  # deleted, or made private, while llamactl was down

@@ -279,6 +279,18 @@ async def wait_pull(app: Any, job_id: str, *statuses: str) -> dict[str, Any]:
         await asyncio.sleep(0.05)
 
 
+async def held_pull_app(make_settings: Any, make_app: Any, hub: StandInHub,
+                        tmp_path: Path) -> tuple[Any, dict[str, Any]]:
+    """An app whose instance "tiny" was created from the tiny repo's model while the Hub
+    holds the download after its first 1,000 bytes: the app and the instance as created."""
+    hub.hold_after = 1000
+    app = await make_app(hub_settings(make_settings, hub, tmp_path))
+    created = await app.client.post("/api/instances",
+                                    json={"name": "tiny", "model": f"{REPO}:Q8_0"})
+    assert created.status_code == 201, created.text
+    return app, created.json()["instance"]
+
+
 async def pull(app: Any, body: dict[str, Any]) -> dict[str, Any]:
     answer = await app.client.post("/api/models/pull", json=body)
     assert answer.status_code == 202, answer.text
